@@ -1,0 +1,37 @@
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+/** Test-only secrets and variables; production values come from `wrangler secret put`. */
+export const TEST_VARS = {
+  JWT_SECRET: "test-secret-test-secret-test-secret-0123456789",
+  JWT_ISSUER: "",
+  JWT_AUDIENCE: "",
+  JWT_JWKS_URL: "",
+  TRACKING_KEYS: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8,ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8",
+  PUBLIC_BASE_URL: "https://t.mailtrail.test",
+  SNS_TOPIC_ARNS:
+    "arn:aws:sns:us-east-1:123456789012:ses-events=acct_bound,arn:aws:sns:us-east-1:123456789012:ses-shared",
+  SNS_CERT_HOST_PATTERN: "",
+};
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  return {
+    plugins: [
+      cloudflareTest({
+        main: "./src/index.ts",
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: { ...TEST_VARS, TEST_MIGRATIONS: migrations },
+        },
+      }),
+    ],
+    test: {
+      include: ["test/**/*.test.ts", "src/**/*.test.ts"],
+      exclude: ["test/e2e/**"],
+      setupFiles: ["./test/setup.ts"],
+      testTimeout: 30_000,
+    },
+  };
+});
