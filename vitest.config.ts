@@ -32,6 +32,7 @@ export default defineConfig(async () => {
       exclude: ["test/e2e/**"],
       setupFiles: ["./test/setup.ts"],
       testTimeout: 30_000,
+      silent: "passed-only",
     },
   };
 });

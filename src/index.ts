@@ -1,7 +1,14 @@
+import { newApp } from "./app";
 import type { Env } from "./env";
+import { handleDeadLetters } from "./queue/dead-letter";
+import { handleEventsBatch } from "./queue/consumer";
+
+const app = newApp();
 
 export default {
-  async fetch(): Promise<Response> {
-    return Response.json({ ok: true });
+  fetch: app.fetch,
+  async queue(batch, env) {
+    if (batch.queue.endsWith("-dlq")) handleDeadLetters(batch);
+    else await handleEventsBatch(batch, env);
   },
-} satisfies ExportedHandler<Env>;
+} satisfies ExportedHandler<Env, unknown>;

@@ -33,9 +33,9 @@ export class ApiError extends Error {
   constructor(
     type: ErrorType,
     message: string,
-    options: { param?: string; errors?: FieldError[]; headers?: Record<string, string> } = {},
+    options: { param?: string; errors?: FieldError[]; headers?: Record<string, string>; cause?: unknown } = {},
   ) {
-    super(message);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "ApiError";
     this.type = type;
     this.param = options.param;

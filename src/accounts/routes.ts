@@ -1,0 +1,51 @@
+import { z } from "zod";
+import { principalOf, requireScope } from "../auth/middleware";
+import { ApiError } from "../lib/errors";
+import { parseJsonBody } from "../lib/http";
+import { type App, bodyErrors, commonErrors, jsonContent, route } from "../lib/openapi";
+import { getAccountPlan, setAccountPlan } from "./plans";
+
+const accountSchema = z
+  .object({ id: z.string(), plan: z.string(), retention_days: z.number().int() })
+  .meta({ id: "Account" });
+const putAccountBody = z.object({ plan: z.string().min(1).max(32) }).strict();
+const ACCOUNT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+export function registerAccountRoutes(app: App): void {
+  route(
+    app,
+    {
+      method: "get",
+      path: "/v1/account",
+      summary: "The token's account, its plan and retention",
+      tags: ["accounts"],
+      security: [{ bearer: [] }],
+      responses: { 200: jsonContent(accountSchema, "The account"), ...commonErrors },
+    },
+    requireScope("events:read"),
+    async (c) => c.json(await getAccountPlan(c.env, principalOf(c).accountId)),
+  );
+
+  route(
+    app,
+    {
+      method: "put",
+      path: "/v1/accounts/{id}",
+      summary: "Set an account's plan (admin)",
+      tags: ["accounts"],
+      security: [{ bearer: [] }],
+      request: {
+        params: z.object({ id: z.string() }),
+        body: { content: { "application/json": { schema: putAccountBody } }, required: true },
+      },
+      responses: { 200: jsonContent(accountSchema, "The account with its new plan"), ...commonErrors, ...bodyErrors },
+    },
+    requireScope("admin"),
+    async (c) => {
+      const id = c.req.param("id") ?? "";
+      if (!ACCOUNT_ID.test(id)) throw new ApiError("validation_error", "id must be an account id", { param: "id" });
+      const body = await parseJsonBody(c, putAccountBody);
+      return c.json(await setAccountPlan(c.env, id, body.plan));
+    },
+  );
+}

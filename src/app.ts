@@ -1,0 +1,126 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { registerAccountRoutes } from "./accounts/routes";
+import type { AppEnv } from "./app-env";
+import { registerEventRoutes } from "./events/routes";
+import { ApiError } from "./lib/errors";
+import { requestId } from "./lib/ids";
+import { describeError, log } from "./lib/log";
+import { type App, route } from "./lib/openapi";
+import { renderDocsPage } from "./lib/docs-page";
+import { registerMessageRoutes } from "./messages/routes";
+import { z } from "zod";
+
+/** Paths whose successful requests are not access-logged: the tracking hot path. */
+const QUIET_PATH = /^\/[ocu]\//;
+
+export function newApp(): App {
+  const app = new OpenAPIHono<AppEnv>();
+
+  app.use(async (c, next) => {
+    const id = requestId();
+    const started = Date.now();
+    c.set("requestId", id);
+    await next();
+    c.res.headers.set("Request-Id", id);
+    if (c.res.status >= 400 || !QUIET_PATH.test(c.req.path)) {
+      log(c.res.status >= 500 ? "error" : "info", "request", {
+        request_id: id,
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        duration_ms: Date.now() - started,
+      });
+    }
+  });
+
+  app.onError((err, c) => errorResponse(c, err));
+  app.notFound((c) => {
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length > 0) {
+      return errorResponse(
+        c,
+        new ApiError("method_not_allowed", `${c.req.method} is not served here; use ${allowed.join(", ")}`, {
+          headers: { Allow: allowed.join(", ") },
+        }),
+      );
+    }
+    return errorResponse(c, new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`));
+  });
+
+  route(
+    app,
+    {
+      method: "get",
+      path: "/healthz",
+      summary: "Liveness check",
+      tags: ["operations"],
+      responses: {
+        200: {
+          description: "The Worker is up",
+          content: { "application/json": { schema: z.object({ ok: z.literal(true) }) } },
+        },
+      },
+    },
+    (c) => c.json({ ok: true as const }),
+  );
+
+  registerEventRoutes(app);
+  registerAccountRoutes(app);
+  registerMessageRoutes(app);
+
+  app.get("/openapi.json", (c) => c.json(openApiDocument(app)));
+  app.get("/docs", (c) => c.html(renderDocsPage(openApiDocument(app))));
+  return app;
+}
+
+let cachedDocument: ReturnType<App["getOpenAPI31Document"]> | undefined;
+
+export function openApiDocument(app: App) {
+  cachedDocument ??= app.getOpenAPI31Document({
+    openapi: "3.1.0",
+    info: {
+      title: "mailtrail",
+      version: "1.0.0",
+      description:
+        "Edge email events: tracking, Amazon SES ingestion through SNS, suppressions and an events API. " +
+        "Authenticate with `Authorization: Bearer <JWT>`; errors share one shape.",
+    },
+  });
+  return cachedDocument;
+}
+
+function errorResponse(c: Context<AppEnv>, err: unknown): Response {
+  const apiError =
+    err instanceof ApiError ? err : new ApiError("internal_error", "an unexpected error occurred; it was logged");
+  if (!(err instanceof ApiError) || apiError.status >= 500) {
+    log("error", "request failed", {
+      request_id: c.get("requestId"),
+      method: c.req.method,
+      path: c.req.path,
+      type: apiError.type,
+      ...describeError(err),
+    });
+  }
+  const response = c.json(apiError.toBody(), apiError.status);
+  for (const [name, value] of Object.entries(apiError.headers ?? {})) response.headers.set(name, value);
+  return response;
+}
+
+const patternCache = new Map<string, RegExp>();
+
+/** Methods served on a path, for 405 answers (Hono itself only knows 404). */
+function allowedMethods(app: App, path: string): string[] {
+  const methods = new Set<string>();
+  for (const r of app.routes) {
+    if (r.method === "ALL") continue;
+    let pattern = patternCache.get(r.path);
+    if (!pattern) {
+      pattern = new RegExp(`^${r.path.replace(/[.+?^$()[\]\\|]/g, "\\$&").replace(/:[A-Za-z_]+/g, "[^/]+")}$`);
+      patternCache.set(r.path, pattern);
+    }
+    if (pattern.test(path)) methods.add(r.method);
+  }
+  if (methods.has("GET")) methods.add("HEAD");
+  return [...methods].sort();
+}

@@ -1,0 +1,37 @@
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "../app-env";
+import { ApiError } from "../lib/errors";
+import { type Principal, type Scope, verifyApiToken } from "./jwt";
+
+/** Authenticates the bearer token and requires `scope` (or `admin`). */
+export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer\s+([A-Za-z0-9_.~+/=-]+)\s*$/i.exec(header);
+    if (!match?.[1]) throw new ApiError("authentication_error", "send Authorization: Bearer <JWT>");
+    const principal = await verifyApiToken(c.env, match[1]);
+    if (!principal.scopes.has(scope) && !principal.scopes.has("admin")) {
+      throw new ApiError("permission_error", `this token lacks the ${scope} scope`);
+    }
+    c.set("principal", principal);
+    await next();
+  };
+}
+
+export function principalOf(c: Context<AppEnv>): Principal {
+  const principal = c.get("principal");
+  if (!principal) throw new ApiError("internal_error", "route is missing its auth middleware");
+  return principal;
+}
+
+/**
+ * The account a request acts for: the token's own, or with `admin` any account named by
+ * `account_id`. Naming another account without `admin` is a permission error, never a silent switch.
+ */
+export function actingAccount(principal: Principal, requested: string | null | undefined): string {
+  if (requested === undefined || requested === null || requested === principal.accountId) return principal.accountId;
+  if (!principal.scopes.has("admin")) {
+    throw new ApiError("permission_error", "only an admin token may act for another account", { param: "account_id" });
+  }
+  return requested;
+}

@@ -1,0 +1,113 @@
+import { z } from "zod";
+import type { Env } from "./env";
+import { ApiError } from "./lib/errors";
+
+/**
+ * Configuration of SPEC §2, parsed with zod once per isolate (per `env` object). Each variable is
+ * parsed on first use, so a malformed value fails only the requests that need it, with
+ * `500 configuration_error` naming the variable and never echoing its value.
+ */
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? null : v.trim()));
+
+const base64urlKey = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]+$/)
+  .transform((v) => {
+    const bin = atob(v.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (v.length % 4)) % 4));
+    return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
+  })
+  .refine((bytes) => bytes.length === 32, "each key must be 32 bytes");
+
+const parsers = {
+  JWT_SECRET: optionalString.refine((v) => v === null || v.length >= 32, "must be at least 32 characters"),
+  JWT_JWKS_URL: optionalString.refine((v) => v === null || /^https?:\/\//.test(v), "must be an http(s) URL"),
+  JWT_ISSUER: optionalString,
+  JWT_AUDIENCE: optionalString,
+  TRACKING_KEYS: z
+    .string({ error: "is required" })
+    .transform((v) => v.split(",").map((k) => k.trim()))
+    .pipe(z.array(base64urlKey).min(1)),
+  PUBLIC_BASE_URL: optionalString.transform((v, ctx) => {
+    if (v === null) return null;
+    try {
+      return new URL(v).origin;
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be an origin such as https://t.example.com" });
+      return z.NEVER;
+    }
+  }),
+  SNS_TOPIC_ARNS: z
+    .string({ error: "is required for ingestion" })
+    .transform((v, ctx) => {
+      const topics = new Map<string, string | null>();
+      for (const entry of v.split(",")) {
+        const trimmed = entry.trim();
+        if (trimmed === "") continue;
+        const [arn = "", account] = trimmed.split("=", 2).map((s) => s.trim());
+        if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$/.test(arn) || account === "") {
+          ctx.addIssue({ code: "custom", message: "entries must be ARN or ARN=ACCOUNT_ID" });
+          return z.NEVER;
+        }
+        topics.set(arn, account ?? null);
+      }
+      return topics;
+    }),
+  SNS_CERT_HOST_PATTERN: optionalString.transform((v, ctx) => {
+    if (v === null) return null;
+    try {
+      return new RegExp(`^(?:${v})$`, "i");
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be a regular expression" });
+      return z.NEVER;
+    }
+  }),
+  PLANS: optionalString
+    .transform((v, ctx) => {
+      if (v === null) return { starter: 3, growth: 7, scale: 30 };
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "must be a JSON object of plan to retention days" });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string().regex(/^[a-z0-9_-]{1,32}$/), z.number().int().min(1).max(3650))),
+  DEFAULT_PLAN: optionalString.transform((v) => v ?? "starter"),
+} satisfies { [K in keyof Env]?: z.ZodType };
+
+type Parsers = typeof parsers;
+export type ConfigKey = keyof Parsers;
+export type ConfigValue<K extends ConfigKey> = z.output<Parsers[K]>;
+
+const cache = new WeakMap<object, Map<ConfigKey, unknown>>();
+
+/** The parsed value of one variable, cached for the isolate. */
+export function config<K extends ConfigKey>(env: Env, key: K): ConfigValue<K> {
+  let values = cache.get(env);
+  if (!values) {
+    values = new Map();
+    cache.set(env, values);
+  }
+  if (values.has(key)) return values.get(key) as ConfigValue<K>;
+  const parsed = parsers[key].safeParse(env[key]);
+  if (!parsed.success) {
+    const reason = parsed.error.issues[0]?.message ?? "is malformed";
+    throw new ApiError("configuration_error", `${key} ${reason}`);
+  }
+  values.set(key, parsed.data);
+  return parsed.data as ConfigValue<K>;
+}
+
+/** Plans with the default plan checked against them. */
+export function plans(env: Env): { plans: Record<string, number>; defaultPlan: string } {
+  const all = config(env, "PLANS");
+  const defaultPlan = config(env, "DEFAULT_PLAN");
+  if (all[defaultPlan] === undefined) {
+    throw new ApiError("configuration_error", "DEFAULT_PLAN is not one of PLANS");
+  }
+  return { plans: all, defaultPlan };
+}

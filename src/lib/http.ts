@@ -1,0 +1,75 @@
+import type { Context } from "hono";
+import type { z } from "zod";
+import { ApiError, type FieldError } from "./errors";
+
+export const MAX_JSON_BYTES = 1024 * 1024;
+
+/**
+ * Reads a request body as text, refusing more than `maxBytes` without buffering it all: the
+ * Content-Length is checked first, then the stream is counted as it arrives.
+ */
+export async function readBodyText(request: Request, maxBytes: number, what: string): Promise<string> {
+  const declared = Number(request.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes, what);
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw tooLarge(maxBytes, what);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+function tooLarge(maxBytes: number, what: string): ApiError {
+  const size = maxBytes >= 1024 * 1024 ? `${maxBytes / (1024 * 1024)} MiB` : `${maxBytes / 1024} KiB`;
+  return new ApiError("payload_too_large", `${what} must be at most ${size}`);
+}
+
+/** Turns zod issues into the SPEC §4 error: `param` is the top-level body field or query parameter. */
+export function zodToApiError(error: z.ZodError, fallbackMessage = "the request is invalid"): ApiError {
+  const errors: FieldError[] = error.issues.map((issue) => {
+    const top = issue.path[0];
+    const param = typeof top === "string" ? top : typeof top === "number" ? String(top) : "body";
+    const where = issue.path.length > 1 ? `${issue.path.map(String).join(".")}: ` : "";
+    return { param, message: `${where}${issue.message}` };
+  });
+  const first = errors[0];
+  if (!first) return new ApiError("validation_error", fallbackMessage);
+  const message = first.param === "body" ? first.message : `${first.param}: ${first.message}`;
+  return new ApiError("validation_error", message, {
+    param: first.param,
+    ...(errors.length > 1 ? { errors } : {}),
+  });
+}
+
+/** Parses a JSON request body against a schema: 415 unless application/json, 413 over 1 MiB, 400 otherwise. */
+export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
+    throw new ApiError("unsupported_media_type", "the body must be application/json");
+  }
+  const text = await readBodyText(c.req.raw, MAX_JSON_BYTES, "a JSON body");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ApiError("validation_error", "the body is not valid JSON");
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw zodToApiError(parsed.error);
+  return parsed.data;
+}

@@ -1,0 +1,82 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { SignJWT } from "jose";
+import { blankEvent, type EventRecord } from "../src/events/record";
+import { randomEventId } from "../src/lib/ids";
+import type { QueueMessage } from "../src/queue/messages";
+import worker from "../src/index";
+
+export const BASE = "https://mailtrail.test";
+
+let accountSeq = 0;
+/** A fresh account id per test, so tests sharing a file's storage never see each other's rows. */
+export function freshAccount(prefix = "acct"): string {
+  accountSeq += 1;
+  return `${prefix}_${Date.now().toString(36)}${accountSeq}${Math.random().toString(36).slice(2, 6)}`;
+}
+
+export async function mintToken(
+  sub: string,
+  scope: string,
+  options: { expiresIn?: string | number; secret?: string; claims?: Record<string, unknown> } = {},
+): Promise<string> {
+  return new SignJWT({ scope, ...options.claims })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? "10m")
+    .sign(new TextEncoder().encode(options.secret ?? env.JWT_SECRET));
+}
+
+export interface CallOptions {
+  token?: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+  rawBody?: BodyInit;
+}
+
+/** A request to the Worker's fetch handler, in the same isolate. */
+export async function call(method: string, path: string, options: CallOptions = {}): Promise<Response> {
+  const headers = new Headers(options.headers);
+  if (options.token) headers.set("authorization", `Bearer ${options.token}`);
+  let body: BodyInit | undefined = options.rawBody;
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+  }
+  return exports.default.fetch(new Request(`${BASE}${path}`, { method, headers, body }));
+}
+
+export async function json<T = Record<string, any>>(response: Response): Promise<T> {
+  return (await response.json()) as T;
+}
+
+let batchSeq = 0;
+/** Runs the queue consumer on these messages, as the Queues runtime would deliver them. */
+export async function consume(messages: unknown[], attempts = 1) {
+  batchSeq += 1;
+  const batch = createMessageBatch<unknown>(
+    "mailtrail-events",
+    messages.map((body, i) => ({ id: `msg-${batchSeq}-${i}`, timestamp: new Date(), attempts, body })),
+  );
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env, ctx);
+  return getQueueResult(batch, ctx);
+}
+
+export function event(overrides: Partial<EventRecord> & Pick<EventRecord, "account_id">): EventRecord {
+  return {
+    ...blankEvent({
+      id: randomEventId(),
+      account_id: overrides.account_id,
+      type: "email.delivered",
+      occurred_at: Date.now() - 60_000,
+      email_id: "email_00000000-0000-0000-0000-000000000000",
+      recipient: "user@example.com",
+    }),
+    ...overrides,
+  };
+}
+
+export const eventMessage = (e: EventRecord, suppress?: QueueMessage & { type: "event" } extends { suppress?: infer S } ? S : never): QueueMessage =>
+  suppress ? { type: "event", event: e, suppress } : { type: "event", event: e };
