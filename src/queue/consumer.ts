@@ -166,9 +166,8 @@ const EVENT_FIELDS = `
   ${j("attempt")} AS attempt, ${j("tracking")} AS tracking`;
 
 const INSERT_EVENTS = `
-INSERT INTO events (account_id, occurred_at, id, type, email_id, message_id, from_address, from_domain, recipient,
-  subject, topic, campaign, template_id, tags, smtp_code, smtp_response, bounce_type, bounce_classification,
-  complaint_type, attempt, tracking)
+INSERT INTO events (account_id, occurred_at, id, type, email_id, ${DIMENSIONS.join(", ")}, recipient,
+  tags, smtp_code, smtp_response, bounce_type, bounce_classification, complaint_type, attempt, tracking)
 SELECT e.account_id, e.occurred_at, e.id, e.type, e.email_id,
   ${DIMENSIONS.map((d) => `COALESCE(e.${d}, m.${d})`).join(", ")},
   e.recipient,
