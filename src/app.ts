@@ -1,15 +1,16 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { z } from "zod";
 import { registerAccountRoutes } from "./accounts/routes";
 import type { AppEnv } from "./app-env";
 import { registerEventRoutes } from "./events/routes";
+import { renderDocsPage } from "./lib/docs-page";
 import { ApiError } from "./lib/errors";
 import { requestId } from "./lib/ids";
 import { describeError, log } from "./lib/log";
 import { type App, route } from "./lib/openapi";
-import { renderDocsPage } from "./lib/docs-page";
 import { registerMessageRoutes } from "./messages/routes";
-import { z } from "zod";
+import { registerSuppressionRoutes } from "./suppressions/routes";
 
 /** Paths whose successful requests are not access-logged: the tracking hot path. */
 const QUIET_PATH = /^\/[ocu]\//;
@@ -68,6 +69,7 @@ export function newApp(): App {
   registerEventRoutes(app);
   registerAccountRoutes(app);
   registerMessageRoutes(app);
+  registerSuppressionRoutes(app);
 
   app.get("/openapi.json", (c) => c.json(openApiDocument(app)));
   app.get("/docs", (c) => c.html(renderDocsPage(openApiDocument(app))));
@@ -92,7 +94,9 @@ export function openApiDocument(app: App) {
 
 function errorResponse(c: Context<AppEnv>, err: unknown): Response {
   const apiError =
-    err instanceof ApiError ? err : new ApiError("internal_error", "an unexpected error occurred; it was logged");
+    err instanceof ApiError
+      ? err
+      : new ApiError("internal_error", "an unexpected error occurred; it was logged");
   if (!(err instanceof ApiError) || apiError.status >= 500) {
     log("error", "request failed", {
       request_id: c.get("requestId"),
@@ -116,7 +120,9 @@ function allowedMethods(app: App, path: string): string[] {
     if (r.method === "ALL") continue;
     let pattern = patternCache.get(r.path);
     if (!pattern) {
-      pattern = new RegExp(`^${r.path.replace(/[.+?^$()[\]\\|]/g, "\\$&").replace(/:[A-Za-z_]+/g, "[^/]+")}$`);
+      pattern = new RegExp(
+        `^${r.path.replace(/[.+?^$()[\]\\|]/g, "\\$&").replace(/:[A-Za-z_]+/g, "[^/]+")}$`,
+      );
       patternCache.set(r.path, pattern);
     }
     if (pattern.test(path)) methods.add(r.method);

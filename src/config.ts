@@ -40,22 +40,20 @@ const parsers = {
       return z.NEVER;
     }
   }),
-  SNS_TOPIC_ARNS: z
-    .string({ error: "is required for ingestion" })
-    .transform((v, ctx) => {
-      const topics = new Map<string, string | null>();
-      for (const entry of v.split(",")) {
-        const trimmed = entry.trim();
-        if (trimmed === "") continue;
-        const [arn = "", account] = trimmed.split("=", 2).map((s) => s.trim());
-        if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$/.test(arn) || account === "") {
-          ctx.addIssue({ code: "custom", message: "entries must be ARN or ARN=ACCOUNT_ID" });
-          return z.NEVER;
-        }
-        topics.set(arn, account ?? null);
+  SNS_TOPIC_ARNS: z.string({ error: "is required for ingestion" }).transform((v, ctx) => {
+    const topics = new Map<string, string | null>();
+    for (const entry of v.split(",")) {
+      const trimmed = entry.trim();
+      if (trimmed === "") continue;
+      const [arn = "", account] = trimmed.split("=", 2).map((s) => s.trim());
+      if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$/.test(arn) || account === "") {
+        ctx.addIssue({ code: "custom", message: "entries must be ARN or ARN=ACCOUNT_ID" });
+        return z.NEVER;
       }
-      return topics;
-    }),
+      topics.set(arn, account ?? null);
+    }
+    return topics;
+  }),
   SNS_CERT_HOST_PATTERN: optionalString.transform((v, ctx) => {
     if (v === null) return null;
     try {

@@ -13,8 +13,12 @@ describe("operations routes", () => {
     const res = await call("GET", "/openapi.json");
     const doc = await json(res);
     expect(doc.openapi).toBe("3.1.0");
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/events", "/v1/account", "/v1/messages"]));
-    expect(doc.paths["/v1/events"].get.parameters.map((p: { name: string }) => p.name)).toContain("event_type");
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/v1/events", "/v1/account", "/v1/messages"]),
+    );
+    expect(doc.paths["/v1/events"].get.parameters.map((p: { name: string }) => p.name)).toContain(
+      "event_type",
+    );
   });
 
   it("serves a readable reference page at /docs", async () => {

@@ -26,7 +26,11 @@ describe("bearer token authentication", () => {
   });
 
   it("rejects a malformed token and a non-Bearer scheme", async () => {
-    await expectAuthError(await call("GET", "/v1/account", { token: "not.a.jwt" }), 401, "authentication_error");
+    await expectAuthError(
+      await call("GET", "/v1/account", { token: "not.a.jwt" }),
+      401,
+      "authentication_error",
+    );
     const basic = await call("GET", "/v1/account", { headers: { authorization: "Basic dXNlcjpwYXNz" } });
     await expectAuthError(basic, 401, "authentication_error");
   });
@@ -37,29 +41,43 @@ describe("bearer token authentication", () => {
   });
 
   it("rejects a token signed with another key", async () => {
-    const token = await mintToken("acct_x", "events:read", { secret: "another-secret-another-secret-0123456789" });
-    const body = await expectAuthError(await call("GET", "/v1/account", { token }), 401, "authentication_error");
+    const token = await mintToken("acct_x", "events:read", {
+      secret: "another-secret-another-secret-0123456789",
+    });
+    const body = await expectAuthError(
+      await call("GET", "/v1/account", { token }),
+      401,
+      "authentication_error",
+    );
     expect(body.error.message).toContain("signature");
   });
 
   it("rejects an expired token beyond the 60 s tolerance and accepts one within it", async () => {
     const now = Math.floor(Date.now() / 1000);
     const expired = await mintToken("acct_x", "events:read", { expiresIn: now - 120 });
-    const body = await expectAuthError(await call("GET", "/v1/account", { token: expired }), 401, "authentication_error");
+    const body = await expectAuthError(
+      await call("GET", "/v1/account", { token: expired }),
+      401,
+      "authentication_error",
+    );
     expect(body.error.message).toContain("expired");
     const justExpired = await mintToken("acct_x", "events:read", { expiresIn: now - 30 });
     expect((await call("GET", "/v1/account", { token: justExpired })).status).toBe(200);
   });
 
   it("rejects a token not yet valid (nbf)", async () => {
-    const token = await mintToken("acct_x", "events:read", { claims: { nbf: Math.floor(Date.now() / 1000) + 600 } });
+    const token = await mintToken("acct_x", "events:read", {
+      claims: { nbf: Math.floor(Date.now() / 1000) + 600 },
+    });
     await expectAuthError(await call("GET", "/v1/account", { token }), 401, "authentication_error");
   });
 
   it("answers 403 for a valid token without the scope, and lets admin through", async () => {
     const token = await mintToken("acct_x", "suppressions:read send");
     await expectAuthError(await call("GET", "/v1/account", { token }), 403, "permission_error");
-    expect((await call("GET", "/v1/account", { token: await mintToken("acct_x", "admin") })).status).toBe(200);
+    expect((await call("GET", "/v1/account", { token: await mintToken("acct_x", "admin") })).status).toBe(
+      200,
+    );
   });
 
   it("rejects a token without sub", async () => {
@@ -85,10 +103,20 @@ describe("issuer, audience and JWKS", () => {
 
   it("checks iss and aud when configured", async () => {
     const e = withVars({ JWT_ISSUER: "https://issuer.test", JWT_AUDIENCE: "mailtrail" });
-    const good = await mintToken("acct_a", "events:read", { claims: { iss: "https://issuer.test", aud: "mailtrail" } });
+    const good = await mintToken("acct_a", "events:read", {
+      claims: { iss: "https://issuer.test", aud: "mailtrail" },
+    });
     expect((await verifyApiToken(e, good)).accountId).toBe("acct_a");
-    await rejects(e, await mintToken("acct_a", "events:read", { claims: { iss: "https://evil.test", aud: "mailtrail" } }), "iss");
-    await rejects(e, await mintToken("acct_a", "events:read", { claims: { iss: "https://issuer.test", aud: "other" } }), "aud");
+    await rejects(
+      e,
+      await mintToken("acct_a", "events:read", { claims: { iss: "https://evil.test", aud: "mailtrail" } }),
+      "iss",
+    );
+    await rejects(
+      e,
+      await mintToken("acct_a", "events:read", { claims: { iss: "https://issuer.test", aud: "other" } }),
+      "aud",
+    );
     await rejects(e, await mintToken("acct_a", "events:read"));
   });
 
@@ -123,11 +151,19 @@ describe("issuer, audience and JWKS", () => {
     const stranger = await generateKeyPair("RS256");
     await rejects(
       e,
-      await new SignJWT({}).setProtectedHeader({ alg: "RS256", kid: "rsa-1" }).setSubject("x").setExpirationTime("5m").sign(stranger.privateKey),
+      await new SignJWT({})
+        .setProtectedHeader({ alg: "RS256", kid: "rsa-1" })
+        .setSubject("x")
+        .setExpirationTime("5m")
+        .sign(stranger.privateKey),
     );
     await rejects(
       e,
-      await new SignJWT({}).setProtectedHeader({ alg: "RS256", kid: "ec-1" }).setSubject("x").setExpirationTime("5m").sign(rsa.privateKey),
+      await new SignJWT({})
+        .setProtectedHeader({ alg: "RS256", kid: "ec-1" })
+        .setSubject("x")
+        .setExpirationTime("5m")
+        .sign(rsa.privateKey),
     );
   });
 

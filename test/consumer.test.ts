@@ -1,13 +1,21 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { QueueMessage } from "../src/queue/messages";
 import { retryDelaySeconds } from "../src/queue/consumer";
+import type { QueueMessage } from "../src/queue/messages";
 import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "./helpers";
 
 const countEvents = async (account: string) =>
-  (await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?").bind(account).first<{ n: number }>())?.n;
+  (
+    await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
+      .bind(account)
+      .first<{ n: number }>()
+  )?.n;
 
-const register = (account: string, email_id: string, dims: Partial<Record<string, unknown>> = {}): QueueMessage => ({
+const register = (
+  account: string,
+  email_id: string,
+  dims: Partial<Record<string, unknown>> = {},
+): QueueMessage => ({
   type: "register",
   account_id: account,
   registered_at: Date.now(),
@@ -33,7 +41,9 @@ async function page(account: string, query: string) {
 describe("queue consumer", () => {
   it("writes a batch of events and acknowledges every message", async () => {
     const account = freshAccount();
-    const messages = Array.from({ length: 30 }, (_, i) => eventMessage(event({ account_id: account, recipient: `u${i}@x.com` })));
+    const messages = Array.from({ length: 30 }, (_, i) =>
+      eventMessage(event({ account_id: account, recipient: `u${i}@x.com` })),
+    );
     const result = await consume(messages);
     expect(result.explicitAcks).toHaveLength(30);
     expect(result.retryMessages).toHaveLength(0);
@@ -42,7 +52,9 @@ describe("queue consumer", () => {
 
   it("writes nothing twice when the same batch is delivered again", async () => {
     const account = freshAccount();
-    const messages = Array.from({ length: 5 }, (_, i) => eventMessage(event({ account_id: account, recipient: `r${i}@x.com` })));
+    const messages = Array.from({ length: 5 }, (_, i) =>
+      eventMessage(event({ account_id: account, recipient: `r${i}@x.com` })),
+    );
     await consume(messages);
     const again = await consume(messages, 2);
     expect(again.explicitAcks).toHaveLength(5);
@@ -52,11 +64,17 @@ describe("queue consumer", () => {
   it("acknowledges and logs a message that can never be written, and still writes the rest", async () => {
     const account = freshAccount();
     const logged = vi.spyOn(console, "error");
-    const result = await consume([{ type: "event", event: { id: "nope" } }, { hello: 1 }, eventMessage(event({ account_id: account }))]);
+    const result = await consume([
+      { type: "event", event: { id: "nope" } },
+      { hello: 1 },
+      eventMessage(event({ account_id: account })),
+    ]);
     expect(result.explicitAcks).toHaveLength(3);
     expect(result.retryMessages).toHaveLength(0);
     expect(await countEvents(account)).toBe(1);
-    expect(logged.mock.calls.some(([line]) => String(line).includes("invalid queue message dropped"))).toBe(true);
+    expect(logged.mock.calls.some(([line]) => String(line).includes("invalid queue message dropped"))).toBe(
+      true,
+    );
     logged.mockRestore();
   });
 
@@ -107,7 +125,9 @@ describe("queue consumer", () => {
   it("back-fills an event that arrived before its registration, without overwriting its own values", async () => {
     const account = freshAccount();
     await consume([
-      eventMessage(event({ account_id: account, email_id: "email_b", subject: "Own subject", message_id: "<own@x>" })),
+      eventMessage(
+        event({ account_id: account, email_id: "email_b", subject: "Own subject", message_id: "<own@x>" }),
+      ),
     ]);
     await consume([register(account, "email_b")]);
     const body = await page(account, "");
@@ -137,16 +157,27 @@ describe("queue consumer", () => {
     const token = await mintToken(account, "send");
     const res = await call("POST", "/v1/messages", {
       token,
-      body: { messages: [{ email_id: "email_q", from: "Shop <shop@send.example.org>", campaign: "queued", tags: ["a", "a"] }] },
+      body: {
+        messages: [
+          { email_id: "email_q", from: "Shop <shop@send.example.org>", campaign: "queued", tags: ["a", "a"] },
+        ],
+      },
     });
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ object: "registration", accepted: 1 });
     await vi.waitFor(
       async () => {
-        const row = await env.DB.prepare("SELECT * FROM messages WHERE account_id = ? AND email_id = 'email_q'")
+        const row = await env.DB.prepare(
+          "SELECT * FROM messages WHERE account_id = ? AND email_id = 'email_q'",
+        )
           .bind(account)
           .first<Record<string, unknown>>();
-        expect(row).toMatchObject({ campaign: "queued", from_address: "shop@send.example.org", from_domain: "send.example.org", tags: '["a"]' });
+        expect(row).toMatchObject({
+          campaign: "queued",
+          from_address: "shop@send.example.org",
+          from_domain: "send.example.org",
+          tags: '["a"]',
+        });
       },
       { timeout: 10_000, interval: 100 },
     );

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { listEvents } from "../src/events/routes";
 import type { EventRecord } from "../src/events/record";
+import { listEvents } from "../src/events/routes";
 import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "./helpers";
 
 const HOUR = 3_600_000;
@@ -14,7 +14,8 @@ async function get(account: string, query: string, scope = "events:read") {
 }
 
 async function seed(records: EventRecord[]) {
-  for (let i = 0; i < records.length; i += 100) await consume(records.slice(i, i + 100).map((e) => eventMessage(e)));
+  for (let i = 0; i < records.length; i += 100)
+    await consume(records.slice(i, i + 100).map((e) => eventMessage(e)));
 }
 
 describe("GET /v1/events parameters", () => {
@@ -44,12 +45,36 @@ describe("GET /v1/events parameters", () => {
     expect(body.data.map((e: { type: string }) => e.type)).toEqual(["email.bounced", "email.sent"]);
     expect(Object.keys(body.data[0]).sort()).toEqual(
       [
-        "id", "object", "type", "occurred_at", "email_id", "message_id", "from", "from_domain", "recipient", "subject",
-        "topic", "campaign", "template_id", "tags", "smtp_code", "smtp_response", "bounce_type",
-        "bounce_classification", "complaint_type", "attempt", "tracking",
+        "id",
+        "object",
+        "type",
+        "occurred_at",
+        "email_id",
+        "message_id",
+        "from",
+        "from_domain",
+        "recipient",
+        "subject",
+        "topic",
+        "campaign",
+        "template_id",
+        "tags",
+        "smtp_code",
+        "smtp_response",
+        "bounce_type",
+        "bounce_classification",
+        "complaint_type",
+        "attempt",
+        "tracking",
       ].sort(),
     );
-    expect(body.data[0]).toMatchObject({ object: "event", smtp_code: 550, bounce_type: "permanent", tags: [], tracking: null });
+    expect(body.data[0]).toMatchObject({
+      object: "event",
+      smtp_code: 550,
+      bounce_type: "permanent",
+      tags: [],
+      tracking: null,
+    });
   });
 
   it("applies each exact-match filter", async () => {
@@ -69,7 +94,12 @@ describe("GET /v1/events parameters", () => {
       from_domain: "send.example.com",
       tags: ["vip", "beta"],
     });
-    const noise = event({ ...base, occurred_at: now - 2 * HOUR, from: "b@other.example.com", from_domain: "other.example.com" });
+    const noise = event({
+      ...base,
+      occurred_at: now - 2 * HOUR,
+      from: "b@other.example.com",
+      from_domain: "other.example.com",
+    });
     await seed([target, noise]);
     const cases = [
       "event_type=email.clicked",
@@ -85,7 +115,10 @@ describe("GET /v1/events parameters", () => {
     ];
     for (const query of cases) {
       const { body } = await get(account, query);
-      expect(body.data.map((e: { id: string }) => e.id), query).toEqual([target.id]);
+      expect(
+        body.data.map((e: { id: string }) => e.id),
+        query,
+      ).toEqual([target.id]);
     }
     // campaign is case-sensitive.
     expect((await get(account, "campaign=launch")).body.data).toEqual([]);
@@ -110,7 +143,11 @@ describe("GET /v1/events parameters", () => {
 
   it("adds total with count=true", async () => {
     const account = freshAccount();
-    await seed(Array.from({ length: 7 }, (_, i) => event({ account_id: account, occurred_at: Date.now() - (i + 1) * 1000 })));
+    await seed(
+      Array.from({ length: 7 }, (_, i) =>
+        event({ account_id: account, occurred_at: Date.now() - (i + 1) * 1000 }),
+      ),
+    );
     const { body } = await get(account, "count=true&limit=2");
     expect(body.total).toBe(7);
     expect(body.data).toHaveLength(2);
@@ -185,7 +222,9 @@ describe("pagination", () => {
     const account = freshAccount();
     const now = Date.now();
     // Several events share a millisecond, so the id tie-break is exercised.
-    const initial = Array.from({ length: 130 }, (_, i) => event({ account_id: account, occurred_at: now - 60_000 - Math.floor(i / 3) * 1000 }));
+    const initial = Array.from({ length: 130 }, (_, i) =>
+      event({ account_id: account, occurred_at: now - 60_000 - Math.floor(i / 3) * 1000 }),
+    );
     await seed(initial);
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -206,18 +245,28 @@ describe("pagination", () => {
 
   it("lets limit change between pages but refuses a cursor reused with other filters", async () => {
     const account = freshAccount();
-    await seed(Array.from({ length: 5 }, (_, i) => event({ account_id: account, occurred_at: Date.now() - (i + 1) * 1000, type: "email.sent" })));
+    await seed(
+      Array.from({ length: 5 }, (_, i) =>
+        event({ account_id: account, occurred_at: Date.now() - (i + 1) * 1000, type: "email.sent" }),
+      ),
+    );
     const first = (await get(account, "event_type=email.sent&limit=2")).body;
     expect(first.has_more).toBe(true);
     const next = await get(account, `event_type=email.sent&limit=3&after=${first.next_cursor}`);
     expect(next.body.data).toHaveLength(3);
-    for (const changed of ["event_type=email.opened&limit=2", "limit=2", "event_type=email.sent&days=2&limit=2"]) {
+    for (const changed of [
+      "event_type=email.opened&limit=2",
+      "limit=2",
+      "event_type=email.sent&days=2&limit=2",
+    ]) {
       const { res, body } = await get(account, `${changed}&after=${first.next_cursor}`);
       expect(res.status, changed).toBe(400);
       expect(body.error.param).toBe("after");
     }
     // Another account cannot use the cursor either.
-    expect((await get(freshAccount(), `event_type=email.sent&limit=2&after=${first.next_cursor}`)).res.status).toBe(400);
+    expect(
+      (await get(freshAccount(), `event_type=email.sent&limit=2&after=${first.next_cursor}`)).res.status,
+    ).toBe(400);
   });
 });
 
@@ -249,9 +298,16 @@ describe("retention clamping", () => {
     const res = await call("PUT", `/v1/accounts/${account}`, { token: admin, body: { plan: "platinum" } });
     expect(res.status).toBe(400);
     expect((await json(res)).error.param).toBe("plan");
-    const self = await call("PUT", `/v1/accounts/${account}`, { token: await mintToken(account, "events:read send"), body: { plan: "scale" } });
+    const self = await call("PUT", `/v1/accounts/${account}`, {
+      token: await mintToken(account, "events:read send"),
+      body: { plan: "scale" },
+    });
     expect(self.status).toBe(403);
-    const text = await call("PUT", `/v1/accounts/${account}`, { token: admin, rawBody: "plan=scale", headers: { "content-type": "text/plain" } });
+    const text = await call("PUT", `/v1/accounts/${account}`, {
+      token: admin,
+      rawBody: "plan=scale",
+      headers: { "content-type": "text/plain" },
+    });
     expect(text.status).toBe(415);
   });
 });
@@ -271,7 +327,8 @@ describe("index use", () => {
     );
     await seed(records);
     const limit = 20;
-    const read = async (query: string) => (await listEvents(env, account, new URLSearchParams(query), now)).rowsRead;
+    const read = async (query: string) =>
+      (await listEvents(env, account, new URLSearchParams(query), now)).rowsRead;
     const unfiltered = await read(`limit=${limit}`);
     const byEmail = await read(`email_id=email_5&limit=${limit}`);
     const byRecipient = await read(`recipient=r7@example.com&limit=${limit}`);
@@ -280,7 +337,12 @@ describe("index use", () => {
     expect(byEmail).toBeLessThanOrEqual(2 * limit + 10);
     expect(byRecipient).toBeLessThanOrEqual(2 * limit + 10);
     // And the filtered pages are right, not just cheap.
-    const page = await listEvents(env, account, new URLSearchParams("recipient=r7@example.com&limit=20"), now);
+    const page = await listEvents(
+      env,
+      account,
+      new URLSearchParams("recipient=r7@example.com&limit=20"),
+      now,
+    );
     expect(page.data).toHaveLength(10);
     expect(page.data.every((e) => e.recipient === "r7@example.com")).toBe(true);
   });

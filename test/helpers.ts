@@ -2,9 +2,9 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env, exports } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { blankEvent, type EventRecord } from "../src/events/record";
-import { randomEventId } from "../src/lib/ids";
-import type { QueueMessage } from "../src/queue/messages";
 import worker from "../src/index";
+import { randomEventId } from "../src/lib/ids";
+import type { QueueMessage, SuppressEffect } from "../src/queue/messages";
 
 export const BASE = "https://mailtrail.test";
 
@@ -78,5 +78,5 @@ export function event(overrides: Partial<EventRecord> & Pick<EventRecord, "accou
   };
 }
 
-export const eventMessage = (e: EventRecord, suppress?: QueueMessage & { type: "event" } extends { suppress?: infer S } ? S : never): QueueMessage =>
+export const eventMessage = (e: EventRecord, suppress?: SuppressEffect): QueueMessage =>
   suppress ? { type: "event", event: e, suppress } : { type: "event", event: e };

@@ -38,12 +38,17 @@ export function registerAccountRoutes(app: App): void {
         params: z.object({ id: z.string() }),
         body: { content: { "application/json": { schema: putAccountBody } }, required: true },
       },
-      responses: { 200: jsonContent(accountSchema, "The account with its new plan"), ...commonErrors, ...bodyErrors },
+      responses: {
+        200: jsonContent(accountSchema, "The account with its new plan"),
+        ...commonErrors,
+        ...bodyErrors,
+      },
     },
     requireScope("admin"),
     async (c) => {
       const id = c.req.param("id") ?? "";
-      if (!ACCOUNT_ID.test(id)) throw new ApiError("validation_error", "id must be an account id", { param: "id" });
+      if (!ACCOUNT_ID.test(id))
+        throw new ApiError("validation_error", "id must be an account id", { param: "id" });
       const body = await parseJsonBody(c, putAccountBody);
       return c.json(await setAccountPlan(c.env, id, body.plan));
     },

@@ -26,7 +26,11 @@ const jwksCache = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 function jwksFor(url: string) {
   let set = jwksCache.get(url);
   if (!set) {
-    set = createRemoteJWKSet(new URL(url), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5_000 });
+    set = createRemoteJWKSet(new URL(url), {
+      cacheMaxAge: 10 * 60_000,
+      cooldownDuration: 30_000,
+      timeoutDuration: 5_000,
+    });
     jwksCache.set(url, set);
   }
   return set;
@@ -58,7 +62,10 @@ export async function verifyApiToken(env: Env, token: string): Promise<Principal
   let payload: JWTPayload;
   try {
     if (alg === "HS256" && secret !== null) {
-      ({ payload } = await jwtVerify(token, new TextEncoder().encode(secret), { ...options, algorithms: ["HS256"] }));
+      ({ payload } = await jwtVerify(token, new TextEncoder().encode(secret), {
+        ...options,
+        algorithms: ["HS256"],
+      }));
     } else if (alg !== undefined && JWKS_ALGORITHMS.includes(alg) && jwksUrl !== null) {
       ({ payload } = await jwtVerify(token, jwksFor(jwksUrl), { ...options, algorithms: JWKS_ALGORITHMS }));
     } else {
@@ -69,7 +76,8 @@ export async function verifyApiToken(env: Env, token: string): Promise<Principal
     throw unauthenticated(describeJoseError(err));
   }
   const claims = claimsSchema.safeParse(payload);
-  if (!claims.success) throw unauthenticated(claims.error.issues[0]?.message ?? "the token's claims are invalid");
+  if (!claims.success)
+    throw unauthenticated(claims.error.issues[0]?.message ?? "the token's claims are invalid");
   return {
     accountId: claims.data.sub,
     scopes: new Set((claims.data.scope ?? "").split(" ").filter(Boolean)),
@@ -82,6 +90,7 @@ function describeJoseError(err: unknown): string {
   if (err instanceof errors.JWSSignatureVerificationFailed) return "the token's signature is invalid";
   if (err instanceof errors.JWKSNoMatchingKey) return "no key in the JWKS matches the token";
   if (err instanceof errors.JOSEAlgNotAllowed) return "the token's algorithm is not allowed";
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JOSEError) return "the token could not be verified";
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JOSEError)
+    return "the token could not be verified";
   return "the token could not be verified";
 }

@@ -29,9 +29,12 @@ export function principalOf(c: Context<AppEnv>): Principal {
  * `account_id`. Naming another account without `admin` is a permission error, never a silent switch.
  */
 export function actingAccount(principal: Principal, requested: string | null | undefined): string {
-  if (requested === undefined || requested === null || requested === principal.accountId) return principal.accountId;
+  if (requested === undefined || requested === null || requested === principal.accountId)
+    return principal.accountId;
   if (!principal.scopes.has("admin")) {
-    throw new ApiError("permission_error", "only an admin token may act for another account", { param: "account_id" });
+    throw new ApiError("permission_error", "only an admin token may act for another account", {
+      param: "account_id",
+    });
   }
   return requested;
 }

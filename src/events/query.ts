@@ -1,5 +1,5 @@
-import { validationError } from "../lib/errors";
 import { fromBase64url, toBase64url } from "../lib/base64";
+import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
 import { EVENT_TYPES, type EventType, TAG_PATTERN, TOPIC_PATTERN } from "./record";
 
@@ -55,7 +55,8 @@ export interface EventQuery {
   accountId: string | null;
 }
 
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+const ISO_8601 =
+  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
 const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
 function parseTimestamp(param: string, value: string): number {
@@ -67,15 +68,22 @@ function parseTimestamp(param: string, value: string): number {
 }
 
 function parseInteger(param: string, value: string, min: number, max: number): number {
-  if (!/^\d{1,7}$/.test(value)) throw validationError(param, `${param} must be an integer from ${min} to ${max}`);
+  if (!/^\d{1,7}$/.test(value))
+    throw validationError(param, `${param} must be an integer from ${min} to ${max}`);
   const n = Number(value);
   if (n < min || n > max) throw validationError(param, `${param} must be an integer from ${min} to ${max}`);
   return n;
 }
 
-function parseList(param: string, value: string, max: number, check: (item: string) => string | null): string[] {
+function parseList(
+  param: string,
+  value: string,
+  max: number,
+  check: (item: string) => string | null,
+): string[] {
   const items = [...new Set(value.split(",").map((s) => s.trim()))];
-  if (items.some((s) => s === "")) throw validationError(param, `${param} must be a comma-separated list without empty items`);
+  if (items.some((s) => s === ""))
+    throw validationError(param, `${param} must be a comma-separated list without empty items`);
   if (items.length > max) throw validationError(param, `${param} takes at most ${max} values`);
   for (const item of items) {
     const problem = check(item);
@@ -109,32 +117,39 @@ export function parseEventQuery(params: URLSearchParams): EventQuery {
   const end = map("end", (v) => parseTimestamp("end", v));
   const days = map("days", (v) => parseInteger("days", v, 1, 90));
   if (days !== null && start !== null) throw validationError("days", "days cannot be combined with start");
-  if (start !== null && end !== null && start > end) throw validationError("start", "start must not be after end");
+  if (start !== null && end !== null && start > end)
+    throw validationError("start", "start must not be after end");
 
   const filters: EventFilters = {
     types: map(
       "event_type",
       (v) =>
         parseList("event_type", v, EVENT_TYPES.length, (t) =>
-          (EVENT_TYPES as readonly string[]).includes(t) ? null : `event_type must be one of ${EVENT_TYPES.join(", ")}`,
+          (EVENT_TYPES as readonly string[]).includes(t)
+            ? null
+            : `event_type must be one of ${EVENT_TYPES.join(", ")}`,
         ) as EventType[],
     ),
     recipient: map("recipient", (v) => exact("recipient", v.trim().toLowerCase(), 320)),
     emailId: map("email_id", (v) => exact("email_id", v, 256)),
     messageId: map("message_id", (v) => exact("message_id", v, 998)),
     topic: map("topic", (v) => {
-      if (!TOPIC_PATTERN.test(v)) throw validationError("topic", "topic must be 1-64 characters of [a-z0-9_.-]");
+      if (!TOPIC_PATTERN.test(v))
+        throw validationError("topic", "topic must be 1-64 characters of [a-z0-9_.-]");
       return v;
     }),
     templateId: map("template_id", (v) => exact("template_id", v, 256)),
     campaign: map("campaign", (v) => exact("campaign", v, 256)),
     domain: map("domain", (v) => {
       const host = v.trim().toLowerCase();
-      if (!HOSTNAME.test(host)) throw validationError("domain", "domain must be a hostname such as mail.example.com");
+      if (!HOSTNAME.test(host))
+        throw validationError("domain", "domain must be a hostname such as mail.example.com");
       return host;
     }),
     tags: map("tags", (v) =>
-      parseList("tags", v, 10, (t) => (TAG_PATTERN.test(t) ? null : "tags are 1-64 characters of [A-Za-z0-9_-]")),
+      parseList("tags", v, 10, (t) =>
+        TAG_PATTERN.test(t) ? null : "tags are 1-64 characters of [A-Za-z0-9_-]",
+      ),
     ),
   };
 
@@ -167,12 +182,17 @@ export interface Window {
 export function requestedWindow(query: EventQuery, now: number): { start: number; end: number } {
   const end = query.end ?? now;
   const start = query.start ?? (query.days !== null ? now - query.days * DAY_MS : end - DAY_MS);
-  if (start > end) throw validationError(query.days !== null ? "days" : "end", "the window's start is after its end");
+  if (start > end)
+    throw validationError(query.days !== null ? "days" : "end", "the window's start is after its end");
   return { start, end };
 }
 
 /** Clamps a window to the plan's retention; a window wholly outside it becomes empty. */
-export function clampWindow(window: { start: number; end: number }, retentionDays: number, now: number): Window {
+export function clampWindow(
+  window: { start: number; end: number },
+  retentionDays: number,
+  now: number,
+): Window {
   const earliest = now - retentionDays * DAY_MS;
   if (window.start >= earliest) return { ...window, clamped: false };
   return { start: earliest, end: Math.max(window.end, earliest), clamped: true };
@@ -201,13 +221,27 @@ interface CursorBody {
 export async function filterFingerprint(accountId: string, params: URLSearchParams): Promise<string> {
   const entries = [...params]
     .filter(([name]) => name !== "limit" && name !== "after" && name !== "count")
-    .map(([name, value]) => `${name}=${name === "recipient" || name === "domain" ? value.trim().toLowerCase() : value}`)
+    .map(
+      ([name, value]) =>
+        `${name}=${name === "recipient" || name === "domain" ? value.trim().toLowerCase() : value}`,
+    )
     .sort();
   return (await hashId(accountId, ...entries)).slice(0, 16);
 }
 
-export function encodeCursor(fingerprint: string, window: { start: number; end: number }, position: CursorPosition) {
-  const body: CursorBody = { v: 1, h: fingerprint, s: window.start, e: window.end, t: position.occurredAt, i: position.id };
+export function encodeCursor(
+  fingerprint: string,
+  window: { start: number; end: number },
+  position: CursorPosition,
+) {
+  const body: CursorBody = {
+    v: 1,
+    h: fingerprint,
+    s: window.start,
+    e: window.end,
+    t: position.occurredAt,
+    i: position.id,
+  };
   return toBase64url(new TextEncoder().encode(JSON.stringify(body)));
 }
 
@@ -232,7 +266,10 @@ export function decodeCursor(
     throw validationError("after", "after is not a cursor returned by this API");
   }
   if (body.h !== fingerprint) {
-    throw validationError("after", "after belongs to a query with other filters or window; repeat them unchanged");
+    throw validationError(
+      "after",
+      "after belongs to a query with other filters or window; repeat them unchanged",
+    );
   }
   return { window: { start: body.s, end: body.e }, position: { occurredAt: body.t, id: body.i } };
 }
@@ -272,10 +309,17 @@ export function buildEventStatements(
     params.push(...filters.types);
   }
   if (filters.tags) {
-    where.push(`EXISTS (SELECT 1 FROM json_each(events.tags) WHERE json_each.value IN (${filters.tags.map(() => "?").join(", ")}))`);
+    where.push(
+      `EXISTS (SELECT 1 FROM json_each(events.tags) WHERE json_each.value IN (${filters.tags.map(() => "?").join(", ")}))`,
+    );
     params.push(...filters.tags);
   }
-  const index = filters.emailId !== null ? " INDEXED BY events_email_idx" : filters.recipient !== null ? " INDEXED BY events_recipient_idx" : "";
+  const index =
+    filters.emailId !== null
+      ? " INDEXED BY events_email_idx"
+      : filters.recipient !== null
+        ? " INDEXED BY events_recipient_idx"
+        : "";
   const countSql = `SELECT COUNT(*) AS total FROM events${index} WHERE ${where.join(" AND ")}`;
   const countParams = [...params];
   if (position) {
@@ -291,4 +335,3 @@ export function buildEventStatements(
     count: { sql: countSql, params: countParams },
   };
 }
-

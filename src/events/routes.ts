@@ -85,7 +85,12 @@ export interface EventPage {
 }
 
 /** Runs GET /v1/events for an account. */
-export async function listEvents(env: Env, accountId: string, params: URLSearchParams, now = Date.now()): Promise<EventPage> {
+export async function listEvents(
+  env: Env,
+  accountId: string,
+  params: URLSearchParams,
+  now = Date.now(),
+): Promise<EventPage> {
   const query = parseEventQuery(params);
   const fingerprint = await filterFingerprint(accountId, params);
   const cursor = query.after === null ? null : decodeCursor(query.after, fingerprint);
@@ -100,13 +105,24 @@ export async function listEvents(env: Env, accountId: string, params: URLSearchP
           .first()
           .then((row) => row !== null),
   ]);
-  if (!domainKnown) throw validationError("domain", `domain ${query.filters.domain} is not one this account has sent from`);
+  if (!domainKnown)
+    throw validationError("domain", `domain ${query.filters.domain} is not one this account has sent from`);
 
   const window = clampWindow(requested, plan.retention_days, now);
-  const { page, count } = buildEventStatements(accountId, query.filters, window, cursor?.position ?? null, query.limit);
-  const pageResult = await env.DB.prepare(page.sql).bind(...page.params).all<EventDbRow>();
+  const { page, count } = buildEventStatements(
+    accountId,
+    query.filters,
+    window,
+    cursor?.position ?? null,
+    query.limit,
+  );
+  const pageResult = await env.DB.prepare(page.sql)
+    .bind(...page.params)
+    .all<EventDbRow>();
   const countResult = query.count
-    ? await env.DB.prepare(count.sql).bind(...count.params).first<{ total: number }>()
+    ? await env.DB.prepare(count.sql)
+        .bind(...count.params)
+        .first<{ total: number }>()
     : null;
 
   const rows = pageResult.results;
@@ -118,8 +134,14 @@ export async function listEvents(env: Env, accountId: string, params: URLSearchP
     data: shown.map(toPublicEvent),
     has_more: hasMore,
     next_cursor:
-      hasMore && last ? encodeCursor(fingerprint, requested, { occurredAt: last.occurred_at, id: last.id }) : null,
-    window: { start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString(), clamped: window.clamped },
+      hasMore && last
+        ? encodeCursor(fingerprint, requested, { occurredAt: last.occurred_at, id: last.id })
+        : null,
+    window: {
+      start: new Date(window.start).toISOString(),
+      end: new Date(window.end).toISOString(),
+      clamped: window.clamped,
+    },
     ...(countResult ? { total: countResult.total } : {}),
     rowsRead: pageResult.meta.rows_read,
   };

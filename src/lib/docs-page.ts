@@ -14,7 +14,7 @@ interface Document {
   paths?: Record<string, Record<string, Operation>>;
 }
 
-const escape = (s: string) =>
+const escapeHtml = (s: string) =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 export function renderDocsPage(doc: unknown): string {
@@ -25,30 +25,32 @@ export function renderDocsPage(doc: unknown): string {
       const params = (op.parameters ?? [])
         .map(
           (p) =>
-            `<tr><td><code>${escape(p.name)}</code></td><td>${escape(p.in)}${p.required ? ", required" : ""}</td><td>${escape(p.description ?? "")}</td></tr>`,
+            `<tr><td><code>${escapeHtml(p.name)}</code></td><td>${escapeHtml(p.in)}${p.required ? ", required" : ""}</td><td>${escapeHtml(p.description ?? "")}</td></tr>`,
         )
         .join("");
       const body = op.requestBody?.content?.["application/json"]?.schema;
       const responses = Object.entries(op.responses ?? {})
-        .map(([status, r]) => `<li><code>${escape(status)}</code> ${escape(r.description ?? "")}</li>`)
+        .map(
+          ([status, r]) => `<li><code>${escapeHtml(status)}</code> ${escapeHtml(r.description ?? "")}</li>`,
+        )
         .join("");
-      sections.push(`<section id="${escape(`${method}-${path}`)}">
-<h2><span class="m">${escape(method.toUpperCase())}</span> <code>${escape(path)}</code></h2>
-${op.summary ? `<p><strong>${escape(op.summary)}</strong></p>` : ""}${op.description ? `<p>${escape(op.description)}</p>` : ""}
+      sections.push(`<section id="${escapeHtml(`${method}-${path}`)}">
+<h2><span class="m">${escapeHtml(method.toUpperCase())}</span> <code>${escapeHtml(path)}</code></h2>
+${op.summary ? `<p><strong>${escapeHtml(op.summary)}</strong></p>` : ""}${op.description ? `<p>${escapeHtml(op.description)}</p>` : ""}
 ${params ? `<table><tr><th>parameter</th><th>in</th><th>meaning</th></tr>${params}</table>` : ""}
-${body ? `<details><summary>JSON body schema</summary><pre>${escape(JSON.stringify(body, null, 2))}</pre></details>` : ""}
+${body ? `<details><summary>JSON body schema</summary><pre>${escapeHtml(JSON.stringify(body, null, 2))}</pre></details>` : ""}
 <ul>${responses}</ul>
 </section>`);
     }
   }
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(info.title)} API reference</title>
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(info.title)} API reference</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}
 section{border-top:1px solid #ddd;padding:.5rem 0}.m{display:inline-block;min-width:4.5rem;color:#06c}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}
 pre{background:#f6f6f6;padding:.5rem;overflow:auto}</style></head><body>
-<h1>${escape(info.title)} API reference <small>v${escape(info.version)}</small></h1>
-<p>${escape(info.description ?? "")}</p><p>Machine-readable: <a href="/openapi.json">/openapi.json</a></p>
+<h1>${escapeHtml(info.title)} API reference <small>v${escapeHtml(info.version)}</small></h1>
+<p>${escapeHtml(info.description ?? "")}</p><p>Machine-readable: <a href="/openapi.json">/openapi.json</a></p>
 ${sections.join("\n")}
 </body></html>`;
 }

@@ -33,7 +33,12 @@ export class ApiError extends Error {
   constructor(
     type: ErrorType,
     message: string,
-    options: { param?: string; errors?: FieldError[]; headers?: Record<string, string>; cause?: unknown } = {},
+    options: {
+      param?: string;
+      errors?: FieldError[];
+      headers?: Record<string, string>;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "ApiError";

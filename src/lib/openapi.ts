@@ -36,7 +36,9 @@ export const bodyErrors = {
 } as const;
 
 export const notFoundError = { 404: errorResponse("not_found") } as const;
-export const unavailableError = { 503: errorResponse("unavailable: the queue refused the write; retry") } as const;
+export const unavailableError = {
+  503: errorResponse("unavailable: the queue refused the write; retry"),
+} as const;
 
 export const jsonContent = <T extends z.ZodType>(schema: T, description: string) => ({
   description,

@@ -31,6 +31,10 @@ export function toRegistration(input: MessageDimensions): Registration {
   };
 }
 
-export function registrationMessage(accountId: string, input: MessageDimensions, now = Date.now()): QueueMessage {
+export function registrationMessage(
+  accountId: string,
+  input: MessageDimensions,
+  now = Date.now(),
+): QueueMessage {
   return { type: "register", account_id: accountId, registered_at: now, message: toRegistration(input) };
 }

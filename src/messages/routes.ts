@@ -47,7 +47,8 @@ export function registerMessageRoutes(app: App): void {
       const accountId = actingAccount(principalOf(c), body.account_id);
       const seen = new Set<string>();
       for (const [i, m] of body.messages.entries()) {
-        if (seen.has(m.email_id)) throw validationError("messages", `messages.${i}.email_id ${m.email_id} is repeated`);
+        if (seen.has(m.email_id))
+          throw validationError("messages", `messages.${i}.email_id ${m.email_id} is repeated`);
         seen.add(m.email_id);
       }
       const now = Date.now();

@@ -47,7 +47,11 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
   try {
     touched = await writeBatch(env, bodies);
   } catch (err) {
-    log("error", "D1 write failed; retrying the batch", { queue: batch.queue, size: valid.length, ...describeError(err) });
+    log("error", "D1 write failed; retrying the batch", {
+      queue: batch.queue,
+      size: valid.length,
+      ...describeError(err),
+    });
     for (const { message } of valid) message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
     return;
   }
@@ -95,11 +99,20 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
 }
 
 function eventRow(m: EventMessage) {
-  return { ...m.event, tags: JSON.stringify(m.event.tags), tracking: m.event.tracking && JSON.stringify(m.event.tracking) };
+  return {
+    ...m.event,
+    tags: JSON.stringify(m.event.tags),
+    tracking: m.event.tracking && JSON.stringify(m.event.tracking),
+  };
 }
 
 function registrationRow(r: RegisterMessage) {
-  return { account_id: r.account_id, registered_at: r.registered_at, ...r.message, tags: JSON.stringify(r.message.tags) };
+  return {
+    account_id: r.account_id,
+    registered_at: r.registered_at,
+    ...r.message,
+    tags: JSON.stringify(r.message.tags),
+  };
 }
 
 /** JSON arrays of rows, each under the parameter size bound. */
@@ -144,7 +157,15 @@ SELECT ${j("account_id")}, ${j("from_domain")}, MIN(${j("registered_at")})
 FROM json_each(?1) WHERE ${j("from_domain")} IS NOT NULL GROUP BY 1, 2
 ON CONFLICT DO NOTHING`;
 
-const DIMENSIONS = ["message_id", "from_address", "from_domain", "subject", "topic", "campaign", "template_id"];
+const DIMENSIONS = [
+  "message_id",
+  "from_address",
+  "from_domain",
+  "subject",
+  "topic",
+  "campaign",
+  "template_id",
+];
 
 const BACKFILL_EVENTS = `
 UPDATE events SET
