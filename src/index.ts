@@ -1,7 +1,7 @@
 import { newApp } from "./app";
 import type { Env } from "./env";
-import { handleDeadLetters } from "./queue/dead-letter";
 import { handleEventsBatch } from "./queue/consumer";
+import { handleDeadLetters } from "./queue/dead-letter";
 
 const app = newApp();
 
