@@ -11,7 +11,8 @@ export const TEST_VARS = {
   TRACKING_KEYS: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8,ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8",
   PUBLIC_BASE_URL: "https://t.mailtrail.test",
   SNS_TOPIC_ARNS:
-    "arn:aws:sns:us-east-1:123456789012:ses-events=acct_bound,arn:aws:sns:us-east-1:123456789012:ses-shared",
+    "arn:aws:sns:us-east-1:123456789012:ses-events=acct_bound,arn:aws:sns:us-east-1:123456789012:ses-shared," +
+    "arn:aws:sns:us-east-1:364852123998:test-email=acct_django",
   SNS_CERT_HOST_PATTERN: "",
 };
 

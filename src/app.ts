@@ -10,7 +10,7 @@ import { requestId } from "./lib/ids";
 import { describeError, log } from "./lib/log";
 import { type App, route } from "./lib/openapi";
 import { registerMessageRoutes } from "./messages/routes";
-import { registerSuppressionRoutes } from "./suppressions/routes";
+import { registerSesRoutes } from "./ses/routes";
 
 /** Paths whose successful requests are not access-logged: the tracking hot path. */
 const QUIET_PATH = /^\/[ocu]\//;
@@ -69,7 +69,7 @@ export function newApp(): App {
   registerEventRoutes(app);
   registerAccountRoutes(app);
   registerMessageRoutes(app);
-  registerSuppressionRoutes(app);
+  registerSesRoutes(app);
 
   app.get("/openapi.json", (c) => c.json(openApiDocument(app)));
   app.get("/docs", (c) => c.html(renderDocsPage(openApiDocument(app))));

@@ -44,7 +44,7 @@ export async function call(method: string, path: string, options: CallOptions = 
     body = JSON.stringify(options.body);
     if (!headers.has("content-type")) headers.set("content-type", "application/json");
   }
-  return exports.default.fetch(new Request(`${BASE}${path}`, { method, headers, body }));
+  return (exports as unknown as { default: Fetcher }).default.fetch(new Request(`${BASE}${path}`, { method, headers, body }));
 }
 
 export async function json<T = Record<string, any>>(response: Response): Promise<T> {
