@@ -11,6 +11,7 @@ import { describeError, log } from "./lib/log";
 import { type App, route } from "./lib/openapi";
 import { registerMessageRoutes } from "./messages/routes";
 import { registerSesRoutes } from "./ses/routes";
+import { registerSuppressionRoutes } from "./suppressions/routes";
 
 /** Paths whose successful requests are not access-logged: the tracking hot path. */
 const QUIET_PATH = /^\/[ocu]\//;
@@ -70,6 +71,7 @@ export function newApp(): App {
   registerAccountRoutes(app);
   registerMessageRoutes(app);
   registerSesRoutes(app);
+  registerSuppressionRoutes(app);
 
   app.get("/openapi.json", (c) => c.json(openApiDocument(app)));
   app.get("/docs", (c) => c.html(renderDocsPage(openApiDocument(app))));

@@ -61,6 +61,14 @@ describe("queue consumer", () => {
     expect(await countEvents(account)).toBe(5);
   });
 
+  it("records one email.suppressed per check id even when repeated checks carry other times", async () => {
+    const account = freshAccount();
+    const first = event({ account_id: account, type: "email.suppressed", email_id: "email_dup", occurred_at: Date.now() - 5000 });
+    await consume([eventMessage(first)]);
+    await consume([eventMessage({ ...first, occurred_at: Date.now() - 1000 })]);
+    expect(await countEvents(account)).toBe(1);
+  });
+
   it("acknowledges and logs a message that can never be written, and still writes the rest", async () => {
     const account = freshAccount();
     const logged = vi.spyOn(console, "error");

@@ -1,0 +1,28 @@
+import type { Env } from "../env";
+import { describeError, log } from "../lib/log";
+import { purgeExpiredEvents } from "./purge";
+import { reconcileMirror } from "./reconcile";
+
+/**
+ * The cron's work: the retention purge, then the mirror reconcile. Each is bounded on its own
+ * budget and runs even when the other failed; a failure is logged and then rethrown so the cron
+ * invocation is marked failed in the dashboard.
+ */
+export async function runScheduledWork(env: Env, now: number): Promise<void> {
+  const tasks = [
+    ["retention purge", () => purgeExpiredEvents(env, now)],
+    ["mirror reconcile", () => reconcileMirror(env)],
+  ] as const;
+  const failed: string[] = [];
+  for (const [name, task] of tasks) {
+    const started = Date.now();
+    try {
+      const result = await task();
+      log("info", `${name} finished`, { ...result, duration_ms: Date.now() - started });
+    } catch (err) {
+      failed.push(name);
+      log("error", `${name} failed`, { duration_ms: Date.now() - started, ...describeError(err) });
+    }
+  }
+  if (failed.length > 0) throw new Error(`scheduled work failed: ${failed.join(", ")}`);
+}

@@ -1,0 +1,91 @@
+import type { Env } from "../env";
+import { blankEvent } from "../events/record";
+import { ApiError } from "../lib/errors";
+import { eventId } from "../lib/ids";
+import type { QueueMessage, SuppressionReason } from "../queue/messages";
+import { enqueue } from "../queue/producer";
+import { type MirrorEntry, mirrorKey, readMirrorEntries } from "./mirror";
+
+/**
+ * POST /v1/suppressions/check: the send-time lookup. It reads only the KV mirror (one multi-key get
+ * per 100 addresses), never D1, so it stays fast at the edge.
+ */
+
+export interface CheckResult {
+  email: string;
+  suppressed: boolean;
+  reason: SuppressionReason | null;
+}
+
+/**
+ * The entry that suppresses a send: an every-topic entry first (it is the broader reason), else the
+ * entry for the send's topic. A send without a topic is suppressed only by every-topic entries.
+ */
+export function suppressingEntry(entries: MirrorEntry[] | null, topic: string | null): MirrorEntry | null {
+  if (!Array.isArray(entries)) return null;
+  return (
+    entries.find((e) => e.topic === null) ??
+    (topic === null ? undefined : entries.find((e) => e.topic === topic)) ??
+    null
+  );
+}
+
+/** One result per requested address, in request order (duplicates answered each time). */
+export async function checkAddresses(
+  env: Env,
+  accountId: string,
+  emails: string[],
+  topic: string | null,
+): Promise<CheckResult[]> {
+  let mirror: Map<string, MirrorEntry[] | null>;
+  try {
+    mirror = await readMirrorEntries(
+      env,
+      emails.map((email) => mirrorKey(accountId, email)),
+    );
+  } catch (err) {
+    // Answering "not suppressed" on a failed read would let a send through: fail loudly instead.
+    throw new ApiError("unavailable", "the suppression list could not be read; retry", { cause: err });
+  }
+  return emails.map((email) => {
+    const entry = suppressingEntry(mirror.get(mirrorKey(accountId, email)) ?? null, topic);
+    return { email, suppressed: entry !== null, reason: entry ? (entry.reason as SuppressionReason) : null };
+  });
+}
+
+/**
+ * Records `email.suppressed` for each suppressed address of one email (its email_id), through the
+ * queue like every event. The id is deterministic in (account, email_id, address), so a queue
+ * redelivery writes nothing new and every check of that email names the same event. The events key
+ * also holds occurred_at (the check's time), so two separate checks of one email_id still store two
+ * rows sharing that id: deduplicating them needs the consumer to skip an id already stored for the
+ * email (events_email_idx makes that a seek), or a D1 read here, which would cost every check D1
+ * latency at the edge. Suppressed sends are the rare case, and a retried check is rarer still.
+ */
+export async function recordSuppressedSends(
+  env: Env,
+  accountId: string,
+  emailId: string,
+  results: CheckResult[],
+  topic: string | null,
+  now: number,
+): Promise<void> {
+  const suppressed = [...new Set(results.filter((r) => r.suppressed).map((r) => r.email))];
+  const messages: QueueMessage[] = await Promise.all(
+    suppressed.map(async (email) => ({
+      type: "event" as const,
+      event: {
+        ...blankEvent({
+          id: await eventId(accountId, emailId, email, "suppressed"),
+          account_id: accountId,
+          type: "email.suppressed",
+          occurred_at: now,
+          email_id: emailId,
+          recipient: email,
+        }),
+        topic,
+      },
+    })),
+  );
+  await enqueue(env, messages);
+}

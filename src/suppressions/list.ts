@@ -1,0 +1,110 @@
+import type { Env } from "../env";
+import { fromBase64url, toBase64url } from "../lib/base64";
+import { validationError } from "../lib/errors";
+import { hashId } from "../lib/ids";
+import { SUPPRESSION_REASONS } from "../queue/messages";
+import { parseTopic } from "./params";
+import { type Suppression, toSuppression } from "./schema";
+import { type ListFilters, type ListPosition, listPage } from "./store";
+
+/** GET /v1/suppressions: parameters → a page, newest first, with a keyset cursor bound to its filters. */
+
+export const LIST_PARAMS = ["limit", "after", "reason", "topic", "account_id"] as const;
+export type ListParams = Partial<Record<(typeof LIST_PARAMS)[number], string>>;
+export const DEFAULT_LIMIT = 20;
+export const MAX_LIMIT = 1000;
+
+export interface ListQuery {
+  filters: ListFilters;
+  limit: number;
+  after: string | null;
+}
+
+export function parseListQuery(params: ListParams): ListQuery {
+  const limit = params.limit === undefined ? DEFAULT_LIMIT : Number(params.limit);
+  if (params.limit !== undefined && (!/^\d{1,4}$/.test(params.limit) || limit < 1 || limit > MAX_LIMIT)) {
+    throw validationError("limit", `limit must be an integer from 1 to ${MAX_LIMIT}`);
+  }
+  if (params.reason !== undefined && !(SUPPRESSION_REASONS as readonly string[]).includes(params.reason)) {
+    throw validationError("reason", `reason must be one of ${SUPPRESSION_REASONS.join(", ")}`);
+  }
+  if (params.after !== undefined && (params.after === "" || params.after.length > 1024)) {
+    throw validationError("after", "after is not a cursor returned by this API");
+  }
+  return {
+    filters: {
+      reason: params.reason ?? null,
+      topic: params.topic === undefined ? null : parseTopic("topic", params.topic),
+    },
+    limit,
+    after: params.after ?? null,
+  };
+}
+
+interface CursorBody {
+  v: 1;
+  /** Fingerprint of the account and filters the cursor was issued for. */
+  h: string;
+  t: number;
+  e: string;
+  p: string;
+}
+
+const fingerprint = async (accountId: string, filters: ListFilters) =>
+  (await hashId(accountId, `reason=${filters.reason ?? ""}`, `topic=${filters.topic ?? ""}`)).slice(0, 16);
+
+export function encodeCursor(hash: string, position: ListPosition): string {
+  const body: CursorBody = { v: 1, h: hash, t: position.suppressedAt, e: position.email, p: position.topic };
+  return toBase64url(new TextEncoder().encode(JSON.stringify(body)));
+}
+
+export function decodeCursor(cursor: string, hash: string): ListPosition {
+  let body: Partial<CursorBody>;
+  try {
+    body = JSON.parse(new TextDecoder().decode(fromBase64url(cursor))) as Partial<CursorBody>;
+  } catch {
+    throw validationError("after", "after is not a cursor returned by this API");
+  }
+  if (
+    body.v !== 1 ||
+    typeof body.h !== "string" ||
+    typeof body.t !== "number" ||
+    typeof body.e !== "string" ||
+    typeof body.p !== "string"
+  ) {
+    throw validationError("after", "after is not a cursor returned by this API");
+  }
+  if (body.h !== hash) {
+    throw validationError(
+      "after",
+      "after belongs to a listing with other filters; repeat reason and topic unchanged",
+    );
+  }
+  return { suppressedAt: body.t, email: body.e, topic: body.p };
+}
+
+export interface SuppressionPage {
+  object: "list";
+  data: Suppression[];
+  has_more: boolean;
+  next_cursor: string | null;
+}
+
+export async function listSuppressions(
+  env: Env,
+  accountId: string,
+  query: ListQuery,
+): Promise<SuppressionPage> {
+  const hash = await fingerprint(accountId, query.filters);
+  const position = query.after === null ? null : decodeCursor(query.after, hash);
+  const rows = await listPage(env, accountId, query.filters, position, query.limit + 1);
+  const hasMore = rows.length > query.limit;
+  const shown = hasMore ? rows.slice(0, query.limit) : rows;
+  const last = shown[shown.length - 1];
+  return {
+    object: "list",
+    data: await Promise.all(shown.map(toSuppression)),
+    has_more: hasMore,
+    next_cursor: hasMore && last ? encodeCursor(hash, last) : null,
+  };
+}
