@@ -56,11 +56,8 @@ export async function checkAddresses(
 /**
  * Records `email.suppressed` for each suppressed address of one email (its email_id), through the
  * queue like every event. The id is deterministic in (account, email_id, address), so a queue
- * redelivery writes nothing new and every check of that email names the same event. The events key
- * also holds occurred_at (the check's time), so two separate checks of one email_id still store two
- * rows sharing that id: deduplicating them needs the consumer to skip an id already stored for the
- * email (events_email_idx makes that a seek), or a D1 read here, which would cost every check D1
- * latency at the edge. Suppressed sends are the rare case, and a retried check is rarer still.
+ * redelivery or a repeated check of the same email names the same event, and the consumer stores it
+ * once (it skips an email.suppressed id already stored for the email; see queue/consumer.ts).
  */
 export async function recordSuppressedSends(
   env: Env,
