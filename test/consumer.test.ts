@@ -63,7 +63,12 @@ describe("queue consumer", () => {
 
   it("records one email.suppressed per check id even when repeated checks carry other times", async () => {
     const account = freshAccount();
-    const first = event({ account_id: account, type: "email.suppressed", email_id: "email_dup", occurred_at: Date.now() - 5000 });
+    const first = event({
+      account_id: account,
+      type: "email.suppressed",
+      email_id: "email_dup",
+      occurred_at: Date.now() - 5000,
+    });
     await consume([eventMessage(first)]);
     await consume([eventMessage({ ...first, occurred_at: Date.now() - 1000 })]);
     expect(await countEvents(account)).toBe(1);
@@ -107,6 +112,23 @@ describe("queue consumer", () => {
     const ok = await consume(messages, 4);
     expect(ok.explicitAcks).toHaveLength(2);
     expect(await countEvents(account)).toBe(1);
+  });
+
+  it("logs and acknowledges every dead-lettered message, writing nothing", async () => {
+    const account = freshAccount();
+    const logged = vi.spyOn(console, "error");
+    const result = await consume(
+      [eventMessage(event({ account_id: account })), { garbage: true }],
+      6,
+      "mailtrail-events-dlq",
+    );
+    expect(result.explicitAcks).toHaveLength(2);
+    expect(result.retryMessages).toHaveLength(0);
+    expect(await countEvents(account)).toBe(0);
+    const lines = logged.mock.calls.map(([line]) => JSON.parse(String(line)));
+    expect(lines.filter((l) => l.msg === "dead-lettered queue message")).toHaveLength(2);
+    expect(lines[0].body.event.account_id).toBe(account);
+    logged.mockRestore();
   });
 
   it("backs off exponentially up to five minutes", () => {

@@ -44,7 +44,9 @@ export async function call(method: string, path: string, options: CallOptions = 
     body = JSON.stringify(options.body);
     if (!headers.has("content-type")) headers.set("content-type", "application/json");
   }
-  return (exports as unknown as { default: Fetcher }).default.fetch(new Request(`${BASE}${path}`, { method, headers, body }));
+  return (exports as unknown as { default: Fetcher }).default.fetch(
+    new Request(`${BASE}${path}`, { method, headers, body }),
+  );
 }
 
 export async function json<T = Record<string, any>>(response: Response): Promise<T> {
@@ -53,10 +55,10 @@ export async function json<T = Record<string, any>>(response: Response): Promise
 
 let batchSeq = 0;
 /** Runs the queue consumer on these messages, as the Queues runtime would deliver them. */
-export async function consume(messages: unknown[], attempts = 1) {
+export async function consume(messages: unknown[], attempts = 1, queue = "mailtrail-events") {
   batchSeq += 1;
   const batch = createMessageBatch<unknown>(
-    "mailtrail-events",
+    queue,
     messages.map((body, i) => ({ id: `msg-${batchSeq}-${i}`, timestamp: new Date(), attempts, body })),
   );
   const ctx = createExecutionContext();
