@@ -12,6 +12,7 @@ import { type App, route } from "./lib/openapi";
 import { registerMessageRoutes } from "./messages/routes";
 import { registerSesRoutes } from "./ses/routes";
 import { registerSuppressionRoutes } from "./suppressions/routes";
+import { registerTrackingRoutes } from "./tracking/routes";
 
 /** Paths whose successful requests are not access-logged: the tracking hot path. */
 const QUIET_PATH = /^\/[ocu]\//;
@@ -72,6 +73,7 @@ export function newApp(): App {
   registerMessageRoutes(app);
   registerSesRoutes(app);
   registerSuppressionRoutes(app);
+  registerTrackingRoutes(app);
 
   app.get("/openapi.json", (c) => c.json(openApiDocument(app)));
   app.get("/docs", (c) => c.html(renderDocsPage(openApiDocument(app))));

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Env } from "./env";
 import { ApiError } from "./lib/errors";
+import { parseTrackingKeys } from "./tracking/token";
 
 /**
  * Configuration of SPEC §2, parsed with zod once per isolate (per `env` object). Each variable is
@@ -13,24 +14,21 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? null : v.trim()));
 
-const base64urlKey = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]+$/)
-  .transform((v) => {
-    const bin = atob(v.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (v.length % 4)) % 4));
-    return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
-  })
-  .refine((bytes) => bytes.length === 32, "each key must be 32 bytes");
-
 const parsers = {
   JWT_SECRET: optionalString.refine((v) => v === null || v.length >= 32, "must be at least 32 characters"),
   JWT_JWKS_URL: optionalString.refine((v) => v === null || /^https?:\/\//.test(v), "must be an http(s) URL"),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
-  TRACKING_KEYS: z
-    .string({ error: "is required" })
-    .transform((v) => v.split(",").map((k) => k.trim()))
-    .pipe(z.array(base64urlKey).min(1)),
+  // One parser for the keys, shared with the token module, so config and tokens never disagree.
+  TRACKING_KEYS: z.string({ error: "is required" }).transform((v, ctx) => {
+    try {
+      return parseTrackingKeys(v);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : "is malformed";
+      ctx.addIssue({ code: "custom", message: reason.replace(/^TRACKING_KEYS:?\s*/, "") });
+      return z.NEVER;
+    }
+  }),
   PUBLIC_BASE_URL: optionalString.transform((v, ctx) => {
     if (v === null) return null;
     try {

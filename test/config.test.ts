@@ -4,10 +4,9 @@ import { type ConfigKey, config, plans } from "../src/config";
 import type { Env } from "../src/env";
 import type { ApiError } from "../src/lib/errors";
 
-const withVars = (vars: Partial<Record<keyof Env, string | undefined>>): Env => ({
-  ...(env as unknown as Env),
-  ...vars,
-});
+/** The variables of Env (the string-valued members), for overriding one per case. */
+type StringVars = { [K in keyof Env as Env[K] extends string | undefined ? K : never]?: string };
+const withVars = (vars: StringVars): Env => ({ ...(env as unknown as Env), ...vars }) as Env;
 
 function configError(e: Env, key: ConfigKey): ApiError {
   try {
@@ -42,7 +41,7 @@ describe("configuration", () => {
     ["PLANS", '{"gold": -1}', "PLANS"],
     ["JWT_JWKS_URL", "ftp://x", "JWT_JWKS_URL"],
   ] as const)("fails %s=%s with configuration_error naming it, never its value", (key, value, message) => {
-    const err = configError(withVars({ [key]: value }), key);
+    const err = configError(withVars({ [key]: value } as StringVars), key);
     expect(err.type).toBe("configuration_error");
     expect(err.status).toBe(500);
     expect(err.message).toContain(message);

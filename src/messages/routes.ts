@@ -4,6 +4,7 @@ import { validationError } from "../lib/errors";
 import { parseJsonBody } from "../lib/http";
 import { type App, bodyErrors, commonErrors, jsonContent, route, unavailableError } from "../lib/openapi";
 import { enqueue } from "../queue/producer";
+import { registerInstrumentRoute } from "./instrument";
 import { messageDimensionsSchema, registrationMessage } from "./register";
 
 const MAX_MESSAGES = 1000;
@@ -59,4 +60,6 @@ export function registerMessageRoutes(app: App): void {
       return c.json({ object: "registration" as const, accepted: body.messages.length }, 202);
     },
   );
+
+  registerInstrumentRoute(app);
 }

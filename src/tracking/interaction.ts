@@ -1,0 +1,101 @@
+import { blankEvent, type EventRecord, type Geo, type Tracking } from "../events/record";
+import { randomEventId } from "../lib/ids";
+import type { EventMessage } from "../queue/messages";
+import { type Classification, classifyInteraction } from "./classify";
+import type { TokenPayload } from "./token";
+
+/** What a tracking request says about who sent it: headers and Cloudflare's `request.cf`. */
+export interface RequestSignals {
+  method: string;
+  userAgent: string | null;
+  ipAddress: string | null;
+  asn: number | null;
+  asOrganization: string | null;
+  geo: Geo | null;
+}
+
+/** Longer user agents are junk or abuse; a bound keeps every event row small. */
+const MAX_USER_AGENT = 1024;
+
+export function readSignals(request: Request): RequestSignals {
+  const cf = (request.cf ?? {}) as Record<string, unknown>;
+  const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : null);
+  const country = text(cf.country);
+  const region = text(cf.region);
+  const city = text(cf.city);
+  return {
+    method: request.method,
+    userAgent: text(request.headers.get("user-agent")?.trim().slice(0, MAX_USER_AGENT)),
+    ipAddress: text(request.headers.get("cf-connecting-ip")),
+    asn: typeof cf.asn === "number" ? cf.asn : null,
+    asOrganization: text(cf.asOrganization),
+    geo: country || region || city ? { country, region, city } : null,
+  };
+}
+
+/** Classifies one open or click (SPEC §5); the click's timing is measured from the token's issue. */
+export function classifyRequest(payload: TokenPayload, signals: RequestSignals, now: number): Classification {
+  return classifyInteraction({
+    kind: payload.kind === "click" ? "click" : "open",
+    method: signals.method,
+    userAgent: signals.userAgent,
+    asn: signals.asn,
+    asOrganization: signals.asOrganization,
+    country: signals.geo?.country ?? null,
+    secondsSinceIssued:
+      payload.kind === "click" ? Math.max(0, Math.floor(now / 1000) - payload.issued_at) : null,
+  });
+}
+
+/**
+ * The queue message of an open or click that classified as recorded. Only what the token and the
+ * request know is set; the consumer fills the other dimensions from the message's registration.
+ */
+export function engagementMessage(
+  payload: TokenPayload,
+  signals: RequestSignals,
+  bot: Tracking["bot"],
+  now: number,
+): EventMessage {
+  const click = payload.kind === "click";
+  return {
+    type: "event",
+    event: {
+      ...tokenEvent(payload, click ? "email.clicked" : "email.opened", now),
+      tracking: {
+        user_agent: signals.userAgent,
+        ip_address: signals.ipAddress,
+        url: click ? (payload.url ?? null) : null,
+        link_name: click ? (payload.link_name ?? null) : null,
+        geo: signals.geo,
+        bot,
+      },
+    },
+  };
+}
+
+/**
+ * An unsubscribe: the event and its suppression, for the token's topic. A token without a topic
+ * suppresses every topic (the consumer uses the registered message's topic when it has one).
+ */
+export function unsubscribeMessage(payload: TokenPayload, now: number): EventMessage {
+  return {
+    type: "event",
+    event: tokenEvent(payload, "email.unsubscribed", now),
+    suppress: { reason: "unsubscribe", topic: payload.topic },
+  };
+}
+
+function tokenEvent(payload: TokenPayload, type: EventRecord["type"], now: number): EventRecord {
+  return {
+    ...blankEvent({
+      id: randomEventId(),
+      account_id: payload.account_id,
+      type,
+      occurred_at: now,
+      email_id: payload.email_id,
+      recipient: payload.recipient.toLowerCase(),
+    }),
+    topic: payload.topic,
+  };
+}
