@@ -1,4 +1,5 @@
-import { fromBase64url, toBase64url } from "../lib/base64";
+import { z } from "zod";
+import { openCursor, sealCursor } from "../lib/cursor";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
 import { EVENT_TYPES, type EventType, TAG_PATTERN, TOPIC_PATTERN } from "./record";
@@ -204,15 +205,6 @@ export interface CursorPosition {
   id: string;
 }
 
-interface CursorBody {
-  v: 1;
-  h: string;
-  s: number;
-  e: number;
-  t: number;
-  i: string;
-}
-
 /**
  * The cursor is bound to the account, the filters and the window as the client gave them
  * (`limit`, `count` and `after` excluded): reused with anything else changed it is refused.
@@ -229,48 +221,26 @@ export async function filterFingerprint(accountId: string, params: URLSearchPara
   return (await hashId(accountId, ...entries)).slice(0, 16);
 }
 
+const eventCursorSchema = z.object({ s: z.number(), e: z.number(), t: z.number(), i: z.string() });
+
 export function encodeCursor(
   fingerprint: string,
   window: { start: number; end: number },
   position: CursorPosition,
-) {
-  const body: CursorBody = {
-    v: 1,
-    h: fingerprint,
-    s: window.start,
-    e: window.end,
-    t: position.occurredAt,
-    i: position.id,
-  };
-  return toBase64url(new TextEncoder().encode(JSON.stringify(body)));
+): string {
+  return sealCursor(fingerprint, { s: window.start, e: window.end, t: position.occurredAt, i: position.id });
 }
 
 export function decodeCursor(
   cursor: string,
   fingerprint: string,
 ): { window: { start: number; end: number }; position: CursorPosition } {
-  let body: Partial<CursorBody>;
-  try {
-    body = JSON.parse(new TextDecoder().decode(fromBase64url(cursor))) as Partial<CursorBody>;
-  } catch {
-    throw validationError("after", "after is not a cursor returned by this API");
-  }
-  if (
-    body.v !== 1 ||
-    typeof body.h !== "string" ||
-    typeof body.s !== "number" ||
-    typeof body.e !== "number" ||
-    typeof body.t !== "number" ||
-    typeof body.i !== "string"
-  ) {
-    throw validationError("after", "after is not a cursor returned by this API");
-  }
-  if (body.h !== fingerprint) {
-    throw validationError(
-      "after",
-      "after belongs to a query with other filters or window; repeat them unchanged",
-    );
-  }
+  const body = openCursor(
+    cursor,
+    fingerprint,
+    eventCursorSchema,
+    "after belongs to a query with other filters or window; repeat them unchanged",
+  );
   return { window: { start: body.s, end: body.e }, position: { occurredAt: body.t, id: body.i } };
 }
 

@@ -1,5 +1,6 @@
+import { z } from "zod";
 import type { Env } from "../env";
-import { fromBase64url, toBase64url } from "../lib/base64";
+import { openCursor, sealCursor } from "../lib/cursor";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
 import { SUPPRESSION_REASONS } from "../queue/messages";
@@ -41,45 +42,22 @@ export function parseListQuery(params: ListParams): ListQuery {
   };
 }
 
-interface CursorBody {
-  v: 1;
-  /** Fingerprint of the account and filters the cursor was issued for. */
-  h: string;
-  t: number;
-  e: string;
-  p: string;
-}
-
 const fingerprint = async (accountId: string, filters: ListFilters) =>
   (await hashId(accountId, `reason=${filters.reason ?? ""}`, `topic=${filters.topic ?? ""}`)).slice(0, 16);
 
+const listCursorSchema = z.object({ t: z.number(), e: z.string(), p: z.string() });
+
 export function encodeCursor(hash: string, position: ListPosition): string {
-  const body: CursorBody = { v: 1, h: hash, t: position.suppressedAt, e: position.email, p: position.topic };
-  return toBase64url(new TextEncoder().encode(JSON.stringify(body)));
+  return sealCursor(hash, { t: position.suppressedAt, e: position.email, p: position.topic });
 }
 
 export function decodeCursor(cursor: string, hash: string): ListPosition {
-  let body: Partial<CursorBody>;
-  try {
-    body = JSON.parse(new TextDecoder().decode(fromBase64url(cursor))) as Partial<CursorBody>;
-  } catch {
-    throw validationError("after", "after is not a cursor returned by this API");
-  }
-  if (
-    body.v !== 1 ||
-    typeof body.h !== "string" ||
-    typeof body.t !== "number" ||
-    typeof body.e !== "string" ||
-    typeof body.p !== "string"
-  ) {
-    throw validationError("after", "after is not a cursor returned by this API");
-  }
-  if (body.h !== hash) {
-    throw validationError(
-      "after",
-      "after belongs to a listing with other filters; repeat reason and topic unchanged",
-    );
-  }
+  const body = openCursor(
+    cursor,
+    hash,
+    listCursorSchema,
+    "after belongs to a listing with other filters; repeat reason and topic unchanged",
+  );
   return { suppressedAt: body.t, email: body.e, topic: body.p };
 }
 

@@ -1,0 +1,33 @@
+import { z } from "zod";
+import { fromBase64url, toBase64url } from "./base64";
+import { validationError } from "./errors";
+
+/**
+ * Opaque keyset cursors (`after`) for the list routes: base64url JSON of a version, a fingerprint
+ * of what the cursor was issued for (account and filters), and the position. A cursor presented
+ * with another fingerprint is refused with `400` naming `after`.
+ */
+
+const NOT_A_CURSOR = "after is not a cursor returned by this API";
+
+export function sealCursor(fingerprint: string, position: Record<string, string | number>): string {
+  return toBase64url(new TextEncoder().encode(JSON.stringify({ v: 1, h: fingerprint, ...position })));
+}
+
+export function openCursor<S extends z.ZodObject>(
+  cursor: string,
+  fingerprint: string,
+  positionSchema: S,
+  mismatch: string,
+): z.output<S> {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(fromBase64url(cursor)));
+  } catch {
+    throw validationError("after", NOT_A_CURSOR);
+  }
+  const parsed = positionSchema.extend({ v: z.literal(1), h: z.string() }).safeParse(value);
+  if (!parsed.success) throw validationError("after", NOT_A_CURSOR);
+  if (parsed.data.h !== fingerprint) throw validationError("after", mismatch);
+  return parsed.data as z.output<S>;
+}
