@@ -1,6 +1,6 @@
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { OpenApiGeneratorV31 } from "@asteasolutions/zod-to-openapi";
 import type { Context } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { registerAccountRoutes } from "./accounts/routes";
 import type { AppEnv } from "./app-env";
 import { registerEventRoutes } from "./events/routes";
@@ -8,7 +8,7 @@ import { renderDocsPage } from "./lib/docs-page";
 import { ApiError } from "./lib/errors";
 import { requestId } from "./lib/ids";
 import { describeError, log } from "./lib/log";
-import { type App, route } from "./lib/openapi";
+import { type App, createApp, route } from "./lib/openapi";
 import { registerMessageRoutes } from "./messages/routes";
 import { registerSesRoutes } from "./ses/routes";
 import { registerSuppressionRoutes } from "./suppressions/routes";
@@ -18,7 +18,7 @@ import { registerTrackingRoutes } from "./tracking/routes";
 const QUIET_PATH = /^\/[ocu]\//;
 
 export function newApp(): App {
-  const app = new OpenAPIHono<AppEnv>();
+  const app = createApp();
 
   app.use(async (c, next) => {
     const id = requestId();
@@ -80,10 +80,10 @@ export function newApp(): App {
   return app;
 }
 
-let cachedDocument: ReturnType<App["getOpenAPI31Document"]> | undefined;
+let cachedDocument: ReturnType<OpenApiGeneratorV31["generateDocument"]> | undefined;
 
 export function openApiDocument(app: App) {
-  cachedDocument ??= app.getOpenAPI31Document({
+  cachedDocument ??= new OpenApiGeneratorV31(app.openAPIRegistry.definitions).generateDocument({
     openapi: "3.1.0",
     info: {
       title: "mailtrail",

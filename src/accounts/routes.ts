@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { principalOf, requireScope } from "../auth/middleware";
 import { ApiError } from "../lib/errors";
 import { parseJsonBody } from "../lib/http";

@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from "jose";
-import { z } from "zod";
+import * as z from "zod";
 import { config } from "../config";
 import type { Env } from "../env";
 import { ApiError } from "../lib/errors";

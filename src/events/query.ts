@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { openCursor, sealCursor } from "../lib/cursor";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";

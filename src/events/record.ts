@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** Event types of SPEC §8. */
 export const EVENT_TYPES = [

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { getAccountPlan } from "../accounts/plans";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import type { Env } from "../env";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { fromBase64url, toBase64url } from "./base64";
 import { validationError } from "./errors";
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { bareAddress, domainOf, tagSchema, topicSchema } from "../events/record";
 import type { QueueMessage, Registration } from "../queue/messages";
 

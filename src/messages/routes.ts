@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import { validationError } from "../lib/errors";
 import { parseJsonBody } from "../lib/http";

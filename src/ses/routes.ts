@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { config } from "../config";
 import { ApiError } from "../lib/errors";
 import { readBodyText } from "../lib/http";

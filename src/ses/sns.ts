@@ -1,5 +1,5 @@
 import { importX509 } from "jose";
-import { z } from "zod";
+import * as z from "zod";
 import { ApiError } from "../lib/errors";
 
 /**

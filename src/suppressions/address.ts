@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * Email address syntax for the suppression list: the dot-atom form of RFC 5321 that real mailboxes

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import type { AppEnv } from "../app-env";
 import { requireScope } from "../auth/middleware";
 import { ApiError } from "../lib/errors";

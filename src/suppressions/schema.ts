@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { SuppressionRow } from "../db/suppressions";
 import { topicSchema } from "../events/record";
 import { hashId } from "../lib/ids";

@@ -4,7 +4,7 @@
  * inside `waitUntil`, after the response; an unsubscribe awaits it, so its 200 means "recorded".
  */
 import type { Context } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import type { AppEnv } from "../app-env";
 import { ApiError } from "../lib/errors";
 import { describeError, log } from "../lib/log";
