@@ -173,6 +173,30 @@ describe("queue consumer", () => {
     expect((await page(account, "tags=q2")).data).toHaveLength(1);
   });
 
+  it("suppresses every topic for a topic-less unsubscribe, and the registered topic only when asked to inherit it", async () => {
+    const account = freshAccount();
+    await consume([register(account, "email_t", { topic: "weekly" })]);
+    const unsub = (recipient: string, inherit: boolean) =>
+      eventMessage(
+        event({ account_id: account, email_id: "email_t", type: "email.unsubscribed", recipient }),
+        {
+          reason: "unsubscribe",
+          topic: null,
+          ...(inherit ? { inherit_topic: true } : {}),
+        },
+      );
+    await consume([unsub("token@x.com", false), unsub("ses@x.com", true)]);
+    const { results } = await env.DB.prepare(
+      "SELECT email, topic FROM suppressions WHERE account_id = ? ORDER BY email",
+    )
+      .bind(account)
+      .all();
+    expect(results).toEqual([
+      { email: "ses@x.com", topic: "weekly" },
+      { email: "token@x.com", topic: "" },
+    ]);
+  });
+
   it("enriches within one batch whatever the order of registration and event", async () => {
     const account = freshAccount();
     await consume([

@@ -89,6 +89,7 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
     ...eventRow(e),
     suppression_reason: e.suppress?.reason,
     suppression_topic: e.suppress?.topic ?? null,
+    suppression_inherit_topic: e.suppress?.inherit_topic === true,
   }));
   for (const chunk of chunkByJsonSize(suppressionRows)) {
     statements.push(env.DB.prepare(INSERT_SUPPRESSIONS).bind(chunk));
@@ -214,8 +215,8 @@ GROUP BY 1, 2
 ON CONFLICT DO NOTHING`;
 
 /**
- * A topic-less effect covers every topic (''); an unsubscribe without its own topic takes the
- * registered message's topic when there is one. First entry wins: an address already suppressed
+ * A topic-less effect covers every topic (''), unless it asks to inherit the registered message's
+ * topic and there is one. First entry wins: an address already suppressed
  * for that topic keeps its original reason and time.
  */
 const INSERT_SUPPRESSIONS = `
@@ -225,7 +226,7 @@ FROM (
   SELECT ${j("account_id")} AS account_id, ${j("recipient")} AS recipient, ${j("email_id")} AS email_id,
          ${j("occurred_at")} AS occurred_at, ${j("suppression_reason")} AS reason,
          COALESCE(${j("suppression_topic")},
-                  CASE WHEN ${j("suppression_reason")} = 'unsubscribe'
+                  CASE WHEN ${j("suppression_inherit_topic")}
                        THEN (SELECT m.topic FROM messages AS m
                               WHERE m.account_id = ${j("account_id")} AND m.email_id = ${j("email_id")}) END,
                   '') AS topic

@@ -11,6 +11,12 @@ export const suppressEffectSchema = z.object({
   reason: suppressionReasonSchema,
   /** null: every topic. */
   topic: topicSchema.nullable(),
+  /**
+   * With a null topic: take the registered message's topic when it has one (an SES Subscription
+   * record without a topic tag). Our own unsubscribe tokens never set it: a token without a topic
+   * suppresses every topic (SPEC §5).
+   */
+  inherit_topic: z.boolean().optional(),
 });
 export type SuppressEffect = z.infer<typeof suppressEffectSchema>;
 

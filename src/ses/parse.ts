@@ -259,7 +259,11 @@ function planFor(
         type,
         timestamp: data.timestamp,
         recipients: destinations(mail),
-        suppress: { reason: "unsubscribe", topic: all ? null : topic },
+        // Without a topic tag, the registered message's topic applies (the consumer looks it up).
+        suppress:
+          all || topic !== null
+            ? { reason: "unsubscribe", topic: all ? null : topic }
+            : { reason: "unsubscribe", topic: null, inherit_topic: true },
       };
     }
     case "Reject": {

@@ -657,7 +657,11 @@ describe("subscription", () => {
     expect(withTopic.items[0]?.event.type).toBe("email.unsubscribed");
     expect(withTopic.items[0]?.suppress).toEqual({ reason: "unsubscribe", topic: "weekly" });
     const withoutTopic = await parsedEvents(subscription(edit));
-    expect(withoutTopic.items[0]?.suppress).toEqual({ reason: "unsubscribe", topic: null });
+    expect(withoutTopic.items[0]?.suppress).toEqual({
+      reason: "unsubscribe",
+      topic: null,
+      inherit_topic: true,
+    });
   });
 
   it("takes a Subscription record without preferences as an unsubscribe", async () => {
