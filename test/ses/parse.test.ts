@@ -28,7 +28,6 @@ const signedFiles = import.meta.glob<string>("../../../shared/fixtures/sns/signe
   eager: true,
 });
 
-// biome-ignore lint/suspicious/noExplicitAny: fixtures are arbitrary JSON that the tests edit in place
 type Json = any;
 
 const SNS_ID = "0b4a4f8e-5b2e-5d6f-9c1a-3f7e2d9a8b10";
