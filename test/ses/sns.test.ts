@@ -15,11 +15,9 @@ import {
   confirmation,
   manifest,
   notification,
-  privateKey,
   SUBSCRIBE_URL,
   signed,
   signedFiles,
-  TOPIC,
   testCertPem,
   testKeyPem,
 } from "./sns-fixtures";
