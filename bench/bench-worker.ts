@@ -1,0 +1,314 @@
+/**
+ * The benchmark's Worker entry (never deployed). It serves the real Worker (src/index.ts) unchanged,
+ * with two additions the benchmark needs to measure rather than guess:
+ *
+ * - Counting bindings. Every request the real app handles sees DB, SUPPRESSIONS and EVENTS_QUEUE
+ *   through thin proxies that count calls, so "D1 and KV calls per tracking request" is observed.
+ *   An uncalled proxy costs nothing; the wrapped env is built once per env object, so the app's
+ *   per-isolate configuration cache keeps working.
+ * - Routes under /__bench/ that run the real consumer (handleEventsBatch) and the real query
+ *   (listEvents) against a D1 wrapper that records every statement's `meta` (rows read and
+ *   written, size_after), run SQL directly for the hand-written baselines, and bulk-load rows.
+ *
+ * Every /__bench/ request must carry `x-bench-key: $BENCH_KEY` (a random value the runner sets).
+ */
+import type { Env } from "../src/env";
+import { listEvents } from "../src/events/routes";
+import worker from "../src/index";
+import { handleEventsBatch } from "../src/queue/consumer";
+
+interface BenchEnv extends Env {
+  BENCH_KEY?: string;
+}
+
+interface Counters {
+  requests: number;
+  d1Calls: number;
+  kvCalls: number;
+  queueCalls: number;
+  queueMessages: number;
+}
+
+const counters: Counters = { requests: 0, d1Calls: 0, kvCalls: 0, queueCalls: 0, queueMessages: 0 };
+
+/** Counts every method call on a binding object, forwarding it unchanged. */
+function counting<T extends object>(target: T, onCall: (method: string, args: unknown[]) => void): T {
+  return new Proxy(target, {
+    get(t, prop) {
+      const value = Reflect.get(t, prop, t) as unknown;
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        onCall(String(prop), args);
+        return (value as (...a: unknown[]) => unknown).apply(t, args);
+      };
+    },
+  });
+}
+
+const countedEnvs = new WeakMap<object, BenchEnv>();
+function countedEnv(env: BenchEnv): BenchEnv {
+  let wrapped = countedEnvs.get(env);
+  if (!wrapped) {
+    wrapped = {
+      ...env,
+      DB: counting(env.DB, () => {
+        counters.d1Calls += 1;
+      }),
+      SUPPRESSIONS: counting(env.SUPPRESSIONS, () => {
+        counters.kvCalls += 1;
+      }),
+      EVENTS_QUEUE: counting(env.EVENTS_QUEUE, (method, args) => {
+        counters.queueCalls += 1;
+        counters.queueMessages += method === "sendBatch" ? (args[0] as unknown[]).length : 1;
+      }),
+    };
+    countedEnvs.set(env, wrapped);
+  }
+  return wrapped;
+}
+
+/** One executed statement as D1 reported it (null where the call shape returns no meta). */
+interface StatementMeta {
+  sql: string;
+  rows_read: number | null;
+  rows_written: number | null;
+  size_after: number | null;
+  duration: number | null;
+}
+
+interface KvLog {
+  reads: number;
+  writes: number;
+  deletes: number;
+  lists: number;
+}
+
+/**
+ * An env whose DB records the meta of every statement it runs (batch, all, run; first and raw give
+ * no meta and are recorded with nulls) and whose KV counts operations by billing class.
+ */
+function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog): BenchEnv {
+  const real = new WeakMap<object, D1PreparedStatement>();
+  const sqlOf = new WeakMap<object, string>();
+  const record = (sql: string, meta: Partial<D1Meta> | null) =>
+    log.push({
+      sql: sql.replace(/\s+/g, " ").trim().slice(0, 80),
+      rows_read: meta?.rows_read ?? null,
+      rows_written: meta?.rows_written ?? null,
+      size_after: meta?.size_after ?? null,
+      duration: meta?.duration ?? null,
+    });
+  const wrapStatement = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
+    const proxy = new Proxy(stmt, {
+      get(t, prop) {
+        if (prop === "bind") return (...args: unknown[]) => wrapStatement(t.bind(...args), sql);
+        if (prop === "all" || prop === "run")
+          return async () => {
+            const result = await t[prop]();
+            record(sql, result.meta);
+            return result;
+          };
+        if (prop === "first" || prop === "raw")
+          return async (...args: unknown[]) => {
+            const result = await (t[prop] as (...a: unknown[]) => Promise<unknown>)(...args);
+            record(sql, null);
+            return result;
+          };
+        const value = Reflect.get(t, prop, t) as unknown;
+        return typeof value === "function" ? value.bind(t) : value;
+      },
+    });
+    real.set(proxy, stmt);
+    sqlOf.set(proxy, sql);
+    return proxy;
+  };
+  const db = new Proxy(env.DB, {
+    get(t, prop) {
+      if (prop === "prepare") return (sql: string) => wrapStatement(t.prepare(sql), sql);
+      if (prop === "batch")
+        return async (statements: D1PreparedStatement[]) => {
+          const results = await t.batch(statements.map((s) => real.get(s) ?? s));
+          results.forEach((r, i) => {
+            record(sqlOf.get(statements[i] as object) ?? "?", r.meta);
+          });
+          return results;
+        };
+      const value = Reflect.get(t, prop, t) as unknown;
+      return typeof value === "function" ? value.bind(t) : value;
+    },
+  });
+  const kvClass: Record<string, keyof KvLog> = {
+    get: "reads",
+    getWithMetadata: "reads",
+    put: "writes",
+    delete: "deletes",
+    list: "lists",
+  };
+  const suppressions = counting(env.SUPPRESSIONS, (method, args) => {
+    const cls = kvClass[method];
+    if (!cls) return;
+    // A multi-key get is billed per key.
+    kv[cls] += cls === "reads" && Array.isArray(args[0]) ? args[0].length : 1;
+  });
+  return { ...env, DB: db, SUPPRESSIONS: suppressions };
+}
+
+const json = (body: unknown, status = 200) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+
+/** Bulk loads: rows travel as one JSON array bound to a single parameter, like the consumer's. */
+const LOADERS: Record<string, string> = {
+  events: `INSERT INTO events (account_id, occurred_at, id, type, email_id, message_id, from_address, from_domain,
+      recipient, subject, topic, campaign, template_id, tags, smtp_code, smtp_response, bounce_type,
+      bounce_classification, complaint_type, attempt, tracking)
+    SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8,
+      value->>9, value->>10, value->>11, value->>12, value->>13, value->>14, value->>15, value->>16,
+      value->>17, value->>18, value->>19, value->>20
+    FROM json_each(?1) WHERE true ON CONFLICT DO NOTHING`,
+  sending_domains: `INSERT INTO sending_domains (account_id, domain, first_seen_at)
+    SELECT value->>0, value->>1, value->>2 FROM json_each(?1) WHERE true ON CONFLICT DO NOTHING`,
+  accounts: `INSERT INTO accounts (id, plan, created_at, updated_at)
+    SELECT value->>0, value->>1, value->>2, value->>2 FROM json_each(?1) WHERE true
+    ON CONFLICT (id) DO UPDATE SET plan = excluded.plan`,
+};
+
+/** The real app with EVENTS_QUEUE.send resolving at once: what the local Queues simulator adds. */
+const stubbedQueueEnvs = new WeakMap<object, BenchEnv>();
+function stubbedQueueEnv(env: BenchEnv): BenchEnv {
+  let wrapped = stubbedQueueEnvs.get(env);
+  if (!wrapped) {
+    const queue = {
+      send: async () => {},
+      sendBatch: async () => {},
+    } as unknown as Queue<never>;
+    wrapped = { ...countedEnv(env), EVENTS_QUEUE: queue };
+    stubbedQueueEnvs.set(env, wrapped);
+  }
+  return wrapped;
+}
+
+const PIXEL = new Uint8Array([
+  0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00,
+  0x00, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
+  0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+]);
+
+/**
+ * Diagnostic variants of the hot path, to attribute the real route's cost:
+ * - constant: the bare Worker's answer from inside this bundle and isolate (the wrapper's floor);
+ * - noqueue/<path>: the real route with the queue send stubbed out.
+ */
+function variant(
+  request: Request,
+  env: BenchEnv,
+  ctx: ExecutionContext,
+  url: URL,
+): Response | Promise<Response> {
+  const rest = url.pathname.slice("/__bench/variant/".length);
+  if (rest.startsWith("constant/")) {
+    return rest.startsWith("constant/c/")
+      ? Response.redirect("https://example.com/welcome?utm_source=mailtrail", 302)
+      : new Response(PIXEL, {
+          headers: {
+            "Content-Type": "image/gif",
+            "Cache-Control": "no-store, no-cache, must-revalidate, private",
+          },
+        });
+  }
+  if (rest.startsWith("noqueue/")) {
+    const target = new URL(url);
+    target.pathname = rest.slice("noqueue".length);
+    counters.requests += 1;
+    return worker.fetch(new Request(target, request), stubbedQueueEnv(env), ctx);
+  }
+  return json({ error: "unknown variant" }, 404);
+}
+
+async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Response> {
+  const route = url.pathname.slice("/__bench/".length);
+  if (route === "counters") return json(counters);
+
+  if (route === "sql") {
+    // Runs statements as given: migrations, the hand-written query baselines, size probes.
+    const body = (await request.json()) as { statements: { sql: string; params?: unknown[] }[] };
+    const out = [];
+    for (const s of body.statements) {
+      const started = performance.now();
+      const result = await env.DB.prepare(s.sql)
+        .bind(...(s.params ?? []))
+        .all();
+      out.push({ results: result.results, meta: result.meta, ms: performance.now() - started });
+    }
+    return json(out);
+  }
+
+  if (route === "load") {
+    const sql = LOADERS[url.searchParams.get("table") ?? ""];
+    if (!sql) return json({ error: "unknown table" }, 400);
+    const rows = await request.text();
+    const result = await env.DB.prepare(sql).bind(rows).run();
+    return json({ meta: result.meta });
+  }
+
+  if (route === "consume") {
+    // The real consumer on a posted batch, as the Queues runtime would deliver it.
+    const bodies = (await request.json()) as unknown[];
+    const statements: StatementMeta[] = [];
+    const kv: KvLog = { reads: 0, writes: 0, deletes: 0, lists: 0 };
+    let acked = 0;
+    let retried = 0;
+    const now = new Date();
+    const batch = {
+      queue: "mailtrail-events",
+      messages: bodies.map((body, i) => ({
+        id: `bench-${i}`,
+        timestamp: now,
+        attempts: 1,
+        body,
+        ack: () => {
+          acked += 1;
+        },
+        retry: () => {
+          retried += 1;
+        },
+      })),
+      ackAll() {},
+      retryAll() {},
+    } as unknown as MessageBatch<unknown>;
+    const started = Date.now();
+    await handleEventsBatch(batch, capturingEnv(env, statements, kv));
+    return json({ acked, retried, ms: Date.now() - started, statements, kv });
+  }
+
+  if (route === "events") {
+    // The real GET /v1/events work for an account (the HTTP route adds JWT verification only).
+    const account = request.headers.get("x-bench-account") ?? "";
+    const statements: StatementMeta[] = [];
+    const kv: KvLog = { reads: 0, writes: 0, deletes: 0, lists: 0 };
+    const page = await listEvents(capturingEnv(env, statements, kv), account, url.searchParams);
+    return json({
+      count: page.data.length,
+      has_more: page.has_more,
+      next_cursor: page.next_cursor,
+      window: page.window,
+      total: page.total,
+      rowsRead: page.rowsRead,
+      statements,
+    });
+  }
+  return json({ error: "unknown bench route" }, 404);
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith("/__bench/")) {
+      if (!env.BENCH_KEY || request.headers.get("x-bench-key") !== env.BENCH_KEY)
+        return json({ error: "forbidden" }, 403);
+      if (url.pathname.startsWith("/__bench/variant/")) return variant(request, env, ctx, url);
+      return benchRoute(request, env, url);
+    }
+    counters.requests += 1;
+    return worker.fetch(request, countedEnv(env), ctx);
+  },
+} satisfies ExportedHandler<BenchEnv>;

@@ -1,0 +1,631 @@
+#!/usr/bin/env node
+// `npm run bench` — the mailtrail benchmark on local workerd. See BENCHMARKS.md for what each phase
+// measures and the latest figures.
+//
+//   npm run bench                 full run: 1,000,000 events in D1, 10 s load rounds (about 10 minutes)
+//   npm run bench -- --quick      quick check: 50,000 events, 3 s rounds (about 1-2 minutes)
+//   npm run bench -- --self-test  no workerd: checks the generator, statistics, cost math and
+//                                 shard simulation on tiny data (seconds)
+//   options: --only hot,query,ingest,size   --events N   --keep (keep the temp dir)   --out FILE
+//   node bench/run.mjs --markdown [results.json]   the figures as Markdown tables, for BENCHMARKS.md
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+
+const { values: args, positionals } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    "self-test": { type: "boolean", default: false },
+    only: { type: "string" },
+    events: { type: "string" },
+    keep: { type: "boolean", default: false },
+    out: { type: "string" },
+    markdown: { type: "boolean", default: false },
+  },
+  allowPositionals: true,
+});
+
+if (args.markdown) {
+  // Markdown tables of a finished run (default bench/results.json), for BENCHMARKS.md.
+  const { markdown } = await import("./lib/markdown.mjs");
+  const file = positionals[0] ?? path.join(import.meta.dirname, "results.json");
+  console.log(markdown(JSON.parse(readFileSync(file, "utf8"))));
+  process.exit(0);
+}
+
+if (args["self-test"]) {
+  const { selfTest } = await import("./self-test.mjs");
+  process.exit((await selfTest()) ? 0 : 1);
+}
+
+const ROOT = path.join(import.meta.dirname, "..");
+const MODE = args.quick ? "quick" : "full";
+const SETTINGS = {
+  quick: {
+    events: 50_000,
+    hot: { seconds: 3, rounds: 2, warmup: 1, connections: 16, unloadedSeconds: 1.5 },
+    query: { repeats: 2, deepPages: 20, singlePages: 2, cpuRequests: 100 },
+    ingest: { batchesPerKind: 5, mixMessages: 300 },
+  },
+  full: {
+    events: 1_000_000,
+    hot: { seconds: 10, rounds: 3, warmup: 2, connections: 16, unloadedSeconds: 4 },
+    query: { repeats: 5, deepPages: 25, singlePages: 3, cpuRequests: 400 },
+    ingest: { batchesPerKind: 50, mixMessages: 3000 },
+  },
+}[MODE];
+if (args.events) SETTINGS.events = Number(args.events);
+const PHASES = new Set((args.only ?? "hot,query,ingest,size").split(",").map((s) => s.trim()));
+const OUT = args.out ? path.resolve(args.out) : path.join(ROOT, "bench", "results.json");
+
+const { benchSecrets, buildBundle, bundleComposition, bundleSize, startWorker, workerConfig } = await import(
+  "./lib/instances.mjs"
+);
+const { benchClient } = await import("./lib/client.mjs");
+const { costPerMillion, eventsPerDay, PRICES } = await import("./lib/cost.mjs");
+const { dollars, table } = await import("./lib/report.mjs");
+const { round } = await import("./lib/stats.mjs");
+const { toQueueMessage, syntheticEvent, buildUniverse, accountMessages } = await import("./lib/generate.mjs");
+
+const startedAt = new Date();
+const t0 = Date.now();
+const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(0)}s`;
+const say = (line) => process.stderr.write(`${line}\n`);
+
+function machine() {
+  const cpus = os.cpus();
+  const git = (...a) => {
+    try {
+      return execFileSync("git", a, {
+        cwd: ROOT,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const version = (pkg) => {
+    try {
+      return JSON.parse(readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
+    } catch {
+      return null;
+    }
+  };
+  return {
+    cpu: cpus[0]?.model ?? "unknown",
+    cores: cpus.length,
+    memory_gb: Math.round(os.totalmem() / 1e9),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    wrangler: version("wrangler"),
+    miniflare: version("miniflare"),
+    workerd: version("workerd"),
+    autocannon: version("autocannon"),
+    commit: git("rev-parse", "--short", "HEAD"),
+    uncommitted_changes: (git("status", "--porcelain") ?? "").split("\n").filter(Boolean).length,
+  };
+}
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), "mailtrail-bench-"));
+const instances = [];
+let interrupted = false;
+async function cleanup() {
+  for (const i of instances.splice(0)) await i.stop().catch(() => {});
+  if (!args.keep) rmSync(tmp, { recursive: true, force: true });
+}
+process.on("SIGINT", () => {
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  say("\ninterrupted; stopping workerd");
+  cleanup().finally(() => process.exit(130));
+});
+
+const results = {
+  mode: MODE,
+  started_at: startedAt.toISOString(),
+  command: `npm run bench${args.quick ? " -- --quick" : ""}`,
+  machine: machine(),
+  settings: SETTINGS,
+  prices: PRICES,
+};
+
+try {
+  say(
+    `mailtrail benchmark (${MODE}) on ${results.machine.cpu}, ${results.machine.cores} cores; temp dir ${tmp}`,
+  );
+
+  // Build the real Worker (its size is a figure) and the bench entry (what runs), as deploy builds them.
+  say(`[${elapsed()}] building bundles with wrangler deploy --dry-run`);
+  const metafile = path.join(tmp, "meta-real.json");
+  const [realBundle, minifiedBundle, benchBundle] = await Promise.all([
+    buildBundle(null, path.join(tmp, "build-real"), ["--metafile", metafile]),
+    buildBundle(null, path.join(tmp, "build-minified"), ["--minify"]),
+    buildBundle("bench/bench-worker.ts", path.join(tmp, "build-bench")),
+  ]);
+  results.size = {
+    bundle: {
+      ...bundleSize(realBundle.modules),
+      wrangler_reported: realBundle.wranglerReport,
+      largest_sources: bundleComposition(metafile),
+      with_minify: bundleSize(minifiedBundle.modules),
+    },
+  };
+
+  const config = workerConfig();
+  const secrets = benchSecrets();
+  const app = await startWorker({
+    name: "mailtrail",
+    bundle: benchBundle,
+    config,
+    bindings: { ...config.vars, ...secrets },
+    persistDir: path.join(tmp, "state"),
+    logFile: path.join(tmp, "worker.log"),
+  });
+  instances.push(app);
+  const bare = await startWorker({
+    name: "bare",
+    bundle: { main: path.join(ROOT, "bench", "bare-worker.js") },
+    config: { compatibilityDate: config.compatibilityDate, compatibilityFlags: config.compatibilityFlags },
+    bindings: {},
+  });
+  instances.push(bare);
+  const client = benchClient(app, secrets.BENCH_KEY);
+  say(
+    `[${elapsed()}] worker on ${app.url} (workerd pid ${app.pid}), bare worker on ${bare.url} (pid ${bare.pid})`,
+  );
+
+  // Schema from migrations/, applied in order, as `wrangler d1 migrations apply` would.
+  const migrationsDir = path.join(ROOT, "migrations");
+  const statements = readdirSync(migrationsDir)
+    .filter((f) => f.endsWith(".sql"))
+    .sort()
+    .flatMap((f) =>
+      readFileSync(path.join(migrationsDir, f), "utf8")
+        .split("--> statement-breakpoint")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .map((sql) => ({ sql }));
+  await client.sql(statements);
+
+  if (PHASES.has("hot")) {
+    say(`[${elapsed()}] phase 1: hot path`);
+    const { hotPhase } = await import("./phases/hot.mjs");
+    results.hot = {
+      settings: SETTINGS.hot,
+      ...(await hotPhase({ app, bare, client, secrets, options: SETTINGS.hot })),
+    };
+    if (!results.hot.available)
+      say(`  not available: ${results.hot.reason ?? results.hot.routes.map((r) => r.reason).join("; ")}`);
+    const { webhookPhase } = await import("./phases/webhook.mjs");
+    results.webhook = await webhookPhase({ app, client, options: SETTINGS.hot });
+    if (!results.webhook.available) say(`  SES webhook not available: ${results.webhook.reason}`);
+  }
+
+  if (PHASES.has("query") || PHASES.has("size")) {
+    say(`[${elapsed()}] phase 3: query dataset, ${SETTINGS.events.toLocaleString("en-US")} events`);
+    const { seedPhase } = await import("./phases/seed.mjs");
+    const seeded = await seedPhase({ client, totalEvents: SETTINGS.events });
+    results.dataset = seeded.result;
+    if (PHASES.has("query")) {
+      const { queryPhase } = await import("./phases/query.mjs");
+      results.query = await queryPhase({
+        app,
+        client,
+        secret: secrets.JWT_SECRET,
+        values: seeded.values,
+        options: SETTINGS.query,
+      });
+    }
+  }
+
+  if (PHASES.has("ingest")) {
+    say(`[${elapsed()}] phase 2: ingest through the queue consumer`);
+    const { ingestPhase } = await import("./phases/ingest.mjs");
+    results.ingest = await ingestPhase({
+      client,
+      app,
+      options: SETTINGS.ingest,
+      largeAccount: results.query?.values?.[0] ?? null,
+    });
+  }
+
+  if (results.dataset) {
+    results.size.bytes_per_event = round(results.dataset.bytes_per_event);
+    results.size.events_per_day_in_10gb_at_30_days = eventsPerDay(results.dataset.bytes_per_event);
+  }
+  results.cost = costs(results);
+  results.targets = targets(results);
+  results.seconds = Math.round((Date.now() - t0) / 1000);
+  writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(render(results));
+  say(`[${elapsed()}] wrote ${path.relative(process.cwd(), OUT)}`);
+} catch (err) {
+  say(`benchmark failed: ${err.stack ?? err}`);
+  say(`worker log: ${path.join(tmp, "worker.log")} (kept)`);
+  args.keep = true;
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
+
+/** Cost per million operations from the measured counts (null where a count was not measured). */
+function costs(r) {
+  const kind = (name) => r.ingest?.kinds.find((k) => k.kind.startsWith(name));
+  const hotRoute = (route) => r.hot?.routes?.find((x) => x.route === route && x.available);
+  const bytes = r.dataset?.bytes_per_event ?? null;
+  const sample = (type) => {
+    const u = buildUniverse({ accounts: 1, totalEvents: 10, seed: 3 });
+    const { message } = accountMessages(u, u.accounts[0]).next().value;
+    return JSON.stringify(toQueueMessage(syntheticEvent(message, type, 1))).length;
+  };
+  const consumer = (k) =>
+    k && {
+      requests: 1 / (r.ingest.batch_size ?? 100), // one consumer invocation per batch
+      cpu_ms_consumer: k.cpu_ms_per_unit,
+      d1_rows_read: k.rows_read_per_unit,
+      d1_rows_written: k.rows_written_per_unit,
+      kv_writes: k.kv_writes_per_unit,
+      kv_reads: k.kv_reads_per_unit,
+    };
+  const item = (name, edge, consumed, notes) => {
+    if (!consumed && !edge.d1_rows_read) return { name, available: false, notes };
+    const usage = {
+      requests: edge.requests + (consumed?.requests ?? 0),
+      cpu_ms: (edge.cpu_ms ?? 0) + (consumed?.cpu_ms_consumer ?? 0),
+      queue_messages: edge.queue_messages ?? 0,
+      queue_message_bytes: edge.queue_message_bytes,
+      d1_rows_read: (edge.d1_rows_read ?? 0) + (consumed?.d1_rows_read ?? 0),
+      d1_rows_written: consumed?.d1_rows_written ?? 0,
+      kv_reads: (edge.kv_reads ?? 0) + (consumed?.kv_reads ?? 0),
+      kv_writes: consumed?.kv_writes ?? 0,
+      stored_bytes: consumed ? bytes : 0,
+      storage_months: 1, // 30-day retention: each event is stored for one month
+    };
+    const c = costPerMillion(usage);
+    return { name, available: true, usage, lines: c.lines, total: c.total, notes };
+  };
+  const open = hotRoute("GET /o/{token}");
+  const webhookCpu = r.webhook?.available ? r.webhook.cpu_ms_per_request : 1;
+  const webhookNote = r.webhook?.available
+    ? "webhook CPU measured (whole workerd process per notification, an upper bound)"
+    : "webhook CPU assumed 1 ms: the webhook was not measured in this run";
+  const q50 = r.query?.cases.find((c) => c.name === "window only, limit=50");
+  const q50f = r.query?.cases.find((c) => c.name === "event_type=email.opened, limit=50");
+  const queryItem = (name, c) =>
+    c
+      ? item(
+          name,
+          {
+            requests: 1,
+            cpu_ms: c.api_cpu_ms_per_request,
+            d1_rows_read: c.rows_read_mean + (r.query.overhead.plan_lookup_rows_read ?? 1),
+          },
+          null,
+          "CPU is the whole workerd process per request (HTTP, JWT, the query and local D1's SQLite), an upper bound",
+        )
+      : { name, available: false };
+  return [
+    item(
+      "tracked opens (GET /o/{token} + consumer)",
+      open
+        ? {
+            requests: 1,
+            cpu_ms: open.app.cpu_ms_per_request,
+            queue_messages: open.bindings_per_request.queue_messages,
+            queue_message_bytes: sample("open"),
+            kv_reads: open.bindings_per_request.kv_calls,
+          }
+        : { requests: 1, cpu_ms: null, queue_messages: 1, queue_message_bytes: sample("open") },
+      consumer(kind("open")),
+      open
+        ? "edge CPU measured on the hot path (whole workerd process, an upper bound)"
+        : "hot path not available in this tree: edge CPU not counted, 1 queue message per open assumed",
+    ),
+    item(
+      "SES delivery notifications",
+      { requests: 1, cpu_ms: webhookCpu, queue_messages: 1, queue_message_bytes: sample("delivery") },
+      consumer(kind("SES delivery")),
+      webhookNote,
+    ),
+    item(
+      "SES permanent bounces (suppressing)",
+      { requests: 1, cpu_ms: webhookCpu, queue_messages: 1, queue_message_bytes: sample("bounce") },
+      consumer(kind("permanent bounce")),
+      webhookNote,
+    ),
+    queryItem("queries of 50 events (no filter)", q50),
+    queryItem("queries of 50 events (event_type=email.opened)", q50f),
+  ];
+}
+
+function targets(r) {
+  const out = [];
+  if (r.hot) {
+    const routes = r.hot.routes ?? [];
+    const measured = routes.filter((x) => x.available);
+    out.push({
+      target: "hot path >= 0.9x the bare Worker (requests/s)",
+      status:
+        measured.length === 0
+          ? "not available"
+          : measured.every((x) => x.ratio_rps >= 0.9)
+            ? "met"
+            : "missed",
+      detail:
+        measured.length === 0
+          ? (r.hot.reason ?? routes.map((x) => `${x.route}: ${x.reason}`).join("; "))
+          : measured
+              .map(
+                (x) =>
+                  `${x.route} ${x.ratio_rps}x (${x.app.rps} vs ${x.bare.rps} req/s); D1 ${x.bindings_per_request.d1_calls}, KV ${x.bindings_per_request.kv_calls} calls per request`,
+              )
+              .join("; "),
+    });
+  }
+  if (r.query) {
+    const singles = r.query.cases.filter((c) => c.kind === "single");
+    const misses = singles.filter((c) => !c.meets_target);
+    out.push({
+      target: "every single-filter page <= 2 x limit + 10 rows read",
+      status: misses.length === 0 ? "met" : "missed",
+      detail:
+        misses.length === 0
+          ? `${singles.length} cases, max ${Math.max(...singles.map((c) => c.rows_read_max))} rows per page`
+          : misses
+              .map((c) => `${c.name} on ${c.account}: ${c.rows_read_max} rows (target ${c.target_rows})`)
+              .join("; "),
+    });
+  }
+  if (r.ingest) {
+    const v = r.ingest.mix.rows_written_per_event;
+    const delivery = r.ingest.kinds.find((k) => k.kind === "SES delivery")?.rows_written_per_unit;
+    out.push({
+      target: "<= 3 rows written per event on average",
+      status: v <= 3 ? "met" : "missed",
+      detail:
+        `${v} per event over the realistic mix, counting each email's registration row, suppressions and new ` +
+        `sending domains; an event's own rows (row + 2 indexes): ${delivery}`,
+    });
+  }
+  const gz = r.size?.bundle?.gzipBytes;
+  if (gz) {
+    out.push({
+      target: "bundle <= 250 KB gzipped",
+      status: gz <= 250_000 ? "met" : "missed",
+      detail: `${(gz / 1000).toFixed(1)} KB (${(gz / 1024).toFixed(1)} KiB) gzipped, ${(r.size.bundle.bytes / 1000).toFixed(0)} KB raw`,
+    });
+  }
+  return out;
+}
+
+function render(r) {
+  const parts = [
+    "",
+    `mailtrail benchmark, ${r.mode} run, ${r.started_at}`,
+    `${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memory_gb} GB; Node ${r.machine.node}, wrangler ${r.machine.wrangler}, workerd ${r.machine.workerd}; commit ${r.machine.commit}${r.machine.uncommitted_changes ? ` + ${r.machine.uncommitted_changes} uncommitted files` : ""}`,
+  ];
+  if (r.hot) {
+    parts.push(
+      "",
+      `HOT PATH (${r.hot.settings.connections} connections, ${r.hot.settings.rounds} x ${r.hot.settings.seconds} s rounds per target, alternating)`,
+    );
+    if (!r.hot.available)
+      parts.push(
+        `  not available: ${r.hot.reason ?? r.hot.routes.map((x) => `${x.route}: ${x.reason}`).join("; ")}`,
+      );
+    const rows = [];
+    const labels = {
+      constant_in_bundle: "  constant, same isolate",
+      queue_send_stubbed: "  route, queue send stubbed",
+    };
+    for (const x of r.hot.routes ?? []) {
+      if (!x.available) {
+        rows.push([x.route, "not available", null, null, null, null, null, null, null, null, null, null]);
+        continue;
+      }
+      const b = x.bindings_per_request;
+      const f = x.app;
+      rows.push([
+        x.route,
+        "mailtrail",
+        f.rps,
+        f.p50_ms,
+        f.p99_ms,
+        f.unloaded_p50_ms,
+        f.unloaded_p99_ms,
+        f.cpu_ms_per_request,
+        b.d1_calls,
+        b.kv_calls,
+        b.queue_messages,
+        x.ratio_rps,
+      ]);
+      const g = x.bare;
+      rows.push([
+        "",
+        "bare Worker",
+        g.rps,
+        g.p50_ms,
+        g.p99_ms,
+        g.unloaded_p50_ms,
+        g.unloaded_p99_ms,
+        g.cpu_ms_per_request,
+        null,
+        null,
+        null,
+        1,
+      ]);
+      for (const [key, d] of Object.entries(x.diagnostics ?? {})) {
+        rows.push([
+          "",
+          labels[key] ?? key,
+          d.rps,
+          d.p50_ms,
+          d.p99_ms,
+          null,
+          null,
+          d.cpu_ms_per_request,
+          null,
+          null,
+          null,
+          d.ratio_rps,
+        ]);
+      }
+    }
+    if (rows.length) {
+      parts.push(
+        table(
+          [
+            "route",
+            "target",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "1-conn p50",
+            "1-conn p99",
+            "CPU ms/req",
+            "D1/req",
+            "KV/req",
+            "queue msg/req",
+            "vs bare",
+          ],
+          rows,
+        ),
+      );
+      parts.push(
+        "CPU ms/req: the target's whole workerd process (user + system) over the requests it served.",
+      );
+    }
+  }
+  if (r.webhook) {
+    const w = r.webhook;
+    parts.push(
+      "",
+      w.available
+        ? `SES WEBHOOK ${w.route}: ${w.rps} req/s, p50 ${w.p50_ms} ms, p99 ${w.p99_ms} ms, ${w.cpu_ms_per_request} CPU ms/req; ` +
+            `D1 ${w.bindings_per_request.d1_calls}, KV ${w.bindings_per_request.kv_calls}, queue messages ${w.bindings_per_request.queue_messages} per notification; certificate fetched ${w.certificate_fetches} time(s)`
+        : `SES WEBHOOK not available: ${w.reason}`,
+    );
+  }
+  if (r.ingest) {
+    parts.push("", `INGEST (queue consumer -> local D1, batches of ${r.ingest.batch_size}, one at a time)`);
+    parts.push(
+      table(
+        [
+          "kind",
+          "msgs",
+          "per s",
+          "rows written/msg",
+          "rows read/msg",
+          "KV writes/msg",
+          "batch p50 ms",
+          "batch p99 ms",
+        ],
+        r.ingest.kinds.map((k) => [
+          k.kind,
+          k.messages,
+          k.per_second,
+          k.rows_written_per_unit,
+          k.rows_read_per_unit,
+          k.kv_writes_per_unit,
+          k.batch_ms.p50,
+          k.batch_ms.p99,
+        ]),
+      ),
+    );
+    parts.push(
+      `realistic mix: ${r.ingest.mix.messages} emails, ${r.ingest.mix.events} events (${r.ingest.mix.events_per_message}/email), ` +
+        `${r.ingest.mix.rows_written_per_event} rows written per event; enrichment check ${r.ingest.enrichment_check.enriched}/${r.ingest.enrichment_check.opens_checked} opens enriched`,
+    );
+  }
+  if (r.dataset) {
+    const d = r.dataset;
+    parts.push(
+      "",
+      `DATASET ${d.events_inserted.toLocaleString("en-US")} events, ${d.accounts} accounts (largest ${d.largest_accounts[0].events.toLocaleString("en-US")}, smallest ${d.smallest_account_events.toLocaleString("en-US")}), loaded in ${d.seconds.toFixed(0)} s (${d.events_per_second_bulk.toLocaleString("en-US")}/s bulk), ${d.rows_written_per_event} rows written per event`,
+    );
+  }
+  if (r.query) {
+    parts.push(
+      "",
+      `QUERIES (GET /v1/events, ${r.query.window_days}-day window, limit 20 unless noted; latency over ${r.query.repeats} walks)`,
+    );
+    parts.push(
+      table(
+        [
+          "case",
+          "account",
+          "pages",
+          "rows/page max",
+          "target",
+          "ok",
+          "API p50",
+          "API p99",
+          "SQL rows/page max",
+          "SQL p50",
+          "rows ratio",
+          "p50 ratio",
+        ],
+        r.query.cases.map((c) => [
+          c.limit === 20 ? c.name : `${c.name}`,
+          `${c.account.slice(0, 8)} (${(c.account_events / 1000).toFixed(0)}k)`,
+          c.pages,
+          c.rows_read_max,
+          c.target_rows,
+          c.kind === "single" ? c.meets_target : c.meets_target ? "yes" : "(n/a)",
+          c.api_ms.p50,
+          c.api_ms.p99,
+          Math.max(...c.direct_rows_read_per_page),
+          c.direct_ms.p50,
+          c.ratio_rows_read,
+          c.ratio_p50,
+        ]),
+      ),
+    );
+    parts.push(
+      `fixed per request: plan lookup ${r.query.overhead.plan_lookup_rows_read} row, domain check ${r.query.overhead.domain_check_rows_read} row (with domain=)`,
+    );
+  }
+  if (r.size) {
+    const b = r.size.bundle;
+    parts.push(
+      "",
+      `SIZE bundle ${(b.bytes / 1000).toFixed(0)} KB raw, ${(b.gzipBytes / 1000).toFixed(1)} KB gzipped` +
+        ` (with --minify: ${(b.with_minify.gzipBytes / 1000).toFixed(1)} KB); largest sources: ` +
+        b.largest_sources.map((x) => `${x.source} ${(x.bytes / 1000).toFixed(0)} KB`).join(", ") +
+        (r.size.bytes_per_event
+          ? `; D1 ${r.size.bytes_per_event} bytes per event incl. indexes -> ${r.size.events_per_day_in_10gb_at_30_days.toLocaleString("en-US")} events/day per 10 GB database at 30-day retention`
+          : ""),
+    );
+  }
+  if (r.cost) {
+    parts.push("", "COST per million (list prices beyond included usage)");
+    parts.push(
+      table(
+        ["what", "requests", "CPU", "queues", "D1 read", "D1 write", "D1 storage", "KV", "total"],
+        r.cost.map((c) =>
+          c.available
+            ? [
+                c.name,
+                dollars(c.lines[0].dollars),
+                dollars(c.lines[1].dollars),
+                dollars(c.lines[2].dollars),
+                dollars(c.lines[3].dollars),
+                dollars(c.lines[4].dollars),
+                dollars(c.lines[5].dollars),
+                dollars(c.lines[6].dollars + c.lines[7].dollars),
+                dollars(c.total),
+              ]
+            : [c.name, "not measured", "", "", "", "", "", "", ""],
+        ),
+      ),
+    );
+  }
+  parts.push("", "TARGETS");
+  for (const t of r.targets) parts.push(`  [${t.status}] ${t.target}: ${t.detail}`);
+  parts.push("", `${r.seconds} s in all`);
+  return parts.join("\n");
+}
