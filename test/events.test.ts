@@ -336,6 +336,18 @@ describe("index use", () => {
     expect(unfiltered).toBeLessThanOrEqual(2 * limit + 10);
     expect(byEmail).toBeLessThanOrEqual(2 * limit + 10);
     expect(byRecipient).toBeLessThanOrEqual(2 * limit + 10);
+    // Deep pages cost the same as the first: the cursor is the range's upper bound.
+    for (const filter of ["", "email_id=email_5&", "recipient=r7@example.com&", "event_type=email.sent&"]) {
+      let after = "";
+      for (let page = 0; page < 6; page++) {
+        const result = await listEvents(env, account, new URLSearchParams(`${filter}limit=2${after}`), now);
+        expect(result.rowsRead, `${filter} page ${page}`).toBeLessThanOrEqual(
+          filter.startsWith("event_type") ? 2 * 2 + 10 : 2 + 3,
+        );
+        if (!result.next_cursor) break;
+        after = `&after=${result.next_cursor}`;
+      }
+    }
     // And the filtered pages are right, not just cheap.
     const page = await listEvents(
       env,

@@ -251,7 +251,9 @@ export interface Statement {
 
 /**
  * The page query and its count. Without stored statistics SQLite prefers the primary-key range over
- * an equality index, so the two selective filters name their index explicitly.
+ * an equality index, so the two selective filters name their index explicitly. After the first
+ * page the cursor replaces the window's end as the upper bound, as one row-value range on the
+ * index: with both bounds SQLite ranges on the end and steps over every row already returned.
  */
 export function buildEventStatements(
   accountId: string,
@@ -260,8 +262,8 @@ export function buildEventStatements(
   position: CursorPosition | null,
   limit: number,
 ): { page: Statement; count: Statement } {
-  const where: string[] = ["account_id = ?", "occurred_at >= ?", "occurred_at < ?"];
-  const params: (string | number)[] = [accountId, window.start, window.end];
+  const where: string[] = [];
+  const params: (string | number)[] = [];
   const eq = (column: string, value: string | null) => {
     if (value === null) return;
     where.push(`${column} = ?`);
@@ -290,18 +292,17 @@ export function buildEventStatements(
       : filters.recipient !== null
         ? " INDEXED BY events_recipient_idx"
         : "";
-  const countSql = `SELECT COUNT(*) AS total FROM events${index} WHERE ${where.join(" AND ")}`;
-  const countParams = [...params];
-  if (position) {
-    where.push("(occurred_at < ? OR (occurred_at = ? AND id < ?))");
-    params.push(position.occurredAt, position.occurredAt, position.id);
-  }
-  params.push(limit + 1);
+  const conditions = (upper: string) => ["account_id = ?", "occurred_at >= ?", upper, ...where].join(" AND ");
+  const upper = position ? "(occurred_at, id) < (?, ?)" : "occurred_at < ?";
+  const upperParams = position ? [position.occurredAt, position.id] : [window.end];
   return {
     page: {
-      sql: `SELECT * FROM events${index} WHERE ${where.join(" AND ")} ORDER BY occurred_at DESC, id DESC LIMIT ?`,
-      params,
+      sql: `SELECT * FROM events${index} WHERE ${conditions(upper)} ORDER BY occurred_at DESC, id DESC LIMIT ?`,
+      params: [accountId, window.start, ...upperParams, ...params, limit + 1],
     },
-    count: { sql: countSql, params: countParams },
+    count: {
+      sql: `SELECT COUNT(*) AS total FROM events${index} WHERE ${conditions("occurred_at < ?")}`,
+      params: [accountId, window.start, window.end, ...params],
+    },
   };
 }

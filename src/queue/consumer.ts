@@ -168,8 +168,9 @@ const DIMENSIONS = [
   "template_id",
 ];
 
+// Named index: without it SQLite walks the account's whole time index for every registration.
 const BACKFILL_EVENTS = `
-UPDATE events SET
+UPDATE events INDEXED BY events_email_idx SET
   ${DIMENSIONS.map((d) => `${d} = COALESCE(events.${d}, m.${d})`).join(",\n  ")},
   tags = CASE WHEN events.tags = '[]' THEN m.tags ELSE events.tags END
 FROM messages AS m
