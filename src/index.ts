@@ -3,11 +3,14 @@ import type { Env } from "./env";
 import { handleEventsBatch } from "./queue/consumer";
 import { handleDeadLetters } from "./queue/dead-letter";
 import { runScheduledWork } from "./retention/scheduled";
+import { serveHotPath } from "./tracking/hot-path";
 
 const app = newApp();
 
 export default {
-  fetch: app.fetch,
+  // Opens and clicks are answered before the router: they are most of the traffic (tracking/hot-path.ts).
+  fetch: (request: Request, env: Env, ctx: ExecutionContext) =>
+    serveHotPath(request, env, ctx) ?? app.fetch(request, env, ctx),
   async queue(batch, env, _ctx) {
     if (batch.queue.endsWith("-dlq")) handleDeadLetters(batch);
     else await handleEventsBatch(batch, env);

@@ -3,7 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { blankEvent, type EventRecord } from "../src/events/record";
 import worker from "../src/index";
-import { randomEventId } from "../src/lib/ids";
+import { uniqueEventId } from "../src/lib/ids";
 import type { QueueMessage, SuppressEffect } from "../src/queue/messages";
 
 export const BASE = "https://mailtrail.test";
@@ -69,7 +69,7 @@ export async function consume(messages: unknown[], attempts = 1, queue = "mailtr
 export function event(overrides: Partial<EventRecord> & Pick<EventRecord, "account_id">): EventRecord {
   return {
     ...blankEvent({
-      id: randomEventId(),
+      id: uniqueEventId(),
       account_id: overrides.account_id,
       type: "email.delivered",
       occurred_at: Date.now() - 60_000,

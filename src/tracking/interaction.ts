@@ -1,5 +1,5 @@
 import { blankEvent, type EventRecord, type Geo, type Tracking } from "../events/record";
-import { randomEventId } from "../lib/ids";
+import { uniqueEventId } from "../lib/ids";
 import type { EventMessage } from "../queue/messages";
 import { type Classification, classifyInteraction } from "./classify";
 import type { TokenPayload } from "./token";
@@ -89,7 +89,7 @@ export function unsubscribeMessage(payload: TokenPayload, now: number): EventMes
 function tokenEvent(payload: TokenPayload, type: EventRecord["type"], now: number): EventRecord {
   return {
     ...blankEvent({
-      id: randomEventId(),
+      id: uniqueEventId(),
       account_id: payload.account_id,
       type,
       occurred_at: now,

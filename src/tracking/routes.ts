@@ -9,23 +9,12 @@ import type { AppEnv } from "../app-env";
 import { ApiError } from "../lib/errors";
 import { describeError, log } from "../lib/log";
 import { type App, notFoundError, route, unavailableError } from "../lib/openapi";
-import type { EventMessage } from "../queue/messages";
 import { enqueue } from "../queue/producer";
-import { classifyRequest, engagementMessage, readSignals, unsubscribeMessage } from "./interaction";
+import { serveClick, servePixel } from "./hot-path";
+import { unsubscribeMessage } from "./interaction";
 import { trackingKeyring } from "./keyring";
 import { invalidLinkPage, PAGE_HEADERS, tryAgainPage, unsubscribedPage, unsubscribePage } from "./pages";
 import { openToken, type TokenKind, type TokenPayload } from "./token";
-
-/** A 1×1 transparent GIF89a, 43 bytes. */
-const PIXEL = new Uint8Array([
-  0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00,
-  0x00, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
-  0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
-]);
-const PIXEL_HEADERS = {
-  "Content-Type": "image/gif",
-  "Cache-Control": "no-store, no-cache, must-revalidate, private",
-};
 
 const tokenParam = z.object({
   token: z.string().meta({ description: "An opaque tracking token issued by POST /v1/messages/instrument" }),
@@ -59,19 +48,7 @@ export function registerTrackingRoutes(app: App): void {
         },
       },
     },
-    (c) => {
-      const token = c.req.param("token") ?? "";
-      const signals = readSignals(c.req.raw);
-      const now = Date.now();
-      // Everything, the token's decryption included, happens after the GIF is on its way.
-      recordInBackground(c, async () => {
-        const payload = await openToken(await trackingKeyring(c.env), token, "open");
-        if (!payload) return null;
-        const verdict = classifyRequest(payload, signals, now);
-        return verdict.action === "record" ? engagementMessage(payload, signals, verdict.bot, now) : null;
-      });
-      return new Response(PIXEL, { headers: PIXEL_HEADERS });
-    },
+    (c) => servePixel(c.req.raw, c.env, c.executionCtx, c.req.param("token") ?? "", c.get("requestId")),
   );
 
   const clickDescription =
@@ -92,29 +69,7 @@ export function registerTrackingRoutes(app: App): void {
         ...notFoundError,
       },
     },
-    async (c) => {
-      const now = Date.now();
-      const payload = await openTracking(c, "click");
-      // openToken only yields http(s) URLs; checked again because a redirect is the one thing that must be safe.
-      if (!payload?.url || !/^https?:\/\//i.test(payload.url)) {
-        throw new ApiError("not_found", "this link is not valid");
-      }
-      const signals = readSignals(c.req.raw);
-      const verdict = classifyRequest(payload, signals, now);
-      if (verdict.action === "record") {
-        const message = engagementMessage(payload, signals, verdict.bot, now);
-        recordInBackground(c, async () => message);
-      }
-      return new Response(null, {
-        status: 302,
-        headers: {
-          Location: locationHeader(payload.url),
-          "Cache-Control": "no-store",
-          // The token stays with us: the target sees no Referer from the click URL.
-          "Referrer-Policy": "no-referrer",
-        },
-      });
-    },
+    (c) => serveClick(c.req.raw, c.env, c.executionCtx, c.req.param("token") ?? "", c.get("requestId")),
   );
   // Hono answers HEAD with the GET handler (method HEAD, which the classifier drops); documented here.
   app.openAPIRegistry.registerPath({
@@ -211,21 +166,6 @@ async function openTracking(c: Context<AppEnv>, kind: TokenKind): Promise<TokenP
   return openToken(await trackingKeyring(c.env), c.req.param("token") ?? "", kind);
 }
 
-/** Sends an open's or click's event after the response; a failure is logged, never surfaced. */
-function recordInBackground(c: Context<AppEnv>, work: () => Promise<EventMessage | null>): void {
-  const requestId = c.get("requestId");
-  const send = async () => {
-    try {
-      const message = await work();
-      if (message) await enqueue(c.env, [message]);
-    } catch (err) {
-      const cause = err instanceof ApiError && err.cause !== undefined ? err.cause : err;
-      log("error", "tracking event not recorded", { request_id: requestId, ...describeError(cause) });
-    }
-  };
-  c.executionCtx.waitUntil(send());
-}
-
 function wantsHtml(c: Context<AppEnv>): boolean {
   return /\btext\/html\b/i.test(c.req.header("accept") ?? "");
 }
@@ -233,12 +173,4 @@ function wantsHtml(c: Context<AppEnv>): boolean {
 function invalidUnsubscribe(c: Context<AppEnv>): Response {
   if (wantsHtml(c)) return c.body(invalidLinkPage(), 404, PAGE_HEADERS);
   throw new ApiError("not_found", "this unsubscribe link is not valid");
-}
-
-/**
- * The target as a Location value. Printable ASCII passes byte for byte (query, fragment, existing
- * escapes); anything else (non-ASCII, spaces) is percent-encoded as UTF-8, as a browser would.
- */
-export function locationHeader(url: string): string {
-  return url.replace(/[^\x21-\x7e]+/gu, (run) => encodeURI(run));
 }

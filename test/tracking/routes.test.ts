@@ -1,9 +1,11 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { newApp } from "../../src/app";
 import type { Env } from "../../src/env";
 import { mirrorKey } from "../../src/suppressions/mirror";
+import { locationHeader } from "../../src/tracking/hot-path";
 import { trackingKeyring } from "../../src/tracking/keyring";
-import { locationHeader } from "../../src/tracking/routes";
 import { consume, freshAccount, json, mintToken } from "../helpers";
 import {
   BARRACUDA_UA,
@@ -447,5 +449,31 @@ describe("the tracking routes in the API document", () => {
     expect(Object.keys(doc.paths["/o/{token}"])).toEqual(["get"]);
     expect(Object.keys(doc.paths["/c/{token}"]).sort()).toEqual(["get", "head"]);
     expect(Object.keys(doc.paths["/u/{token}"]).sort()).toEqual(["get", "post"]);
+  });
+});
+
+describe("the hot path before the router", () => {
+  it("answers opens and clicks with a Request-Id, the same way the router does", async () => {
+    const account = freshAccount();
+    const click = await tokenFor("click", { account_id: account });
+    const viaWorker = await serve(trackingRequest(`/c/${click}`));
+    const ctx = createExecutionContext();
+    const viaRouter = await newApp().fetch(trackingRequest(`/c/${click}`), env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(viaWorker.res.status).toBe(302);
+    expect(viaRouter.status).toBe(302);
+    expect(viaWorker.res.headers.get("location")).toBe(viaRouter.headers.get("location"));
+    expect(viaWorker.res.headers.get("request-id")).toMatch(/^req_[0-9a-f]{24}$/);
+    const pixel = await serve(trackingRequest(`/o/${await tokenFor("open", { account_id: account })}?utm=1`));
+    expect(pixel.res.headers.get("request-id")).toMatch(/^req_[0-9a-f]{24}$/);
+    expect(pixel.queued).toHaveLength(1);
+  });
+
+  it("leaves other shapes of path and method to the router", async () => {
+    expect((await serve(trackingRequest("/o/a/b"))).res.status).toBe(404);
+    expect((await serve(trackingRequest("/o/"))).res.status).toBe(404);
+    const post = await serve(trackingRequest("/c/abc", { method: "POST" }));
+    expect(post.res.status).toBe(405);
+    expect(post.res.headers.get("allow")).toContain("GET");
   });
 });

@@ -1,0 +1,134 @@
+/**
+ * The open pixel and the click redirect: the code that runs for every open and click of every sent
+ * email. The Worker's fetch answers them here before the router (see index.ts), and the Hono routes
+ * call the same functions, so there is one behaviour whichever way a request arrives. Nothing here
+ * reads D1 or KV: the token carries everything, and the write is one queue message in waitUntil.
+ */
+import type { Env } from "../env";
+import { ApiError } from "../lib/errors";
+import { requestId } from "../lib/ids";
+import { describeError, log } from "../lib/log";
+import type { EventMessage } from "../queue/messages";
+import { enqueue } from "../queue/producer";
+import { classifyRequest, engagementMessage, readSignals } from "./interaction";
+import { trackingKeyring } from "./keyring";
+import { openToken } from "./token";
+
+/** A 1×1 transparent GIF89a, 43 bytes. */
+export const PIXEL = new Uint8Array([
+  0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00,
+  0x00, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
+  0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+]);
+
+/** Answers GET (or HEAD) /o/{token}: always the GIF; the token is opened and recorded after the response. */
+export function servePixel(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  token: string,
+  reqId: string,
+): Response {
+  const now = Date.now();
+  recordInBackground(env, ctx, reqId, async () => {
+    const payload = await openToken(await trackingKeyring(env), token, "open");
+    if (!payload) return null;
+    const signals = readSignals(request);
+    const verdict = classifyRequest(payload, signals, now);
+    return verdict.action === "record" ? engagementMessage(payload, signals, verdict.bot, now) : null;
+  });
+  return new Response(PIXEL, {
+    headers: {
+      "Content-Type": "image/gif",
+      "Cache-Control": "no-store, no-cache, must-revalidate, private",
+      "Request-Id": reqId,
+    },
+  });
+}
+
+/**
+ * Answers GET or HEAD /c/{token}: 302 to the sealed target, recording the click unless the request is
+ * machine traffic (HEAD included); an invalid or tampered token is 404 and never redirects.
+ */
+export async function serveClick(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  token: string,
+  reqId: string,
+): Promise<Response> {
+  const now = Date.now();
+  const payload = await openToken(await trackingKeyring(env), token, "click");
+  // openToken only yields http(s) URLs; checked again because a redirect is the one thing that must be safe.
+  if (!payload?.url || !/^https?:\/\//i.test(payload.url)) {
+    const error = new ApiError("not_found", "this link is not valid");
+    return Response.json(error.toBody(), { status: 404, headers: { "Request-Id": reqId } });
+  }
+  const signals = readSignals(request);
+  const verdict = classifyRequest(payload, signals, now);
+  if (verdict.action === "record") {
+    const message = engagementMessage(payload, signals, verdict.bot, now);
+    recordInBackground(env, ctx, reqId, async () => message);
+  }
+  return new Response(null, {
+    status: 302,
+    headers: {
+      Location: locationHeader(payload.url),
+      "Cache-Control": "no-store",
+      // The token stays with us: the target sees no Referer from the click URL.
+      "Referrer-Policy": "no-referrer",
+      "Request-Id": reqId,
+    },
+  });
+}
+
+/**
+ * GET/HEAD /o/{token} and /c/{token}, recognised from the URL string without parsing it or routing.
+ * Anything else (other methods, extra path segments) returns null and goes to the router.
+ */
+export function serveHotPath(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+): Response | Promise<Response> | null {
+  if (request.method !== "GET" && request.method !== "HEAD") return null;
+  const url = request.url;
+  const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+  if (pathStart < 0 || url.charCodeAt(pathStart + 2) !== 47 /* "/" */) return null;
+  const route = url.charCodeAt(pathStart + 1);
+  if (route !== 111 /* o */ && route !== 99 /* c */) return null;
+  const queryStart = url.indexOf("?", pathStart);
+  const token = url.slice(pathStart + 3, queryStart < 0 ? undefined : queryStart);
+  if (token === "" || token.includes("/")) return null;
+  const reqId = requestId();
+  return route === 111
+    ? servePixel(request, env, ctx, token, reqId)
+    : serveClick(request, env, ctx, token, reqId);
+}
+
+/** Sends an open's or click's event after the response; a failure is logged, never surfaced. */
+function recordInBackground(
+  env: Env,
+  ctx: ExecutionContext,
+  reqId: string,
+  work: () => Promise<EventMessage | null>,
+): void {
+  const send = async () => {
+    try {
+      const message = await work();
+      if (message) await enqueue(env, [message]);
+    } catch (err) {
+      const cause = err instanceof ApiError && err.cause !== undefined ? err.cause : err;
+      log("error", "tracking event not recorded", { request_id: reqId, ...describeError(cause) });
+    }
+  };
+  ctx.waitUntil(send());
+}
+
+/**
+ * The target as a Location value. Printable ASCII passes byte for byte (query, fragment, existing
+ * escapes); anything else (non-ASCII, spaces) is percent-encoded as UTF-8, as a browser would.
+ */
+export function locationHeader(url: string): string {
+  return url.replace(/[^\x21-\x7e]+/gu, (run) => encodeURI(run));
+}
