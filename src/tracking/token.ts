@@ -26,6 +26,7 @@
  *                       then the URL after its scheme, UTF-8 to the end
  */
 import { TOPIC_PATTERN } from "../events/record";
+import { toHex } from "../lib/ids";
 
 export type TokenKind = "open" | "click" | "unsubscribe";
 
@@ -369,7 +370,7 @@ class Reader {
 }
 
 function compactEmailId(bytes: Uint8Array): string {
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  const hex = toHex(bytes);
   return `email_${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
