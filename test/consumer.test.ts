@@ -74,6 +74,41 @@ describe("queue consumer", () => {
     expect(await countEvents(account)).toBe(1);
   });
 
+  it("stores one email.suppressed when two checks of one send land in the same batch", async () => {
+    const account = freshAccount();
+    const first = event({
+      account_id: account,
+      type: "email.suppressed",
+      email_id: "email_same",
+      occurred_at: Date.now() - 5000,
+    });
+    await consume([eventMessage(first), eventMessage({ ...first, occurred_at: Date.now() - 4000 })]);
+    expect(await countEvents(account)).toBe(1);
+  });
+
+  it("never brings back a removed suppression when the bounce that caused it is redelivered", async () => {
+    const account = freshAccount();
+    const bounce = eventMessage(
+      event({ account_id: account, type: "email.bounced", recipient: "gone@example.com" }),
+      {
+        reason: "hard_bounce",
+        topic: null,
+      },
+    );
+    await consume([bounce]);
+    const suppressed = () =>
+      env.DB.prepare("SELECT COUNT(*) AS n FROM suppressions WHERE account_id = ?")
+        .bind(account)
+        .first<{ n: number }>();
+    expect((await suppressed())?.n).toBe(1);
+    const token = await mintToken(account, "suppressions:write");
+    expect((await call("DELETE", "/v1/suppressions/gone%40example.com", { token })).status).toBe(200);
+    await consume([bounce], 2);
+    expect((await suppressed())?.n).toBe(0);
+    expect(await env.SUPPRESSIONS.get(`sup:${account}:gone@example.com`)).toBeNull();
+    expect(await countEvents(account)).toBe(1);
+  });
+
   it("acknowledges and logs a message that can never be written, and still writes the rest", async () => {
     const account = freshAccount();
     const logged = vi.spyOn(console, "error");

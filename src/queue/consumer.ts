@@ -57,13 +57,30 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
   }
   for (const { message } of valid) message.ack();
   // D1 holds the change now; a KV failure is logged and repaired by the reconcile, never retried here.
-  if (touched.length > 0) await syncMirror(env, touched);
+  if (touched.length > 0) {
+    try {
+      await syncMirror(env, touched);
+    } catch (err) {
+      log("warn", "suppression mirror not updated; the reconcile will repair it", {
+        queue: batch.queue,
+        ...describeError(err),
+      });
+    }
+  }
 }
 
 /** Writes a batch of valid messages in one D1 transaction; returns the addresses whose suppressions changed. */
 export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<AddressRef[]> {
   const registrations = bodies.filter((b): b is RegisterMessage => b.type === "register");
-  const events = bodies.filter((b): b is EventMessage => b.type === "event");
+  // One event per id within a batch: a statement's NOT EXISTS cannot see rows it inserts itself.
+  const seenEvents = new Set<string>();
+  const events = bodies.filter((b): b is EventMessage => {
+    if (b.type !== "event") return false;
+    const key = `${b.event.account_id}\u0000${b.event.id}`;
+    if (seenEvents.has(key)) return false;
+    seenEvents.add(key);
+    return true;
+  });
   const statements: D1PreparedStatement[] = [];
 
   for (const chunk of chunkByJsonSize(registrations.map(registrationRow))) {
@@ -79,11 +96,8 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
     statements.push(env.DB.prepare(BACKFILL_EVENTS).bind(r.account_id, r.message.email_id));
   }
 
-  for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
-    statements.push(env.DB.prepare(INSERT_EVENTS).bind(chunk));
-    statements.push(env.DB.prepare(EVENT_DOMAINS).bind(chunk));
-  }
-
+  // Before the events: a suppression is written only with its event's first arrival, so a
+  // redelivered bounce cannot bring back an entry that was removed since.
   const suppressing = events.filter((e) => e.suppress && !e.event.recipient.endsWith(SIMULATOR_DOMAIN));
   const suppressionRows = suppressing.map((e) => ({
     ...eventRow(e),
@@ -93,6 +107,11 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
   }));
   for (const chunk of chunkByJsonSize(suppressionRows)) {
     statements.push(env.DB.prepare(INSERT_SUPPRESSIONS).bind(chunk));
+  }
+
+  for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
+    statements.push(env.DB.prepare(INSERT_EVENTS).bind(chunk));
+    statements.push(env.DB.prepare(EVENT_DOMAINS).bind(chunk));
   }
 
   if (statements.length > 0) await env.DB.batch(statements);
@@ -225,7 +244,7 @@ INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed
 SELECT s.account_id, s.recipient, s.topic, s.reason, s.email_id, s.occurred_at
 FROM (
   SELECT ${j("account_id")} AS account_id, ${j("recipient")} AS recipient, ${j("email_id")} AS email_id,
-         ${j("occurred_at")} AS occurred_at, ${j("suppression_reason")} AS reason,
+         ${j("occurred_at")} AS occurred_at, ${j("id")} AS id, ${j("suppression_reason")} AS reason,
          COALESCE(${j("suppression_topic")},
                   CASE WHEN ${j("suppression_inherit_topic")}
                        THEN (SELECT m.topic FROM messages AS m
@@ -233,5 +252,6 @@ FROM (
                   '') AS topic
   FROM json_each(?1)
 ) AS s
-WHERE true
+WHERE NOT EXISTS (SELECT 1 FROM events AS x
+                   WHERE x.account_id = s.account_id AND x.occurred_at = s.occurred_at AND x.id = s.id)
 ON CONFLICT DO NOTHING`;
