@@ -15,7 +15,12 @@ const optionalString = z
   .transform((v) => (v === undefined || v.trim() === "" ? null : v.trim()));
 
 const parsers = {
-  JWT_SECRET: optionalString.refine((v) => v === null || v.length >= 32, "must be at least 32 characters"),
+  // The key is the UTF-8 bytes of the string as given (SPEC §2): not trimmed.
+  JWT_SECRET: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v === "" ? null : v))
+    .refine((v) => v === null || v.length >= 32, "must be at least 32 characters"),
   JWT_JWKS_URL: optionalString.refine((v) => v === null || /^https?:\/\//.test(v), "must be an http(s) URL"),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,

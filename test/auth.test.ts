@@ -80,6 +80,26 @@ describe("bearer token authentication", () => {
     );
   });
 
+  it("rejects a token without exp: it would never expire", async () => {
+    const token = await new SignJWT({ scope: "events:read" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("acct_x")
+      .sign(new TextEncoder().encode(env.JWT_SECRET));
+    await expectAuthError(await call("GET", "/v1/account", { token }), 401, "authentication_error");
+  });
+
+  it("lets admin read another account's plan, and nobody else", async () => {
+    const other = freshAccount();
+    const admin = await call("GET", `/v1/account?account_id=${other}`, {
+      token: await mintToken("ops", "admin"),
+    });
+    expect(await admin.json()).toEqual({ id: other, plan: "starter", retention_days: 3 });
+    const denied = await call("GET", `/v1/account?account_id=${other}`, {
+      token: await mintToken("acct_x", "events:read"),
+    });
+    await expectAuthError(denied, 403, "permission_error");
+  });
+
   it("rejects a token without sub", async () => {
     const token = await new SignJWT({ scope: "events:read" })
       .setProtectedHeader({ alg: "HS256" })

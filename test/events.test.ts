@@ -158,6 +158,8 @@ describe("GET /v1/events parameters", () => {
     ["start=yesterday", "start"],
     ["end=2026-13-45T00:00:00Z", "end"],
     ["start=2026-05-02T00:00:00Z&end=2026-05-01T00:00:00Z", "start"],
+    ["start=2999-01-01T00:00:00Z", "start"],
+    ["end=2000-01-01T00:00:00Z&days=2", "days"],
     ["days=0", "days"],
     ["days=91", "days"],
     ["days=abc", "days"],

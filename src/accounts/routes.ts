@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { principalOf, requireScope } from "../auth/middleware";
+import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import { ApiError } from "../lib/errors";
 import { parseJsonBody } from "../lib/http";
 import { type App, bodyErrors, commonErrors, jsonContent, route } from "../lib/openapi";
@@ -23,7 +23,8 @@ export function registerAccountRoutes(app: App): void {
       responses: { 200: jsonContent(accountSchema, "The account"), ...commonErrors },
     },
     requireScope("events:read"),
-    async (c) => c.json(await getAccountPlan(c.env, principalOf(c).accountId)),
+    async (c) =>
+      c.json(await getAccountPlan(c.env, actingAccount(principalOf(c), c.req.query("account_id")))),
   );
 
   route(

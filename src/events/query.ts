@@ -183,8 +183,10 @@ export interface Window {
 export function requestedWindow(query: EventQuery, now: number): { start: number; end: number } {
   const end = query.end ?? now;
   const start = query.start ?? (query.days !== null ? now - query.days * DAY_MS : end - DAY_MS);
-  if (start > end)
-    throw validationError(query.days !== null ? "days" : "end", "the window's start is after its end");
+  if (start > end) {
+    const param = query.start !== null ? "start" : query.days !== null ? "days" : "end";
+    throw validationError(param, "the window's start is after its end");
+  }
   return { start, end };
 }
 

@@ -9,7 +9,7 @@ import type { SnsNotification } from "./sns";
 const ACCOUNT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export type IngestOutcome =
-  | { kind: "queued"; messages: QueueMessage[]; accountId: string }
+  | { kind: "queued"; messages: QueueMessage[] }
   | { kind: "ignored"; reason: string };
 
 /**
@@ -53,5 +53,5 @@ export async function notificationToMessages(env: Env, msg: SnsNotification): Pr
       item.suppress ? { type: "event", event, suppress: item.suppress } : { type: "event", event },
     );
   }
-  return { kind: "queued", messages, accountId };
+  return { kind: "queued", messages };
 }

@@ -12,7 +12,7 @@ import type { EventMessage } from "../queue/messages";
 import { enqueue } from "../queue/producer";
 import { classifyRequest, engagementMessage, readSignals } from "./interaction";
 import { trackingKeyring } from "./keyring";
-import { openToken } from "./token";
+import { openToken, type TrackingKeyring } from "./token";
 
 /** A 1×1 transparent GIF89a, 43 bytes. */
 export const PIXEL = new Uint8Array([
@@ -58,7 +58,17 @@ export async function serveClick(
   reqId: string,
 ): Promise<Response> {
   const now = Date.now();
-  const payload = await openToken(await trackingKeyring(env), token, "click");
+  let keyring: TrackingKeyring;
+  try {
+    keyring = await trackingKeyring(env);
+  } catch (err) {
+    // Answered before the router, so its error handling is done here: the §4 shape, logged.
+    const error =
+      err instanceof ApiError ? err : new ApiError("internal_error", "an unexpected error occurred");
+    log("error", "click not served", { request_id: reqId, type: error.type, ...describeError(err) });
+    return Response.json(error.toBody(), { status: error.status, headers: { "Request-Id": reqId } });
+  }
+  const payload = await openToken(keyring, token, "click");
   // openToken only yields http(s) URLs; checked again because a redirect is the one thing that must be safe.
   if (!payload?.url || !/^https?:\/\//i.test(payload.url)) {
     const error = new ApiError("not_found", "this link is not valid");

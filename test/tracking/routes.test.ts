@@ -453,6 +453,23 @@ describe("the tracking routes in the API document", () => {
 });
 
 describe("the hot path before the router", () => {
+  it("answers a click with configuration_error in the error shape when TRACKING_KEYS is missing", async () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const token = await tokenFor("click", { account_id: freshAccount() });
+      const { res, queued } = await serve(trackingRequest(`/c/${token}`), { vars: { TRACKING_KEYS: "" } });
+      expect(res.status).toBe(500);
+      expect(res.headers.get("location")).toBeNull();
+      expect(res.headers.get("request-id")).toMatch(/^req_/);
+      const body = await json(res);
+      expect(body.error.type).toBe("configuration_error");
+      expect(body.error.message).toContain("TRACKING_KEYS");
+      expect(queued).toEqual([]);
+    } finally {
+      logged.mockRestore();
+    }
+  });
+
   it("answers opens and clicks with a Request-Id, the same way the router does", async () => {
     const account = freshAccount();
     const click = await tokenFor("click", { account_id: account });
