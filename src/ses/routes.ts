@@ -8,6 +8,7 @@ import { enqueue } from "../queue/producer";
 import { notificationToMessages } from "./ingest";
 import {
   checkAwsHostUrl,
+  checkSnsMessage,
   fetchCertificate,
   parseSnsEnvelope,
   type SnsConfirmation,
@@ -42,12 +43,14 @@ export function registerSesRoutes(app: App): void {
     async (c) => {
       const text = await readBodyText(c.req.raw, MAX_SNS_BYTES, "an SNS message");
       const msg = parseSnsEnvelope(text);
-      const topics = config(c.env, "SNS_TOPIC_ARNS");
-      // The allowlist comes first: nothing is fetched for a topic we do not serve.
-      if (!topics.has(msg.TopicArn)) {
+      const hostPattern = config(c.env, "SNS_CERT_HOST_PATTERN");
+      // Verification first (SPEC §7), in two steps around the allowlist: the checks that need no
+      // network, then the topic, then the certificate fetch, so nothing is fetched for a topic we
+      // do not serve and a forged message is a signature error whatever topic it names.
+      checkSnsMessage(msg, hostPattern);
+      if (!config(c.env, "SNS_TOPIC_ARNS").has(msg.TopicArn)) {
         throw new ApiError("permission_error", "this SNS topic is not allowed (SNS_TOPIC_ARNS)");
       }
-      const hostPattern = config(c.env, "SNS_CERT_HOST_PATTERN");
       await verifySnsMessage(msg, { hostPattern, fetchCert: fetchCertificate });
       const requestId = c.get("requestId");
 

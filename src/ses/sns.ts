@@ -250,19 +250,29 @@ export interface VerifyOptions {
  * Every failure is `signature_error`, except a certificate fetch that failed for a reason worth retrying,
  * which `fetchCert` reports as `unavailable` (503, so SNS redelivers) and which passes through unchanged.
  */
-export async function verifySnsMessage(msg: SnsEnvelope, opts: VerifyOptions): Promise<void> {
+/**
+ * The checks that need no network: SignatureVersion, the SigningCertURL rule, the SubscribeURL rule
+ * on confirmations, and the Signature's encoding. The route runs these before the topic allowlist,
+ * so a forged message is a signature error whatever its topic, and nothing is fetched for either.
+ */
+export function checkSnsMessage(
+  msg: SnsEnvelope,
+  hostPattern: RegExp | null,
+): { certUrl: URL; hash: SignatureHash; signature: Uint8Array } {
   const hash = signatureHash(msg.SignatureVersion);
   if (!hash) {
     const version = JSON.stringify(msg.SignatureVersion.slice(0, 16));
     throw new ApiError("signature_error", `unsupported SignatureVersion ${version}`);
   }
-  const certUrl = checkAwsHostUrl(msg.SigningCertURL, msg.TopicArn, opts.hostPattern, "cert");
-  if (msg.Type !== "Notification")
-    checkAwsHostUrl(msg.SubscribeURL, msg.TopicArn, opts.hostPattern, "subscribe");
-
+  const certUrl = checkAwsHostUrl(msg.SigningCertURL, msg.TopicArn, hostPattern, "cert");
+  if (msg.Type !== "Notification") checkAwsHostUrl(msg.SubscribeURL, msg.TopicArn, hostPattern, "subscribe");
   const signature = decodeBase64(msg.Signature);
   if (!signature) throw new ApiError("signature_error", "Signature is not base64");
+  return { certUrl, hash, signature };
+}
 
+export async function verifySnsMessage(msg: SnsEnvelope, opts: VerifyOptions): Promise<void> {
+  const { certUrl, hash, signature } = checkSnsMessage(msg, opts.hostPattern);
   let key: CryptoKey;
   try {
     key = await cachedKey(certUrl.href, hash, opts.fetchCert);

@@ -236,6 +236,19 @@ describe("POST /webhooks/ses verification and errors", () => {
     expect(fetchSpy).not.toHaveBeenCalled();
   });
 
+  it("answers signature_error, not permission_error, for a forged message whatever its topic", async () => {
+    const fetchSpy = interceptAws();
+    const forged = notification({
+      TopicArn: "arn:aws:sns:us-east-1:123456789012:other",
+      SigningCertURL: "https://evil.example.com/SimpleNotificationService-abc.pem",
+      Signature: "c2lnbmVk",
+    });
+    const res = await post(forged);
+    expect(res.status).toBe(400);
+    expect((await json(res)).error.type).toBe("signature_error");
+    expect(fetchSpy).not.toHaveBeenCalled();
+  });
+
   it("answers 400 signature_error for a tampered message and records nothing", async () => {
     interceptAws();
     const { message, emailId } = sesBounce([randomRecipient()]);
