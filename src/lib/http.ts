@@ -57,7 +57,11 @@ export function zodToApiError(error: z.ZodError, fallbackMessage = "the request 
 }
 
 /** Parses a JSON request body against a schema: 415 unless application/json, 413 over 1 MiB, 400 otherwise. */
-export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+export async function parseJsonBody<S extends z.ZodType>(
+  c: Context,
+  schema: S,
+  options: { optional?: boolean } = {},
+): Promise<z.output<S>> {
   const type = c.req.header("content-type") ?? "";
   if (!/^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
     throw new ApiError("unsupported_media_type", "the body must be application/json");
@@ -65,7 +69,8 @@ export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S):
   const text = await readBodyText(c.req.raw, MAX_JSON_BYTES, "a JSON body");
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    // An optional body may be empty even when the client labelled it JSON.
+    value = options.optional && text.trim() === "" ? {} : JSON.parse(text);
   } catch {
     throw new ApiError("validation_error", "the body is not valid JSON");
   }

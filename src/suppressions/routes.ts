@@ -114,7 +114,7 @@ export function registerSuppressionRoutes(app: App): void {
     async (c) => {
       const params = queryParams(c, ["account_id"]);
       const email = pathEmail(c);
-      const body = hasBody(c) ? await parseJsonBody(c, putBodySchema) : {};
+      const body = hasBody(c) ? await parseJsonBody(c, putBodySchema, { optional: true }) : {};
       const accountId = accountFor(c, params.account_id, body.account_id);
       const { entry } = await addManual(c.env, accountId, email, body.topic ?? EVERY_TOPIC, Date.now());
       return c.json(await toSuppression(entry));

@@ -27,6 +27,17 @@ describe("PUT /v1/suppressions/{email}", () => {
     ]);
   });
 
+  it("accepts an empty body labelled application/json as no body", async () => {
+    const account = freshAccount();
+    const { write } = await tokensFor(account);
+    const res = await call("PUT", "/v1/suppressions/empty%40example.com", {
+      token: write,
+      headers: { "content-type": "application/json" },
+    });
+    expect(res.status).toBe(200);
+    expect((await json(res)).topic).toBeNull();
+  });
+
   it("returns the existing entry unchanged when the address is already suppressed for that topic", async () => {
     const account = freshAccount();
     const { write } = await tokensFor(account);
