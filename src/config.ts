@@ -112,3 +112,13 @@ export function plans(env: Env): { plans: Record<string, number>; defaultPlan: s
   }
   return { plans: all, defaultPlan };
 }
+
+/**
+ * The effective plan and retention of a stored plan name (null: no account row). A plan removed
+ * from PLANS since it was set falls back to the default, so reads and the purge never fail on it.
+ */
+export function effectivePlan(env: Env, stored: string | null): { plan: string; retention_days: number } {
+  const { plans: all, defaultPlan } = plans(env);
+  const plan = stored !== null && all[stored] !== undefined ? stored : defaultPlan;
+  return { plan, retention_days: all[plan] ?? 1 };
+}

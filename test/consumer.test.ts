@@ -61,7 +61,10 @@ describe("queue consumer", () => {
     expect(await countEvents(account)).toBe(5);
   });
 
-  it("records one email.suppressed per check id even when repeated checks carry other times", async () => {
+  it.each([
+    ["in separate batches", false],
+    ["in the same batch", true],
+  ])("stores one email.suppressed per check id when repeated checks arrive %s", async (_name, sameBatch) => {
     const account = freshAccount();
     const first = event({
       account_id: account,
@@ -69,20 +72,9 @@ describe("queue consumer", () => {
       email_id: "email_dup",
       occurred_at: Date.now() - 5000,
     });
-    await consume([eventMessage(first)]);
-    await consume([eventMessage({ ...first, occurred_at: Date.now() - 1000 })]);
-    expect(await countEvents(account)).toBe(1);
-  });
-
-  it("stores one email.suppressed when two checks of one send land in the same batch", async () => {
-    const account = freshAccount();
-    const first = event({
-      account_id: account,
-      type: "email.suppressed",
-      email_id: "email_same",
-      occurred_at: Date.now() - 5000,
-    });
-    await consume([eventMessage(first), eventMessage({ ...first, occurred_at: Date.now() - 4000 })]);
+    const repeat = { ...first, occurred_at: Date.now() - 1000 };
+    if (sameBatch) await consume([eventMessage(first), eventMessage(repeat)]);
+    else for (const e of [first, repeat]) await consume([eventMessage(e)]);
     expect(await countEvents(account)).toBe(1);
   });
 

@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { plans } from "../config";
+import { effectivePlan, plans } from "../config";
 import { accounts } from "../db/schema";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
@@ -13,15 +13,12 @@ export interface AccountPlan {
 
 /** The account's plan and retention; an account with no row has DEFAULT_PLAN (SPEC §11). */
 export async function getAccountPlan(env: Env, accountId: string): Promise<AccountPlan> {
-  const { plans: all, defaultPlan } = plans(env);
   const row = await drizzle(env.DB)
     .select({ plan: accounts.plan })
     .from(accounts)
     .where(eq(accounts.id, accountId))
     .get();
-  // A plan removed from PLANS since it was set falls back to the default rather than failing reads.
-  const plan = row && all[row.plan] !== undefined ? row.plan : defaultPlan;
-  return { id: accountId, plan, retention_days: all[plan] ?? 1 };
+  return { id: accountId, ...effectivePlan(env, row?.plan ?? null) };
 }
 
 export async function setAccountPlan(env: Env, accountId: string, plan: string): Promise<AccountPlan> {

@@ -7,4 +7,3 @@ export const accounts = sqliteTable("accounts", {
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });
-export type AccountRow = typeof accounts.$inferSelect;

@@ -54,4 +54,3 @@ export const events = sqliteTable(
     index("events_recipient_idx").on(t.accountId, t.recipient, t.occurredAt),
   ],
 );
-export type EventRow = typeof events.$inferSelect;

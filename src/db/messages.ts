@@ -22,4 +22,3 @@ export const messages = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.accountId, t.emailId] })],
 );
-export type MessageRow = typeof messages.$inferSelect;

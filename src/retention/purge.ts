@@ -1,4 +1,4 @@
-import { plans } from "../config";
+import { effectivePlan } from "../config";
 import type { Env } from "../env";
 import { readCursor, writeCursor } from "./cursor";
 
@@ -57,7 +57,6 @@ export async function purgeExpiredEvents(
   now: number,
   budget: PurgeBudget = DEFAULT_PURGE_BUDGET,
 ): Promise<PurgeResult> {
-  const { plans: retention, defaultPlan } = plans(env);
   const started = Date.now();
   let statements = 0;
   let deleted = 0;
@@ -76,8 +75,7 @@ export async function purgeExpiredEvents(
       complete = true;
       break;
     }
-    // A plan removed from PLANS since it was set falls back to the default, as reads do.
-    const days = retention[next.plan ?? defaultPlan] ?? retention[defaultPlan] ?? 1;
+    const days = effectivePlan(env, next.plan).retention_days;
     const cutoff = now - days * DAY_MS;
     for (;;) {
       if (exhausted()) break walk; // `after` stays before this account, so the next run resumes it
