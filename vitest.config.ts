@@ -30,7 +30,7 @@ export default defineConfig(async () => {
     ],
     test: {
       include: ["test/**/*.test.ts", "src/**/*.test.ts"],
-      exclude: ["test/e2e/**"],
+      exclude: ["test/e2e/**", "test/node/**"],
       setupFiles: ["./test/setup.ts"],
       testTimeout: 30_000,
       silent: "passed-only",

@@ -1,5 +1,10 @@
-import type { Principal } from "./auth/jwt";
 import type { Env } from "./env";
+
+/** Who a verified API token speaks for (set by auth/middleware.ts). */
+export interface Principal {
+  accountId: string;
+  scopes: ReadonlySet<string>;
+}
 
 /** Hono's environment for this app: bindings plus per-request variables. */
 export interface AppEnv {

@@ -56,6 +56,8 @@ export function newApp(): App {
     {
       method: "get",
       path: "/healthz",
+      operationId: "getHealth",
+      security: [],
       summary: "Liveness check",
       tags: ["operations"],
       responses: {
@@ -91,7 +93,11 @@ export function openApiDocument(app: App) {
       description:
         "Edge email events: tracking, Amazon SES ingestion through SNS, suppressions and an events API. " +
         "Authenticate with `Authorization: Bearer <JWT>`; errors share one shape.",
+      // package.json is private and names no licence: proprietary (SPDX custom-licence syntax).
+      license: { name: "Proprietary", identifier: "LicenseRef-mailtrail-proprietary" },
     },
+    // Relative: the document describes whichever deployment serves it.
+    servers: [{ url: "/", description: "This deployment" }],
   });
   return cachedDocument;
 }

@@ -1,7 +1,7 @@
 import * as z from "zod";
 import type { Env } from "./env";
+import { fromBase64url } from "./lib/base64";
 import { ApiError } from "./lib/errors";
-import { parseTrackingKeys } from "./tracking/token";
 
 /**
  * Configuration of SPEC §2, parsed with zod once per isolate (per `env` object). Each variable is
@@ -24,7 +24,6 @@ const parsers = {
   JWT_JWKS_URL: optionalString.refine((v) => v === null || /^https?:\/\//.test(v), "must be an http(s) URL"),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
-  // One parser for the keys, shared with the token module, so config and tokens never disagree.
   TRACKING_KEYS: z.string({ error: "is required" }).transform((v, ctx) => {
     try {
       return parseTrackingKeys(v);
@@ -121,4 +120,31 @@ export function effectivePlan(env: Env, stored: string | null): { plan: string; 
   const { plans: all, defaultPlan } = plans(env);
   const plan = stored !== null && all[stored] !== undefined ? stored : defaultPlan;
   return { plan, retention_days: all[plan] ?? 1 };
+}
+
+const TRACKING_KEY_BYTES = 32;
+
+/**
+ * Parses TRACKING_KEYS: comma-separated base64url keys of 32 bytes each (padding optional, blanks
+ * around commas ignored). Throws a plain Error that names the variable and the key's position,
+ * never its value.
+ */
+export function parseTrackingKeys(value: string): Uint8Array[] {
+  const entries = value
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+  if (entries.length === 0) {
+    throw new Error("TRACKING_KEYS must hold at least one base64url key of 32 bytes");
+  }
+  return entries.map((entry, index) => {
+    const bytes = fromBase64url(entry.replace(/=$/, ""));
+    if (bytes === null || bytes.length !== TRACKING_KEY_BYTES) {
+      throw new Error(
+        `TRACKING_KEYS: key ${index + 1} of ${entries.length} is not 32 bytes of base64url ` +
+          "(make one with: openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')",
+      );
+    }
+    return bytes;
+  });
 }

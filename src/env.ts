@@ -1,9 +1,8 @@
-import type { QueueMessage } from "./queue/messages";
-
 /** Bindings and variables of SPEC §2, typed once. Variables arrive as strings and are parsed in config.ts. */
 export interface Env {
   DB: D1Database;
-  EVENTS_QUEUE: Queue<QueueMessage>;
+  /** Message bodies are typed where they are sent (pipeline/enqueue.ts) and checked where they are read. */
+  EVENTS_QUEUE: Queue<unknown>;
   SUPPRESSIONS: KVNamespace;
   JWT_SECRET?: string;
   JWT_JWKS_URL?: string;

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import type { QueueMessage } from "../src/pipeline/messages";
 import { retryDelaySeconds } from "../src/queue/consumer";
-import type { QueueMessage } from "../src/queue/messages";
 import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "./helpers";
 
 const countEvents = async (account: string) =>

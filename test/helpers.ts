@@ -4,7 +4,7 @@ import { SignJWT } from "jose";
 import { blankEvent, type EventRecord } from "../src/events/record";
 import worker from "../src/index";
 import { uniqueEventId } from "../src/lib/ids";
-import type { QueueMessage, SuppressEffect } from "../src/queue/messages";
+import type { QueueMessage, SuppressEffect } from "../src/pipeline/messages";
 
 export const BASE = "https://mailtrail.test";
 

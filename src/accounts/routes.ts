@@ -2,7 +2,7 @@ import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import { ApiError } from "../lib/errors";
 import { parseJsonBody } from "../lib/http";
-import { type App, bodyErrors, commonErrors, jsonContent, route } from "../lib/openapi";
+import { type App, BEARER, bodyErrors, commonErrors, jsonContent, route } from "../lib/openapi";
 import { getAccountPlan, setAccountPlan } from "./plans";
 
 const accountSchema = z
@@ -17,9 +17,10 @@ export function registerAccountRoutes(app: App): void {
     {
       method: "get",
       path: "/v1/account",
+      operationId: "getAccount",
       summary: "The token's account, its plan and retention",
       tags: ["accounts"],
-      security: [{ bearer: [] }],
+      security: BEARER,
       responses: { 200: jsonContent(accountSchema, "The account"), ...commonErrors },
     },
     requireScope("events:read"),
@@ -32,9 +33,10 @@ export function registerAccountRoutes(app: App): void {
     {
       method: "put",
       path: "/v1/accounts/{id}",
+      operationId: "setAccountPlan",
       summary: "Set an account's plan (admin)",
       tags: ["accounts"],
-      security: [{ bearer: [] }],
+      security: BEARER,
       request: {
         params: z.object({ id: z.string() }),
         body: { content: { "application/json": { schema: putAccountBody } }, required: true },

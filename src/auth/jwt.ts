@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from "jose";
 import * as z from "zod";
+import type { Principal } from "../app-env";
 import { config } from "../config";
 import type { Env } from "../env";
 import { ApiError } from "../lib/errors";
@@ -7,10 +8,7 @@ import { ApiError } from "../lib/errors";
 export const SCOPES = ["events:read", "suppressions:read", "suppressions:write", "send", "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
-export interface Principal {
-  accountId: string;
-  scopes: ReadonlySet<string>;
-}
+export type { Principal };
 
 /** Algorithms a JWKS key may use; HS256 only ever with JWT_SECRET (never from a JWKS). */
 const JWKS_ALGORITHMS = ["RS256", "ES256", "EdDSA"];

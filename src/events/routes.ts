@@ -3,7 +3,7 @@ import { getAccountPlan } from "../accounts/plans";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
-import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
+import { type App, BEARER, commonErrors, jsonContent, route } from "../lib/openapi";
 import {
   buildEventStatements,
   clampWindow,
@@ -153,11 +153,12 @@ export function registerEventRoutes(app: App): void {
     {
       method: "get",
       path: "/v1/events",
+      operationId: "listEvents",
       summary: "List events, newest first",
       description:
         "Exact-match filters, keyset pagination with `after`, and a window clamped silently to the plan's retention.",
       tags: ["events"],
-      security: [{ bearer: [] }],
+      security: BEARER,
       request: { query: eventQueryParams },
       responses: { 200: jsonContent(eventListSchema, "A page of events"), ...commonErrors },
     },

@@ -22,7 +22,7 @@ export function openCursor<S extends z.ZodObject>(
 ): z.output<S> {
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder().decode(fromBase64url(cursor)));
+    value = JSON.parse(new TextDecoder().decode(fromBase64url(cursor) ?? new Uint8Array()));
   } catch {
     throw validationError("after", NOT_A_CURSOR);
   }

@@ -63,6 +63,18 @@ export const jsonContent = <T extends z.ZodType>(schema: T, description: string)
 /** Hono path (`/v1/suppressions/:email`) of an OpenAPI path (`/v1/suppressions/{email}`). */
 export const honoPath = (openapiPath: string) => openapiPath.replace(/\{([^}]+)\}/g, ":$1");
 
+/** `security` of the routes that take `Authorization: Bearer <JWT>`. */
+export const BEARER = [{ bearer: [] }];
+
+/**
+ * What every operation must say for the document to pass `redocly lint` (SPEC §13): its
+ * `operationId`, and its `security` (`[]` on public routes, BEARER on the rest).
+ */
+export type ApiRouteConfig = RouteConfig & {
+  operationId: string;
+  security: RouteConfig["security"] & object;
+};
+
 /**
  * Registers a route's OpenAPI description (generated from its zod schemas) and its handlers.
  * Requests are validated by the handlers themselves (lib/http.ts, events/query.ts), so every
@@ -70,7 +82,7 @@ export const honoPath = (openapiPath: string) => openapiPath.replace(/\{([^}]+)\
  */
 export function route(
   app: App,
-  config: RouteConfig,
+  config: ApiRouteConfig,
   ...handlers: [...MiddlewareHandler<AppEnv>[], Handler<AppEnv>]
 ): void {
   app.openAPIRegistry.registerPath(config);

@@ -2,8 +2,16 @@ import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import { config } from "../config";
 import { parseJsonBody } from "../lib/http";
-import { type App, bodyErrors, commonErrors, jsonContent, route, unavailableError } from "../lib/openapi";
-import { enqueue } from "../queue/producer";
+import {
+  type App,
+  BEARER,
+  bodyErrors,
+  commonErrors,
+  jsonContent,
+  route,
+  unavailableError,
+} from "../lib/openapi";
+import { enqueue } from "../pipeline/enqueue";
 import { emailAddressSchema } from "../suppressions/address";
 import { instrumentHtml } from "../tracking/instrument";
 import { trackingKeyring } from "../tracking/keyring";
@@ -45,6 +53,7 @@ export function registerInstrumentRoute(app: App): void {
     {
       method: "post",
       path: "/v1/messages/instrument",
+      operationId: "instrumentMessage",
       summary: "Instrument one recipient's email HTML for tracking, and register the message",
       description:
         "Rewrites every http(s) `<a href>` (not mailto:, tel:, #fragments, relative links, nor anchors marked " +
@@ -53,7 +62,7 @@ export function registerInstrumentRoute(app: App): void {
         "dimensions so every event of it carries them. `data-mt-*` attributes are removed. 503 when the " +
         "registration could not be queued: retry, nothing was issued.",
       tags: ["messages"],
-      security: [{ bearer: [] }],
+      security: BEARER,
       request: { body: { content: { "application/json": { schema: instrumentBody } }, required: true } },
       responses: {
         200: jsonContent(instrumentResponse, "The instrumented HTML, its URLs and headers"),

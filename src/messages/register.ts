@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { bareAddress, domainOf, tagSchema, topicSchema } from "../events/record";
-import type { QueueMessage, Registration } from "../queue/messages";
+import type { QueueMessage, Registration } from "../pipeline/messages";
 
 /** The correlation dimensions a platform registers for one message (SPEC §6). */
 export const messageDimensionsSchema = z.object({

@@ -2,8 +2,16 @@ import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import { validationError } from "../lib/errors";
 import { parseJsonBody } from "../lib/http";
-import { type App, bodyErrors, commonErrors, jsonContent, route, unavailableError } from "../lib/openapi";
-import { enqueue } from "../queue/producer";
+import {
+  type App,
+  BEARER,
+  bodyErrors,
+  commonErrors,
+  jsonContent,
+  route,
+  unavailableError,
+} from "../lib/openapi";
+import { enqueue } from "../pipeline/enqueue";
 import { registerInstrumentRoute } from "./instrument";
 import { messageDimensionsSchema, registrationMessage } from "./register";
 
@@ -24,12 +32,13 @@ export function registerMessageRoutes(app: App): void {
     {
       method: "post",
       path: "/v1/messages",
+      operationId: "registerMessages",
       summary: "Register up to 1,000 messages' correlation dimensions",
       description:
         "Every event of a registered message carries its from, subject, topic, campaign, template_id and tags, " +
         "whether the event arrives before or after the registration. Also accepts a bare array of messages.",
       tags: ["messages"],
-      security: [{ bearer: [] }],
+      security: BEARER,
       request: { body: { content: { "application/json": { schema: registerBody } }, required: true } },
       responses: {
         202: jsonContent(registerResponse, "Queued"),

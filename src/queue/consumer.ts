@@ -1,7 +1,12 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import {
+  type EventMessage,
+  type QueueMessage,
+  queueMessageSchema,
+  type RegisterMessage,
+} from "../pipeline/messages";
 import { type AddressRef, syncMirror } from "../suppressions/mirror";
-import { type EventMessage, type QueueMessage, queueMessageSchema, type RegisterMessage } from "./messages";
 
 /**
  * The EVENTS_QUEUE consumer: every event, registration and automatic suppression is written here.

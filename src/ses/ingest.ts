@@ -1,7 +1,7 @@
 import { config } from "../config";
 import type { Env } from "../env";
 import { log } from "../lib/log";
-import type { QueueMessage } from "../queue/messages";
+import type { QueueMessage } from "../pipeline/messages";
 import { classifyInteraction } from "../tracking/classify";
 import { needsBotClassification, parseSesMessage } from "./parse";
 import type { SnsNotification } from "./sns";

@@ -10,7 +10,7 @@ import {
 } from "../events/record";
 import { ApiError } from "../lib/errors";
 import { eventId } from "../lib/ids";
-import type { SuppressEffect } from "../queue/messages";
+import type { SuppressEffect } from "../pipeline/messages";
 
 /**
  * SES JSON (the Message of an SNS Notification) → events, one per recipient (SPEC §6, §7, §8).

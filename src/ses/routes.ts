@@ -4,7 +4,7 @@ import { ApiError } from "../lib/errors";
 import { readBodyText } from "../lib/http";
 import { log } from "../lib/log";
 import { type App, jsonContent, route } from "../lib/openapi";
-import { enqueue } from "../queue/producer";
+import { enqueue } from "../pipeline/enqueue";
 import { notificationToMessages } from "./ingest";
 import {
   checkAwsHostUrl,
@@ -27,6 +27,8 @@ export function registerSesRoutes(app: App): void {
     {
       method: "post",
       path: "/webhooks/ses",
+      operationId: "receiveSnsMessage",
+      security: [],
       summary: "Amazon SNS endpoint for SES notifications",
       description:
         "Point an SNS HTTPS subscription here. Messages are verified (SignatureVersion 1 and 2), topics checked " +

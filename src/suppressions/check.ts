@@ -2,8 +2,8 @@ import type { Env } from "../env";
 import { blankEvent } from "../events/record";
 import { ApiError } from "../lib/errors";
 import { eventId } from "../lib/ids";
-import type { QueueMessage, SuppressionReason } from "../queue/messages";
-import { enqueue } from "../queue/producer";
+import { enqueue } from "../pipeline/enqueue";
+import type { QueueMessage, SuppressionReason } from "../pipeline/messages";
 import { type MirrorEntry, mirrorKey, readMirrorEntries } from "./mirror";
 
 /**

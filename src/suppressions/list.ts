@@ -3,7 +3,7 @@ import type { Env } from "../env";
 import { openCursor, sealCursor } from "../lib/cursor";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
-import { SUPPRESSION_REASONS } from "../queue/messages";
+import { SUPPRESSION_REASONS } from "../pipeline/messages";
 import { parseTopic } from "./params";
 import { type Suppression, toSuppression } from "./schema";
 import { type ListFilters, type ListPosition, listPage } from "./store";

@@ -6,6 +6,7 @@ import { ApiError } from "../lib/errors";
 import { parseJsonBody } from "../lib/http";
 import {
   type App,
+  BEARER,
   bodyErrors,
   commonErrors,
   jsonContent,
@@ -35,7 +36,6 @@ const emailPath = z.object({
     .string()
     .meta({ description: "the address, URL-encoded (`@` as `%40`); matched case-insensitively" }),
 });
-const security = [{ bearer: [] }];
 const tags = ["suppressions"];
 
 export function registerSuppressionRoutes(app: App): void {
@@ -44,9 +44,10 @@ export function registerSuppressionRoutes(app: App): void {
     {
       method: "get",
       path: "/v1/suppressions",
+      operationId: "listSuppressions",
       summary: "List suppressions, newest first",
       tags,
-      security,
+      security: BEARER,
       request: {
         query: z.object({
           limit: q("1-1000, default 20"),
@@ -71,9 +72,10 @@ export function registerSuppressionRoutes(app: App): void {
     {
       method: "get",
       path: "/v1/suppressions/{email}",
+      operationId: "getSuppressions",
       summary: "An address's suppression entries",
       tags,
-      security,
+      security: BEARER,
       request: { params: emailPath, query: z.object({ account_id: accountParam }) },
       responses: {
         200: jsonContent(addressEntriesSchema, "The entries, the every-topic one first"),
@@ -97,12 +99,13 @@ export function registerSuppressionRoutes(app: App): void {
     {
       method: "put",
       path: "/v1/suppressions/{email}",
+      operationId: "addSuppression",
       summary: "Suppress an address (reason manual)",
       description:
         "Adds an entry for `topic`, or for every topic without one. Idempotent: when the address already has " +
         "an entry for that topic, it is returned unchanged (its original reason and time). The body is optional.",
       tags,
-      security,
+      security: BEARER,
       request: {
         params: emailPath,
         query: z.object({ account_id: accountParam }),
@@ -126,10 +129,11 @@ export function registerSuppressionRoutes(app: App): void {
     {
       method: "delete",
       path: "/v1/suppressions/{email}",
+      operationId: "removeSuppressions",
       summary: "Remove an address's entries",
       description: "With `topic`, removes that topic's entry; otherwise every entry of the address.",
       tags,
-      security,
+      security: BEARER,
       request: {
         params: emailPath,
         query: z.object({ topic: q("remove only this topic's entry"), account_id: accountParam }),
@@ -157,13 +161,14 @@ export function registerSuppressionRoutes(app: App): void {
     {
       method: "post",
       path: "/v1/suppressions/check",
+      operationId: "checkSuppressions",
       summary: "Check up to 1,000 addresses before sending",
       description:
         "Answers from the KV mirror. An address is suppressed by an every-topic entry, or by an entry for the " +
         "given topic. With `email_id`, each suppressed address records an `email.suppressed` event " +
         "(id deterministic in the email_id and address). Results follow the request's order.",
       tags,
-      security,
+      security: BEARER,
       request: { body: { content: { "application/json": { schema: checkBodySchema } }, required: true } },
       responses: {
         200: jsonContent(checkResultSchema, "One result per address"),

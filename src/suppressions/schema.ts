@@ -2,7 +2,7 @@ import * as z from "zod";
 import type { SuppressionRow } from "../db/suppressions";
 import { topicSchema } from "../events/record";
 import { hashId } from "../lib/ids";
-import { type SuppressionReason, suppressionReasonSchema } from "../queue/messages";
+import { type SuppressionReason, suppressionReasonSchema } from "../pipeline/messages";
 import { emailAddressSchema } from "./address";
 
 /** The public suppression entry of SPEC §10. */

@@ -1,6 +1,6 @@
 import { blankEvent, type EventRecord, type Geo, type Tracking } from "../events/record";
 import { uniqueEventId } from "../lib/ids";
-import type { EventMessage } from "../queue/messages";
+import type { EventMessage } from "../pipeline/messages";
 import { type Classification, classifyInteraction } from "./classify";
 import type { TokenPayload } from "./token";
 

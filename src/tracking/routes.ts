@@ -9,7 +9,7 @@ import type { AppEnv } from "../app-env";
 import { ApiError } from "../lib/errors";
 import { describeError, log } from "../lib/log";
 import { type App, notFoundError, route, unavailableError } from "../lib/openapi";
-import { enqueue } from "../queue/producer";
+import { enqueue } from "../pipeline/enqueue";
 import { serveClick, servePixel } from "./hot-path";
 import { unsubscribeMessage } from "./interaction";
 import { trackingKeyring } from "./keyring";
@@ -35,6 +35,8 @@ export function registerTrackingRoutes(app: App): void {
     {
       method: "get",
       path: "/o/{token}",
+      operationId: "openPixel",
+      security: [],
       summary: "Open pixel",
       description:
         "Always 200 with a 43-byte transparent GIF, whatever the token. A valid token records `email.opened` " +
@@ -60,6 +62,8 @@ export function registerTrackingRoutes(app: App): void {
     {
       method: "get",
       path: "/c/{token}",
+      operationId: "followClick",
+      security: [],
       summary: "Click redirect",
       description: clickDescription,
       tags: ["tracking"],
@@ -75,6 +79,8 @@ export function registerTrackingRoutes(app: App): void {
   app.openAPIRegistry.registerPath({
     method: "head",
     path: "/c/{token}",
+    operationId: "probeClick",
+    security: [],
     summary: "Click redirect, probed",
     description: "The same answer as GET; records nothing (link scanners probe with HEAD).",
     tags: ["tracking"],
@@ -87,6 +93,8 @@ export function registerTrackingRoutes(app: App): void {
     {
       method: "get",
       path: "/u/{token}",
+      operationId: "getUnsubscribePage",
+      security: [],
       summary: "Unsubscribe page",
       description:
         "A small page with one button that POSTs back. Records nothing: scanners fetch every link. " +
@@ -110,6 +118,8 @@ export function registerTrackingRoutes(app: App): void {
     {
       method: "post",
       path: "/u/{token}",
+      operationId: "unsubscribe",
+      security: [],
       summary: "Unsubscribe (RFC 8058 one-click, or the page's button)",
       description:
         "Answers 200 once the queue accepted the work; records `email.unsubscribed` and suppresses the address " +

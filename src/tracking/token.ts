@@ -26,6 +26,7 @@
  *                       then the URL after its scheme, UTF-8 to the end
  */
 import { TOPIC_PATTERN } from "../events/record";
+import { fromBase64url, toBase64url } from "../lib/base64";
 import { toHex } from "../lib/ids";
 
 export type TokenKind = "open" | "click" | "unsubscribe";
@@ -89,31 +90,6 @@ const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 // ---------------------------------------------------------------------------------------------
 // Keys
 
-/**
- * Parses TRACKING_KEYS: comma-separated base64url keys of 32 bytes each (padding optional, blanks
- * around commas ignored). Throws a plain Error that names the variable and the key's position,
- * never its value.
- */
-export function parseTrackingKeys(value: string): Uint8Array[] {
-  const entries = value
-    .split(",")
-    .map((entry) => entry.trim())
-    .filter((entry) => entry.length > 0);
-  if (entries.length === 0) {
-    throw new Error("TRACKING_KEYS must hold at least one base64url key of 32 bytes");
-  }
-  return entries.map((entry, index) => {
-    const bytes = decodeBase64Url(entry.replace(/=$/, ""));
-    if (bytes === null || bytes.length !== KEY_BYTES) {
-      throw new Error(
-        `TRACKING_KEYS: key ${index + 1} of ${entries.length} is not 32 bytes of base64url ` +
-          "(make one with: openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')",
-      );
-    }
-    return bytes;
-  });
-}
-
 /** Imports raw 32-byte keys as non-extractable AES-GCM keys; the first one seals. */
 export async function importTrackingKeys(keys: Uint8Array[]): Promise<TrackingKeyring> {
   if (keys.length === 0) throw new Error("TRACKING_KEYS must hold at least one key");
@@ -151,7 +127,7 @@ export async function sealToken(keyring: TrackingKeyring, payload: TokenPayload)
       plaintext,
     ),
   );
-  const token = encodeBase64Url(concat([header, iv, sealed]));
+  const token = toBase64url(concat([header, iv, sealed]));
   if (token.length > MAX_TOKEN_LENGTH) {
     throw new TypeError(`tracking token would be ${token.length} characters, over ${MAX_TOKEN_LENGTH}`);
   }
@@ -169,7 +145,7 @@ export async function openToken(
 ): Promise<TokenPayload | null> {
   try {
     if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) return null;
-    const bytes = decodeBase64Url(token);
+    const bytes = fromBase64url(token);
     if (bytes === null || bytes.length < MIN_TOKEN_BYTES) return null;
     const header = bytes.subarray(0, 1);
     if (header[0]! >> 5 !== VERSION) return null;
@@ -387,54 +363,5 @@ function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
     out.set(part, offset);
     offset += part.length;
   }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// base64url, strict: RFC 4648 §5 alphabet, no padding, and canonical (the unused low bits of the
-// last character must be zero), so that no two strings decode to the same bytes.
-
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const LOOKUP = new Int16Array(128).fill(-1);
-for (let i = 0; i < ALPHABET.length; i++) LOOKUP[ALPHABET.charCodeAt(i)] = i;
-
-function encodeBase64Url(bytes: Uint8Array): string {
-  let out = "";
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + ALPHABET[n & 63]!;
-  }
-  const left = bytes.length - i;
-  if (left === 1) {
-    const n = bytes[i]! << 16;
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]!;
-  } else if (left === 2) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]!;
-  }
-  return out;
-}
-
-function decodeBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
-  const remainder = text.length % 4;
-  if (remainder === 1) return null;
-  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
-  let bits = 0;
-  let buffer = 0;
-  let offset = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    const value = code < 128 ? LOOKUP[code]! : -1;
-    if (value < 0) return null;
-    buffer = ((buffer << 6) | value) & 0xffffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[offset++] = (buffer >> bits) & 0xff;
-    }
-  }
-  // Leftover bits (2 or 4) must be zero, or two different strings would open the same token.
-  if (bits > 0 && (buffer & ((1 << bits) - 1)) !== 0) return null;
   return out;
 }

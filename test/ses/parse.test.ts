@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { blankEvent, type EventRecord, eventRecordSchema } from "../../src/events/record";
 import { ApiError } from "../../src/lib/errors";
 import { eventId } from "../../src/lib/ids";
-import { queueMessageSchema, type SuppressEffect } from "../../src/queue/messages";
+import { queueMessageSchema, type SuppressEffect } from "../../src/pipeline/messages";
 import {
   needsBotClassification,
   parseSesMessage,

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
-import type { QueueMessage } from "../../src/queue/messages";
+import type { QueueMessage } from "../../src/pipeline/messages";
 import { trackingKeyring } from "../../src/tracking/keyring";
 import { openToken } from "../../src/tracking/token";
 import { BASE, consume, freshAccount, json, mintToken } from "../helpers";

@@ -2,7 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
-import type { QueueMessage } from "../../src/queue/messages";
+import type { QueueMessage } from "../../src/pipeline/messages";
 import { trackingKeyring } from "../../src/tracking/keyring";
 import { importTrackingKeys, sealToken, type TokenPayload } from "../../src/tracking/token";
 import { call, json, mintToken } from "../helpers";

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { parseTrackingKeys } from "../../src/config";
 import {
   importTrackingKeys,
   MAX_TOKEN_LENGTH,
   openToken,
-  parseTrackingKeys,
   sealToken,
   type TokenKind,
   type TokenPayload,

@@ -1,0 +1,69 @@
+/**
+ * The layers of src/, checked by `npm run check` (dependency-cruiser). The import graph reads top-down:
+ *
+ *   entry          src/index.ts, src/app.ts: composition only
+ *   surface        routes (`routes.ts` or a `routes/` folder), queue consumers (src/queue/), the cron's
+ *                  entrance (src/retention/scheduled.ts) and the tracking fast path (src/tracking/hot-path.ts)
+ *   capabilities   every other folder: events, tracking, ses, suppressions, messages, accounts, auth,
+ *                  pipeline (what is sent to EVENTS_QUEUE), retention
+ *   foundation     src/lib/, src/db/, src/config.ts, src/env.ts, src/app-env.ts
+ *
+ * A layer imports only layers below it (capabilities may use one another); nothing imports upward.
+ */
+const ENTRY = "^src/(index|app)\\.ts$";
+const SURFACE = "^src/([^/]+/routes(\\.ts$|/)|queue/|retention/scheduled\\.ts$|tracking/hot-path\\.ts$)";
+const FOUNDATION = "^src/(lib/|db/|(config|env|app-env)\\.ts$)";
+
+module.exports = {
+  forbidden: [
+    {
+      name: "no-circular",
+      severity: "error",
+      comment: "A cycle has no top: split the shared part into the lower module.",
+      from: { path: "^src/" },
+      to: { circular: true },
+    },
+    {
+      name: "foundation-knows-no-higher-layer",
+      severity: "error",
+      comment: "lib, db, config and env know nothing of the capabilities, routes or consumers above them.",
+      from: { path: FOUNDATION },
+      to: { path: "^src/", pathNot: FOUNDATION },
+    },
+    {
+      name: "capabilities-know-no-surface",
+      severity: "error",
+      comment: "Capabilities are called by routes and consumers, never the reverse.",
+      from: { path: "^src/", pathNot: [ENTRY, SURFACE] },
+      to: { path: [ENTRY, SURFACE] },
+    },
+    {
+      name: "surface-knows-no-entry",
+      severity: "error",
+      comment: "Routes and consumers are composed by the entry; they do not import it.",
+      from: { path: SURFACE },
+      to: { path: ENTRY },
+    },
+    {
+      name: "no-moved-module-shims",
+      severity: "error",
+      comment:
+        "src/queue/messages.ts and src/queue/producer.ts only re-export src/pipeline/ for code written before the move; import src/pipeline/ directly.",
+      from: { path: "^src/", pathNot: "^src/queue/(messages|producer)\\.ts$" },
+      to: { path: "^src/queue/(messages|producer)\\.ts$" },
+    },
+    {
+      name: "src-knows-no-tests",
+      severity: "error",
+      from: { path: "^src/" },
+      to: { path: "^(test|bench)/" },
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    exclude: { path: "\\.test\\.ts$" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"] },
+  },
+};

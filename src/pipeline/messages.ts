@@ -1,0 +1,56 @@
+import * as z from "zod";
+import { eventRecordSchema, tagSchema, topicSchema } from "../events/record";
+
+/** Reasons of SPEC §10. */
+export const SUPPRESSION_REASONS = ["hard_bounce", "complaint", "unsubscribe", "manual"] as const;
+export const suppressionReasonSchema = z.enum(SUPPRESSION_REASONS);
+export type SuppressionReason = z.infer<typeof suppressionReasonSchema>;
+
+/** A suppression an event causes; the consumer writes it with the event (D1 first, then the KV mirror). */
+export const suppressEffectSchema = z.object({
+  reason: suppressionReasonSchema,
+  /** null: every topic. */
+  topic: topicSchema.nullable(),
+  /**
+   * With a null topic: take the registered message's topic when it has one (an SES Subscription
+   * record without a topic tag). Our own unsubscribe tokens never set it: a token without a topic
+   * suppresses every topic (SPEC §5).
+   */
+  inherit_topic: z.boolean().optional(),
+});
+export type SuppressEffect = z.infer<typeof suppressEffectSchema>;
+
+/** The registered correlation dimensions of one message (SPEC §6). */
+export const registrationSchema = z.object({
+  email_id: z.string().min(1).max(256),
+  message_id: z.string().max(998).nullable(),
+  from: z.string().max(320).nullable(),
+  from_domain: z.string().max(255).nullable(),
+  subject: z.string().max(2000).nullable(),
+  topic: topicSchema.nullable(),
+  campaign: z.string().max(256).nullable(),
+  template_id: z.string().max(256).nullable(),
+  tags: z.array(tagSchema).max(10),
+});
+export type Registration = z.infer<typeof registrationSchema>;
+
+/**
+ * Everything the Worker writes through EVENTS_QUEUE. A discriminated union on `type`, so the
+ * consumer validates each message and knows its shape; new kinds of write get a new member here.
+ */
+export const queueMessageSchema = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("event"),
+    event: eventRecordSchema,
+    suppress: suppressEffectSchema.optional(),
+  }),
+  z.object({
+    type: z.literal("register"),
+    account_id: z.string().min(1).max(64),
+    registered_at: z.number().int().nonnegative(),
+    message: registrationSchema,
+  }),
+]);
+export type QueueMessage = z.infer<typeof queueMessageSchema>;
+export type EventMessage = Extract<QueueMessage, { type: "event" }>;
+export type RegisterMessage = Extract<QueueMessage, { type: "register" }>;
