@@ -1,4 +1,5 @@
-import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { EVENT_FIELD_NAMES, eventColumns } from "./event-record";
 
 /**
  * Events, the table every write lands in. Write cost decides its shape: D1 bills every index entry
@@ -19,34 +20,17 @@ import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlit
  *   event forever; these filters are low-cardinality or rare, and BENCHMARKS.md measures what they
  *   read. Together: 3 rows written per event.
  * Correlation dimensions are copied onto the event at write time (from the message's
- * registration), so filtering never joins.
+ * registration), so filtering never joins. The columns are derived from the event's one
+ * declaration (db/event-record.ts).
  */
 export const events = sqliteTable(
   "events",
+  // The key's columns first (account_id is not an event field: the record carries it beside them),
+  // then every field of the root in SPEC §8 order.
   {
     accountId: text("account_id").notNull(),
-    occurredAt: integer("occurred_at").notNull(),
-    id: text("id").notNull(),
-    type: text("type").notNull(),
-    emailId: text("email_id").notNull(),
-    messageId: text("message_id"),
-    fromAddress: text("from_address"),
-    fromDomain: text("from_domain"),
-    recipient: text("recipient").notNull(),
-    subject: text("subject"),
-    topic: text("topic"),
-    campaign: text("campaign"),
-    templateId: text("template_id"),
-    /** JSON array of strings; '[]' when none. */
-    tags: text("tags").notNull().default("[]"),
-    smtpCode: integer("smtp_code"),
-    smtpResponse: text("smtp_response"),
-    bounceType: text("bounce_type"),
-    bounceClassification: text("bounce_classification"),
-    complaintType: text("complaint_type"),
-    attempt: integer("attempt"),
-    /** JSON of SPEC §5 `tracking`, or null. */
-    tracking: text("tracking"),
+    ...eventColumns(["occurred_at", "id"]),
+    ...eventColumns(EVENT_FIELD_NAMES.filter((k) => k !== "occurred_at" && k !== "id")),
   },
   (t) => [
     primaryKey({ columns: [t.accountId, t.occurredAt, t.id] }),

@@ -13,34 +13,9 @@ import {
   parseEventQuery,
   requestedWindow,
 } from "./query";
-import { EVENT_TYPES, trackingSchema } from "./record";
-import { type EventDbRow, toPublicEvent } from "./serialize";
+import { type EventDbRow, eventSchema, type PublicEvent, toPublicEvent } from "./serialize";
 
-export const eventSchema = z
-  .object({
-    id: z.string(),
-    object: z.literal("event"),
-    type: z.enum(EVENT_TYPES),
-    occurred_at: z.string(),
-    email_id: z.string(),
-    message_id: z.string().nullable(),
-    from: z.string().nullable(),
-    from_domain: z.string().nullable(),
-    recipient: z.string(),
-    subject: z.string().nullable(),
-    topic: z.string().nullable(),
-    campaign: z.string().nullable(),
-    template_id: z.string().nullable(),
-    tags: z.array(z.string()),
-    smtp_code: z.number().int().nullable(),
-    smtp_response: z.string().nullable(),
-    bounce_type: z.enum(["permanent", "transient", "undetermined"]).nullable(),
-    bounce_classification: z.string().nullable(),
-    complaint_type: z.string().nullable(),
-    attempt: z.number().int().nullable(),
-    tracking: trackingSchema.nullable(),
-  })
-  .meta({ id: "Event" });
+export { eventSchema };
 
 const eventListSchema = z
   .object({
@@ -75,7 +50,7 @@ const eventQueryParams = z.object({
 
 export interface EventPage {
   object: "list";
-  data: ReturnType<typeof toPublicEvent>[];
+  data: PublicEvent[];
   has_more: boolean;
   next_cursor: string | null;
   window: { start: string; end: string; clamped: boolean };

@@ -89,21 +89,7 @@ export function registerInstrumentRoute(app: App): void {
         unsubscribe: body.unsubscribe,
       });
       // Registered before answering: a 200 means every event of this message will carry its dimensions.
-      await enqueue(c.env, [
-        registrationMessage(
-          accountId,
-          {
-            email_id: body.email_id,
-            from: body.from,
-            subject: body.subject,
-            topic: body.topic,
-            campaign: body.campaign,
-            template_id: body.template_id,
-            tags: body.tags,
-          },
-          now,
-        ),
-      ]);
+      await enqueue(c.env, [registrationMessage(accountId, body, now)]);
       return c.json(instrumented, 200);
     },
   );

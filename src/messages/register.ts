@@ -1,32 +1,25 @@
 import * as z from "zod";
-import { bareAddress, domainOf, tagSchema, topicSchema } from "../events/record";
-import type { QueueMessage, Registration } from "../pipeline/messages";
+import { DIMENSIONS, EVENT_FIELDS, type Registration, registrationInputShape } from "../db/event-record";
+import { bareAddress, domainOf } from "../events/record";
+import type { QueueMessage } from "../pipeline/messages";
 
-/** The correlation dimensions a platform registers for one message (SPEC §6). */
+/** The correlation dimensions a platform registers for one message (SPEC §6), from the event's declaration. */
 export const messageDimensionsSchema = z.object({
-  email_id: z.string().min(1).max(256),
-  message_id: z.string().min(1).max(998).optional(),
-  from: z.string().min(3).max(320).optional(),
-  subject: z.string().max(2000).optional(),
-  topic: topicSchema.optional(),
-  campaign: z.string().min(1).max(256).optional(),
-  template_id: z.string().min(1).max(256).optional(),
-  tags: z.array(tagSchema).max(10).optional(),
+  email_id: EVENT_FIELDS.email_id.schema,
+  ...registrationInputShape,
 });
 export type MessageDimensions = z.infer<typeof messageDimensionsSchema>;
 
 /** Normalises registered dimensions: bare From address, its lowercased domain, deduplicated tags. */
 export function toRegistration(input: MessageDimensions): Registration {
   const from = bareAddress(input.from);
+  const given = input as Partial<Record<string, unknown>>;
+  const registration = Object.fromEntries(DIMENSIONS.map((k) => [k, given[k] ?? null]));
   return {
+    ...(registration as Registration),
     email_id: input.email_id,
-    message_id: input.message_id ?? null,
     from,
     from_domain: domainOf(from),
-    subject: input.subject ?? null,
-    topic: input.topic ?? null,
-    campaign: input.campaign ?? null,
-    template_id: input.template_id ?? null,
     tags: [...new Set(input.tags ?? [])],
   };
 }

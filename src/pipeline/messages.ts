@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { eventRecordSchema, tagSchema, topicSchema } from "../events/record";
+import { eventRecordSchema, registrationSchema, topicSchema } from "../db/event-record";
 
 /** Reasons of SPEC §10. */
 export const SUPPRESSION_REASONS = ["hard_bounce", "complaint", "unsubscribe", "manual"] as const;
@@ -20,19 +20,7 @@ export const suppressEffectSchema = z.object({
 });
 export type SuppressEffect = z.infer<typeof suppressEffectSchema>;
 
-/** The registered correlation dimensions of one message (SPEC §6). */
-export const registrationSchema = z.object({
-  email_id: z.string().min(1).max(256),
-  message_id: z.string().max(998).nullable(),
-  from: z.string().max(320).nullable(),
-  from_domain: z.string().max(255).nullable(),
-  subject: z.string().max(2000).nullable(),
-  topic: topicSchema.nullable(),
-  campaign: z.string().max(256).nullable(),
-  template_id: z.string().max(256).nullable(),
-  tags: z.array(tagSchema).max(10),
-});
-export type Registration = z.infer<typeof registrationSchema>;
+export { type Registration, registrationSchema } from "../db/event-record";
 
 /**
  * Everything the Worker writes through EVENTS_QUEUE. A discriminated union on `type`, so the

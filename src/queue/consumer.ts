@@ -1,4 +1,13 @@
+import {
+  columnOf,
+  DIMENSIONS,
+  type Dimension,
+  EVENT_FIELD_NAMES,
+  type EventField,
+  isList,
+} from "../db/event-record";
 import type { Env } from "../env";
+import { toStoredFields } from "../events/serialize";
 import { describeError, log } from "../lib/log";
 import {
   type EventMessage,
@@ -123,21 +132,16 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
   return suppressing.map((e) => ({ accountId: e.event.account_id, email: e.event.recipient }));
 }
 
-function eventRow(m: EventMessage) {
-  return {
-    ...m.event,
-    tags: JSON.stringify(m.event.tags),
-    tracking: m.event.tracking && JSON.stringify(m.event.tracking),
-  };
-}
+const eventRow = (m: EventMessage) => toStoredFields(m.event);
 
 function registrationRow(r: RegisterMessage) {
-  return {
+  const row: Record<string, unknown> = {
     account_id: r.account_id,
     registered_at: r.registered_at,
-    ...r.message,
-    tags: JSON.stringify(r.message.tags),
+    email_id: r.message.email_id,
   };
+  for (const k of DIMENSIONS) row[k] = isList(k) ? JSON.stringify(r.message[k]) : r.message[k];
+  return row;
 }
 
 /** JSON arrays of rows, each under the parameter size bound. */
@@ -159,21 +163,27 @@ function chunkByJsonSize(rows: object[]): string[] {
   return chunks;
 }
 
+// Rows travel as JSON keyed by field name (db/event-record.ts); each column reads its field.
 const j = (field: string) => `json_extract(value, '$.${field}')`;
+const col = columnOf;
+
+/** A dimension's value: `fresh`, or `fallback` where fresh is empty (NULL; '[]' for a list). */
+const fill = (k: Dimension, fresh: string, fallback: string) =>
+  isList(k)
+    ? `CASE WHEN ${fresh} = '[]' AND ${fallback} IS NOT NULL THEN ${fallback} ELSE ${fresh} END`
+    : `COALESCE(${fresh}, ${fallback})`;
+/** Whether `registered` would fill a gap in `have`. */
+const gap = (k: Dimension, have: string, registered: string) =>
+  isList(k)
+    ? `(${have} = '[]' AND ${registered} <> '[]')`
+    : `(${have} IS NULL AND ${registered} IS NOT NULL)`;
 
 const UPSERT_MESSAGES = `
-INSERT INTO messages (account_id, email_id, message_id, from_address, from_domain, subject, topic, campaign, template_id, tags, registered_at)
-SELECT ${["account_id", "email_id", "message_id", "from", "from_domain", "subject", "topic", "campaign", "template_id", "tags", "registered_at"].map(j).join(", ")}
+INSERT INTO messages (account_id, email_id, ${DIMENSIONS.map(col).join(", ")}, registered_at)
+SELECT ${["account_id", "email_id", ...DIMENSIONS, "registered_at"].map(j).join(", ")}
 FROM json_each(?1) WHERE true
 ON CONFLICT (account_id, email_id) DO UPDATE SET
-  message_id = COALESCE(excluded.message_id, messages.message_id),
-  from_address = COALESCE(excluded.from_address, messages.from_address),
-  from_domain = COALESCE(excluded.from_domain, messages.from_domain),
-  subject = COALESCE(excluded.subject, messages.subject),
-  topic = COALESCE(excluded.topic, messages.topic),
-  campaign = COALESCE(excluded.campaign, messages.campaign),
-  template_id = COALESCE(excluded.template_id, messages.template_id),
-  tags = CASE WHEN excluded.tags = '[]' THEN messages.tags ELSE excluded.tags END,
+  ${DIMENSIONS.map((k) => `${col(k)} = ${fill(k, `excluded.${col(k)}`, `messages.${col(k)}`)}`).join(",\n  ")},
   registered_at = excluded.registered_at`;
 
 const REGISTERED_DOMAINS = `
@@ -182,45 +192,25 @@ SELECT ${j("account_id")}, ${j("from_domain")}, MIN(${j("registered_at")})
 FROM json_each(?1) WHERE ${j("from_domain")} IS NOT NULL GROUP BY 1, 2
 ON CONFLICT DO NOTHING`;
 
-const DIMENSIONS = [
-  "message_id",
-  "from_address",
-  "from_domain",
-  "subject",
-  "topic",
-  "campaign",
-  "template_id",
-];
-
 // Named index: without it SQLite walks the account's whole time index for every registration.
 const BACKFILL_EVENTS = `
 UPDATE events INDEXED BY events_email_idx SET
-  ${DIMENSIONS.map((d) => `${d} = COALESCE(events.${d}, m.${d})`).join(",\n  ")},
-  tags = CASE WHEN events.tags = '[]' THEN m.tags ELSE events.tags END
+  ${DIMENSIONS.map((k) => `${col(k)} = ${fill(k, `events.${col(k)}`, `m.${col(k)}`)}`).join(",\n  ")}
 FROM messages AS m
 WHERE m.account_id = ?1 AND m.email_id = ?2
   AND events.account_id = ?1 AND events.email_id = ?2
-  AND (${DIMENSIONS.map((d) => `(events.${d} IS NULL AND m.${d} IS NOT NULL)`).join(" OR ")}
-       OR (events.tags = '[]' AND m.tags <> '[]'))`;
+  AND (${DIMENSIONS.map((k) => gap(k, `events.${col(k)}`, `m.${col(k)}`)).join("\n       OR ")})`;
 
-const EVENT_FIELDS = `
-  ${j("account_id")} AS account_id, ${j("occurred_at")} AS occurred_at, ${j("id")} AS id, ${j("type")} AS type,
-  ${j("email_id")} AS email_id, ${j("message_id")} AS message_id, ${j("from")} AS from_address,
-  ${j("from_domain")} AS from_domain, ${j("recipient")} AS recipient, ${j("subject")} AS subject,
-  ${j("topic")} AS topic, ${j("campaign")} AS campaign, ${j("template_id")} AS template_id, ${j("tags")} AS tags,
-  ${j("smtp_code")} AS smtp_code, ${j("smtp_response")} AS smtp_response, ${j("bounce_type")} AS bounce_type,
-  ${j("bounce_classification")} AS bounce_classification, ${j("complaint_type")} AS complaint_type,
-  ${j("attempt")} AS attempt, ${j("tracking")} AS tracking`;
+const EVENT_COLUMNS = ["account_id", ...EVENT_FIELD_NAMES.map(col)];
+const EVENT_SELECT = ["account_id", ...EVENT_FIELD_NAMES]
+  .map((k, i) => `${j(k)} AS ${EVENT_COLUMNS[i]}`)
+  .join(", ");
+const isDimension = (k: EventField): k is Dimension => (DIMENSIONS as EventField[]).includes(k);
 
 const INSERT_EVENTS = `
-INSERT INTO events (account_id, occurred_at, id, type, email_id, ${DIMENSIONS.join(", ")}, recipient,
-  tags, smtp_code, smtp_response, bounce_type, bounce_classification, complaint_type, attempt, tracking)
-SELECT e.account_id, e.occurred_at, e.id, e.type, e.email_id,
-  ${DIMENSIONS.map((d) => `COALESCE(e.${d}, m.${d})`).join(", ")},
-  e.recipient,
-  CASE WHEN e.tags = '[]' AND m.tags IS NOT NULL THEN m.tags ELSE e.tags END,
-  e.smtp_code, e.smtp_response, e.bounce_type, e.bounce_classification, e.complaint_type, e.attempt, e.tracking
-FROM (SELECT ${EVENT_FIELDS} FROM json_each(?1)) AS e
+INSERT INTO events (${EVENT_COLUMNS.join(", ")})
+SELECT e.account_id, ${EVENT_FIELD_NAMES.map((k) => (isDimension(k) ? fill(k, `e.${col(k)}`, `m.${col(k)}`) : `e.${col(k)}`)).join(", ")}
+FROM (SELECT ${EVENT_SELECT} FROM json_each(?1)) AS e
 LEFT JOIN messages AS m ON m.account_id = e.account_id AND m.email_id = e.email_id
 -- email.suppressed takes its time from the check that recorded it, so its deterministic id is the
 -- only thing a repeated check shares with the first: look it up (a few rows of one email's index).
