@@ -2,6 +2,7 @@ import { OpenApiGeneratorV31 } from "@asteasolutions/zod-to-openapi";
 import type { Context } from "hono";
 import * as z from "zod";
 import { registerAccountRoutes } from "./accounts/routes";
+import { registerAdminRoutes } from "./admin/routes";
 import type { AppEnv } from "./app-env";
 import { registerEventRoutes } from "./events/routes";
 import { isDependencyFailure } from "./lib/dependency";
@@ -71,6 +72,7 @@ export function newApp(): App {
 
   registerEventRoutes(app);
   registerAccountRoutes(app);
+  registerAdminRoutes(app);
   registerMessageRoutes(app);
   registerSesRoutes(app);
   registerSuppressionRoutes(app);
