@@ -8,6 +8,7 @@ import type { Env } from "../env";
 import { ApiError } from "../lib/errors";
 import { requestId } from "../lib/ids";
 import { describeError, log } from "../lib/log";
+import { clientAddressKey, withinLimit } from "../lib/rate-limit";
 import type { EventMessage } from "../queue/messages";
 import { enqueue } from "../queue/producer";
 import { classifyRequest, engagementMessage, readSignals } from "./interaction";
@@ -30,7 +31,7 @@ export function servePixel(
   reqId: string,
 ): Response {
   const now = Date.now();
-  recordInBackground(env, ctx, reqId, async () => {
+  recordInBackground(request, env, ctx, reqId, async () => {
     const payload = await openToken(await trackingKeyring(env), token, "open");
     if (!payload) return null;
     const signals = readSignals(request);
@@ -78,7 +79,7 @@ export async function serveClick(
   const verdict = classifyRequest(payload, signals, now);
   if (verdict.action === "record") {
     const message = engagementMessage(payload, signals, verdict.bot, now);
-    recordInBackground(env, ctx, reqId, async () => message);
+    recordInBackground(request, env, ctx, reqId, async () => message);
   }
   return new Response(null, {
     status: 302,
@@ -116,8 +117,13 @@ export function serveHotPath(
     : serveClick(request, env, ctx, token, reqId);
 }
 
-/** Sends an open's or click's event after the response; a failure is logged, never surfaced. */
+/**
+ * Sends an open's or click's event after the response; a failure is logged, never surfaced. Past
+ * the client address's limit (TRACKING_LIMITER) nothing is opened or sent: the answer was already
+ * the same GIF or redirect, and the queue never carries more than the limit from one address.
+ */
 function recordInBackground(
+  request: Request,
   env: Env,
   ctx: ExecutionContext,
   reqId: string,
@@ -125,6 +131,7 @@ function recordInBackground(
 ): void {
   const send = async () => {
     try {
+      if (!(await withinLimit(env.TRACKING_LIMITER, clientAddressKey(request)))) return;
       const message = await work();
       if (message) await enqueue(env, [message]);
     } catch (err) {
