@@ -13,7 +13,7 @@ import type { EventMessage } from "../queue/messages";
 import { enqueue } from "../queue/producer";
 import { classifyRequest, engagementMessage, readSignals } from "./interaction";
 import { trackingKeyring } from "./keyring";
-import { openToken, type TrackingKeyring } from "./token";
+import { openToken, type TrackingKeyring, tokenNonce } from "./token";
 
 /** A 1×1 transparent GIF89a, 43 bytes. */
 export const PIXEL = new Uint8Array([
@@ -33,10 +33,11 @@ export function servePixel(
   const now = Date.now();
   recordInBackground(request, env, ctx, reqId, async () => {
     const payload = await openToken(await trackingKeyring(env), token, "open");
-    if (!payload) return null;
+    const nonce = payload && tokenNonce(token);
+    if (!payload || !nonce) return null;
     const signals = readSignals(request);
     const verdict = classifyRequest(payload, signals, now);
-    return verdict.action === "record" ? engagementMessage(payload, signals, verdict.bot, now) : null;
+    return verdict.action === "record" ? engagementMessage(payload, signals, verdict.bot, now, nonce) : null;
   });
   return new Response(PIXEL, {
     headers: {
@@ -77,8 +78,9 @@ export async function serveClick(
   }
   const signals = readSignals(request);
   const verdict = classifyRequest(payload, signals, now);
-  if (verdict.action === "record") {
-    const message = engagementMessage(payload, signals, verdict.bot, now);
+  const nonce = tokenNonce(token);
+  if (verdict.action === "record" && nonce) {
+    const message = engagementMessage(payload, signals, verdict.bot, now, nonce);
     recordInBackground(request, env, ctx, reqId, async () => message);
   }
   return new Response(null, {

@@ -15,7 +15,7 @@ import { serveClick, servePixel } from "./hot-path";
 import { unsubscribeMessage } from "./interaction";
 import { trackingKeyring } from "./keyring";
 import { invalidLinkPage, PAGE_HEADERS, tryAgainPage, unsubscribedPage, unsubscribePage } from "./pages";
-import { openToken, type TokenKind, type TokenPayload } from "./token";
+import { openToken, type TokenKind, type TokenPayload, tokenNonce } from "./token";
 
 const tokenParam = z.object({
   token: z.string().meta({ description: "An opaque tracking token issued by POST /v1/messages/instrument" }),
@@ -156,7 +156,8 @@ export function registerTrackingRoutes(app: App): void {
       // The body is not required to say `List-Unsubscribe=One-Click`: a valid token is the authority,
       // and refusing a mail provider's slightly different POST would leave the person subscribed.
       try {
-        await enqueue(c.env, [unsubscribeMessage(payload, Date.now())]);
+        const nonce = tokenNonce(c.req.param("token") ?? "") ?? "";
+        await enqueue(c.env, [unsubscribeMessage(payload, Date.now(), nonce)]);
       } catch (err) {
         if (wantsHtml(c) && err instanceof ApiError && err.type === "unavailable") {
           log("error", "unsubscribe not queued", {
