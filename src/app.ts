@@ -2,8 +2,10 @@ import { OpenApiGeneratorV31 } from "@asteasolutions/zod-to-openapi";
 import type { Context } from "hono";
 import * as z from "zod";
 import { registerAccountRoutes } from "./accounts/routes";
+import { registerAdminRoutes } from "./admin/routes";
 import type { AppEnv } from "./app-env";
 import { registerEventRoutes } from "./events/routes";
+import { isDependencyFailure } from "./lib/dependency";
 import { renderDocsPage } from "./lib/docs-page";
 import { ApiError } from "./lib/errors";
 import { requestId } from "./lib/ids";
@@ -72,6 +74,7 @@ export function newApp(): App {
 
   registerEventRoutes(app);
   registerAccountRoutes(app);
+  registerAdminRoutes(app);
   registerMessageRoutes(app);
   registerSesRoutes(app);
   registerSuppressionRoutes(app);
@@ -106,7 +109,11 @@ function errorResponse(c: Context<AppEnv>, err: unknown): Response {
   const apiError =
     err instanceof ApiError
       ? err
-      : new ApiError("internal_error", "an unexpected error occurred; it was logged");
+      : isDependencyFailure(err)
+        ? new ApiError("unavailable", "a storage dependency failed; retry", {
+            headers: { "Retry-After": "5" },
+          })
+        : new ApiError("internal_error", "an unexpected error occurred; it was logged");
   if (!(err instanceof ApiError) || apiError.status >= 500) {
     log("error", "request failed", {
       request_id: c.get("requestId"),

@@ -4,6 +4,12 @@ export interface Env {
   /** Message bodies are typed where they are sent (pipeline/enqueue.ts) and checked where they are read. */
   EVENTS_QUEUE: Queue<unknown>;
   SUPPRESSIONS: KVNamespace;
+  /** Dead-lettered queue messages waiting for D1 (queue/parked.ts). */
+  PARKED: R2Bucket;
+  /** Per account on /v1 (auth/rate-limit.ts); absent: no limit (the benchmark's bare instances). */
+  API_LIMITER?: RateLimit;
+  /** Per client address on the tracking routes; absent: no limit. */
+  TRACKING_LIMITER?: RateLimit;
   JWT_SECRET?: string;
   JWT_JWKS_URL?: string;
   JWT_ISSUER?: string;

@@ -12,7 +12,7 @@ export default {
   fetch: (request: Request, env: Env, ctx: ExecutionContext) =>
     serveHotPath(request, env, ctx) ?? app.fetch(request, env, ctx),
   async queue(batch, env, _ctx) {
-    if (batch.queue.endsWith("-dlq")) handleDeadLetters(batch);
+    if (batch.queue.endsWith("-dlq")) await handleDeadLetters(batch, env);
     else await handleEventsBatch(batch, env);
   },
   // Awaited rather than waitUntil'd: a failed purge or reconcile then marks the cron run failed.

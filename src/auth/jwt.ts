@@ -1,4 +1,11 @@
-import { createRemoteJWKSet, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from "jose";
+import {
+  createRemoteJWKSet,
+  customFetch,
+  decodeProtectedHeader,
+  errors,
+  type JWTPayload,
+  jwtVerify,
+} from "jose";
 import * as z from "zod";
 import type { Principal } from "../app-env";
 import { config } from "../config";
@@ -21,6 +28,34 @@ const claimsSchema = z.object({
 
 const jwksCache = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
+/** The JWKS could not be fetched or read: a dependency failure (503), not a bad token (401). */
+class JwksUnavailable extends Error {}
+
+/**
+ * jose's fetch, checked: a network error, a non-200 answer or a body that is not JSON is the key
+ * server's fault, so it is marked for a 503 rather than reported as a token that failed to verify.
+ */
+async function fetchJwks(url: string, init: RequestInit): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url, init);
+  } catch (err) {
+    if (err instanceof Error && err.name === "TimeoutError") throw err; // jose reports JWKSTimeout
+    throw new JwksUnavailable("the JWKS could not be fetched", { cause: err });
+  }
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    throw new JwksUnavailable(`the JWKS answered ${res.status}`);
+  }
+  const text = await res.text();
+  try {
+    JSON.parse(text);
+  } catch {
+    throw new JwksUnavailable("the JWKS is not JSON");
+  }
+  return new Response(text, { status: 200, headers: res.headers });
+}
+
 function jwksFor(url: string) {
   let set = jwksCache.get(url);
   if (!set) {
@@ -28,6 +63,7 @@ function jwksFor(url: string) {
       cacheMaxAge: 10 * 60_000,
       cooldownDuration: 30_000,
       timeoutDuration: 5_000,
+      [customFetch]: fetchJwks,
     });
     jwksCache.set(url, set);
   }
@@ -72,6 +108,16 @@ export async function verifyApiToken(env: Env, token: string): Promise<Principal
     }
   } catch (err) {
     if (err instanceof ApiError) throw err;
+    if (
+      err instanceof JwksUnavailable ||
+      err instanceof errors.JWKSTimeout ||
+      err instanceof errors.JWKSInvalid
+    ) {
+      throw new ApiError("unavailable", "the token's key set (JWKS) could not be fetched; retry", {
+        cause: err,
+        headers: { "Retry-After": "5" },
+      });
+    }
     throw unauthenticated(describeJoseError(err));
   }
   const claims = claimsSchema.safeParse(payload);

@@ -1,15 +1,21 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env";
 import { ApiError } from "../lib/errors";
+import { API_RETRY_AFTER_SECONDS, withinLimit } from "../lib/rate-limit";
 import { type Principal, type Scope, verifyApiToken } from "./jwt";
 
-/** Authenticates the bearer token and requires `scope` (or `admin`). */
+/** Authenticates the bearer token, counts the request against its account's limit, and requires `scope` (or `admin`). */
 export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+([A-Za-z0-9_.~+/=-]+)\s*$/i.exec(header);
     if (!match?.[1]) throw new ApiError("authentication_error", "send Authorization: Bearer <JWT>");
     const principal = await verifyApiToken(c.env, match[1]);
+    if (!(await withinLimit(c.env.API_LIMITER, principal.accountId))) {
+      throw new ApiError("rate_limit_exceeded", "too many requests for this account; retry later", {
+        headers: { "Retry-After": String(API_RETRY_AFTER_SECONDS) },
+      });
+    }
     if (!principal.scopes.has(scope) && !principal.scopes.has("admin")) {
       throw new ApiError("permission_error", `this token lacks the ${scope} scope`);
     }

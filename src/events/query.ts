@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { openCursor, sealCursor } from "../lib/cursor";
+import { cursorTime, openCursor, sealCursor } from "../lib/cursor";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
 import { EVENT_TYPES, type EventType, TAG_PATTERN, TOPIC_PATTERN } from "./record";
@@ -223,7 +223,7 @@ export async function filterFingerprint(accountId: string, params: URLSearchPara
   return (await hashId(accountId, ...entries)).slice(0, 16);
 }
 
-const eventCursorSchema = z.object({ s: z.number(), e: z.number(), t: z.number(), i: z.string() });
+const eventCursorSchema = z.object({ s: cursorTime, e: cursorTime, t: cursorTime, i: z.string().max(128) });
 
 export function encodeCursor(
   fingerprint: string,

@@ -10,6 +10,12 @@ import { validationError } from "./errors";
 
 const NOT_A_CURSOR = "after is not a cursor returned by this API";
 
+/**
+ * A time inside a cursor (epoch milliseconds). Cursors are only base64 JSON, so a client can edit
+ * one: a number D1 cannot bind (1e300, a fraction) must be a 400 here, not a 500 from the query.
+ */
+export const cursorTime = z.number().int().min(0).max(8.64e15);
+
 export function sealCursor(fingerprint: string, position: Record<string, string | number>): string {
   return toBase64url(new TextEncoder().encode(JSON.stringify({ v: 1, h: fingerprint, ...position })));
 }

@@ -42,6 +42,7 @@ export const commonErrors = {
   400: errorResponse("validation_error: a parameter, the body or its JSON is invalid"),
   401: errorResponse("authentication_error: missing, malformed, expired or wrongly signed token"),
   403: errorResponse("permission_error: the token lacks the scope, or names another account without admin"),
+  429: errorResponse("rate_limit_exceeded: too many requests for this account; wait Retry-After seconds"),
   500: errorResponse("internal_error or configuration_error"),
 } as const;
 

@@ -212,9 +212,10 @@ INSERT INTO events (${EVENT_COLUMNS.join(", ")})
 SELECT e.account_id, ${EVENT_FIELD_NAMES.map((k) => (isDimension(k) ? fill(k, `e.${col(k)}`, `m.${col(k)}`) : `e.${col(k)}`)).join(", ")}
 FROM (SELECT ${EVENT_SELECT} FROM json_each(?1)) AS e
 LEFT JOIN messages AS m ON m.account_id = e.account_id AND m.email_id = e.email_id
--- email.suppressed takes its time from the check that recorded it, so its deterministic id is the
--- only thing a repeated check shares with the first: look it up (a few rows of one email's index).
-WHERE e.type <> 'email.suppressed'
+-- These types take their time from the request that recorded them, so their deterministic id is the
+-- only thing a repeat shares with the first (a repeated check; a replayed tracking token within its
+-- bucket, SPEC §5): look it up (a few rows of one email's index).
+WHERE e.type NOT IN ('email.suppressed', 'email.opened', 'email.clicked', 'email.unsubscribed')
    OR NOT EXISTS (SELECT 1 FROM events AS x INDEXED BY events_email_idx
                    WHERE x.account_id = e.account_id AND x.email_id = e.email_id AND x.id = e.id)
 ON CONFLICT DO NOTHING`;
@@ -247,6 +248,6 @@ FROM (
                   '') AS topic
   FROM json_each(?1)
 ) AS s
-WHERE NOT EXISTS (SELECT 1 FROM events AS x
-                   WHERE x.account_id = s.account_id AND x.occurred_at = s.occurred_at AND x.id = s.id)
+WHERE NOT EXISTS (SELECT 1 FROM events AS x INDEXED BY events_email_idx
+                   WHERE x.account_id = s.account_id AND x.email_id = s.email_id AND x.id = s.id)
 ON CONFLICT DO NOTHING`;

@@ -1,17 +1,77 @@
-import { log } from "../lib/log";
+import type { Env } from "../env";
+import { describeError, log } from "../lib/log";
+import { type QueueMessage, queueMessageSchema } from "../pipeline/messages";
+import { writeBatch } from "./consumer";
+import { type ParkedRecord, parkedKey, syncMirrorLogged } from "./parked";
+
+/** Seconds before a dead letter whose parking failed (R2 trouble) is offered again. */
+const PARK_RETRY_SECONDS = 60;
 
 /**
- * Messages that failed every retry. They are logged whole (they carry no secrets) so an operator can
- * replay them, then acknowledged: a dead-letter queue that retries would loop forever.
+ * The dead-letter queue's consumer. D1 may answer again by the time a message gets here, so the
+ * batch is first written the normal way; if D1 still fails, every message is parked in R2 and
+ * acknowledged. A message that cannot be parked either is retried (the DLQ has its own retries).
+ * A message that fails validation could never be written: logged whole and acknowledged.
  */
-export function handleDeadLetters(batch: MessageBatch<unknown>): void {
+export async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const valid: { message: Message<unknown>; body: QueueMessage }[] = [];
   for (const message of batch.messages) {
-    log("error", "dead-lettered queue message", {
-      queue: batch.queue,
-      message_id: message.id,
-      attempts: message.attempts,
-      body: message.body,
-    });
-    message.ack();
+    const parsed = queueMessageSchema.safeParse(message.body);
+    if (parsed.success) {
+      valid.push({ message, body: parsed.data });
+    } else {
+      log("error", "invalid dead-lettered queue message dropped", {
+        queue: batch.queue,
+        message_id: message.id,
+        attempts: message.attempts,
+        body: message.body,
+      });
+      message.ack();
+    }
   }
+  if (valid.length === 0) return;
+
+  try {
+    const touched = await writeBatch(
+      env,
+      valid.map((v) => v.body),
+    );
+    for (const { message } of valid) message.ack();
+    log("info", "dead-lettered messages written on arrival", { queue: batch.queue, count: valid.length });
+    await syncMirrorLogged(env, touched);
+    return;
+  } catch (err) {
+    log("warn", "D1 still failing; parking dead-lettered messages in R2", {
+      queue: batch.queue,
+      count: valid.length,
+      ...describeError(err),
+    });
+  }
+
+  const parkedAt = new Date().toISOString();
+  await Promise.all(
+    valid.map(async ({ message }) => {
+      const record: ParkedRecord = {
+        message_id: message.id,
+        queue: batch.queue,
+        attempts: message.attempts,
+        enqueued_at: message.timestamp.toISOString(),
+        parked_at: parkedAt,
+        body: message.body,
+      };
+      try {
+        await env.PARKED.put(parkedKey(message.timestamp, message.id), JSON.stringify(record), {
+          httpMetadata: { contentType: "application/json" },
+        });
+        message.ack();
+      } catch (err) {
+        log("error", "dead-lettered message not parked; retrying", {
+          queue: batch.queue,
+          message_id: message.id,
+          ...describeError(err),
+        });
+        message.retry({ delaySeconds: PARK_RETRY_SECONDS });
+      }
+    }),
+  );
 }

@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import { parkedStatus, replayParkedMessages } from "../queue/parked";
 import { purgeExpiredEvents } from "./purge";
 import { reconcileMirror } from "./reconcile";
 
@@ -10,6 +11,8 @@ import { reconcileMirror } from "./reconcile";
  */
 export async function runScheduledWork(env: Env, now: number): Promise<void> {
   const tasks = [
+    // First, so that what waited longest is written before anything else; its log line shows the backlog.
+    ["parked replay", async () => ({ ...(await replayParkedMessages(env)), ...(await parkedStatus(env)) })],
     ["retention purge", () => purgeExpiredEvents(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
   ] as const;

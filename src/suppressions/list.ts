@@ -1,6 +1,6 @@
 import * as z from "zod";
 import type { Env } from "../env";
-import { openCursor, sealCursor } from "../lib/cursor";
+import { cursorTime, openCursor, sealCursor } from "../lib/cursor";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
 import { SUPPRESSION_REASONS } from "../pipeline/messages";
@@ -45,7 +45,7 @@ export function parseListQuery(params: ListParams): ListQuery {
 const fingerprint = async (accountId: string, filters: ListFilters) =>
   (await hashId(accountId, `reason=${filters.reason ?? ""}`, `topic=${filters.topic ?? ""}`)).slice(0, 16);
 
-const listCursorSchema = z.object({ t: z.number(), e: z.string(), p: z.string() });
+const listCursorSchema = z.object({ t: cursorTime, e: z.string(), p: z.string() });
 
 export function encodeCursor(hash: string, position: ListPosition): string {
   return sealCursor(hash, { t: position.suppressedAt, e: position.email, p: position.topic });

@@ -8,11 +8,12 @@ import type { Env } from "../env";
 import { ApiError } from "../lib/errors";
 import { requestId } from "../lib/ids";
 import { describeError, log } from "../lib/log";
+import { clientAddressKey, withinLimit } from "../lib/rate-limit";
 import { enqueue } from "../pipeline/enqueue";
 import type { EventMessage } from "../pipeline/messages";
 import { classifyRequest, engagementMessage, readSignals } from "./interaction";
 import { trackingKeyring } from "./keyring";
-import { openToken, type TrackingKeyring } from "./token";
+import { openToken, type TrackingKeyring, tokenNonce } from "./token";
 
 /** A 1×1 transparent GIF89a, 43 bytes. */
 export const PIXEL = new Uint8Array([
@@ -30,12 +31,13 @@ export function servePixel(
   reqId: string,
 ): Response {
   const now = Date.now();
-  recordInBackground(env, ctx, reqId, async () => {
+  recordInBackground(request, env, ctx, reqId, async () => {
     const payload = await openToken(await trackingKeyring(env), token, "open");
-    if (!payload) return null;
+    const nonce = payload && tokenNonce(token);
+    if (!payload || !nonce) return null;
     const signals = readSignals(request);
     const verdict = classifyRequest(payload, signals, now);
-    return verdict.action === "record" ? engagementMessage(payload, signals, verdict.bot, now) : null;
+    return verdict.action === "record" ? engagementMessage(payload, signals, verdict.bot, now, nonce) : null;
   });
   return new Response(PIXEL, {
     headers: {
@@ -76,9 +78,10 @@ export async function serveClick(
   }
   const signals = readSignals(request);
   const verdict = classifyRequest(payload, signals, now);
-  if (verdict.action === "record") {
-    const message = engagementMessage(payload, signals, verdict.bot, now);
-    recordInBackground(env, ctx, reqId, async () => message);
+  const nonce = tokenNonce(token);
+  if (verdict.action === "record" && nonce) {
+    const message = engagementMessage(payload, signals, verdict.bot, now, nonce);
+    recordInBackground(request, env, ctx, reqId, async () => message);
   }
   return new Response(null, {
     status: 302,
@@ -116,8 +119,13 @@ export function serveHotPath(
     : serveClick(request, env, ctx, token, reqId);
 }
 
-/** Sends an open's or click's event after the response; a failure is logged, never surfaced. */
+/**
+ * Sends an open's or click's event after the response; a failure is logged, never surfaced. Past
+ * the client address's limit (TRACKING_LIMITER) nothing is opened or sent: the answer was already
+ * the same GIF or redirect, and the queue never carries more than the limit from one address.
+ */
 function recordInBackground(
+  request: Request,
   env: Env,
   ctx: ExecutionContext,
   reqId: string,
@@ -125,6 +133,7 @@ function recordInBackground(
 ): void {
   const send = async () => {
     try {
+      if (!(await withinLimit(env.TRACKING_LIMITER, clientAddressKey(request)))) return;
       const message = await work();
       if (message) await enqueue(env, [message]);
     } catch (err) {

@@ -56,12 +56,13 @@ export function engagementMessage(
   signals: RequestSignals,
   bot: Tracking["bot"],
   now: number,
+  nonce: string,
 ): EventMessage {
   const click = payload.kind === "click";
   return {
     type: "event",
     event: {
-      ...tokenEvent(payload, click ? "email.clicked" : "email.opened", now),
+      ...tokenEvent(payload, click ? "email.clicked" : "email.opened", now, nonce),
       tracking: {
         user_agent: signals.userAgent,
         ip_address: signals.ipAddress,
@@ -78,18 +79,43 @@ export function engagementMessage(
  * An unsubscribe: the event and its suppression, for the token's topic. A token without a topic
  * suppresses every topic (the consumer uses the registered message's topic when it has one).
  */
-export function unsubscribeMessage(payload: TokenPayload, now: number): EventMessage {
+export function unsubscribeMessage(payload: TokenPayload, now: number, nonce: string): EventMessage {
   return {
     type: "event",
-    event: tokenEvent(payload, "email.unsubscribed", now),
+    event: tokenEvent(payload, "email.unsubscribed", now, nonce),
     suppress: { reason: "unsubscribe", topic: payload.topic },
   };
 }
 
-function tokenEvent(payload: TokenPayload, type: EventRecord["type"], now: number): EventRecord {
+/**
+ * Replay buckets of SPEC §5: a token records at most one event of its kind per bucket. Opens and
+ * clicks are fetched again by anyone holding the link; mail providers retry one-click POSTs.
+ */
+export const REPLAY_BUCKET_MS = {
+  "email.opened": 60_000,
+  "email.clicked": 10_000,
+  "email.unsubscribed": 86_400_000,
+} as const;
+type TokenEventType = keyof typeof REPLAY_BUCKET_MS;
+const TYPE_CODE: Record<TokenEventType, string> = {
+  "email.opened": "o",
+  "email.clicked": "c",
+  "email.unsubscribed": "u",
+};
+
+/**
+ * The event id of a token's event: the token's nonce, the type and the time bucket, so every
+ * request of one bucket names the same event. occurred_at stays the request time (SPEC §8), so the
+ * events key alone would not collide; the consumer looks the id up in the email's index instead.
+ */
+export function replayEventId(nonce: string, type: TokenEventType, now: number): string {
+  return `evt_${nonce}${TYPE_CODE[type]}${Math.floor(now / REPLAY_BUCKET_MS[type]).toString(36)}`;
+}
+
+function tokenEvent(payload: TokenPayload, type: TokenEventType, now: number, nonce: string): EventRecord {
   return {
     ...blankEvent({
-      id: uniqueEventId(),
+      id: replayEventId(nonce, type, now),
       account_id: payload.account_id,
       type,
       occurred_at: now,

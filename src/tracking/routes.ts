@@ -9,12 +9,13 @@ import type { AppEnv } from "../app-env";
 import { ApiError } from "../lib/errors";
 import { describeError, log } from "../lib/log";
 import { type App, notFoundError, route, unavailableError } from "../lib/openapi";
+import { clientAddressKey, TRACKING_RETRY_AFTER_SECONDS, withinLimit } from "../lib/rate-limit";
 import { enqueue } from "../pipeline/enqueue";
 import { serveClick, servePixel } from "./hot-path";
 import { unsubscribeMessage } from "./interaction";
 import { trackingKeyring } from "./keyring";
 import { invalidLinkPage, PAGE_HEADERS, tryAgainPage, unsubscribedPage, unsubscribePage } from "./pages";
-import { openToken, type TokenKind, type TokenPayload } from "./token";
+import { openToken, type TokenKind, type TokenPayload, tokenNonce } from "./token";
 
 const tokenParam = z.object({
   token: z.string().meta({ description: "An opaque tracking token issued by POST /v1/messages/instrument" }),
@@ -146,16 +147,27 @@ export function registerTrackingRoutes(app: App): void {
           },
         },
         404: { description: "not_found: the token is not valid" },
+        429: { description: "rate_limit_exceeded: too many requests from this address (Retry-After)" },
         ...unavailableError,
       },
     },
     async (c) => {
       const payload = await openTracking(c, "unsubscribe");
       if (!payload) return invalidUnsubscribe(c);
+      // Past the client address's limit nothing is queued, and the answer says so (429): unlike a
+      // pixel or a redirect, a 200 here would claim an unsubscribe that did not happen.
+      if (!(await withinLimit(c.env.TRACKING_LIMITER, clientAddressKey(c.req.raw)))) {
+        const retryAfter = String(TRACKING_RETRY_AFTER_SECONDS);
+        if (wantsHtml(c)) return c.body(tryAgainPage(), 429, { ...PAGE_HEADERS, "Retry-After": retryAfter });
+        throw new ApiError("rate_limit_exceeded", "too many requests from this address; retry later", {
+          headers: { "Retry-After": retryAfter },
+        });
+      }
       // The body is not required to say `List-Unsubscribe=One-Click`: a valid token is the authority,
       // and refusing a mail provider's slightly different POST would leave the person subscribed.
       try {
-        await enqueue(c.env, [unsubscribeMessage(payload, Date.now())]);
+        const nonce = tokenNonce(c.req.param("token") ?? "") ?? "";
+        await enqueue(c.env, [unsubscribeMessage(payload, Date.now(), nonce)]);
       } catch (err) {
         if (wantsHtml(c) && err instanceof ApiError && err.type === "unavailable") {
           log("error", "unsubscribe not queued", {

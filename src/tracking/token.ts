@@ -175,6 +175,17 @@ export async function openToken(
   }
 }
 
+/**
+ * The token's 96-bit IV as 24 hex characters: random per sealed token (AES-GCM must never reuse
+ * one under a key) and authenticated (a changed IV fails the tag), so it names one token without
+ * hashing anything. Its first 20 characters are 15 whole bytes (header, IV, 2 more), so there is
+ * only one way to write them. Call it on a token openToken accepted.
+ */
+export function tokenNonce(token: string): string | null {
+  const bytes = fromBase64url(token.slice(0, 20));
+  return bytes !== null && bytes.length >= 1 + IV_BYTES ? toHex(bytes.subarray(1, 1 + IV_BYTES)) : null;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Payload encoding
 

@@ -82,7 +82,7 @@ describe("GET /o/{token}", () => {
         bot: null,
       },
     });
-    expect(message.event.id).toMatch(/^evt_[0-9a-f]{32}$/);
+    expect(message.event.id).toMatch(/^evt_[0-9a-f]{24}o[0-9a-z]+$/);
     expect(message.event.occurred_at).toBeGreaterThanOrEqual(before);
     expect(message.event.occurred_at).toBeLessThanOrEqual(Date.now());
 

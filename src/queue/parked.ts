@@ -1,0 +1,148 @@
+import type { Env } from "../env";
+import { describeError, log } from "../lib/log";
+import { type QueueMessage, queueMessageSchema } from "../pipeline/messages";
+import { syncMirror } from "../suppressions/mirror";
+import { writeBatch } from "./consumer";
+
+/**
+ * Parked messages: what the EVENTS_QUEUE consumer could not write through its whole retry budget
+ * (D1 down for minutes or hours). The dead-letter consumer keeps each one in the R2 bucket PARKED,
+ * and `scheduled()` writes them into D1 once it answers again, through the consumer's own
+ * idempotent writeBatch, then deletes them (SPEC §12: nothing accepted is lost or written twice).
+ *
+ * Key: `parked/<enqueue time, 15 digits of epoch ms>-<queue message id>`. R2 lists keys in
+ * lexicographic order, so the first key listed is the oldest message, and a dead letter delivered
+ * twice (Queues is at-least-once) lands on the same key: parking is idempotent.
+ */
+
+export const PARKED_PREFIX = "parked/";
+
+/** What one parked object holds: the queue message as it arrived, plus where it came from. */
+export interface ParkedRecord {
+  message_id: string;
+  queue: string;
+  attempts: number;
+  enqueued_at: string;
+  parked_at: string;
+  body: unknown;
+}
+
+export function parkedKey(enqueuedAt: Date, messageId: string): string {
+  return `${PARKED_PREFIX}${String(enqueuedAt.getTime()).padStart(15, "0")}-${messageId}`;
+}
+
+export interface ReplayResult {
+  replayed: number;
+  /** Parked objects that can never be written (unreadable, invalid): logged whole and deleted. */
+  dropped: number;
+  /** true when D1 failed again: the rest waits for the next run. */
+  d1_failed: boolean;
+}
+
+/** Messages per D1 transaction: the consumer's own batch size (wrangler.toml max_batch_size). */
+const REPLAY_BATCH = 100;
+
+/**
+ * Writes parked messages into D1, oldest first, in batches of the consumer's size, deleting each
+ * batch from R2 once its transaction committed. A crash between the two leaves the batch parked;
+ * the next run writes it again, which writes nothing new. Bounded by `maxMessages` and `deadline`
+ * (epoch ms) so one cron run stays well inside its time limit.
+ */
+export async function replayParkedMessages(
+  env: Env,
+  options: { maxMessages?: number; deadline?: number } = {},
+): Promise<ReplayResult> {
+  const maxMessages = options.maxMessages ?? 5_000;
+  const deadline = options.deadline ?? Date.now() + 20_000;
+  const result: ReplayResult = { replayed: 0, dropped: 0, d1_failed: false };
+
+  while (result.replayed + result.dropped < maxMessages && Date.now() < deadline) {
+    const listed = await env.PARKED.list({ prefix: PARKED_PREFIX, limit: REPLAY_BATCH });
+    if (listed.objects.length === 0) break;
+
+    const bodies: QueueMessage[] = [];
+    const keys: string[] = [];
+    const invalid: string[] = [];
+    await Promise.all(
+      listed.objects.map(async ({ key }) => {
+        const object = await env.PARKED.get(key);
+        if (!object) return; // deleted meanwhile by an overlapping run
+        const text = await object.text();
+        let record: ParkedRecord | null = null;
+        try {
+          record = JSON.parse(text) as ParkedRecord;
+        } catch {}
+        const parsed = queueMessageSchema.safeParse(record?.body);
+        if (parsed.success) {
+          bodies.push(parsed.data);
+          keys.push(key);
+        } else {
+          log("error", "parked message can never be written; dropped", { key, record: text.slice(0, 4096) });
+          invalid.push(key);
+        }
+      }),
+    );
+    if (invalid.length > 0) {
+      await env.PARKED.delete(invalid);
+      result.dropped += invalid.length;
+    }
+    if (bodies.length === 0) continue;
+
+    let touched: Awaited<ReturnType<typeof writeBatch>>;
+    try {
+      touched = await writeBatch(env, bodies);
+    } catch (err) {
+      result.d1_failed = true;
+      log("warn", "D1 still failing; parked messages wait for the next run", describeError(err));
+      break;
+    }
+    await env.PARKED.delete(keys);
+    result.replayed += keys.length;
+    await syncMirrorLogged(env, touched);
+  }
+  return result;
+}
+
+export interface ParkedStatus {
+  /** Parked messages counted, up to `MAX_COUNTED`. */
+  count: number;
+  /** false when there are more than were counted. */
+  count_exact: boolean;
+  /** When the oldest parked message was first sent to the queue, or null when none wait. */
+  oldest_enqueued_at: string | null;
+}
+
+/** Listing is paged by 1,000 keys; the count stops after this many, so the answer stays cheap. */
+const MAX_COUNTED = 10_000;
+
+/** How many messages wait in R2 and how old the oldest is, for the admin route and the cron's log line. */
+export async function parkedStatus(env: Env): Promise<ParkedStatus> {
+  let count = 0;
+  let oldest: string | null = null;
+  let cursor: string | undefined;
+  for (;;) {
+    const listed = await env.PARKED.list({ prefix: PARKED_PREFIX, limit: 1_000, cursor });
+    if (oldest === null && listed.objects[0]) oldest = enqueuedAtOfKey(listed.objects[0].key);
+    count += listed.objects.length;
+    if (!listed.truncated) return { count, count_exact: true, oldest_enqueued_at: oldest };
+    if (count >= MAX_COUNTED) return { count, count_exact: false, oldest_enqueued_at: oldest };
+    cursor = listed.cursor;
+  }
+}
+
+function enqueuedAtOfKey(key: string): string | null {
+  const ms = Number(key.slice(PARKED_PREFIX.length, PARKED_PREFIX.length + 15));
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+export async function syncMirrorLogged(
+  env: Env,
+  touched: Awaited<ReturnType<typeof writeBatch>>,
+): Promise<void> {
+  if (touched.length === 0) return;
+  try {
+    await syncMirror(env, touched);
+  } catch (err) {
+    log("warn", "suppression mirror not updated; the reconcile will repair it", describeError(err));
+  }
+}
