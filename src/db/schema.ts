@@ -3,3 +3,5 @@ export * from "./events";
 export * from "./messages";
 export * from "./sending-domains";
 export * from "./suppressions";
+export * from "./message-ids";
+export * from "./mirror-pending";
