@@ -1,6 +1,6 @@
 import type { Env } from "../env";
-import { describeError, log } from "../lib/log";
 import { MAP_EVENT_MESSAGE_IDS, MAP_REGISTERED_MESSAGE_IDS } from "../events/message-id-map";
+import { describeError, log } from "../lib/log";
 import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
 import { type EventMessage, type QueueMessage, queueMessageSchema, type RegisterMessage } from "./messages";
 

@@ -75,9 +75,7 @@ export async function readEntries(env: Env, refs: AddressRef[]): Promise<Map<str
     pairs.push([ref.accountId, ref.email]);
   }
   if (pairs.length === 0) return byKey;
-  const { results } = await env.DB.prepare(ENTRIES_OF)
-    .bind(JSON.stringify(pairs))
-    .all<SuppressionDbRow>();
+  const { results } = await env.DB.prepare(ENTRIES_OF).bind(JSON.stringify(pairs)).all<SuppressionDbRow>();
   for (const row of results) {
     byKey.get(mirrorKey(row.account_id, row.email))?.push({
       topic: row.topic === "" ? null : row.topic,
@@ -175,7 +173,11 @@ async function readState(
   for (const row of (entries?.results ?? []) as SuppressionDbRow[]) {
     const key = mirrorKey(row.account_id, row.email);
     const list = lists.get(key) ?? [];
-    list.push({ topic: row.topic === "" ? null : row.topic, reason: row.reason, suppressed_at: row.suppressed_at });
+    list.push({
+      topic: row.topic === "" ? null : row.topic,
+      reason: row.reason,
+      suppressed_at: row.suppressed_at,
+    });
     lists.set(key, list);
   }
   for (const [key, list] of lists) {
@@ -231,7 +233,9 @@ export async function syncMirror(env: Env, refs: AddressRef[]): Promise<string[]
     if (written.length === 0) break;
     // Verify and clear in one round trip: a journal row is deleted only if its token is still the one
     // read before the write, so a change made meanwhile keeps its row (and shows up in the re-read).
-    const tokens = written.filter((s) => s.token !== null).map((s) => [s.ref.accountId, s.ref.email, s.token]);
+    const tokens = written
+      .filter((s) => s.token !== null)
+      .map((s) => [s.ref.accountId, s.ref.email, s.token]);
     const clear = tokens.length > 0 ? [env.DB.prepare(CLEAR_PENDING).bind(JSON.stringify(tokens))] : [];
     const again = await readState(
       env,

@@ -48,7 +48,14 @@ export async function addManual(
     markPending(env, [{ accountId, email }], now),
   ]);
   const row = current?.results[0] as
-    | { account_id: string; email: string; topic: string; reason: string; email_id: string | null; suppressed_at: number }
+    | {
+        account_id: string;
+        email: string;
+        topic: string;
+        reason: string;
+        email_id: string | null;
+        suppressed_at: number;
+      }
     | undefined;
   if (!row) throw new Error("suppression row missing right after its insert");
   const entry: SuppressionRow = {

@@ -129,7 +129,9 @@ describe("reconcileMirror", () => {
     const first = await reconcileMirror(env, small);
     expect(first.keysChecked).toBe(2);
     expect(first.d1Complete).toBe(false);
-    expect(await env.SUPPRESSIONS.get(RECONCILE_CURSOR_KEY, "json")).toMatchObject({ orphans: expect.any(String) });
+    expect(await env.SUPPRESSIONS.get(RECONCILE_CURSOR_KEY, "json")).toMatchObject({
+      orphans: expect.any(String),
+    });
 
     const result = await reconcileFully(small);
     expect(result.runs).toBeGreaterThan(2);
