@@ -1,6 +1,7 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { purgeExpiredEvents } from "./purge";
+import { purgeStaleRegistrations } from "./purge-registrations";
 import { reconcileMirror } from "./reconcile";
 
 /**
@@ -11,6 +12,8 @@ import { reconcileMirror } from "./reconcile";
 export async function runScheduledWork(env: Env, now: number): Promise<void> {
   const tasks = [
     ["retention purge", () => purgeExpiredEvents(env, now)],
+    // After the events: a registration goes once its email has no event left.
+    ["registration purge", () => purgeStaleRegistrations(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
   ] as const;
   const failed: string[] = [];
