@@ -7,6 +7,7 @@ import {
   isList,
 } from "../db/event-record";
 import type { Env } from "../env";
+import { MAP_EVENT_MESSAGE_IDS, MAP_REGISTERED_MESSAGE_IDS } from "../events/message-id-map";
 import { toStoredFields } from "../events/serialize";
 import { describeError, log } from "../lib/log";
 import {
@@ -15,7 +16,7 @@ import {
   queueMessageSchema,
   type RegisterMessage,
 } from "../pipeline/messages";
-import { type AddressRef, syncMirror } from "../suppressions/mirror";
+import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
 
 /**
  * The EVENTS_QUEUE consumer: every event, registration and automatic suppression is written here.
@@ -70,7 +71,7 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
     return;
   }
   for (const { message } of valid) message.ack();
-  // D1 holds the change now; a KV failure is logged and repaired by the reconcile, never retried here.
+  // D1 holds the change and its journal row now; a KV failure leaves the row for the reconcile.
   if (touched.length > 0) {
     try {
       await syncMirror(env, touched);
@@ -100,6 +101,7 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
   for (const chunk of chunkByJsonSize(registrations.map(registrationRow))) {
     statements.push(env.DB.prepare(UPSERT_MESSAGES).bind(chunk));
     statements.push(env.DB.prepare(REGISTERED_DOMAINS).bind(chunk));
+    statements.push(env.DB.prepare(MAP_REGISTERED_MESSAGE_IDS).bind(chunk));
   }
   // Back-fill events that arrived before their registration. Only rows with a gap are written.
   const backfilled = new Set<string>();
@@ -122,14 +124,18 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
   for (const chunk of chunkByJsonSize(suppressionRows)) {
     statements.push(env.DB.prepare(INSERT_SUPPRESSIONS).bind(chunk));
   }
+  const touched = suppressing.map((e) => ({ accountId: e.event.account_id, email: e.event.recipient }));
+  // The mirror's journal, in the same transaction: the KV write below may fail, never silently.
+  if (touched.length > 0) statements.push(markPending(env, touched, Date.now()));
 
   for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
     statements.push(env.DB.prepare(INSERT_EVENTS).bind(chunk));
     statements.push(env.DB.prepare(EVENT_DOMAINS).bind(chunk));
+    statements.push(env.DB.prepare(MAP_EVENT_MESSAGE_IDS).bind(chunk));
   }
 
   if (statements.length > 0) await env.DB.batch(statements);
-  return suppressing.map((e) => ({ accountId: e.event.account_id, email: e.event.recipient }));
+  return touched;
 }
 
 const eventRow = (m: EventMessage) => toStoredFields(m.event);

@@ -11,6 +11,11 @@ import { readCursor, writeCursor } from "./cursor";
  * (account_id, occurred_at, id). A statement therefore stays far below D1's 30 s limit however much
  * has expired. A run stops at its budget and records the last account it finished in KV; the next
  * run resumes after it, and a walk that reaches the last account starts over next time.
+ *
+ * Per-email rows (registrations, the Message-ID map) are purged by purge-registrations.ts once their
+ * email has no event left. Per-event rows go with their event: webhook deliveries (SPEC §14, "kept as
+ * long as their event") belong in this chunk's batch, deleted by the same (account_id, occurred_at,
+ * id) range before the events themselves, so a chunk never leaves deliveries without their event.
  */
 
 export interface PurgeBudget {

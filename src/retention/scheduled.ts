@@ -2,6 +2,7 @@ import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { parkedStatus, replayParkedMessages } from "../queue/parked";
 import { purgeExpiredEvents } from "./purge";
+import { purgeStaleRegistrations } from "./purge-registrations";
 import { reconcileMirror } from "./reconcile";
 
 /**
@@ -14,6 +15,8 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     // First, so that what waited longest is written before anything else; its log line shows the backlog.
     ["parked replay", async () => ({ ...(await replayParkedMessages(env)), ...(await parkedStatus(env)) })],
     ["retention purge", () => purgeExpiredEvents(env, now)],
+    // After the events: a registration goes once its email has no event left.
+    ["registration purge", () => purgeStaleRegistrations(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
   ] as const;
   const failed: string[] = [];

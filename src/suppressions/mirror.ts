@@ -58,6 +58,12 @@ interface SuppressionDbRow {
   suppressed_at: number;
 }
 
+const ENTRIES_OF = `
+SELECT s.account_id, s.email, s.topic, s.reason, s.suppressed_at
+  FROM json_each(?1) AS p
+  JOIN suppressions AS s ON s.account_id = json_extract(p.value, '$[0]') AND s.email = json_extract(p.value, '$[1]')
+ ORDER BY s.account_id, s.email, s.topic`;
+
 /** D1's entries for each address, grouped by mirror key (every requested key present, maybe empty). */
 export async function readEntries(env: Env, refs: AddressRef[]): Promise<Map<string, MirrorEntry[]>> {
   const byKey = new Map<string, MirrorEntry[]>();
@@ -69,14 +75,7 @@ export async function readEntries(env: Env, refs: AddressRef[]): Promise<Map<str
     pairs.push([ref.accountId, ref.email]);
   }
   if (pairs.length === 0) return byKey;
-  const { results } = await env.DB.prepare(
-    `SELECT s.account_id, s.email, s.topic, s.reason, s.suppressed_at
-       FROM json_each(?) AS p
-       JOIN suppressions AS s ON s.account_id = json_extract(p.value, '$[0]') AND s.email = json_extract(p.value, '$[1]')
-      ORDER BY s.topic`,
-  )
-    .bind(JSON.stringify(pairs))
-    .all<SuppressionDbRow>();
+  const { results } = await env.DB.prepare(ENTRIES_OF).bind(JSON.stringify(pairs)).all<SuppressionDbRow>();
   for (const row of results) {
     byKey.get(mirrorKey(row.account_id, row.email))?.push({
       topic: row.topic === "" ? null : row.topic,
@@ -91,25 +90,171 @@ export async function readEntries(env: Env, refs: AddressRef[]): Promise<Map<str
 export const mirrorValue = (list: MirrorEntry[]): string | null =>
   list.length === 0 ? null : JSON.stringify(list);
 
-/** Rewrites the mirror of each address from D1: one put (or delete) per key. Returns the keys that failed. */
+/**
+ * Every put carries the value's fingerprint as KV metadata, which `list` returns with the key: the
+ * reconcile compares a thousand keys with D1 per list call instead of reading each value.
+ */
+export interface MirrorMetadata {
+  h: string;
+}
+
+/** A 64-bit FNV-1a fingerprint of a mirror value (two 32-bit lanes), as 16 hex digits. */
+export function mirrorFingerprint(value: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < value.length; i += 1) {
+    const c = value.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+  }
+  return (a >>> 0).toString(16).padStart(8, "0") + (b >>> 0).toString(16).padStart(8, "0");
+}
+
+/**
+ * The journal statement (src/db/mirror-pending.ts): marks each address as changed in D1 and not yet
+ * mirrored. Callers put it in the same D1 batch (one transaction) as the change itself, so a change
+ * can never be committed without its journal row. A new random token per change; `since` keeps the
+ * first unmirrored change's time.
+ */
+export function markPending(env: Env, refs: AddressRef[], now: number): D1PreparedStatement {
+  const pairs = refs
+    .filter((ref) => fitsKv(mirrorKey(ref.accountId, ref.email)))
+    .map((ref) => [ref.accountId, ref.email]);
+  return env.DB.prepare(
+    `INSERT INTO mirror_pending (account_id, email, token, since)
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), lower(hex(randomblob(8))), ?2
+       FROM json_each(?1) WHERE true
+     ON CONFLICT (account_id, email) DO UPDATE SET token = excluded.token`,
+  ).bind(JSON.stringify(pairs), now);
+}
+
+interface PendingDbRow {
+  account_id: string;
+  email: string;
+  token: string;
+}
+
+const PENDING_TOKENS = `
+SELECT p.account_id, p.email, p.token FROM json_each(?1) AS j
+JOIN mirror_pending AS p ON p.account_id = json_extract(j.value, '$[0]') AND p.email = json_extract(j.value, '$[1]')`;
+
+const CLEAR_PENDING = `
+DELETE FROM mirror_pending WHERE (account_id, email, token) IN (
+  SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?1))`;
+
+interface AddressState {
+  ref: AddressRef;
+  value: string | null;
+  token: string | null;
+}
+
+/** D1's value and journal token of each address, in one round trip (plus `extra` statements after the reads). */
+async function readState(
+  env: Env,
+  refs: AddressRef[],
+  extra: D1PreparedStatement[] = [],
+): Promise<Map<string, AddressState>> {
+  const state = new Map<string, AddressState>();
+  const pairs: [string, string][] = [];
+  for (const ref of refs) {
+    const key = mirrorKey(ref.accountId, ref.email);
+    if (state.has(key)) continue;
+    state.set(key, { ref, value: null, token: null });
+    pairs.push([ref.accountId, ref.email]);
+  }
+  if (pairs.length === 0 && extra.length === 0) return state;
+  const json = JSON.stringify(pairs);
+  const [entries, tokens] = await env.DB.batch([
+    env.DB.prepare(ENTRIES_OF).bind(json),
+    env.DB.prepare(PENDING_TOKENS).bind(json),
+    ...extra,
+  ]);
+  const lists = new Map<string, MirrorEntry[]>();
+  for (const row of (entries?.results ?? []) as SuppressionDbRow[]) {
+    const key = mirrorKey(row.account_id, row.email);
+    const list = lists.get(key) ?? [];
+    list.push({
+      topic: row.topic === "" ? null : row.topic,
+      reason: row.reason,
+      suppressed_at: row.suppressed_at,
+    });
+    lists.set(key, list);
+  }
+  for (const [key, list] of lists) {
+    const s = state.get(key);
+    if (s) s.value = mirrorValue(list);
+  }
+  for (const row of (tokens?.results ?? []) as PendingDbRow[]) {
+    const s = state.get(mirrorKey(row.account_id, row.email));
+    if (s) s.token = row.token;
+  }
+  return state;
+}
+
+/** Rounds of write-then-verify before an address that keeps changing is left to the reconcile. */
+const MAX_ROUNDS = 3;
+
+/**
+ * Makes KV hold what D1 holds for each address, and clears the journal rows it mirrored. Returns the
+ * keys it could not confirm (a KV write failed, or D1 kept changing); their journal rows stay, and the
+ * scheduled reconcile repairs them on its next run.
+ *
+ * Why it converges although KV has no compare-and-swap: after writing, it reads D1 again and writes
+ * again if D1 changed meanwhile. Take the last KV write to a key: its writer then read D1 and found
+ * the value it had written (or it would have written again). Any D1 change after that read was made
+ * by another writer, whose own KV write necessarily comes later, a contradiction. So once writers are
+ * done, KV equals D1, whatever the interleaving of reads and writes; a writer that failed or died
+ * leaves its journal row, which the reconcile finds.
+ */
 export async function syncMirror(env: Env, refs: AddressRef[]): Promise<string[]> {
-  const entries = await readEntries(env, refs);
+  const mirrorable = refs.filter((ref) => fitsKv(mirrorKey(ref.accountId, ref.email)));
+  let state = await readState(env, mirrorable);
   const failed: string[] = [];
-  await Promise.all(
-    [...entries].map(async ([key, list]) => {
-      const value = mirrorValue(list);
-      try {
-        if (value === null) await env.SUPPRESSIONS.delete(key);
-        else await env.SUPPRESSIONS.put(key, value);
-      } catch (err) {
-        failed.push(key);
-        log("warn", "suppression mirror write failed; the reconcile will repair it", {
-          key,
-          ...describeError(err),
-        });
-      }
-    }),
-  );
+  for (let round = 0; round < MAX_ROUNDS && state.size > 0; round += 1) {
+    const written: AddressState[] = [];
+    await Promise.all(
+      [...state].map(async ([key, s]) => {
+        try {
+          if (s.value === null) await env.SUPPRESSIONS.delete(key);
+          else
+            await env.SUPPRESSIONS.put(key, s.value, {
+              metadata: { h: mirrorFingerprint(s.value) } satisfies MirrorMetadata,
+            });
+          written.push(s);
+        } catch (err) {
+          failed.push(key);
+          log("warn", "suppression mirror write failed; the reconcile will repair it", {
+            key,
+            ...describeError(err),
+          });
+        }
+      }),
+    );
+    if (written.length === 0) break;
+    // Verify and clear in one round trip: a journal row is deleted only if its token is still the one
+    // read before the write, so a change made meanwhile keeps its row (and shows up in the re-read).
+    const tokens = written
+      .filter((s) => s.token !== null)
+      .map((s) => [s.ref.accountId, s.ref.email, s.token]);
+    const clear = tokens.length > 0 ? [env.DB.prepare(CLEAR_PENDING).bind(JSON.stringify(tokens))] : [];
+    const again = await readState(
+      env,
+      written.map((s) => s.ref),
+      clear,
+    );
+    const changed = new Map<string, AddressState>();
+    for (const [key, s] of again) {
+      const before = state.get(key);
+      if (before && before.value !== s.value) changed.set(key, s);
+    }
+    state = changed;
+  }
+  if (state.size > 0) {
+    failed.push(...state.keys());
+    log("warn", "suppression mirror kept changing while written; the reconcile will finish it", {
+      keys: state.size,
+    });
+  }
   return failed;
 }
 

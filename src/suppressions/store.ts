@@ -3,12 +3,13 @@ import { drizzle } from "drizzle-orm/d1";
 import { type SuppressionRow, suppressions } from "../db/suppressions";
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
-import { syncMirror } from "./mirror";
+import { markPending, syncMirror } from "./mirror";
 
 /**
  * The suppression API's own reads and writes. Adds and removes write D1 directly (a read right after
- * sees them) and then the KV mirror; a mirror failure is logged and left to the reconcile, never
- * turned into an error after D1 has committed.
+ * sees them), with the mirror's journal row in the same transaction, and then the KV mirror; a mirror
+ * failure leaves the journal row for the reconcile and is never turned into an error after D1 has
+ * committed.
  */
 
 /** Topic column value: '' is the every-topic entry (it takes part in the primary key; NULL would not). */
@@ -33,25 +34,40 @@ export async function addManual(
   topic: string,
   now: number,
 ): Promise<{ entry: SuppressionRow; created: boolean }> {
-  const db = drizzle(env.DB);
-  const key = and(
-    eq(suppressions.accountId, accountId),
-    eq(suppressions.email, email),
-    eq(suppressions.topic, topic),
-  );
-  const [inserted, current] = await db.batch([
-    db
-      .insert(suppressions)
-      .values({ accountId, email, topic, reason: "manual", emailId: null, suppressedAt: now })
-      .onConflictDoNothing()
-      .returning({ email: suppressions.email }),
-    db.select().from(suppressions).where(key),
+  // The journal row goes in the same transaction as the change (see markPending); it is written
+  // even when the entry existed, so a PUT also repairs a mirror that lost the address.
+  const [inserted, current] = await env.DB.batch<Record<string, unknown>>([
+    env.DB.prepare(
+      `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at)
+       VALUES (?1, ?2, ?3, 'manual', NULL, ?4) ON CONFLICT DO NOTHING RETURNING email`,
+    ).bind(accountId, email, topic, now),
+    env.DB.prepare(
+      `SELECT account_id, email, topic, reason, email_id, suppressed_at FROM suppressions
+        WHERE account_id = ?1 AND email = ?2 AND topic = ?3`,
+    ).bind(accountId, email, topic),
+    markPending(env, [{ accountId, email }], now),
   ]);
-  const entry = current[0];
-  if (!entry) throw new Error("suppression row missing right after its insert");
-  const created = inserted.length > 0;
-  if (created) await updateMirror(env, accountId, email);
-  return { entry, created };
+  const row = current?.results[0] as
+    | {
+        account_id: string;
+        email: string;
+        topic: string;
+        reason: string;
+        email_id: string | null;
+        suppressed_at: number;
+      }
+    | undefined;
+  if (!row) throw new Error("suppression row missing right after its insert");
+  const entry: SuppressionRow = {
+    accountId: row.account_id,
+    email: row.email,
+    topic: row.topic,
+    reason: row.reason,
+    emailId: row.email_id,
+    suppressedAt: row.suppressed_at,
+  };
+  await updateMirror(env, accountId, email);
+  return { entry, created: (inserted?.results.length ?? 0) > 0 };
 }
 
 /** Removes one topic's entry ('' is the every-topic one) or, with topic null, all of them. Returns how many. */
@@ -61,14 +77,15 @@ export async function removeEntries(
   email: string,
   topic: string | null,
 ): Promise<number> {
-  const where = [eq(suppressions.accountId, accountId), eq(suppressions.email, email)];
-  if (topic !== null) where.push(eq(suppressions.topic, topic));
-  const removed = await drizzle(env.DB)
-    .delete(suppressions)
-    .where(and(...where))
-    .returning({ topic: suppressions.topic });
-  if (removed.length > 0) await updateMirror(env, accountId, email);
-  return removed.length;
+  const [removed] = await env.DB.batch([
+    env.DB.prepare(
+      `DELETE FROM suppressions WHERE account_id = ?1 AND email = ?2 AND (?3 IS NULL OR topic = ?3)
+       RETURNING topic`,
+    ).bind(accountId, email, topic),
+    markPending(env, [{ accountId, email }], Date.now()),
+  ]);
+  await updateMirror(env, accountId, email);
+  return removed?.results.length ?? 0;
 }
 
 export interface ListFilters {

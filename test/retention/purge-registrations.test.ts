@@ -1,0 +1,118 @@
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import {
+  DEFAULT_REGISTRATION_PURGE_BUDGET,
+  purgeStaleRegistrations,
+  REGISTRATION_MARGIN_DAYS,
+  REGISTRATION_PURGE_CURSOR_KEY,
+} from "../../src/retention/purge-registrations";
+import { freshAccount } from "../helpers";
+
+const DAY = 86_400_000;
+const NOW = Date.parse("2026-06-01T12:00:00.000Z");
+const STARTER_CUTOFF = (3 + REGISTRATION_MARGIN_DAYS) * DAY; // the default plan keeps 3 days
+
+/** Registrations (and their Message-ID map rows) at `ageMs` before NOW, in one statement each. */
+async function register(account: string, emailIds: string[], ageMs: number) {
+  const rows = emailIds.map((id) => [account, id, `<${id}@mail>`, NOW - ageMs]);
+  const json = JSON.stringify(rows);
+  await env.DB.batch([
+    env.DB.prepare(
+      `INSERT INTO messages (account_id, email_id, message_id, registered_at)
+       SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
+       FROM json_each(?)`,
+    ).bind(json),
+    env.DB.prepare(
+      `INSERT INTO message_ids (account_id, message_id, email_id, first_seen_at)
+       SELECT json_extract(value, '$[0]'), json_extract(value, '$[2]'), json_extract(value, '$[1]'), json_extract(value, '$[3]')
+       FROM json_each(?)`,
+    ).bind(json),
+  ]);
+}
+
+async function addEvent(account: string, emailId: string, ageMs: number) {
+  await env.DB.prepare(
+    "INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient) VALUES (?, ?, ?, 'email.opened', ?, 'r@x.com')",
+  )
+    .bind(account, NOW - ageMs, `evt_${crypto.randomUUID().replace(/-/g, "")}`, emailId)
+    .run();
+}
+
+async function remaining(account: string) {
+  const [messages, map] = await env.DB.batch<{ email_id: string }>([
+    env.DB.prepare("SELECT email_id FROM messages WHERE account_id = ? ORDER BY email_id").bind(account),
+    env.DB.prepare("SELECT email_id FROM message_ids WHERE account_id = ? ORDER BY email_id").bind(account),
+  ]);
+  return {
+    messages: messages?.results.map((r) => r.email_id) ?? [],
+    map: map?.results.map((r) => r.email_id) ?? [],
+  };
+}
+
+async function purgeAll(budget = DEFAULT_REGISTRATION_PURGE_BUDGET) {
+  const total: Record<string, number> = { messages: 0, message_ids: 0 };
+  const done = new Set<string>();
+  for (let run = 0; run < 100; run += 1) {
+    const result = await purgeStaleRegistrations(env, NOW, budget);
+    for (const [table, n] of Object.entries(result.deleted)) total[table] = (total[table] ?? 0) + n;
+    for (const table of result.complete) done.add(table);
+    if (done.size === 2)
+      return { messages: total.messages ?? 0, message_ids: total.message_ids ?? 0, runs: run + 1 };
+  }
+  throw new Error("the registration purge never completed");
+}
+
+beforeEach(async () => {
+  await env.SUPPRESSIONS.delete(REGISTRATION_PURGE_CURSOR_KEY);
+});
+
+describe("purgeStaleRegistrations", () => {
+  it("removes registrations and map rows past retention + margin whose email has no event left, and nothing else", async () => {
+    const account = freshAccount();
+    await register(account, ["email_old_gone"], STARTER_CUTOFF + DAY); // old, no events: removed
+    await register(account, ["email_old_live"], STARTER_CUTOFF + DAY); // old, a late event remains: kept
+    await addEvent(account, "email_old_live", DAY);
+    await register(account, ["email_margin"], STARTER_CUTOFF - DAY); // past retention, within the margin: kept
+    await register(account, ["email_new"], DAY); // recent, no events yet: kept
+    const other = freshAccount();
+    await register(other, ["email_old_gone"], DAY); // same email_id, another account, recent: kept
+
+    await purgeAll();
+    const expected = ["email_margin", "email_new", "email_old_live"];
+    expect(await remaining(account)).toEqual({ messages: expected, map: expected });
+    expect(await remaining(other)).toEqual({ messages: ["email_old_gone"], map: ["email_old_gone"] });
+  });
+
+  it("follows each account's plan retention", async () => {
+    const scale = freshAccount("scale");
+    await env.DB.prepare("INSERT INTO accounts (id, plan, created_at, updated_at) VALUES (?, 'scale', 0, 0)")
+      .bind(scale)
+      .run();
+    await register(scale, ["email_20d"], 20 * DAY); // would be stale on starter, not on scale (30 days)
+    await register(scale, ["email_40d"], (30 + REGISTRATION_MARGIN_DAYS + 3) * DAY);
+    await purgeAll();
+    expect((await remaining(scale)).messages).toEqual(["email_20d"]);
+  });
+
+  it("works in bounded chunks across runs, resuming from its cursor, over thousands of rows", async () => {
+    const account = freshAccount();
+    await purgeAll(); // what earlier tests left
+    const stale = Array.from({ length: 2500 }, (_, i) => `email_${String(i).padStart(5, "0")}`);
+    const live = stale.filter((_, i) => i % 100 === 0);
+    await register(account, stale, STARTER_CUTOFF + 2 * DAY);
+    for (const id of live) await addEvent(account, id, DAY);
+
+    const small = { ...DEFAULT_REGISTRATION_PURGE_BUDGET, chunk: 200, statements: 18 };
+    const first = await purgeStaleRegistrations(env, NOW, small);
+    expect(first.complete).toEqual([]);
+    expect(first.deleted.messages).toBeLessThanOrEqual(5 * 200); // 9 statements: a seek and 4 chunks of 2
+    expect(await env.SUPPRESSIONS.get(REGISTRATION_PURGE_CURSOR_KEY, "json")).not.toBeNull();
+
+    const rest = await purgeAll(small);
+    expect(rest.runs).toBeGreaterThan(2);
+    expect((first.deleted.messages ?? 0) + (rest.messages ?? 0)).toBe(stale.length - live.length);
+    expect(await remaining(account)).toEqual({ messages: live, map: live });
+    // Nothing left to do: a new walk deletes nothing.
+    expect(await purgeAll()).toMatchObject({ messages: 0, message_ids: 0 });
+  });
+});
