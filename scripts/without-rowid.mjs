@@ -5,7 +5,14 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
-const TABLES = ["events", "messages", "sending_domains", "suppressions"];
+const TABLES = [
+  "events",
+  "messages",
+  "sending_domains",
+  "suppressions",
+  "webhook_endpoints",
+  "webhook_deliveries",
+];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 
 for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql"))) {
