@@ -247,7 +247,8 @@ async function attempt(
   } catch (err) {
     const name = err instanceof Error ? err.name : "";
     if (name === "TimeoutError" || name === "AbortError") {
-      return { kind: "failed", status: null, error: `no response within ${Math.round(timeoutMs / 1000)} s` };
+      const limit = timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`;
+      return { kind: "failed", status: null, error: `no response within ${limit}` };
     }
     return {
       kind: "failed",

@@ -99,9 +99,25 @@ export async function deliver(
       body,
     })),
   );
+  // The pool's queue result leaves out each retry's delay: record it on the way through.
+  const delays = new Map<string, number | undefined>();
+  for (const message of batch.messages) {
+    const retry = message.retry.bind(message);
+    message.retry = (opts?: QueueRetryOptions) => {
+      delays.set(message.id, opts?.delaySeconds);
+      retry(opts);
+    };
+  }
   const ctx = createExecutionContext();
   await handleWebhookBatch(batch, env, options);
-  return getQueueResult(batch, ctx);
+  const result = await getQueueResult(batch, ctx);
+  return {
+    ...result,
+    retryMessages: result.retryMessages.map((r: { msgId: string }) => ({
+      ...r,
+      delaySeconds: delays.get(r.msgId),
+    })),
+  };
 }
 
 export async function deliveries(account: string, endpointId: string, query = "") {
