@@ -45,8 +45,9 @@ import { checkWebhookUrl } from "./url-safety";
 const q = (description: string) => z.string().optional().meta({ description });
 const accountQuery = z.object({ account_id: q("admin tokens only: the account to act for") });
 const idPath = z.object({ id: z.string().meta({ description: "whk_…" }) });
-const security = [{ bearer: [] }];
 const tags = ["webhooks"];
+/** OpenAPI 3.1 lets a bearer requirement name roles: each route lists the scope it needs. */
+const needs = (scope: "webhooks:read" | "webhooks:write") => ({ security: [{ bearer: [scope] }] });
 
 function acting(c: Context<AppEnv>, known: readonly string[] = ["account_id"]) {
   const params = queryParams(c, known);
@@ -75,10 +76,10 @@ export function registerWebhookRoutes(app: App): void {
       operationId: "createWebhookEndpoint",
       summary: "Create a webhook endpoint",
       description:
-        "Every new event of the account that matches `event_types` and `filters` is POSTed to `url`, signed the " +
+        "Scope `webhooks:write`. Every new event of the account that matches `event_types` and `filters` is POSTed to `url`, signed the " +
         "Standard Webhooks way with the returned `secret` (shown only here and on rotation). At most 20 per account.",
       tags,
-      security,
+      ...needs("webhooks:write"),
       request: {
         query: accountQuery,
         body: { content: { "application/json": { schema: createBodySchema } }, required: true },
@@ -115,8 +116,9 @@ export function registerWebhookRoutes(app: App): void {
       path: "/v1/webhooks",
       operationId: "listWebhookEndpoints",
       summary: "List webhook endpoints, newest first",
+      description: "Scope `webhooks:read`.",
       tags,
-      security,
+      ...needs("webhooks:read"),
       request: { query: accountQuery },
       responses: { 200: jsonContent(endpointListSchema, "Every endpoint of the account"), ...commonErrors },
     },
@@ -135,8 +137,9 @@ export function registerWebhookRoutes(app: App): void {
       path: "/v1/webhooks/{id}",
       operationId: "getWebhookEndpoint",
       summary: "A webhook endpoint",
+      description: "Scope `webhooks:read`.",
       tags,
-      security,
+      ...needs("webhooks:read"),
       request: { params: idPath, query: accountQuery },
       responses: { 200: jsonContent(endpointSchema, "The endpoint"), ...commonErrors, ...notFoundError },
     },
@@ -155,10 +158,10 @@ export function registerWebhookRoutes(app: App): void {
       operationId: "updateWebhookEndpoint",
       summary: "Change a webhook endpoint",
       description:
-        "Any of `url`, `description`, `event_types`, `filters` (replaced as a whole) and `status`. Disabling sets " +
+        "Scope `webhooks:write`. Any of `url`, `description`, `event_types`, `filters` (replaced as a whole) and `status`. Disabling sets " +
         "`disabled_reason` to `manual`; enabling clears it. A change governs every delivery attempted 10 s later.",
       tags,
-      security,
+      ...needs("webhooks:write"),
       request: {
         params: idPath,
         query: accountQuery,
@@ -196,9 +199,10 @@ export function registerWebhookRoutes(app: App): void {
       path: "/v1/webhooks/{id}",
       operationId: "deleteWebhookEndpoint",
       summary: "Delete a webhook endpoint",
-      description: "Nothing more is delivered to it; its delivery records go with the next retention purge.",
+      description:
+        "Scope `webhooks:write`. Nothing more is delivered to it; its delivery records go with the next retention purge.",
       tags,
-      security,
+      ...needs("webhooks:write"),
       request: { params: idPath, query: accountQuery },
       responses: { 200: jsonContent(deletedEndpointSchema, "Deleted"), ...commonErrors, ...notFoundError },
     },
@@ -221,10 +225,10 @@ export function registerWebhookRoutes(app: App): void {
       operationId: "rotateWebhookSecret",
       summary: "Rotate a webhook endpoint's signing secret",
       description:
-        "Returns a new `secret`. For the next 24 hours every delivery carries two signatures, one per secret, so " +
+        "Scope `webhooks:write`. Returns a new `secret`. For the next 24 hours every delivery carries two signatures, one per secret, so " +
         "receivers can switch without losing a delivery. Rotating again within 24 hours retires the oldest secret.",
       tags,
-      security,
+      ...needs("webhooks:write"),
       request: { params: idPath, query: accountQuery },
       responses: {
         200: jsonContent(endpointWithSecretSchema, "The endpoint and its new secret"),
@@ -250,10 +254,10 @@ export function registerWebhookRoutes(app: App): void {
       operationId: "listWebhookDeliveries",
       summary: "An endpoint's deliveries, newest event first",
       description:
-        "One record per event delivered to the endpoint, updated by every attempt (and replay). `pending`: a retry " +
+        "Scope `webhooks:read`. One record per event delivered to the endpoint, updated by every attempt (and replay). `pending`: a retry " +
         "is scheduled at `next_attempt_at`.",
       tags,
-      security,
+      ...needs("webhooks:read"),
       request: {
         params: idPath,
         query: z.object({
@@ -287,11 +291,11 @@ export function registerWebhookRoutes(app: App): void {
       operationId: "replayWebhookEvents",
       summary: "Deliver stored events again",
       description:
-        "`{event_ids: [≤ 100]}` or `{start, end?, event_type?}` (a window of at most 10,000 events, clamped to the " +
+        "Scope `webhooks:write`. `{event_ids: [≤ 100]}` or `{start, end?, event_type?}` (a window of at most 10,000 events, clamped to the " +
         "plan's retention; more is 400 naming `start`). Events the endpoint subscribes to are delivered again with " +
         "the same `webhook-id`, as a new run of attempts. The endpoint must be enabled.",
       tags,
-      security,
+      ...needs("webhooks:write"),
       request: {
         params: idPath,
         query: accountQuery,

@@ -295,3 +295,17 @@ describe("webhook URL safety at the API", () => {
     expect((await json(creds)).error).toMatchObject({ type: "validation_error", param: "url" });
   });
 });
+
+describe("OpenAPI document", () => {
+  it("lists every webhook route with its scope", async () => {
+    const doc = await json(await call("GET", "/openapi.json"));
+    for (const { method, path, scope } of ROUTES) {
+      const openapiPath = path.replace(ID, "{id}");
+      const op = doc.paths[openapiPath]?.[method.toLowerCase()];
+      expect(op, `${method} ${openapiPath}`).toBeDefined();
+      expect(op.security).toEqual([{ bearer: [scope] }]);
+      expect(op.description).toContain(`Scope \`${scope}\``);
+      expect(op.operationId).toEqual(expect.any(String));
+    }
+  });
+});
