@@ -14,6 +14,8 @@ export const TEST_VARS = {
     "arn:aws:sns:us-east-1:123456789012:ses-events=acct_bound,arn:aws:sns:us-east-1:123456789012:ses-shared," +
     "arn:aws:sns:us-east-1:364852123998:test-email=acct_django",
   SNS_CERT_HOST_PATTERN: "",
+  // Webhook receivers in tests are local http servers (test/webhooks/receiver-global.ts).
+  WEBHOOK_ALLOW_INSECURE_URLS: "true",
 };
 
 export default defineConfig(async () => {
@@ -32,6 +34,7 @@ export default defineConfig(async () => {
       include: ["test/**/*.test.ts", "src/**/*.test.ts"],
       exclude: ["test/e2e/**", "test/node/**"],
       setupFiles: ["./test/setup.ts"],
+      globalSetup: ["./test/webhooks/receiver-global.ts"],
       testTimeout: 30_000,
       silent: "passed-only",
     },

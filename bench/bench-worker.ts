@@ -16,6 +16,7 @@ import type { Env } from "../src/env";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
 import { handleEventsBatch } from "../src/queue/consumer";
+import { handleWebhookBatch } from "../src/webhooks/deliver";
 
 interface BenchEnv extends Env {
   BENCH_KEY?: string;
@@ -30,6 +31,9 @@ interface Counters {
 }
 
 const counters: Counters = { requests: 0, d1Calls: 0, kvCalls: 0, queueCalls: 0, queueMessages: 0 };
+
+/** What the webhook delivery consumer did, from D1's own statement meta (webhooks-delivery phase). */
+const webhookConsumer = { batches: 0, messages: 0, statements: 0, rows_read: 0, rows_written: 0 };
 
 /** Counts every method call on a binding object, forwarding it unchanged. */
 function counting<T extends object>(target: T, onCall: (method: string, args: unknown[]) => void): T {
@@ -227,6 +231,7 @@ function variant(
 async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Response> {
   const route = url.pathname.slice("/__bench/".length);
   if (route === "counters") return json(counters);
+  if (route === "webhook-consumer") return json(webhookConsumer);
 
   if (route === "sql") {
     // Runs statements as given: migrations, the hand-written query baselines, size probes.
@@ -310,5 +315,19 @@ export default {
     }
     counters.requests += 1;
     return worker.fetch(request, countedEnv(env), ctx);
+  },
+  // The real consumers; the webhook deliveries' D1 statements are recorded to count rows per delivery.
+  async queue(batch, env, ctx) {
+    if (!batch.queue.endsWith("-webhooks")) return worker.queue(batch, env, ctx);
+    const statements: StatementMeta[] = [];
+    const kv: KvLog = { reads: 0, writes: 0, deletes: 0, lists: 0 };
+    await handleWebhookBatch(batch, capturingEnv(env, statements, kv));
+    webhookConsumer.batches += 1;
+    webhookConsumer.messages += batch.messages.length;
+    for (const s of statements) {
+      webhookConsumer.statements += 1;
+      webhookConsumer.rows_read += s.rows_read ?? 0;
+      webhookConsumer.rows_written += s.rows_written ?? 0;
+    }
   },
 } satisfies ExportedHandler<BenchEnv>;

@@ -6,7 +6,7 @@
 //   npm run bench -- --quick      quick check: 50,000 events, 3 s rounds (about 1-2 minutes)
 //   npm run bench -- --self-test  no workerd: checks the generator, statistics, cost math and
 //                                 shard simulation on tiny data (seconds)
-//   options: --only hot,query,ingest,size   --events N   --keep (keep the temp dir)   --out FILE
+//   options: --only hot,query,ingest,size,webhooks-delivery   --events N   --keep (keep the temp dir)   --out FILE
 //   node bench/run.mjs --markdown [results.json]   the figures as Markdown tables, for BENCHMARKS.md
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -48,16 +48,20 @@ const SETTINGS = {
     hot: { seconds: 3, rounds: 2, warmup: 1, connections: 16, unloadedSeconds: 1.5 },
     query: { repeats: 2, deepPages: 20, singlePages: 2, cpuRequests: 100 },
     ingest: { batchesPerKind: 5, mixMessages: 300 },
+    webhooks: { steadyEvents: 100, rate: 20, burstEvents: 300 },
   },
   full: {
     events: 1_000_000,
     hot: { seconds: 10, rounds: 3, warmup: 2, connections: 16, unloadedSeconds: 4 },
     query: { repeats: 5, deepPages: 25, singlePages: 3, cpuRequests: 400 },
     ingest: { batchesPerKind: 50, mixMessages: 3000 },
+    webhooks: { steadyEvents: 300, rate: 20, burstEvents: 1000 },
   },
 }[MODE];
 if (args.events) SETTINGS.events = Number(args.events);
-const PHASES = new Set((args.only ?? "hot,query,ingest,size").split(",").map((s) => s.trim()));
+const PHASES = new Set(
+  (args.only ?? "hot,query,ingest,size,webhooks-delivery").split(",").map((s) => s.trim()),
+);
 const OUT = args.out ? path.resolve(args.out) : path.join(ROOT, "bench", "results.json");
 
 const { benchSecrets, buildBundle, bundleComposition, bundleSize, startWorker, workerConfig } = await import(
@@ -233,6 +237,23 @@ try {
     });
   }
 
+  if (PHASES.has("webhooks-delivery")) {
+    say(
+      `[${elapsed()}] phase 5: webhooks, event accepted -> webhook received (queue settings of wrangler.toml)`,
+    );
+    const { webhooksDeliveryPhase } = await import("./phases/webhooks-delivery.mjs");
+    results.webhooks_delivery = await webhooksDeliveryPhase({
+      bundle: benchBundle,
+      config,
+      secrets,
+      migrations: statements,
+      tmp,
+      options: SETTINGS.webhooks,
+      say,
+    });
+    if (!results.webhooks_delivery.available) say(`  not available: ${results.webhooks_delivery.reason}`);
+  }
+
   if (results.dataset) {
     results.size.bytes_per_event = round(results.dataset.bytes_per_event);
     results.size.events_per_day_in_10gb_at_30_days = eventsPerDay(results.dataset.bytes_per_event);
@@ -391,6 +412,19 @@ function targets(r) {
         `sending domains; an event's own rows (row + 2 indexes): ${delivery}`,
     });
   }
+  const wd = r.webhooks_delivery;
+  if (wd?.available) {
+    out.push({
+      target: "webhooks: p95 event accepted -> webhook received <= 5 s locally",
+      status: wd.steady.p95_ms <= 5000 ? "met" : "missed",
+      detail: `p50 ${wd.steady.p50_ms} ms, p95 ${wd.steady.p95_ms} ms at ${wd.steady.rate_per_s}/s; burst ${wd.burst.deliveries_per_s} deliveries/s`,
+    });
+    out.push({
+      target: "webhooks: <= 1 D1 row written per successful delivery",
+      status: wd.consumer.d1_rows_written_per_delivery <= 1 ? "met" : "missed",
+      detail: `${wd.consumer.d1_rows_written_per_delivery} rows written, ${wd.consumer.d1_rows_read_per_delivery} read, ${wd.consumer.d1_statements_per_delivery} statements per delivery`,
+    });
+  }
   const gz = r.size?.bundle?.gzipBytes;
   if (gz) {
     out.push({
@@ -508,6 +542,19 @@ function render(r) {
         ? `SES WEBHOOK ${w.route}: ${w.rps} req/s, p50 ${w.p50_ms} ms, p99 ${w.p99_ms} ms, ${w.cpu_ms_per_request} CPU ms/req; ` +
             `D1 ${w.bindings_per_request.d1_calls}, KV ${w.bindings_per_request.kv_calls}, queue messages ${w.bindings_per_request.queue_messages} per notification; certificate fetched ${w.certificate_fetches} time(s)`
         : `SES WEBHOOK not available: ${w.reason}`,
+    );
+  }
+  if (r.webhooks_delivery) {
+    const w = r.webhooks_delivery;
+    parts.push(
+      "",
+      w.available
+        ? `WEBHOOKS (event accepted -> received, 1 endpoint): steady ${w.steady.rate_per_s}/s p50 ${w.steady.p50_ms} ms, ` +
+            `p95 ${w.steady.p95_ms} ms, max ${w.steady.max_ms} ms (${w.steady.delivered}/${w.steady.events}); ` +
+            `burst of ${w.burst.events}: ${w.burst.deliveries_per_s} deliveries/s, p95 ${w.burst.p95_ms} ms; ` +
+            `D1 per delivery: ${w.consumer.d1_rows_written_per_delivery} rows written, ${w.consumer.d1_rows_read_per_delivery} read; ` +
+            `signatures verified ${w.signatures.verified}, rejected ${w.signatures.rejected}`
+        : `WEBHOOKS not available: ${w.reason}`,
     );
   }
   if (r.ingest) {

@@ -78,7 +78,7 @@ async function waitForHealth() {
 
 if (await waitForHealth()) {
   const token = await mintToken({
-    scope: "events:read suppressions:read suppressions:write send",
+    scope: "events:read suppressions:read suppressions:write send webhooks:read webhooks:write",
     ttl: "7d",
   });
   const lines = [

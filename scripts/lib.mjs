@@ -20,6 +20,8 @@ export function ensureDevVars(port = 8787) {
     `PUBLIC_BASE_URL=http://127.0.0.1:${port}`,
     `SNS_TOPIC_ARNS=${DEMO_TOPIC_ARN}=${DEMO_ACCOUNT}`,
     "SNS_CERT_HOST_PATTERN=127\\.0\\.0\\.1|localhost",
+    // Local receivers (http, loopback) for webhooks; never set in production (SPEC §2).
+    "WEBHOOK_ALLOW_INSECURE_URLS=true",
     "",
   ];
   writeFileSync(DEV_VARS, lines.join("\n"), { mode: 0o600 });

@@ -7,7 +7,10 @@ import { DEMO_ACCOUNT, mintToken } from "./lib.mjs";
 const { values } = parseArgs({
   options: {
     sub: { type: "string", default: DEMO_ACCOUNT },
-    scope: { type: "string", default: "events:read suppressions:read suppressions:write send" },
+    scope: {
+      type: "string",
+      default: "events:read suppressions:read suppressions:write send webhooks:read webhooks:write",
+    },
     ttl: { type: "string", default: "24h" },
   },
 });

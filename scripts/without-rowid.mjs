@@ -5,7 +5,16 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
-const TABLES = ["events", "messages", "sending_domains", "suppressions", "message_ids", "mirror_pending"];
+const TABLES = [
+  "events",
+  "messages",
+  "sending_domains",
+  "suppressions",
+  "message_ids",
+  "mirror_pending",
+  "webhook_endpoints",
+  "webhook_deliveries",
+];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 
 for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql"))) {

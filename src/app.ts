@@ -15,6 +15,7 @@ import { registerMessageRoutes } from "./messages/routes";
 import { registerSesRoutes } from "./ses/routes";
 import { registerSuppressionRoutes } from "./suppressions/routes";
 import { registerTrackingRoutes } from "./tracking/routes";
+import { registerWebhookRoutes } from "./webhooks/routes";
 
 /** Paths whose successful requests are not access-logged: the tracking hot path. */
 const QUIET_PATH = /^\/[ocu]\//;
@@ -79,6 +80,7 @@ export function newApp(): App {
   registerSesRoutes(app);
   registerSuppressionRoutes(app);
   registerTrackingRoutes(app);
+  registerWebhookRoutes(app);
 
   app.get("/openapi.json", (c) => c.json(openApiDocument(app)));
   app.get("/docs", (c) => c.html(renderDocsPage(openApiDocument(app))));

@@ -77,6 +77,12 @@ const parsers = {
     })
     .pipe(z.record(z.string().regex(/^[a-z0-9_-]{1,32}$/), z.number().int().min(1).max(3650))),
   DEFAULT_PLAN: optionalString.transform((v) => v ?? "starter"),
+  WEBHOOK_ALLOW_INSECURE_URLS: optionalString.pipe(
+    z
+      .enum(["true", "false"], { error: "must be true or false" })
+      .nullable()
+      .transform((v) => v === "true"),
+  ),
 } satisfies { [K in keyof Env]?: z.ZodType };
 
 type Parsers = typeof parsers;

@@ -3,6 +3,8 @@ export interface Env {
   DB: D1Database;
   /** Message bodies are typed where they are sent (pipeline/enqueue.ts) and checked where they are read. */
   EVENTS_QUEUE: Queue<unknown>;
+  /** Webhook deliveries (webhooks/enqueue.ts sends them, webhooks/deliver.ts reads them). */
+  WEBHOOKS_QUEUE: Queue<unknown>;
   SUPPRESSIONS: KVNamespace;
   /** Dead-lettered queue messages waiting for D1 (queue/parked.ts). */
   PARKED: R2Bucket;
@@ -20,4 +22,5 @@ export interface Env {
   SNS_CERT_HOST_PATTERN?: string;
   PLANS?: string;
   DEFAULT_PLAN?: string;
+  WEBHOOK_ALLOW_INSECURE_URLS?: string;
 }

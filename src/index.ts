@@ -4,6 +4,7 @@ import { handleEventsBatch } from "./queue/consumer";
 import { handleDeadLetters } from "./queue/dead-letter";
 import { runScheduledWork } from "./retention/scheduled";
 import { serveHotPath } from "./tracking/hot-path";
+import { handleWebhookBatch } from "./webhooks/deliver";
 
 const app = newApp();
 
@@ -13,6 +14,7 @@ export default {
     serveHotPath(request, env, ctx) ?? app.fetch(request, env, ctx),
   async queue(batch, env, _ctx) {
     if (batch.queue.endsWith("-dlq")) await handleDeadLetters(batch, env);
+    else if (batch.queue.endsWith("-webhooks")) await handleWebhookBatch(batch, env);
     else await handleEventsBatch(batch, env);
   },
   // Awaited rather than waitUntil'd: a failed purge or reconcile then marks the cron run failed.

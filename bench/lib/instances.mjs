@@ -184,7 +184,16 @@ export function cpuSeconds(pid) {
  * come from workerConfig(); the queue has no consumer here (Miniflare accepts and drops the sends),
  * so the consumer's D1 work never competes with the hot path for CPU: it is measured on its own.
  */
-export async function startWorker({ name, bundle, config, bindings, persistDir, logFile, inspectorPort }) {
+export async function startWorker({
+  name,
+  bundle,
+  config,
+  bindings,
+  persistDir,
+  logFile,
+  inspectorPort,
+  queueConsumers,
+}) {
   if (persistDir) mkdirSync(persistDir, { recursive: true });
   const before = new Set(workerdChildren());
   const log = logFile ? createWriteStream(logFile, { flags: "a" }) : null;
@@ -201,6 +210,8 @@ export async function startWorker({ name, bundle, config, bindings, persistDir, 
     d1Databases: config?.d1 ?? {},
     kvNamespaces: config?.kv ?? {},
     queueProducers: config?.queueProducers ?? {},
+    // Only phases that measure the queues end to end ask for consumers (webhooks-delivery).
+    ...(queueConsumers ? { queueConsumers } : {}),
     ...(persistDir
       ? {
           d1Persist: path.join(persistDir, "d1"),

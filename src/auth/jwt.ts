@@ -12,7 +12,15 @@ import { config } from "../config";
 import type { Env } from "../env";
 import { ApiError } from "../lib/errors";
 
-export const SCOPES = ["events:read", "suppressions:read", "suppressions:write", "send", "admin"] as const;
+export const SCOPES = [
+  "events:read",
+  "suppressions:read",
+  "suppressions:write",
+  "send",
+  "webhooks:read",
+  "webhooks:write",
+  "admin",
+] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export type { Principal };

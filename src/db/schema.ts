@@ -5,3 +5,4 @@ export * from "./messages";
 export * from "./mirror-pending";
 export * from "./sending-domains";
 export * from "./suppressions";
+export * from "./webhooks";

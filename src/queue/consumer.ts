@@ -17,6 +17,7 @@ import {
   type RegisterMessage,
 } from "../pipeline/messages";
 import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
+import { FANOUT_COLUMNS, fanOutNewEvents, type StoredEvent } from "../webhooks/fanout";
 
 /**
  * The EVENTS_QUEUE consumer: every event, registration and automatic suppression is written here.
@@ -59,14 +60,28 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
 
   const bodies = valid.map((v) => v.body);
   let touched: AddressRef[];
+  const inserted: StoredEvent[] = [];
   try {
-    touched = await writeBatch(env, bodies);
+    touched = await writeBatch(env, bodies, inserted);
   } catch (err) {
     log("error", "D1 write failed; retrying the batch", {
       queue: batch.queue,
       size: valid.length,
       ...describeError(err),
     });
+    for (const { message } of valid) message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+    return;
+  }
+  // Webhooks (SPEC §14): first arrivals only, before the ack; a failed send retries the batch,
+  // whose retry fans its events out again (webhooks/fanout.ts explains why that delivers nothing twice).
+  try {
+    await fanOutNewEvents(
+      env,
+      valid.map(({ message, body }) => ({ attempts: message.attempts, body })),
+      inserted,
+    );
+  } catch (err) {
+    log("error", "webhook fan-out failed; retrying the batch", { queue: batch.queue, ...describeError(err) });
     for (const { message } of valid) message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
     return;
   }
@@ -85,7 +100,12 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
 }
 
 /** Writes a batch of valid messages in one D1 transaction; returns the addresses whose suppressions changed. */
-export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<AddressRef[]> {
+export async function writeBatch(
+  env: Env,
+  bodies: QueueMessage[],
+  /** Filled with the events this batch inserted (first arrivals), for the webhook fan-out. */
+  inserted?: StoredEvent[],
+): Promise<AddressRef[]> {
   const registrations = bodies.filter((b): b is RegisterMessage => b.type === "register");
   // One event per id within a batch: a statement's NOT EXISTS cannot see rows it inserts itself.
   const seenEvents = new Set<string>();
@@ -128,13 +148,18 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
   // The mirror's journal, in the same transaction: the KV write below may fail, never silently.
   if (touched.length > 0) statements.push(markPending(env, touched, Date.now()));
 
+  const insertAt: number[] = [];
   for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
+    insertAt.push(statements.length);
     statements.push(env.DB.prepare(INSERT_EVENTS).bind(chunk));
     statements.push(env.DB.prepare(EVENT_DOMAINS).bind(chunk));
     statements.push(env.DB.prepare(MAP_EVENT_MESSAGE_IDS).bind(chunk));
   }
 
-  if (statements.length > 0) await env.DB.batch(statements);
+  if (statements.length > 0) {
+    const results = await env.DB.batch(statements);
+    for (const i of insertAt) inserted?.push(...((results[i]?.results ?? []) as StoredEvent[]));
+  }
   return touched;
 }
 
@@ -224,7 +249,8 @@ LEFT JOIN messages AS m ON m.account_id = e.account_id AND m.email_id = e.email_
 WHERE e.type NOT IN ('email.suppressed', 'email.opened', 'email.clicked', 'email.unsubscribed')
    OR NOT EXISTS (SELECT 1 FROM events AS x INDEXED BY events_email_idx
                    WHERE x.account_id = e.account_id AND x.email_id = e.email_id AND x.id = e.id)
-ON CONFLICT DO NOTHING`;
+ON CONFLICT DO NOTHING
+RETURNING ${FANOUT_COLUMNS}`;
 
 const EVENT_DOMAINS = `
 INSERT INTO sending_domains (account_id, domain, first_seen_at)

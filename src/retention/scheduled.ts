@@ -1,6 +1,7 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { parkedStatus, replayParkedMessages } from "../queue/parked";
+import { purgeExpiredDeliveries } from "../webhooks/purge";
 import { purgeExpiredEvents } from "./purge";
 import { purgeStaleRegistrations } from "./purge-registrations";
 import { reconcileMirror } from "./reconcile";
@@ -17,6 +18,7 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["retention purge", () => purgeExpiredEvents(env, now)],
     // After the events: a registration goes once its email has no event left.
     ["registration purge", () => purgeStaleRegistrations(env, now)],
+    ["webhook deliveries purge", () => purgeExpiredDeliveries(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
   ] as const;
   const failed: string[] = [];

@@ -1,0 +1,93 @@
+import type { Env } from "../env";
+import type { QueueMessage } from "../pipeline/messages";
+import { CLICK_DELAY_SECONDS, type Delivery, sendDeliveries } from "./enqueue";
+import { type MatchableEvent, matches } from "./match";
+import { endpointsOf } from "./store";
+
+/**
+ * The fan-out of SPEC §14, called by the events consumer after its D1 transaction committed and
+ * before it acknowledges the batch: one WEBHOOKS_QUEUE message per (new event, matching enabled
+ * endpoint).
+ *
+ * New events are the rows the events INSERT returned (SQLite's RETURNING yields only rows actually
+ * inserted, so a redelivered SNS notification or queue message fans out nothing). One gap remains:
+ * D1 committed but the send below failed. The consumer then retries the batch, and that retry's
+ * INSERT returns nothing; so for messages on their second or later attempt the stored events are
+ * fanned out again. The delivery consumer makes that safe: a first-run message for a (endpoint,
+ * event) pair that already has a delivery row is dropped, so nothing is delivered twice.
+ */
+
+/** A stored event as the fan-out needs it (the INSERT's RETURNING columns). */
+export interface StoredEvent extends MatchableEvent {
+  account_id: string;
+  occurred_at: number;
+  id: string;
+  tags: string;
+}
+
+/** Columns for `RETURNING`, in the events table's names. */
+export const FANOUT_COLUMNS = "account_id, occurred_at, id, type, topic, campaign, from_domain, tags";
+
+export async function fanOutNewEvents(
+  env: Env,
+  entries: { attempts: number; body: QueueMessage }[],
+  inserted: StoredEvent[],
+  now = Date.now(),
+): Promise<number> {
+  const events = new Map<string, StoredEvent>();
+  const key = (accountId: string, id: string) => `${accountId}\u0000${id}`;
+  for (const e of inserted) events.set(key(e.account_id, e.id), e);
+
+  const retried = entries
+    .filter((e) => e.attempts > 1 && e.body.type === "event")
+    .map((e) => (e.body as Extract<QueueMessage, { type: "event" }>).event)
+    .filter((e) => !events.has(key(e.account_id, e.id)));
+  if (retried.length > 0) {
+    for (const e of await loadStored(env, retried)) events.set(key(e.account_id, e.id), e);
+  }
+  if (events.size === 0) return 0;
+
+  const endpoints = await endpointsOf(
+    env,
+    [...events.values()].map((e) => e.account_id),
+    now,
+  );
+  const deliveries: Delivery[] = [];
+  for (const event of events.values()) {
+    for (const { row, sub } of endpoints.get(event.account_id) ?? []) {
+      if (row.status !== "enabled" || !matches(sub, event)) continue;
+      deliveries.push({
+        body: {
+          type: "deliver",
+          account_id: event.account_id,
+          endpoint_id: row.id,
+          event_id: event.id,
+          occurred_at: event.occurred_at,
+        },
+        ...(event.type === "email.clicked" ? { delaySeconds: CLICK_DELAY_SECONDS } : {}),
+      });
+    }
+  }
+  await sendDeliveries(env, deliveries);
+  return deliveries.length;
+}
+
+/** The stored versions (enriched) of events named by primary key; events not stored are left out. */
+async function loadStored(
+  env: Env,
+  keys: { account_id: string; occurred_at: number; id: string }[],
+): Promise<StoredEvent[]> {
+  const out: StoredEvent[] = [];
+  for (let i = 0; i < keys.length; i += 500) {
+    const param = JSON.stringify(keys.slice(i, i + 500).map((k) => [k.account_id, k.occurred_at, k.id]));
+    const { results } = await env.DB.prepare(
+      `SELECT ${FANOUT_COLUMNS} FROM events
+       WHERE (account_id, occurred_at, id) IN (
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?1))`,
+    )
+      .bind(param)
+      .all<StoredEvent>();
+    out.push(...results);
+  }
+  return out;
+}

@@ -1,0 +1,82 @@
+import { getAccountPlan } from "../accounts/plans";
+import type { WebhookEndpointRow } from "../db/webhooks";
+import type { Env } from "../env";
+import { validationError } from "../lib/errors";
+import { sendDeliveries } from "./enqueue";
+import type { StoredEvent } from "./fanout";
+import { FANOUT_COLUMNS } from "./fanout";
+import { matches, subscriptionOf } from "./match";
+import { MAX_REPLAY_WINDOW_EVENTS } from "./schema";
+
+/**
+ * POST /v1/webhooks/{id}/replay: stored events delivered again to one endpoint, with the same
+ * `webhook-id`, as a new run of attempts (a new 72-hour window). Only events the endpoint
+ * subscribes to now (its event_types and filters) are queued; unknown or purged ids are skipped,
+ * and `queued` says how many went. Both forms read only within the plan's retention.
+ */
+
+const DAY_MS = 86_400_000;
+
+export type ReplayRequest =
+  | { kind: "ids"; eventIds: string[] }
+  | { kind: "window"; start: number; end: number; eventTypes: string[] | null };
+
+export async function replay(
+  env: Env,
+  endpoint: WebhookEndpointRow,
+  request: ReplayRequest,
+  now: number,
+): Promise<number> {
+  const plan = await getAccountPlan(env, endpoint.accountId);
+  const earliest = now - plan.retention_days * DAY_MS;
+  let events: StoredEvent[];
+  if (request.kind === "ids") {
+    // No index by id alone: this walks the account's retained events (see BENCHMARKS.md).
+    const { results } = await env.DB.prepare(
+      `SELECT ${FANOUT_COLUMNS} FROM events
+       WHERE account_id = ?1 AND occurred_at >= ?2 AND id IN (SELECT value FROM json_each(?3))`,
+    )
+      .bind(endpoint.accountId, earliest, JSON.stringify([...new Set(request.eventIds)]))
+      .all<StoredEvent>();
+    events = results;
+  } else {
+    const start = Math.max(request.start, earliest);
+    const types = request.eventTypes;
+    const { results } = await env.DB.prepare(
+      `SELECT ${FANOUT_COLUMNS} FROM events
+       WHERE account_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3
+         ${types === null ? "" : "AND type IN (SELECT value FROM json_each(?5))"}
+       ORDER BY occurred_at LIMIT ?4`,
+    )
+      .bind(
+        endpoint.accountId,
+        start,
+        request.end,
+        MAX_REPLAY_WINDOW_EVENTS + 1,
+        ...(types === null ? [] : [JSON.stringify(types)]),
+      )
+      .all<StoredEvent>();
+    if (results.length > MAX_REPLAY_WINDOW_EVENTS) {
+      throw validationError(
+        "start",
+        `the window holds more than ${MAX_REPLAY_WINDOW_EVENTS.toLocaleString("en-US")} events; replay a shorter one`,
+      );
+    }
+    events = results;
+  }
+  const sub = subscriptionOf(endpoint);
+  const deliveries = events
+    .filter((e) => matches(sub, e))
+    .map((e) => ({
+      body: {
+        type: "deliver" as const,
+        account_id: e.account_id,
+        endpoint_id: endpoint.id,
+        event_id: e.id,
+        occurred_at: e.occurred_at,
+        replay: true,
+      },
+    }));
+  await sendDeliveries(env, deliveries);
+  return deliveries.length;
+}

@@ -1,0 +1,206 @@
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { type WebhookEndpointRow, webhookEndpoints } from "../db/webhooks";
+import type { Env } from "../env";
+import { validationError } from "../lib/errors";
+import { type Subscription, subscriptionOf } from "./match";
+import type { PatchBody, WebhookFilters } from "./schema";
+import { newEndpointId, newSecret } from "./signing";
+
+/**
+ * Webhook endpoints in D1, and a short per-isolate cache of each account's endpoints for the
+ * fan-out and the delivery consumer. SPEC §14: a change governs every delivery attempted 10 s
+ * after it answered. Entries live 5 s, and the routes drop their account's entry in the isolate
+ * that made the change, so another isolate is at most 5 s behind.
+ */
+
+export const MAX_ENDPOINTS_PER_ACCOUNT = 20;
+export const ENDPOINT_CACHE_TTL_MS = 5_000;
+const ROTATION_OVERLAP_MS = 24 * 3600_000;
+
+export interface CachedEndpoint {
+  row: WebhookEndpointRow;
+  sub: Subscription;
+}
+
+const cache = new Map<string, { at: number; endpoints: CachedEndpoint[] }>();
+
+export function forgetAccount(accountId: string): void {
+  cache.delete(accountId);
+}
+
+/** Each account's endpoints (enabled or not), from the cache or one D1 read for all the misses. */
+export async function endpointsOf(
+  env: Env,
+  accountIds: Iterable<string>,
+  now = Date.now(),
+): Promise<Map<string, CachedEndpoint[]>> {
+  const out = new Map<string, CachedEndpoint[]>();
+  const missing: string[] = [];
+  for (const id of new Set(accountIds)) {
+    const hit = cache.get(id);
+    if (hit && now - hit.at < ENDPOINT_CACHE_TTL_MS && now >= hit.at) out.set(id, hit.endpoints);
+    else missing.push(id);
+  }
+  for (let i = 0; i < missing.length; i += 90) {
+    const chunk = missing.slice(i, i + 90);
+    const rows = await drizzle(env.DB)
+      .select()
+      .from(webhookEndpoints)
+      .where(inArray(webhookEndpoints.accountId, chunk));
+    if (cache.size > 10_000) cache.clear();
+    for (const id of chunk) {
+      const endpoints = rows
+        .filter((r) => r.accountId === id)
+        .map((row) => ({ row, sub: subscriptionOf(row) }));
+      cache.set(id, { at: now, endpoints });
+      out.set(id, endpoints);
+    }
+  }
+  return out;
+}
+
+export async function listEndpoints(env: Env, accountId: string): Promise<WebhookEndpointRow[]> {
+  const rows = await drizzle(env.DB)
+    .select()
+    .from(webhookEndpoints)
+    .where(eq(webhookEndpoints.accountId, accountId));
+  return rows.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
+}
+
+export async function getEndpoint(
+  env: Env,
+  accountId: string,
+  id: string,
+): Promise<WebhookEndpointRow | null> {
+  const row = await drizzle(env.DB)
+    .select()
+    .from(webhookEndpoints)
+    .where(and(eq(webhookEndpoints.accountId, accountId), eq(webhookEndpoints.id, id)))
+    .get();
+  return row ?? null;
+}
+
+export interface NewEndpoint {
+  url: string;
+  description: string | null;
+  eventTypes: string[] | null;
+  filters: WebhookFilters;
+}
+
+/** Creates an endpoint unless the account has 20 already (checked in the same statement). */
+export async function createEndpoint(
+  env: Env,
+  accountId: string,
+  input: NewEndpoint,
+  now: number,
+): Promise<WebhookEndpointRow> {
+  const row: WebhookEndpointRow = {
+    accountId,
+    id: newEndpointId(),
+    url: input.url,
+    description: input.description,
+    eventTypes: input.eventTypes === null ? null : JSON.stringify(input.eventTypes),
+    filters: JSON.stringify(input.filters),
+    status: "enabled",
+    disabledReason: null,
+    secret: newSecret(),
+    previousSecret: null,
+    previousExpiresAt: null,
+    failingSince: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const { meta } = await env.DB.prepare(
+    `INSERT INTO webhook_endpoints (account_id, id, url, description, event_types, filters, status, secret, created_at, updated_at)
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'enabled', ?7, ?8, ?8
+     WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE account_id = ?1) < ?9`,
+  )
+    .bind(
+      accountId,
+      row.id,
+      row.url,
+      row.description,
+      row.eventTypes,
+      row.filters,
+      row.secret,
+      now,
+      MAX_ENDPOINTS_PER_ACCOUNT,
+    )
+    .run();
+  if (meta.changes === 0) {
+    throw validationError("url", `an account has at most ${MAX_ENDPOINTS_PER_ACCOUNT} webhook endpoints`);
+  }
+  forgetAccount(accountId);
+  return row;
+}
+
+export type EndpointChanges = Omit<PatchBody, "url"> & { url?: string };
+
+/** Applies a PATCH; null when there is no such endpoint. Re-enabling clears the reason and the failure streak. */
+export async function updateEndpoint(
+  env: Env,
+  accountId: string,
+  id: string,
+  changes: EndpointChanges,
+  now: number,
+): Promise<WebhookEndpointRow | null> {
+  const set: Partial<WebhookEndpointRow> = { updatedAt: now };
+  if (changes.url !== undefined) set.url = changes.url;
+  if (changes.description !== undefined) set.description = changes.description;
+  if (changes.event_types !== undefined)
+    set.eventTypes = changes.event_types === null ? null : JSON.stringify(changes.event_types);
+  if (changes.filters !== undefined) set.filters = JSON.stringify(changes.filters);
+  if (changes.status === "enabled") {
+    set.status = "enabled";
+    set.disabledReason = null;
+    set.failingSince = null;
+  }
+  const where = and(eq(webhookEndpoints.accountId, accountId), eq(webhookEndpoints.id, id));
+  const db = drizzle(env.DB);
+  if (changes.status === "disabled") {
+    // Disabling keeps the reason of an endpoint that is already disabled (gone, failing).
+    set.status = "disabled";
+    await db
+      .update(webhookEndpoints)
+      .set({ ...set, disabledReason: sql`COALESCE(${webhookEndpoints.disabledReason}, 'manual')` })
+      .where(where);
+  } else {
+    await db.update(webhookEndpoints).set(set).where(where);
+  }
+  forgetAccount(accountId);
+  return getEndpoint(env, accountId, id);
+}
+
+export async function deleteEndpoint(env: Env, accountId: string, id: string): Promise<boolean> {
+  const { meta } = await env.DB.prepare("DELETE FROM webhook_endpoints WHERE account_id = ? AND id = ?")
+    .bind(accountId, id)
+    .run();
+  forgetAccount(accountId);
+  return meta.changes > 0;
+}
+
+/** A new secret; the current one keeps signing for 24 hours beside it. */
+export async function rotateSecret(
+  env: Env,
+  accountId: string,
+  id: string,
+  now: number,
+): Promise<WebhookEndpointRow | null> {
+  const secret = newSecret();
+  const row = await env.DB.prepare(
+    `UPDATE webhook_endpoints SET previous_secret = secret, previous_expires_at = ?3, secret = ?4, updated_at = ?5
+     WHERE account_id = ?1 AND id = ?2 RETURNING id`,
+  )
+    .bind(accountId, id, now + ROTATION_OVERLAP_MS, secret, now)
+    .first();
+  forgetAccount(accountId);
+  return row === null ? null : getEndpoint(env, accountId, id);
+}
+
+/** The secrets an attempt at `now` signs with: the current one, and the previous one during its overlap. */
+export function signingSecrets(row: WebhookEndpointRow, now: number): string[] {
+  return row.previousSecret !== null && row.previousExpiresAt !== null && row.previousExpiresAt > now
+    ? [row.secret, row.previousSecret]
+    : [row.secret];
+}
