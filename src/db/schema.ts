@@ -3,3 +3,4 @@ export * from "./events";
 export * from "./messages";
 export * from "./sending-domains";
 export * from "./suppressions";
+export * from "./metrics";

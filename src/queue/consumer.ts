@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import { backfillRollup, newEventsRollup } from "../metrics/rollup";
 import { type AddressRef, syncMirror } from "../suppressions/mirror";
 import { type EventMessage, type QueueMessage, queueMessageSchema, type RegisterMessage } from "./messages";
 
@@ -93,6 +94,7 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
     const key = `${r.account_id}\u0000${r.message.email_id}`;
     if (backfilled.has(key)) continue;
     backfilled.add(key);
+    statements.push(backfillRollup(env.DB, r.account_id, r.message.email_id));
     statements.push(env.DB.prepare(BACKFILL_EVENTS).bind(r.account_id, r.message.email_id));
   }
 
@@ -110,6 +112,8 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
   }
 
   for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
+    // Metrics (SPEC §15) before the insert: it counts the chunk's first arrivals only.
+    statements.push(newEventsRollup(env.DB, chunk));
     statements.push(env.DB.prepare(INSERT_EVENTS).bind(chunk));
     statements.push(env.DB.prepare(EVENT_DOMAINS).bind(chunk));
   }

@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import { purgeExpiredRollups } from "../metrics/purge-rollups";
 import { purgeExpiredEvents } from "./purge";
 import { reconcileMirror } from "./reconcile";
 
@@ -11,6 +12,7 @@ import { reconcileMirror } from "./reconcile";
 export async function runScheduledWork(env: Env, now: number): Promise<void> {
   const tasks = [
     ["retention purge", () => purgeExpiredEvents(env, now)],
+    ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
   ] as const;
   const failed: string[] = [];
