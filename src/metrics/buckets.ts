@@ -8,8 +8,9 @@ import { ROLLUP_BUCKET_MS } from "../db/metrics";
  * A zone's offsets over the window are read once from Intl.DateTimeFormat (sampled every 12 hours,
  * each change then located to the quarter hour by bisection); the rest is arithmetic. A bucket
  * starts at the first instant whose local time reaches the bucket's wall-clock start: local
- * midnight, or the end of a DST gap that swallowed it; during a fall-back the repeated hour is two
- * hour buckets (their ISO offsets differ), while a day holds both.
+ * midnight, or the end of a DST gap that swallowed it. An hour bucket is one wall-clock hour under
+ * one offset: during a fall-back the repeated hour (or half hour, on Lord Howe) is a bucket of its
+ * own, told apart by the offset in its ISO start, while a day holds both.
  */
 
 export const INTERVALS = ["hour", "day", "week", "month"] as const;
@@ -124,6 +125,8 @@ export class ZoneOffsets {
       const candidate = wallStart - o;
       const from = this.changes[i] as number;
       if (candidate >= from) return candidate;
+      // An hour is one offset's: a repeated wall-clock hour (fall-back) is a bucket of its own.
+      if (interval === "hour") return from;
       // The bucket began before this offset applied: does the instant just before belong to it?
       const prevOffset = this.offsets[i - 1] as number;
       if (from - ROLLUP_BUCKET_MS + prevOffset < wallStart) return from; // a gap swallowed the start

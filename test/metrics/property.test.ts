@@ -103,7 +103,7 @@ function generate(account: string, seed: number): { messages: QueueMessage[]; la
     if (email.registration === "after") late.push(registration);
     // Sends cluster around the DST changes, the rest spread over four weeks.
     const t0 = r.chance(0.5)
-      ? r.pick(DST_CHANGES) + r.int(-30, 30) * 3600_000 + r.int(0, 3599_999)
+      ? r.pick(DST_CHANGES) + r.int(-30, 30) * (r.chance(0.5) ? 60_000 : 3600_000) + r.int(0, 59_999)
       : NOW - r.int(2 * DAY, 28 * DAY);
     for (const recipient of email.recipients) {
       // Registered emails' events know only some dimensions themselves (tracking events know none).
