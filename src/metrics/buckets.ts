@@ -101,6 +101,19 @@ export class ZoneOffsets {
     }
   }
 
+  /**
+   * SQL for the offset at a rollup bucket (`column`, epoch ms), as a CASE over the zone's changes:
+   * the local bucket of every row can then be computed in SQL (see labelSql).
+   */
+  offsetSql(column: string): string {
+    if (this.offsets.length === 1) return String(this.offsets[0]);
+    const whens = this.changes
+      .slice(1)
+      .map((from, i) => `WHEN ${column} < ${from} THEN ${this.offsets[i]}`)
+      .join(" ");
+    return `(CASE ${whens} ELSE ${this.offsets.at(-1)} END)`;
+  }
+
   private indexAt(t: number): number {
     let lo = 0;
     let hi = this.changes.length - 1;
@@ -160,5 +173,27 @@ function truncateWall(wall: number, interval: Interval): number {
     }
     case "month":
       return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+  }
+}
+
+/**
+ * SQL expressions that give every instant of one local bucket the same label (and instants of
+ * different buckets different labels), from the instant's wall-clock time: its hour and offset
+ * (an hour is one offset's), its day, its Monday-based week, or its month. Grouping rollup rows by
+ * them sums each local bucket in SQL; the bucket's start is then found from any of its instants.
+ */
+export function labelSql(zone: ZoneOffsets, column: string, interval: Interval): [string, string] {
+  const offset = zone.offsetSql(column);
+  const wall = `(${column} + ${offset})`;
+  switch (interval) {
+    case "hour":
+      return [`${wall} / ${HOUR_MS}`, offset];
+    case "day":
+      return [`${wall} / ${DAY_MS}`, "0"];
+    case "week":
+      // 1970-01-01 was a Thursday: day 4 is the first Monday.
+      return [`(${wall} / ${DAY_MS} + 3) / 7`, "0"];
+    case "month":
+      return [`strftime('%Y%m', ${wall} / 1000, 'unixepoch')`, "0"];
   }
 }

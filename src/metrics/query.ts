@@ -4,7 +4,7 @@ import { HOSTNAME, parseTimestamp } from "../events/query";
 import { TAG_PATTERN, TOPIC_PATTERN } from "../events/record";
 import { validationError } from "../lib/errors";
 import { zodToApiError } from "../lib/http";
-import { canonicalTimeZone, INTERVALS, type Interval } from "./buckets";
+import { canonicalTimeZone, INTERVALS, type Interval, labelSql, type ZoneOffsets } from "./buckets";
 
 /**
  * GET /v1/metrics parameters (SPEC §15): one zod schema documents them (OpenAPI) and validates
@@ -167,8 +167,9 @@ export function metricsWindow(q: MetricsQuery, now: number): MetricsWindow {
 
 export type Counters = Record<MetricCounter, number>;
 
+/** One local bucket and group, summed in SQL; `first` is its earliest rollup bucket. */
 export interface RollupRow extends Counters {
-  bucket: number;
+  first: number;
   grp: string | null;
 }
 
@@ -178,13 +179,15 @@ export interface Statement {
 }
 
 /**
- * Rollup rows per 15-minute bucket and group within the window, filtered; and, for tag groupings
- * (where an event counts in several groups), the totals from the ungrouped rows.
+ * The window's rollup rows, filtered, summed per local bucket of the zone and group in SQL (so
+ * only the answer's rows leave D1); and, for tag groupings (where an event counts in several
+ * groups), the totals from the ungrouped rows.
  */
 export function buildMetricsStatements(
   accountId: string,
   q: MetricsQuery,
   window: MetricsWindow,
+  zone: ZoneOffsets,
 ): { rows: Statement; totals: Statement | null } {
   const where = ["r.account_id = ?", "r.bucket >= ?", "r.bucket < ?"];
   const params: (string | number)[] = [accountId, window.start, window.end];
@@ -204,6 +207,7 @@ export function buildMetricsStatements(
     params.push(...q.tags);
   }
   const sums = METRIC_COUNTERS.map((c) => `SUM(r.${c}) AS ${c}`).join(", ");
+  const [label, labelOffset] = labelSql(zone, "r.bucket", q.interval);
   const group =
     q.group_by === undefined
       ? "NULL"
@@ -214,7 +218,8 @@ export function buildMetricsStatements(
     q.group_by === "tag" ? "metric_rollups AS r LEFT JOIN json_each(r.tags) AS t" : "metric_rollups AS r";
   return {
     rows: {
-      sql: `SELECT r.bucket AS bucket, ${group} AS grp, ${sums} FROM ${from} WHERE ${where.join(" AND ")} GROUP BY 1, 2`,
+      sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp, ${sums}
+        FROM ${from} WHERE ${where.join(" AND ")} GROUP BY 1, 2, 4`,
       params,
     },
     totals:

@@ -257,3 +257,20 @@ export function removedEventsRollup(
 ): D1PreparedStatement {
   return db.prepare(REMOVED).bind(JSON.stringify(keys));
 }
+
+const REBUILD = upsert("e AS (SELECT * FROM events WHERE account_id = ?1)", [
+  contribution("e", "e", storedCounters("e")),
+]);
+
+/**
+ * Recomputes an account's rollups from its stored events: the one-time back-fill for events stored
+ * before metrics existed (run once per account after the migration, before the purge removes
+ * them), and the benchmark's way to roll up its bulk-loaded dataset. Replaces the account's
+ * rollups, so only for accounts whose every counted event is still stored.
+ */
+export function rebuildRollups(db: D1Database, accountId: string): D1PreparedStatement[] {
+  return [
+    db.prepare("DELETE FROM metric_rollups WHERE account_id = ?1").bind(accountId),
+    db.prepare(REBUILD).bind(accountId),
+  ];
+}

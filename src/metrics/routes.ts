@@ -79,7 +79,8 @@ export async function getMetrics(
       .first();
     if (!known) throw validationError("domain", `domain ${q.domain} is not one this account has sent from`);
   }
-  const { rows, totals } = buildMetricsStatements(accountId, q, window);
+  const zone = new ZoneOffsets(q.tz, window.start, window.end);
+  const { rows, totals } = buildMetricsStatements(accountId, q, window, zone);
   const [rowsResult, totalsResult] = await Promise.all([
     env.DB.prepare(rows.sql)
       .bind(...rows.params)
@@ -91,30 +92,25 @@ export async function getMetrics(
       : null,
   ]);
 
-  // Re-bucket the 15-minute rows into the zone's buckets.
-  const zone = new ZoneOffsets(q.tz, window.start, window.end);
+  // SQL summed each local bucket; its start comes from its earliest instant.
   const starts = new Map<number, number>();
-  const buckets = new Map<string, { start: number; group: string | null; counters: Counters }>();
+  const buckets: { start: number; group: string | null; counters: Counters }[] = [];
   const sum = zeroCounters();
   for (const row of rowsResult.results) {
-    let start = starts.get(row.bucket);
+    let start = starts.get(row.first);
     if (start === undefined) {
-      start = zone.bucketStart(row.bucket, q.interval);
-      starts.set(row.bucket, start);
+      start = zone.bucketStart(row.first, q.interval);
+      starts.set(row.first, start);
     }
-    const key = `${start}\u0000${row.grp ?? ""}\u0000${row.grp === null ? 0 : 1}`;
-    let entry = buckets.get(key);
-    if (!entry) {
-      entry = { start, group: row.grp, counters: zeroCounters() };
-      buckets.set(key, entry);
-    }
-    addCounters(entry.counters, row);
+    const counters = zeroCounters();
+    addCounters(counters, row);
+    buckets.push({ start, group: row.grp, counters });
     if (!totals) addCounters(sum, row);
   }
   const totalRow = totalsResult?.results[0];
   if (totalRow) addCounters(sum, totalRow);
 
-  const data = [...buckets.values()]
+  const data = buckets
     .filter((b) => !isEmpty(b.counters))
     .sort(
       (a, b) =>
