@@ -15,6 +15,8 @@
 import type { Env } from "../src/env";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
+import { rebuildRollups } from "../src/metrics/rollup";
+import { getMetrics } from "../src/metrics/routes";
 import { handleEventsBatch } from "../src/queue/consumer";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 
@@ -298,6 +300,27 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
       window: page.window,
       total: page.total,
       rowsRead: page.rowsRead,
+      statements,
+    });
+  }
+  if (route === "rebuild-rollups") {
+    // Rolls up the bulk-loaded events of one account (metrics phase), as the one-time back-fill would.
+    const account = url.searchParams.get("account") ?? "";
+    const started = performance.now();
+    const results = await env.DB.batch(rebuildRollups(env.DB, account));
+    return json({ ms: performance.now() - started, meta: results.map((r) => r.meta) });
+  }
+
+  if (route === "metrics") {
+    // The real GET /v1/metrics work for an account (the HTTP route adds JWT verification only).
+    const account = request.headers.get("x-bench-account") ?? "";
+    const statements: StatementMeta[] = [];
+    const kv: KvLog = { reads: 0, writes: 0, deletes: 0, lists: 0 };
+    const metrics = await getMetrics(capturingEnv(env, statements, kv), account, url.searchParams);
+    return json({
+      buckets: metrics.data.length,
+      rowsRead: metrics.rowsRead,
+      totals: metrics.totals,
       statements,
     });
   }

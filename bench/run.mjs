@@ -6,7 +6,7 @@
 //   npm run bench -- --quick      quick check: 50,000 events, 3 s rounds (about 1-2 minutes)
 //   npm run bench -- --self-test  no workerd: checks the generator, statistics, cost math and
 //                                 shard simulation on tiny data (seconds)
-//   options: --only hot,query,ingest,size,webhooks-delivery   --events N   --keep (keep the temp dir)   --out FILE
+//   options: --only hot,query,ingest,metrics,size,webhooks-delivery   --events N   --keep (keep the temp dir)   --out FILE
 //   node bench/run.mjs --markdown [results.json]   the figures as Markdown tables, for BENCHMARKS.md
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -49,6 +49,7 @@ const SETTINGS = {
     query: { repeats: 2, deepPages: 20, singlePages: 2, cpuRequests: 100 },
     ingest: { batchesPerKind: 5, mixMessages: 300 },
     webhooks: { steadyEvents: 100, rate: 20, burstEvents: 300 },
+    metrics: { repeats: 20 },
   },
   full: {
     events: 1_000_000,
@@ -56,11 +57,12 @@ const SETTINGS = {
     query: { repeats: 5, deepPages: 25, singlePages: 3, cpuRequests: 400 },
     ingest: { batchesPerKind: 50, mixMessages: 3000 },
     webhooks: { steadyEvents: 300, rate: 20, burstEvents: 1000 },
+    metrics: { repeats: 100 },
   },
 }[MODE];
 if (args.events) SETTINGS.events = Number(args.events);
 const PHASES = new Set(
-  (args.only ?? "hot,query,ingest,size,webhooks-delivery").split(",").map((s) => s.trim()),
+  (args.only ?? "hot,query,ingest,metrics,size,webhooks-delivery").split(",").map((s) => s.trim()),
 );
 const OUT = args.out ? path.resolve(args.out) : path.join(ROOT, "bench", "results.json");
 
@@ -209,10 +211,11 @@ try {
     if (!results.webhook.available) say(`  SES webhook not available: ${results.webhook.reason}`);
   }
 
-  if (PHASES.has("query") || PHASES.has("size")) {
+  let seeded = null;
+  if (PHASES.has("query") || PHASES.has("size") || PHASES.has("metrics")) {
     say(`[${elapsed()}] phase 3: query dataset, ${SETTINGS.events.toLocaleString("en-US")} events`);
     const { seedPhase } = await import("./phases/seed.mjs");
-    const seeded = await seedPhase({ client, totalEvents: SETTINGS.events });
+    seeded = await seedPhase({ client, totalEvents: SETTINGS.events });
     results.dataset = seeded.result;
     if (PHASES.has("query")) {
       const { queryPhase } = await import("./phases/query.mjs");
@@ -224,6 +227,19 @@ try {
         options: SETTINGS.query,
       });
     }
+  }
+
+  if (PHASES.has("metrics") && seeded) {
+    say(`[${elapsed()}] phase 4: metrics (rollups of the dataset, GET /v1/metrics)`);
+    const { metricsPhase } = await import("./phases/metrics.mjs");
+    results.metrics = await metricsPhase({
+      app,
+      client,
+      secret: secrets.JWT_SECRET,
+      universe: seeded.universe,
+      values: seeded.values,
+      options: SETTINGS.metrics,
+    });
   }
 
   if (PHASES.has("ingest")) {
@@ -425,6 +441,24 @@ function targets(r) {
       detail: `${wd.consumer.d1_rows_written_per_delivery} rows written, ${wd.consumer.d1_rows_read_per_delivery} read, ${wd.consumer.d1_statements_per_delivery} statements per delivery`,
     });
   }
+  if (r.ingest?.mix.rollup_rows_written_per_event !== undefined) {
+    const v = r.ingest.mix.rollup_rows_written_per_event;
+    out.push({
+      target: "metrics rollups add <= 0.5 rows written per event (hard limit 1.0)",
+      status: v <= 0.5 ? "met" : v <= 1 ? "missed (under the hard limit)" : "missed",
+      detail:
+        `${v} per event over the realistic mix (a month sampled: batches span hours); ` +
+        `${r.ingest.day?.rollup_rows_written_per_event} over one day of the account at its real density`,
+    });
+  }
+  const mq = r.metrics?.cases?.[0];
+  if (mq) {
+    out.push({
+      target: "GET /v1/metrics 30 days, daily, group_by=campaign p99 <= 50 ms",
+      status: mq.latency_ms.p99 <= 50 ? "met" : "missed",
+      detail: `p50 ${mq.latency_ms.p50} ms, p99 ${mq.latency_ms.p99} ms, ${mq.rows_read} rows read, on ${r.metrics.account} (${r.metrics.account_events} events)`,
+    });
+  }
   const gz = r.size?.bundle?.gzipBytes;
   if (gz) {
     out.push({
@@ -586,6 +620,25 @@ function render(r) {
     parts.push(
       `realistic mix: ${r.ingest.mix.messages} emails, ${r.ingest.mix.events} events (${r.ingest.mix.events_per_message}/email), ` +
         `${r.ingest.mix.rows_written_per_event} rows written per event; enrichment check ${r.ingest.enrichment_check.enriched}/${r.ingest.enrichment_check.opens_checked} opens enriched`,
+    );
+  }
+  if (r.ingest?.day) {
+    parts.push(
+      `metrics rollups: ${r.ingest.mix.rollup_rows_written_per_event} rows written per event over the mix, ` +
+        `${r.ingest.day.rollup_rows_written_per_event} over one day at real density (${r.ingest.day.events} events)`,
+    );
+  }
+  if (r.metrics) {
+    const m = r.metrics;
+    parts.push(
+      "",
+      `METRICS on ${m.account} (${m.account_events} events; ${m.largest_account_rollup_rows} rollup rows; dataset ${m.rollup_rows_per_event_stored} rollup rows per stored event, rolled up in ${m.rebuild_seconds} s)`,
+    );
+    parts.push(
+      table(
+        ["case", "rows read", "buckets", "p50 ms", "p99 ms"],
+        m.cases.map((c) => [c.name, c.rows_read, c.buckets_returned, c.latency_ms.p50, c.latency_ms.p99]),
+      ),
     );
   }
   if (r.dataset) {

@@ -44,6 +44,21 @@ const values = sample
       `'Welcome to mailtrail', 'welcome', 'onboarding-${day}', ${type === "email.opened" ? `'${OPEN_TRACKING}'` : "NULL"})`,
   )
   .join(",\n");
+// Their metrics rollups (src/db/metrics.ts), as the queue consumer would have counted them.
+const rollups = new Map();
+for (const [type, ago] of sample) {
+  const bucket = Math.floor((now - ago) / 900_000) * 900_000;
+  const row = rollups.get(bucket) ?? { sent: 0, delivered: 0, opened: 0 };
+  row[type.slice("email.".length)] += 1;
+  rollups.set(bucket, row);
+}
+const rollupValues = [...rollups]
+  .map(
+    ([bucket, c]) =>
+      `('${DEMO_ACCOUNT}', ${bucket}, 'onboarding-${day}', 'welcome', '', 'mail.example.com', 'example.com', '[]', ` +
+      `${c.sent}, ${c.delivered}, ${c.opened}, ${c.opened}, ${c.opened}, ${c.opened})`,
+  )
+  .join(",\n");
 const seed = `
 INSERT INTO accounts (id, plan, created_at, updated_at) VALUES ('${DEMO_ACCOUNT}', 'scale', ${now}, ${now})
   ON CONFLICT (id) DO NOTHING;
@@ -52,6 +67,10 @@ INSERT INTO sending_domains (account_id, domain, first_seen_at) VALUES ('${DEMO_
 INSERT INTO events (account_id, occurred_at, id, type, email_id, message_id, from_address, from_domain, recipient,
   subject, template_id, campaign, tracking) VALUES
 ${values}
+  ON CONFLICT DO NOTHING;
+INSERT INTO metric_rollups (account_id, bucket, campaign, template_id, topic, from_domain, recipient_domain, tags,
+  sent, delivered, opened, opened_by_person, unique_opened, unique_opened_by_person) VALUES
+${rollupValues}
   ON CONFLICT DO NOTHING;`;
 const seeded = wrangler(["d1", "execute", "DB", "--local", "--command", seed], {
   stdio: ["ignore", "ignore", "inherit"],
@@ -89,6 +108,7 @@ if (await waitForHealth()) {
     `  ${token}`,
     "events:",
     `  curl -s -H "Authorization: Bearer ${token}" "${ORIGIN}/v1/events?days=1"`,
+    `dashboard: ${ORIGIN}/dashboard (paste the token above)`,
   ];
   const sampleRes = await fetch(`${ORIGIN}/v1/messages/instrument`, {
     method: "POST",

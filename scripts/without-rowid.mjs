@@ -8,6 +8,7 @@ import path from "node:path";
 const TABLES = [
   "events",
   "messages",
+  "metric_rollups",
   "sending_domains",
   "suppressions",
   "message_ids",

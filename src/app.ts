@@ -12,6 +12,7 @@ import { requestId } from "./lib/ids";
 import { describeError, log } from "./lib/log";
 import { type App, createApp, route } from "./lib/openapi";
 import { registerMessageRoutes } from "./messages/routes";
+import { registerMetricsRoutes } from "./metrics/routes";
 import { registerSesRoutes } from "./ses/routes";
 import { registerSuppressionRoutes } from "./suppressions/routes";
 import { registerTrackingRoutes } from "./tracking/routes";
@@ -77,6 +78,7 @@ export function newApp(): App {
   registerAccountRoutes(app);
   registerAdminRoutes(app);
   registerMessageRoutes(app);
+  registerMetricsRoutes(app);
   registerSesRoutes(app);
   registerSuppressionRoutes(app);
   registerTrackingRoutes(app);

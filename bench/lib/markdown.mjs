@@ -130,6 +130,7 @@ export function markdown(r) {
           "messages",
           "per second",
           "rows written / msg",
+          "of which rollups",
           "rows read / msg",
           "KV writes / msg",
           "batch p50 ms",
@@ -140,11 +141,27 @@ export function markdown(r) {
           k.messages,
           k.per_second,
           k.rows_written_per_unit,
+          k.rollup_rows_written_per_unit ?? "",
           k.rows_read_per_unit,
           k.kv_writes_per_unit,
           k.batch_ms.p50,
           k.batch_ms.p99,
         ]),
+      ),
+    );
+  }
+  if (r.metrics) {
+    const m = r.metrics;
+    out.push(
+      "",
+      "### Metrics (GET /v1/metrics)",
+      "",
+      `On ${m.account} (${n(m.account_events)} events, ${n(m.largest_account_rollup_rows)} rollup rows). ` +
+        `The dataset holds ${m.rollup_rows_per_event_stored} rollup rows per stored event (rolled up in ${m.rebuild_seconds} s).`,
+      "",
+      mdTable(
+        ["case", "rows read", "buckets returned", "p50 ms", "p99 ms"],
+        m.cases.map((c) => [c.name, n(c.rows_read), c.buckets_returned, c.latency_ms.p50, c.latency_ms.p99]),
       ),
     );
   }

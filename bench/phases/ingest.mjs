@@ -22,6 +22,7 @@ async function runBatches(client, app, kind, batches, bar) {
   let events = 0;
   let registrations = 0;
   let rowsWritten = 0;
+  let rollupRowsWritten = 0;
   let rowsRead = 0;
   let kvWrites = 0;
   let kvReads = 0;
@@ -37,6 +38,8 @@ async function runBatches(client, app, kind, batches, bar) {
     registrations += batch.filter((m) => m.type === "register").length;
     for (const s of data.statements) {
       rowsWritten += s.rows_written ?? 0;
+      // The metrics rollup statements (src/metrics/rollup.ts) are the consumer's only WITH statements.
+      if (s.sql.startsWith("WITH ")) rollupRowsWritten += s.rows_written ?? 0;
       rowsRead += s.rows_read ?? 0;
     }
     kvWrites += data.kv.writes + data.kv.deletes;
@@ -57,6 +60,8 @@ async function runBatches(client, app, kind, batches, bar) {
     per_second: Math.round(unit / seconds),
     rows_written: rowsWritten,
     rows_written_per_unit: round(rowsWritten / unit),
+    rollup_rows_written: rollupRowsWritten,
+    rollup_rows_written_per_unit: round(rollupRowsWritten / unit),
     rows_read_per_unit: round(rowsRead / unit),
     kv_writes_per_unit: round(kvWrites / unit),
     kv_reads_per_unit: round(kvReads / unit),
@@ -113,6 +118,22 @@ export async function ingestPhase({ client, app, options, largeAccount = null })
   const largeRegistrations = largeAccount
     ? [take(BATCH).map((m) => toRegistration({ ...m, account_id: largeAccount.account }))]
     : [];
+  // The same kind of traffic at the account's real density: the messages it sends in one day
+  // (24 hours from the median send time of the rest of its stream), so that a batch of 100 spans
+  // minutes, as the live consumer sees it. The mix above samples the whole month, so each of its
+  // batches spans hours and few events share a rollup key: the worst case for rollup rows.
+  const rest = [...source];
+  const sends = rest.map((m) => m.message.sent_at).sort((a, b) => a - b);
+  const dayStart = sends[Math.floor(sends.length / 2)] ?? 0;
+  const day = rest.filter((m) => m.message.sent_at >= dayStart && m.message.sent_at < dayStart + 86_400_000);
+  const dayStream = day
+    .flatMap(({ message, events }) => [
+      { at: message.sent_at - 1000, body: toRegistration(message) },
+      ...events.map((e) => ({ at: e.occurred_at, body: toQueueMessage(e) })),
+    ])
+    .sort((a, b) => a.at - b.at)
+    .map((s) => s.body);
+  const dayBatches = chunk(dayStream, BATCH);
 
   const total =
     registrations.flat().length +
@@ -120,6 +141,7 @@ export async function ingestPhase({ client, app, options, largeAccount = null })
     opens.flat().length +
     bounces.flat().length +
     stream.length +
+    dayStream.length +
     largeRegistrations.flat().length;
   const bar = progressBar("  consumer batches", total, { unit: " msgs" });
   const kinds = [];
@@ -130,6 +152,8 @@ export async function ingestPhase({ client, app, options, largeAccount = null })
   kinds.push(await runBatches(client, app, "redelivered SES delivery batch", deliveries, bar));
   const mixed = await runBatches(client, app, "realistic mix", mixBatches, bar);
   kinds.push(mixed);
+  const daily = await runBatches(client, app, "one day of the account at its real density", dayBatches, bar);
+  kinds.push(daily);
   if (largeAccount) {
     kinds.push(
       await runBatches(
@@ -163,6 +187,13 @@ export async function ingestPhase({ client, app, options, largeAccount = null })
       events_per_message: round(mixEvents / mixMessages),
       types: mixTypes,
       rows_written_per_event: round(mixed.rows_written / mixEvents),
+      rollup_rows_written_per_event: round(mixed.rollup_rows_written / mixEvents),
+    },
+    day: {
+      messages: day.length,
+      events: daily.events,
+      rows_written_per_event: round(daily.rows_written / daily.events),
+      rollup_rows_written_per_event: round(daily.rollup_rows_written / daily.events),
     },
     enrichment_check: { opens_checked: check.results[0].n, enriched: check.results[0].enriched },
   };

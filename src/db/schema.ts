@@ -2,6 +2,7 @@ export * from "./accounts";
 export * from "./events";
 export * from "./message-ids";
 export * from "./messages";
+export * from "./metrics";
 export * from "./mirror-pending";
 export * from "./sending-domains";
 export * from "./suppressions";

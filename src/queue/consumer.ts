@@ -10,6 +10,7 @@ import type { Env } from "../env";
 import { MAP_EVENT_MESSAGE_IDS, MAP_REGISTERED_MESSAGE_IDS } from "../events/message-id-map";
 import { toStoredFields } from "../events/serialize";
 import { describeError, log } from "../lib/log";
+import { backfillRollup, newEventsRollup } from "../metrics/rollup";
 import {
   type EventMessage,
   type QueueMessage,
@@ -129,6 +130,7 @@ export async function writeBatch(
     const key = `${r.account_id}\u0000${r.message.email_id}`;
     if (backfilled.has(key)) continue;
     backfilled.add(key);
+    statements.push(backfillRollup(env.DB, r.account_id, r.message.email_id));
     statements.push(env.DB.prepare(BACKFILL_EVENTS).bind(r.account_id, r.message.email_id));
   }
 
@@ -150,6 +152,8 @@ export async function writeBatch(
 
   const insertAt: number[] = [];
   for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
+    // Metrics (SPEC §15) before the insert: it counts the chunk's first arrivals only.
+    statements.push(newEventsRollup(env.DB, chunk));
     insertAt.push(statements.length);
     statements.push(env.DB.prepare(INSERT_EVENTS).bind(chunk));
     statements.push(env.DB.prepare(EVENT_DOMAINS).bind(chunk));

@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import { purgeExpiredRollups } from "../metrics/purge-rollups";
 import { parkedStatus, replayParkedMessages } from "../queue/parked";
 import { purgeExpiredDeliveries } from "../webhooks/purge";
 import { purgeExpiredEvents } from "./purge";
@@ -19,6 +20,7 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     // After the events: a registration goes once its email has no event left.
     ["registration purge", () => purgeStaleRegistrations(env, now)],
     ["webhook deliveries purge", () => purgeExpiredDeliveries(env, now)],
+    ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
   ] as const;
   const failed: string[] = [];

@@ -1,0 +1,95 @@
+// Phase 4, metrics (SPEC §15): GET /v1/metrics on the query dataset.
+//
+// The dataset is bulk-loaded into `events` (seed.mjs) without going through the consumer, so its
+// rollups are computed here by the same back-fill an existing deployment would run once
+// (rebuildRollups in src/metrics/rollup.ts), one account at a time. Then, on the largest account:
+// - rows read by the real query (getMetrics through the bench route: D1's meta.rows_read);
+// - latency p50/p99 of the real HTTP route GET /v1/metrics with a JWT, `repeats` requests a case.
+// The rows written per event that rollups add on ingest are measured in the ingest phase.
+import { mintToken } from "../../scripts/lib.mjs";
+import { timedFetch } from "../lib/client.mjs";
+import { progressBar } from "../lib/progress.mjs";
+import { round, summarize } from "../lib/stats.mjs";
+
+export const METRICS_CASES = [
+  {
+    name: "30 days, daily, group_by=campaign",
+    params: { days: "30", interval: "day", group_by: "campaign" },
+  },
+  { name: "30 days, daily, no grouping", params: { days: "30", interval: "day" } },
+  {
+    name: "30 days, hourly, America/New_York",
+    params: { days: "30", interval: "hour", tz: "America/New_York" },
+  },
+  {
+    name: "30 days, daily, Asia/Kolkata, group_by=tag",
+    params: { days: "30", tz: "Asia/Kolkata", group_by: "tag" },
+  },
+  {
+    name: "30 days, weekly, group_by=recipient_domain",
+    params: { days: "30", interval: "week", group_by: "recipient_domain" },
+  },
+  { name: "400 days, monthly", params: { days: "400", interval: "month" } },
+];
+
+export async function metricsPhase({ app, client, secret, universe, values, options }) {
+  const { repeats } = options;
+  const accounts = universe.accounts.map((a) => a.id);
+  const bar = progressBar("  rolling up accounts", accounts.length);
+  let rollupMs = 0;
+  for (const account of accounts) {
+    const { data } = await client.call(`/__bench/rebuild-rollups?account=${encodeURIComponent(account)}`, {
+      method: "POST",
+    });
+    rollupMs += data.ms;
+    bar.tick();
+  }
+  bar.done();
+  const [rows, events] = await client.sql([
+    { sql: "SELECT COUNT(*) AS n FROM metric_rollups" },
+    { sql: "SELECT COUNT(*) AS n FROM events" },
+  ]);
+  const largest = values[0].account;
+  const [largestRows] = await client.sql([
+    { sql: "SELECT COUNT(*) AS n FROM metric_rollups WHERE account_id = ?", params: [largest] },
+  ]);
+
+  const token = await mintToken({ sub: largest, scope: "events:read", ttl: "2h", secret });
+  const cases = [];
+  const caseBar = progressBar("  metrics queries", METRICS_CASES.length * repeats);
+  for (const c of METRICS_CASES) {
+    const qs = new URLSearchParams(c.params).toString();
+    const { data } = await client.call(`/__bench/metrics?${qs}`, {
+      extraHeaders: { "x-bench-account": largest },
+    });
+    const latencies = [];
+    for (let i = 0; i < repeats; i++) {
+      const res = await timedFetch(`${app.url}/v1/metrics?${qs}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      if (res.status !== 200)
+        throw new Error(`GET /v1/metrics?${qs} answered ${res.status}: ${res.text.slice(0, 300)}`);
+      latencies.push(res.ms);
+      caseBar.tick();
+    }
+    const ms = summarize(latencies);
+    cases.push({
+      name: c.name,
+      params: c.params,
+      rows_read: data.rowsRead,
+      buckets_returned: data.buckets,
+      events_counted: data.totals.sent + data.totals.delivered + data.totals.opened + data.totals.clicked,
+      latency_ms: { p50: round(ms.p50), p99: round(ms.p99), n: ms.n },
+    });
+  }
+  caseBar.done();
+  return {
+    account: largest,
+    account_events: values[0].events,
+    rollup_rows: rows.results[0].n,
+    rollup_rows_per_event_stored: round(rows.results[0].n / events.results[0].n),
+    largest_account_rollup_rows: largestRows.results[0].n,
+    rebuild_seconds: round(rollupMs / 1000),
+    cases,
+  };
+}

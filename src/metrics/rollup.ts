@@ -1,0 +1,276 @@
+import { METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
+
+/**
+ * The statements that keep metric_rollups (db/metrics.ts) equal to the events table, run by the
+ * queue consumer inside the same D1 batch (one transaction) as the event writes they count.
+ *
+ * Each statement computes signed contributions in SQL, sums them per rollup key and upserts one
+ * row per key (`n = n + excluded.n`), so a batch's events of one campaign and quarter hour cost one
+ * row written. Three changes to the events table move the numbers:
+ * - new events (`newEventsRollup`, placed just before the events insert, with the same chunk):
+ *   only first arrivals count, found the way the insert finds them (the primary key, and for
+ *   `email.suppressed` its id on the email index);
+ * - a registration back-filling stored events' dimensions (`backfillRollup`, just before the
+ *   back-fill): each changed event moves from its old key to its new one;
+ * - stored events being deleted for good, e.g. scanner-burst clicks (`removedEventsRollup`, just
+ *   before the DELETE): their contribution is taken back.
+ *
+ * Unique counters credit the earliest stored event (by occurred_at, then id) of an email and
+ * recipient: "first" is the earliest open, not the first to arrive. When an earlier open arrives
+ * after a later one was credited, the credit moves: +1 in the new event's bucket, -1 in the old
+ * one's. Whether an event is the earliest is a lookup on events_email_idx (account, email_id,
+ * occurred_at): a few rows read per open or click, no extra table and no extra row written per
+ * event. Limitation: once the purge removes an email's raw events, a later open of that email
+ * and recipient is counted as a first one again (documented in README's Metrics section).
+ */
+
+const B = ROLLUP_BUCKET_MS;
+const KEY_COLUMNS = [
+  "account_id",
+  "bucket",
+  "campaign",
+  "template_id",
+  "topic",
+  "from_domain",
+  "recipient_domain",
+  "tags",
+] as const;
+
+/** Domain of an address: after its last '@' (rtrim strips every trailing character that is not '@'). */
+const recipientDomain = (a: string) =>
+  `substr(${a}.recipient, length(rtrim(${a}.recipient, replace(${a}.recipient, '@', ''))) + 1)`;
+/** A tag set in one canonical form, so that one set is one key whatever order it was given in. */
+const sortedTags = (tags: string) =>
+  `(SELECT json_group_array(value) FROM (SELECT value FROM json_each(${tags}) ORDER BY value))`;
+
+/** The rollup key of the event row `a` (its columns named as in the events table). */
+function keyOf(a: string): string {
+  return [
+    `${a}.account_id`,
+    `${a}.occurred_at - ${a}.occurred_at % ${B}`,
+    `COALESCE(${a}.campaign, '')`,
+    `COALESCE(${a}.template_id, '')`,
+    `COALESCE(${a}.topic, '')`,
+    `COALESCE(${a}.from_domain, '')`,
+    recipientDomain(a),
+    sortedTags(`${a}.tags`),
+  ].join(", ");
+}
+
+const isProxy = (a: string) => `json_extract(${a}.tracking, '$.bot') IS NOT NULL`;
+
+/** The plain (non-unique) counters of one event row. */
+function plainCounters(a: string): Partial<Record<MetricCounter, string>> {
+  const is = (type: string) => `(${a}.type = 'email.${type}')`;
+  return {
+    sent: is("sent"),
+    delivered: is("delivered"),
+    delayed: is("delayed"),
+    bounced: is("bounced"),
+    bounced_permanent: `(${a}.type = 'email.bounced' AND ${a}.bounce_type = 'permanent')`,
+    complained: is("complained"),
+    unsubscribed: is("unsubscribed"),
+    suppressed: is("suppressed"),
+    failed: is("failed"),
+    opened: is("opened"),
+    opened_by_proxy: `(${a}.type = 'email.opened' AND ${isProxy(a)})`,
+    opened_by_person: `(${a}.type = 'email.opened' AND NOT ${isProxy(a)})`,
+    clicked: is("clicked"),
+  };
+}
+
+/** The unique counters: each credits the earliest event of an (email_id, recipient) that matches. */
+const UNIQUE: { counter: MetricCounter; matches: (a: string) => string }[] = [
+  { counter: "unique_opened", matches: (a) => `${a}.type = 'email.opened'` },
+  {
+    counter: "unique_opened_by_person",
+    matches: (a) => `${a}.type = 'email.opened' AND NOT ${isProxy(a)}`,
+  },
+  { counter: "unique_clicked", matches: (a) => `${a}.type = 'email.clicked'` },
+];
+
+const samePair = (a: string, b: string) =>
+  `${a}.account_id = ${b}.account_id AND ${a}.email_id = ${b}.email_id AND ${a}.recipient = ${b}.recipient`;
+const before = (a: string, b: string) => `(${a}.occurred_at, ${a}.id) < (${b}.occurred_at, ${b}.id)`;
+
+/** True when no stored event of a's pair matching `matches` comes before a (a is the credited one). */
+const earliestStored = (a: string, matches: (x: string) => string, exclude = "") =>
+  `NOT EXISTS (SELECT 1 FROM events AS p INDEXED BY events_email_idx
+     WHERE ${samePair("p", a)} AND ${matches("p")} AND ${before("p", a)}${exclude})`;
+
+/** One contribution row: the key of `a` and a value per counter (0 where not given). */
+function contribution(a: string, from: string, values: Partial<Record<MetricCounter, string>>, sign = 1) {
+  const columns = METRIC_COUNTERS.map((c) => {
+    const v = values[c];
+    return v === undefined ? `0 AS ${c}` : `${sign} * COALESCE(${v}, 0) AS ${c}`;
+  });
+  return `SELECT ${keyOf(a)}, ${columns.join(", ")} FROM ${from}`;
+}
+
+/** Sums contribution rows per key and adds them to the stored rows. */
+function upsert(ctes: string, contributions: string[]): string {
+  const sums = METRIC_COUNTERS.map((c) => `SUM(${c})`);
+  return `WITH ${ctes},
+contrib (${[...KEY_COLUMNS, ...METRIC_COUNTERS].join(", ")}) AS (
+  ${contributions.join("\n  UNION ALL\n  ")}
+)
+INSERT INTO metric_rollups (${[...KEY_COLUMNS, ...METRIC_COUNTERS].join(", ")})
+SELECT ${KEY_COLUMNS.join(", ")}, ${sums.join(", ")}
+FROM contrib WHERE true
+GROUP BY ${KEY_COLUMNS.join(", ")}
+HAVING ${sums.map((s) => `${s} <> 0`).join(" OR ")}
+ON CONFLICT (${KEY_COLUMNS.join(", ")}) DO UPDATE SET
+  ${METRIC_COUNTERS.map((c) => `${c} = ${c} + excluded.${c}`).join(",\n  ")}`;
+}
+
+const j = (field: string) => `json_extract(value, '$.${field}')`;
+
+/** The stored events of the pairs (email_id, recipient) found in `src`, as candidates for a unique credit. */
+const pairEvents = (src: string, exclude = "") =>
+  `(SELECT DISTINCT s.* FROM ${src} AS c JOIN events AS s INDEXED BY events_email_idx
+     ON ${samePair("s", "c")} AND s.type IN ('email.opened', 'email.clicked')${exclude}) AS s`;
+
+/**
+ * New events: the JSON chunk the consumer binds to its events insert (rows with `tags` and
+ * `tracking` as JSON text). Dimensions are enriched from the registration exactly as the insert
+ * does, so the counted key is the stored one. D1 allows only a few terms in a compound SELECT, so
+ * each source of rows is one SELECT whose columns carry every counter.
+ */
+const NEW_EVENTS = (() => {
+  const batch = `b AS (SELECT ${[
+    "account_id",
+    "occurred_at",
+    "id",
+    "type",
+    "email_id",
+    "recipient",
+    "bounce_type",
+    "tracking",
+    "campaign",
+    "template_id",
+    "topic",
+    "from_domain",
+    "tags",
+  ]
+    .map((f) => `${j(f)} AS ${f}`)
+    .join(", ")} FROM json_each(?1))`;
+  const dims = ["campaign", "template_id", "topic", "from_domain"];
+  const fresh = `n AS MATERIALIZED (
+  SELECT b.account_id, b.occurred_at, b.id, b.type, b.email_id, b.recipient, b.bounce_type, b.tracking,
+    ${dims.map((d) => `COALESCE(b.${d}, m.${d}) AS ${d}`).join(", ")},
+    CASE WHEN b.tags = '[]' AND m.tags IS NOT NULL THEN m.tags ELSE b.tags END AS tags
+  FROM b LEFT JOIN messages AS m ON m.account_id = b.account_id AND m.email_id = b.email_id
+  WHERE NOT EXISTS (SELECT 1 FROM events AS x
+                     WHERE x.account_id = b.account_id AND x.occurred_at = b.occurred_at AND x.id = b.id)
+    AND (b.type <> 'email.suppressed'
+         OR NOT EXISTS (SELECT 1 FROM events AS x INDEXED BY events_email_idx
+                         WHERE x.account_id = b.account_id AND x.email_id = b.email_id AND x.id = b.id)))`;
+  // A new event takes the credit when it is the earliest new one of its pair and earlier than every
+  // stored one; the stored event that held the credit until then (it is later) gives it up.
+  const credited = (c: string, matches: (a: string) => string) =>
+    `(${matches(c)}
+      AND NOT EXISTS (SELECT 1 FROM n AS c2 WHERE ${samePair("c2", c)} AND ${matches("c2")} AND ${before("c2", c)})
+      AND ${earliestStored(c, matches)})`;
+  const gains: Partial<Record<MetricCounter, string>> = { ...plainCounters("n") };
+  const losses: Partial<Record<MetricCounter, string>> = {};
+  for (const { counter, matches } of UNIQUE) {
+    gains[counter] = credited("n", matches);
+    losses[counter] = `(${matches("s")} AND ${earliestStored("s", matches)}
+      AND EXISTS (SELECT 1 FROM n AS c WHERE ${samePair("c", "s")} AND ${credited("c", matches)}))`;
+  }
+  return upsert(`${batch},\n${fresh}`, [
+    contribution("n", "n", gains),
+    contribution("s", pairEvents("n"), losses, -1),
+  ]);
+})();
+
+/** Counts the first arrivals of a chunk of event rows; run it just before the chunk's insert. */
+export function newEventsRollup(db: D1Database, chunk: string): D1PreparedStatement {
+  return db.prepare(NEW_EVENTS).bind(chunk);
+}
+
+/** Every contribution of the stored events `a` (plain and, where credited, unique). */
+function storedCounters(a: string, exclude = ""): Partial<Record<MetricCounter, string>> {
+  const values = { ...plainCounters(a) };
+  for (const { counter, matches } of UNIQUE) {
+    values[counter] = `(${matches(a)} AND ${earliestStored(a, matches, exclude)})`;
+  }
+  return values;
+}
+
+const BACKFILL = (() => {
+  const dims = ["campaign", "template_id", "topic", "from_domain"];
+  const changed = `ch AS MATERIALIZED (
+  SELECT e.account_id, e.occurred_at, e.id, e.type, e.email_id, e.recipient, e.bounce_type, e.tracking,
+    ${dims.map((d) => `e.${d} AS ${d}`).join(", ")}, e.tags AS tags,
+    ${dims.map((d) => `COALESCE(e.${d}, m.${d}) AS new_${d}`).join(", ")},
+    CASE WHEN e.tags = '[]' THEN m.tags ELSE e.tags END AS new_tags
+  FROM events AS e INDEXED BY events_email_idx
+  JOIN messages AS m ON m.account_id = ?1 AND m.email_id = ?2
+  WHERE e.account_id = ?1 AND e.email_id = ?2
+    AND (${dims.map((d) => `(e.${d} IS NULL AND m.${d} IS NOT NULL)`).join(" OR ")}
+         OR (e.tags = '[]' AND m.tags <> '[]')))`;
+  const moved = `mv AS (SELECT account_id, occurred_at, id, type, email_id, recipient, bounce_type, tracking,
+    ${dims.map((d) => `new_${d} AS ${d}`).join(", ")}, new_tags AS tags FROM ch)`;
+  return upsert(`${changed},\n${moved}`, [
+    contribution("ch", "ch", storedCounters("ch"), -1),
+    contribution("mv", "mv", storedCounters("mv"), 1),
+  ]);
+})();
+
+/**
+ * A registration is about to back-fill the dimensions of its email's stored events: move their
+ * contributions to the keys they will have. Run it just before the back-fill, after the message
+ * upsert.
+ */
+export function backfillRollup(db: D1Database, accountId: string, emailId: string): D1PreparedStatement {
+  return db.prepare(BACKFILL).bind(accountId, emailId);
+}
+
+const REMOVED = (() => {
+  const keys = `d AS (SELECT ${j("account_id")} AS account_id, ${j("occurred_at")} AS occurred_at, ${j("id")} AS id
+  FROM json_each(?1))`;
+  const gone = `g AS MATERIALIZED (SELECT e.* FROM d JOIN events AS e
+  ON e.account_id = d.account_id AND e.occurred_at = d.occurred_at AND e.id = d.id)`;
+  const notGone = (a: string) =>
+    `NOT EXISTS (SELECT 1 FROM d WHERE d.account_id = ${a}.account_id AND d.occurred_at = ${a}.occurred_at AND d.id = ${a}.id)`;
+  // Where a removed event held a unique credit, the earliest remaining event of its pair takes it.
+  const successors: Partial<Record<MetricCounter, string>> = {};
+  for (const { counter, matches } of UNIQUE) {
+    successors[counter] = `(${matches("s")} AND ${earliestStored("s", matches, ` AND ${notGone("p")}`)}
+      AND EXISTS (SELECT 1 FROM g AS c WHERE ${samePair("c", "s")} AND ${matches("c")} AND ${earliestStored("c", matches)}))`;
+  }
+  return upsert(`${keys},\n${gone}`, [
+    contribution("g", "g", storedCounters("g"), -1),
+    contribution("s", pairEvents("g", ` AND ${notGone("s")}`), successors),
+  ]);
+})();
+
+/**
+ * Stored events (by primary key) are about to be deleted for good (not purged: the purge keeps
+ * their metrics). Takes back their contribution, moving a unique credit they held to the earliest
+ * remaining event of the pair. Run it in the same batch, just before the DELETE.
+ */
+export function removedEventsRollup(
+  db: D1Database,
+  keys: { account_id: string; occurred_at: number; id: string }[],
+): D1PreparedStatement {
+  return db.prepare(REMOVED).bind(JSON.stringify(keys));
+}
+
+const REBUILD = upsert("e AS (SELECT * FROM events WHERE account_id = ?1)", [
+  contribution("e", "e", storedCounters("e")),
+]);
+
+/**
+ * Recomputes an account's rollups from its stored events: the one-time back-fill for events stored
+ * before metrics existed (run once per account after the migration, before the purge removes
+ * them), and the benchmark's way to roll up its bulk-loaded dataset. Replaces the account's
+ * rollups, so only for accounts whose every counted event is still stored.
+ */
+export function rebuildRollups(db: D1Database, accountId: string): D1PreparedStatement[] {
+  return [
+    db.prepare("DELETE FROM metric_rollups WHERE account_id = ?1").bind(accountId),
+    db.prepare(REBUILD).bind(accountId),
+  ];
+}

@@ -1,0 +1,162 @@
+import * as z from "zod";
+import { actingAccount, principalOf, requireScope } from "../auth/middleware";
+import { METRIC_COUNTERS, type MetricCounter } from "../db/metrics";
+import type { Env } from "../env";
+import { validationError } from "../lib/errors";
+import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
+import { ZoneOffsets } from "./buckets";
+import {
+  addCounters,
+  buildMetricsStatements,
+  type Counters,
+  GROUP_BY,
+  isEmpty,
+  metricsQuerySchema,
+  metricsWindow,
+  parseMetricsQuery,
+  RATES,
+  type RollupRow,
+  ratesOf,
+  zeroCounters,
+} from "./query";
+
+const countersShape = Object.fromEntries(METRIC_COUNTERS.map((c) => [c, z.number().int()])) as Record<
+  MetricCounter,
+  z.ZodNumber
+>;
+const ratesShape = Object.fromEntries(Object.keys(RATES).map((r) => [r, z.number().nullable()])) as Record<
+  keyof typeof RATES,
+  z.ZodNullable<z.ZodNumber>
+>;
+
+const metricsSchema = z
+  .object({
+    object: z.literal("metrics"),
+    window: z.object({ start: z.string(), end: z.string(), clamped: z.boolean() }),
+    interval: z.enum(["hour", "day", "week", "month"]),
+    tz: z.string(),
+    group_by: z.enum(GROUP_BY).nullable(),
+    data: z.array(z.object({ bucket: z.string(), group: z.string().nullable(), ...countersShape })),
+    totals: z.object({ ...countersShape, ...ratesShape }),
+  })
+  .meta({ id: "Metrics" });
+export type MetricsResponse = z.infer<typeof metricsSchema>;
+
+const DESCRIPTION = `Counts over time from rollups kept 400 days on every plan, long after raw events are purged.
+
+Buckets are aligned to \`tz\` exactly (rollups are stored per 15 minutes of UTC; every zone offset is a
+multiple of 15 minutes). The window is widened outwards to that 15-minute grid and clamped to the last
+400 days; \`window\` says what was counted. \`bucket\` is the ISO start of the bucket with the zone's offset.
+Buckets without events are left out. An event with several tags counts once in each tag's group; totals
+count it once.
+
+Unique counters count an (email_id, recipient) once, in the bucket of its earliest such event.
+
+Rates in \`totals\` (null when the denominator is 0):
+- \`delivery_rate\` = delivered / sent
+- \`bounce_rate\` = bounced / sent
+- \`complaint_rate\` = complained / delivered
+- \`open_rate\` = unique_opened / delivered
+- \`person_open_rate\` = unique_opened_by_person / delivered (opens by people, not mailbox proxies)
+- \`click_rate\` = unique_clicked / delivered`;
+
+export interface MetricsResult extends MetricsResponse {
+  /** D1's rows_read, for tests and the benchmark only. */
+  rowsRead: number;
+}
+
+export async function getMetrics(
+  env: Env,
+  accountId: string,
+  params: URLSearchParams,
+  now = Date.now(),
+): Promise<MetricsResult> {
+  const q = parseMetricsQuery(params);
+  const window = metricsWindow(q, now);
+  if (q.domain !== undefined) {
+    const known = await env.DB.prepare("SELECT 1 FROM sending_domains WHERE account_id = ? AND domain = ?")
+      .bind(accountId, q.domain)
+      .first();
+    if (!known) throw validationError("domain", `domain ${q.domain} is not one this account has sent from`);
+  }
+  const zone = new ZoneOffsets(q.tz, window.start, window.end);
+  const { rows, totals } = buildMetricsStatements(accountId, q, window, zone);
+  const [rowsResult, totalsResult] = await Promise.all([
+    env.DB.prepare(rows.sql)
+      .bind(...rows.params)
+      .all<RollupRow>(),
+    totals
+      ? env.DB.prepare(totals.sql)
+          .bind(...totals.params)
+          .all<Counters>()
+      : null,
+  ]);
+
+  // SQL summed each local bucket; its start comes from its earliest instant.
+  const starts = new Map<number, number>();
+  const buckets: { start: number; group: string | null; counters: Counters }[] = [];
+  const sum = zeroCounters();
+  for (const row of rowsResult.results) {
+    let start = starts.get(row.first);
+    if (start === undefined) {
+      start = zone.bucketStart(row.first, q.interval);
+      starts.set(row.first, start);
+    }
+    const counters = zeroCounters();
+    addCounters(counters, row);
+    buckets.push({ start, group: row.grp, counters });
+    if (!totals) addCounters(sum, row);
+  }
+  const totalRow = totalsResult?.results[0];
+  if (totalRow) addCounters(sum, totalRow);
+
+  const data = buckets
+    .filter((b) => !isEmpty(b.counters))
+    .sort(
+      (a, b) =>
+        a.start - b.start ||
+        (a.group === b.group ? 0 : a.group === null ? -1 : b.group === null ? 1 : a.group < b.group ? -1 : 1),
+    )
+    .map((b) => ({ bucket: zone.iso(b.start), group: b.group, ...b.counters }));
+  return {
+    object: "metrics",
+    window: {
+      start: new Date(window.start).toISOString(),
+      end: new Date(window.end).toISOString(),
+      clamped: window.clamped,
+    },
+    interval: q.interval,
+    tz: q.tz,
+    group_by: q.group_by ?? null,
+    data,
+    totals: { ...sum, ...ratesOf(sum) },
+    rowsRead: rowsResult.meta.rows_read + (totalsResult?.meta.rows_read ?? 0),
+  };
+}
+
+export function registerMetricsRoutes(app: App): void {
+  route(
+    app,
+    {
+      method: "get",
+      path: "/v1/metrics",
+      operationId: "getMetrics",
+      summary: "Counters and rates over time",
+      description: DESCRIPTION,
+      tags: ["metrics"],
+      security: [{ bearer: [] }],
+      request: { query: metricsQuerySchema },
+      responses: {
+        200: jsonContent(metricsSchema, "Counters per bucket and group, and totals"),
+        ...commonErrors,
+      },
+    },
+    requireScope("events:read"),
+    async (c) => {
+      const params = new URL(c.req.url).searchParams;
+      const accountId = actingAccount(principalOf(c), params.get("account_id"));
+      const { rowsRead: _rowsRead, ...metrics } = await getMetrics(c.env, accountId, params);
+      return c.json(metrics);
+    },
+  );
+}

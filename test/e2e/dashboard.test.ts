@@ -1,0 +1,385 @@
+/**
+ * The dashboard end to end, in Node: `wrangler dev` serves /dashboard as static assets and the API
+ * from the Worker, on real local D1 and Queues. Data is seeded through the real ingestion paths:
+ * signed SNS notifications of SES deliveries, bounces and complaints (our test certificate, served
+ * from loopback as SNS_CERT_HOST_PATTERN allows), and tracked opens (people and Gmail's proxy) and
+ * clicks. Debian's Chromium, through playwright-core, opens /dashboard, enters a token, and checks
+ * that the charts and the events table show the seeded data; a screenshot is saved as an artifact
+ * in test/e2e/artifacts/ (gitignored), at desktop and phone widths.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createSign, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { SignJWT } from "jose";
+import { type Browser, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const HAVE_CHROMIUM = existsSync(CHROMIUM);
+const IN_CI = process.env.CI === "true";
+const ARTIFACTS = path.join(import.meta.dirname, "artifacts");
+const FIXTURES = path.resolve(ROOT, "../shared/fixtures/ses/event-publishing");
+const ACCOUNT = `acct_dash_${randomBytes(4).toString("hex")}`;
+const TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-events";
+const PERSON_UA =
+  "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15";
+const GMAIL_PROXY_UA =
+  "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function wrangler(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    child.on("error", reject);
+    child.on("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`wrangler ${args.join(" ")} exited ${code}:\n${output}`)),
+    );
+  });
+}
+
+async function until<T>(what: string, timeoutMs: number, attempt: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await attempt();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError}` : ""}`);
+}
+
+/**
+ * SNS's string to sign for a Notification without Subject (SPEC §7: each name and value followed
+ * by a newline). Written out here: src/ses/sns.ts is typed for workerd, not Node.
+ */
+function stringToSign(m: {
+  Message: string;
+  MessageId: string;
+  Timestamp: string;
+  TopicArn: string;
+  Type: string;
+}) {
+  return [
+    "Message",
+    m.Message,
+    "MessageId",
+    m.MessageId,
+    "Timestamp",
+    m.Timestamp,
+    "TopicArn",
+    m.TopicArn,
+    "Type",
+    m.Type,
+  ]
+    .map((part) => `${part}\n`)
+    .join("");
+}
+
+/** Every `timestamp` in an SES record set to `at`, so the event falls in the dashboard's window. */
+function retime(value: unknown, at: string): unknown {
+  if (Array.isArray(value)) return value.map((v) => retime(v, at));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [
+        k,
+        k === "timestamp" && typeof v === "string" ? at : retime(v, at),
+      ]),
+    );
+  }
+  return value;
+}
+
+describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("the dashboard shows seeded metrics and events", () => {
+  let dir = "";
+  const secret = randomBytes(36).toString("base64url");
+  const childEnv = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
+  let origin = "";
+  let certOrigin = "";
+  let dev: ChildProcess | undefined;
+  let devOutput = "";
+  let certServer: Server | undefined;
+  let browser: Browser | undefined;
+
+  beforeAll(async () => {
+    if (!HAVE_CHROMIUM) throw new Error(`CI=true and no Chromium at ${CHROMIUM}`);
+    dir = mkdtempSync(path.join(tmpdir(), "mailtrail-dash-"));
+    certServer = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-pem-file" });
+      res.end(readFileSync(path.join(ROOT, "test/ses/fixtures/test-cert.pem")));
+    });
+    await new Promise<void>((resolve) => certServer?.listen(0, "127.0.0.1", resolve));
+    certOrigin = `http://127.0.0.1:${(certServer.address() as AddressInfo).port}`;
+
+    const [port, inspectorPort] = [await freePort(), await freePort()];
+    origin = `http://127.0.0.1:${port}`;
+    const persist = path.join(dir, "state");
+    const envFile = path.join(dir, "e2e.env");
+    writeFileSync(
+      envFile,
+      [
+        `JWT_SECRET=${secret}`,
+        `TRACKING_KEYS=${randomBytes(32).toString("base64url")}`,
+        `PUBLIC_BASE_URL=${origin}`,
+        `SNS_TOPIC_ARNS=${TOPIC}=${ACCOUNT}`,
+        "SNS_CERT_HOST_PATTERN=^127\\.0\\.0\\.1$",
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+    await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
+    dev = spawn(
+      process.execPath,
+      [
+        WRANGLER,
+        "dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--inspector-port",
+        String(inspectorPort),
+        "--persist-to",
+        persist,
+        "--env-file",
+        envFile,
+        "--show-interactive-dev-session=false",
+      ],
+      { cwd: ROOT, env: childEnv, detached: true },
+    );
+    dev.stdout?.on("data", (d) => (devOutput += d));
+    dev.stderr?.on("data", (d) => (devOutput += d));
+    try {
+      await until("wrangler dev to answer /healthz", 60_000, async () =>
+        (await fetch(`${origin}/healthz`)).ok ? true : undefined,
+      );
+    } catch (err) {
+      throw new Error(`${err}\nwrangler dev output:\n${devOutput.slice(-4000)}`);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close().catch(() => {});
+    if (dev?.pid && dev.exitCode === null) {
+      try {
+        process.kill(-dev.pid, "SIGTERM");
+      } catch {}
+      await new Promise((r) => setTimeout(r, 500));
+      try {
+        process.kill(-dev.pid, "SIGKILL");
+      } catch {}
+    }
+    await new Promise((resolve) => (certServer ? certServer.close(resolve) : resolve(undefined)));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("serves /dashboard as a static page while the API stays on the Worker", async () => {
+    const page = await fetch(`${origin}/dashboard`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    expect(await page.text()).toContain('src="/dashboard/app.js"');
+    const script = await fetch(`${origin}/dashboard/app.js`);
+    expect(script.status).toBe(200);
+    expect(await script.text()).not.toMatch(/https?:\/\/(?!www\.w3\.org)/); // nothing from a CDN
+    const api = await fetch(`${origin}/v1/metrics`);
+    expect(api.status).toBe(401);
+  });
+
+  it("charts and lists the seeded events", async () => {
+    const token = await new SignJWT({ scope: "send events:read" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject(ACCOUNT)
+      .setIssuedAt()
+      .setExpirationTime("10m")
+      .sign(new TextEncoder().encode(secret));
+    const api = (pathname: string, init: RequestInit = {}) =>
+      fetch(`${origin}${pathname}`, {
+        ...init,
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...init.headers },
+      });
+
+    // SES outcomes through signed SNS notifications: 5 deliveries, 2 bounces, 1 complaint.
+    const key = readFileSync(path.join(ROOT, "test/ses/fixtures/test-key.pem"), "utf8");
+    const seed: [string, string][] = [
+      ...Array.from({ length: 5 }, (_, i) => ["send", `reader${i}@example.com`] as [string, string]),
+      ["send", "gone1@example.com"],
+      ["send", "gone2@example.com"],
+      ...Array.from({ length: 5 }, (_, i) => ["delivery", `reader${i}@example.com`] as [string, string]),
+      ["bounce-permanent", "gone1@example.com"],
+      ["bounce-permanent", "gone2@example.com"],
+      ["complaint", "reader0@example.com"],
+    ];
+    for (const [i, [fixture, recipient]] of seed.entries()) {
+      const record = JSON.parse(
+        readFileSync(path.join(FIXTURES, `${fixture}.json`), "utf8").replaceAll(
+          "recipient@example.com",
+          recipient,
+        ),
+      );
+      const name = recipient.slice(0, recipient.indexOf("@"));
+      record.mail.messageId = `dash-${name}-${ACCOUNT}`;
+      record.mail.tags = { ...record.mail.tags, campaign: ["launch"], email_id: [`email_dash_${name}`] };
+      const message = {
+        Type: "Notification" as const,
+        MessageId: crypto.randomUUID(),
+        TopicArn: TOPIC,
+        Message: JSON.stringify(retime(record, new Date(Date.now() - (30 - i) * 60_000).toISOString())),
+        Timestamp: new Date().toISOString(),
+        SignatureVersion: "2",
+        Signature: "",
+        SigningCertURL: `${certOrigin}/SimpleNotificationService-test.pem`,
+      };
+      const signer = createSign("RSA-SHA256");
+      signer.update(stringToSign(message));
+      message.Signature = signer.sign(key, "base64");
+      const res = await fetch(`${origin}/webhooks/ses`, {
+        method: "POST",
+        headers: { "content-type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification" },
+        body: JSON.stringify(message),
+      });
+      expect(res.status, await res.text()).toBe(200);
+    }
+
+    // Opens by two people and by Gmail's image proxy, and a click, through instrumented emails.
+    const opens: [string, string][] = [
+      ["reader1@example.com", PERSON_UA],
+      ["reader2@example.com", PERSON_UA],
+      ["reader3@example.com", GMAIL_PROXY_UA],
+    ];
+    for (const [i, [recipient, ua]] of opens.entries()) {
+      const res = await api("/v1/messages/instrument", {
+        method: "POST",
+        body: JSON.stringify({
+          email_id: `email_dash_open_${i}`,
+          recipient,
+          campaign: "launch",
+          tags: ["dashboard"],
+          html: '<html><body><a href="https://example.com/offer">Offer</a></body></html>',
+        }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { html: string; pixel_url: string };
+      expect((await fetch(body.pixel_url, { headers: { "user-agent": ua } })).status).toBe(200);
+      if (i === 0) {
+        const href = /href="([^"]+)"/.exec(body.html)?.[1] ?? "";
+        const click = await fetch(href.replaceAll("&amp;", "&"), {
+          headers: { "user-agent": ua },
+          redirect: "manual",
+        });
+        expect(click.status).toBe(302);
+      }
+    }
+
+    // The consumer writes in batches: wait until the metrics hold everything.
+    const totals = await until("the seeded events in GET /v1/metrics", 45_000, async () => {
+      const m = (await (await api("/v1/metrics?days=1")).json()) as { totals: Record<string, number> };
+      const t = m.totals;
+      return t.sent === 7 &&
+        t.delivered === 5 &&
+        t.bounced === 2 &&
+        t.complained === 1 &&
+        t.opened === 3 &&
+        t.clicked === 1
+        ? t
+        : undefined;
+    });
+    expect(totals).toMatchObject({ opened_by_person: 2, opened_by_proxy: 1, unique_clicked: 1 });
+
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+      ],
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page = await context.newPage();
+    const external: string[] = [];
+    page.on("request", (r) => {
+      if (!r.url().startsWith(origin)) external.push(r.url());
+    });
+    const consoleErrors: string[] = [];
+    page.on("console", (m) => {
+      if (m.type() === "error") consoleErrors.push(m.text());
+    });
+
+    await page.goto(`${origin}/dashboard`);
+    await page.fill("#token", token);
+    await page.click("#token-form button");
+    expect(await page.evaluate(() => sessionStorage.getItem("mailtrail.token"))).toBe(token);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+
+    // Totals, then each chart's bars carry the seeded values (summed over its buckets).
+    await page.waitForSelector('[data-stat="Delivered"] b');
+    expect(await page.textContent('[data-stat="Delivered"] b')).toBe("5");
+    const sumOf = (series: string) =>
+      page.$$eval(`rect[data-series="${series}"]`, (rects) =>
+        rects.reduce((s, r) => s + Number(r.getAttribute("data-value")), 0),
+      );
+    await page.waitForSelector('#chart-delivery rect[data-series="delivered"]');
+    expect(await sumOf("delivered")).toBe(5);
+    expect(await sumOf("bounced")).toBe(2);
+    expect(await sumOf("complained")).toBe(1);
+    expect(await sumOf("opened_by_person")).toBe(2);
+    expect(await sumOf("opened_by_proxy")).toBe(1);
+    expect(await sumOf("clicked")).toBe(1);
+
+    // The events table: the newest events, with their types.
+    await page.waitForSelector("#events tbody tr[data-event]");
+    const types = await page.$$eval("#events tbody tr[data-event]", (rows) =>
+      rows.map((r) => r.getAttribute("data-type")),
+    );
+    expect(types).toHaveLength(19); // 7 sends, 5 deliveries, 2 bounces, 1 complaint, 3 opens, 1 click
+    expect(new Set(types)).toEqual(
+      new Set([
+        "email.sent",
+        "email.delivered",
+        "email.bounced",
+        "email.complained",
+        "email.opened",
+        "email.clicked",
+      ]),
+    );
+
+    // Filter the table by type (a §9 filter) and group the metrics by campaign.
+    await page.selectOption('#event-filters select[name="event_type"]', "email.bounced");
+    await page.click("#event-filters button");
+    await page.waitForFunction(() => document.querySelectorAll("#events tbody tr[data-event]").length === 2);
+    await page.selectOption('#controls select[name="group_by"]', "campaign");
+    await page.click("#controls button");
+    await page.waitForSelector('#groups tr[data-group="launch"]');
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard.png"), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0); // no sideways scrolling of the page at phone width
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });
+
+    expect(external).toEqual([]);
+    expect(consoleErrors).toEqual([]);
+  });
+});
