@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
-const TABLES = ["events", "messages", "sending_domains", "suppressions"];
+const TABLES = ["events", "messages", "sending_domains", "suppressions", "click_bursts"];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 
 for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql"))) {

@@ -47,6 +47,11 @@ export const events = sqliteTable(
     attempt: integer("attempt"),
     /** JSON of SPEC §5 `tracking`, or null. */
     tracking: text("tracking"),
+    /**
+     * Clicks only: the network the click came from (networkOf in src/tracking/bursts.ts), so that a
+     * later batch can tell a scanner burst. Not part of the public event (§8); no extra row written.
+     */
+    network: text("network"),
   },
   (t) => [
     primaryKey({ columns: [t.accountId, t.occurredAt, t.id] }),

@@ -1,6 +1,7 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { type AddressRef, syncMirror } from "../suppressions/mirror";
+import { findClickBursts } from "../tracking/burst-store";
 import { type EventMessage, type QueueMessage, queueMessageSchema, type RegisterMessage } from "./messages";
 
 /**
@@ -74,13 +75,17 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
   const registrations = bodies.filter((b): b is RegisterMessage => b.type === "register");
   // One event per id within a batch: a statement's NOT EXISTS cannot see rows it inserts itself.
   const seenEvents = new Set<string>();
-  const events = bodies.filter((b): b is EventMessage => {
+  const arrived = bodies.filter((b): b is EventMessage => {
     if (b.type !== "event") return false;
     const key = `${b.event.account_id}\u0000${b.event.id}`;
     if (seenEvents.has(key)) return false;
     seenEvents.add(key);
     return true;
   });
+  // Scanner bursts (SPEC §5): their clicks are not written, and any an earlier batch wrote are deleted
+  // below. `bursts.dropped` / `bursts.removed` name them for anything that counts or forwards events.
+  const bursts = await findClickBursts(env.DB, arrived);
+  const events = bursts.kept;
   const statements: D1PreparedStatement[] = [];
 
   for (const chunk of chunkByJsonSize(registrations.map(registrationRow))) {
@@ -109,6 +114,7 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
     statements.push(env.DB.prepare(INSERT_SUPPRESSIONS).bind(chunk));
   }
 
+  statements.push(...bursts.statements);
   for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
     statements.push(env.DB.prepare(INSERT_EVENTS).bind(chunk));
     statements.push(env.DB.prepare(EVENT_DOMAINS).bind(chunk));
@@ -123,6 +129,7 @@ function eventRow(m: EventMessage) {
     ...m.event,
     tags: JSON.stringify(m.event.tags),
     tracking: m.event.tracking && JSON.stringify(m.event.tracking),
+    network: m.network ?? null,
   };
 }
 
@@ -205,16 +212,17 @@ const EVENT_FIELDS = `
   ${j("topic")} AS topic, ${j("campaign")} AS campaign, ${j("template_id")} AS template_id, ${j("tags")} AS tags,
   ${j("smtp_code")} AS smtp_code, ${j("smtp_response")} AS smtp_response, ${j("bounce_type")} AS bounce_type,
   ${j("bounce_classification")} AS bounce_classification, ${j("complaint_type")} AS complaint_type,
-  ${j("attempt")} AS attempt, ${j("tracking")} AS tracking`;
+  ${j("attempt")} AS attempt, ${j("tracking")} AS tracking, ${j("network")} AS network`;
 
 const INSERT_EVENTS = `
 INSERT INTO events (account_id, occurred_at, id, type, email_id, ${DIMENSIONS.join(", ")}, recipient,
-  tags, smtp_code, smtp_response, bounce_type, bounce_classification, complaint_type, attempt, tracking)
+  tags, smtp_code, smtp_response, bounce_type, bounce_classification, complaint_type, attempt, tracking, network)
 SELECT e.account_id, e.occurred_at, e.id, e.type, e.email_id,
   ${DIMENSIONS.map((d) => `COALESCE(e.${d}, m.${d})`).join(", ")},
   e.recipient,
   CASE WHEN e.tags = '[]' AND m.tags IS NOT NULL THEN m.tags ELSE e.tags END,
-  e.smtp_code, e.smtp_response, e.bounce_type, e.bounce_classification, e.complaint_type, e.attempt, e.tracking
+  e.smtp_code, e.smtp_response, e.bounce_type, e.bounce_classification, e.complaint_type, e.attempt, e.tracking,
+  e.network
 FROM (SELECT ${EVENT_FIELDS} FROM json_each(?1)) AS e
 LEFT JOIN messages AS m ON m.account_id = e.account_id AND m.email_id = e.email_id
 -- email.suppressed takes its time from the check that recorded it, so its deterministic id is the

@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import { purgeBurstMarks } from "../tracking/burst-store";
 import { purgeExpiredEvents } from "./purge";
 import { reconcileMirror } from "./reconcile";
 
@@ -12,6 +13,7 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
   const tasks = [
     ["retention purge", () => purgeExpiredEvents(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
+    ["burst marks purge", () => purgeBurstMarks(env.DB, now)],
   ] as const;
   const failed: string[] = [];
   for (const [name, task] of tasks) {

@@ -1,6 +1,7 @@
 import { blankEvent, type EventRecord, type Geo, type Tracking } from "../events/record";
 import { uniqueEventId } from "../lib/ids";
 import type { EventMessage } from "../queue/messages";
+import { networkOf } from "./bursts";
 import { type Classification, classifyInteraction } from "./classify";
 import type { TokenPayload } from "./token";
 
@@ -60,6 +61,7 @@ export function engagementMessage(
   const click = payload.kind === "click";
   return {
     type: "event",
+    ...(click ? { network: networkOf(signals.asn, signals.ipAddress) } : {}),
     event: {
       ...tokenEvent(payload, click ? "email.clicked" : "email.opened", now),
       tracking: {

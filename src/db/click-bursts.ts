@@ -1,0 +1,26 @@
+import { integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/**
+ * Clicks dropped as part of a scanner burst (SPEC §5, src/tracking/bursts.ts). They are not events
+ * (scanners are not recorded at all); they are remembered for two days so that the rest of a burst,
+ * arriving in a later queue batch, is recognised and dropped too.
+ *
+ * Cost: one row written per dropped burst click (machine traffic only; a person's click writes
+ * nothing here), and one more when the scheduled purge deletes it. No secondary index: the consumer
+ * reads one recipient's marks through the primary key, WITHOUT ROWID (scripts/without-rowid.mjs).
+ */
+export const clickBursts = sqliteTable(
+  "click_bursts",
+  {
+    accountId: text("account_id").notNull(),
+    emailId: text("email_id").notNull(),
+    recipient: text("recipient").notNull(),
+    occurredAt: integer("occurred_at").notNull(),
+    /** The dropped click's event id. */
+    id: text("id").notNull(),
+    network: text("network"),
+    /** linkOf(url, link_name) of src/tracking/bursts.ts. */
+    link: text("link").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.accountId, t.emailId, t.recipient, t.occurredAt, t.id] })],
+);

@@ -1,0 +1,212 @@
+/**
+ * Scanner bursts end to end in workerd: clicks served by the real /c route (classified at the edge,
+ * queued with their network), then written by the real queue consumer into local D1, then read back
+ * through GET /v1/events. Nothing is mocked.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { EventMessage, QueueMessage } from "../../src/queue/messages";
+import { findClickBursts } from "../../src/tracking/burst-store";
+import { BURST_MARK_RETENTION_MS } from "../../src/tracking/bursts";
+import { consume, freshAccount } from "../helpers";
+import { CHROME_UA, eventsOf, serve, tokenFor, trackingRequest } from "./support";
+
+const MICROSOFT = { asn: 8075, asOrganization: "Microsoft Corporation", country: "US" };
+const AMAZON = { asn: 16509, asOrganization: "Amazon.com, Inc.", country: "US" };
+const COMCAST = { asn: 7922, asOrganization: "Comcast Cable Communications, LLC", country: "US" };
+const LINKS = ["https://shop.example.com/a", "https://shop.example.com/b", "https://shop.example.com/c"];
+
+/** Serves one click through the real route and returns what it queued (one event message). */
+async function click(
+  account: string,
+  url: string,
+  cf: Record<string, unknown>,
+  options: { issuedSecondsAgo?: number; ip?: string; recipient?: string } = {},
+): Promise<EventMessage> {
+  const token = await tokenFor("click", {
+    account_id: account,
+    url,
+    ...(options.recipient ? { recipient: options.recipient } : {}),
+    issued_at: Math.floor(Date.now() / 1000) - (options.issuedSecondsAgo ?? 3600),
+  });
+  const { res, queued } = await serve(trackingRequest(`/c/${token}`, { cf, ip: options.ip ?? "52.1.2.3" }));
+  expect(res.status).toBe(302);
+  expect(queued).toHaveLength(1);
+  return queued[0] as EventMessage;
+}
+
+/** The same message, as if it had been requested `ms` later. */
+const shifted = (m: EventMessage, ms: number): EventMessage => ({
+  ...m,
+  event: { ...m.event, occurred_at: m.event.occurred_at + ms },
+});
+
+const marksOf = async (account: string) =>
+  (
+    await env.DB.prepare("SELECT id, network FROM click_bursts WHERE account_id = ? ORDER BY occurred_at")
+      .bind(account)
+      .all<{ id: string; network: string }>()
+  ).results;
+
+const clicksOf = async (account: string) =>
+  (await eventsOf(account)).filter((e) => e.type === "email.clicked");
+
+describe("scanner bursts in the events consumer (SPEC §5)", () => {
+  it("3 links in 1 s from one network: none recorded", async () => {
+    const account = freshAccount();
+    const burst = [];
+    for (const [i, url] of LINKS.entries()) {
+      // A cloud network a person could also browse from: the classifier records each click alone.
+      burst.push(shifted(await click(account, url, AMAZON, { ip: `52.1.2.${i + 1}` }), 0));
+    }
+    expect(burst.map((m) => m.network)).toEqual(["as16509", "as16509", "as16509"]);
+    const spread = burst.map((m) => m.event.occurred_at);
+    expect(Math.max(...spread) - Math.min(...spread)).toBeLessThan(1000);
+    const result = await consume(burst);
+    expect(result.explicitAcks).toHaveLength(3);
+    expect(await clicksOf(account)).toEqual([]);
+    expect(await marksOf(account)).toHaveLength(3);
+  });
+
+  it("2 links 20 s apart: both recorded, with nothing of the network in the public event", async () => {
+    const account = freshAccount();
+    const first = shifted(await click(account, LINKS[0]!, COMCAST, { ip: "73.1.2.3" }), -20_000);
+    const second = await click(account, LINKS[1]!, COMCAST, { ip: "73.1.2.3" });
+    await consume([first, second]);
+    const stored = await clicksOf(account);
+    expect(stored.map((e) => e.tracking.url).sort()).toEqual([LINKS[0], LINKS[1]]);
+    for (const e of stored) {
+      expect(e).not.toHaveProperty("network");
+      expect(Object.keys(e.tracking).sort()).toEqual([
+        "bot",
+        "geo",
+        "ip_address",
+        "link_name",
+        "url",
+        "user_agent",
+      ]);
+    }
+    expect(await marksOf(account)).toEqual([]);
+  });
+
+  it("one click 5 s after send from a person's network: recorded", async () => {
+    const account = freshAccount();
+    const m = await click(account, LINKS[0]!, COMCAST, { issuedSecondsAgo: 5, ip: "73.1.2.3" });
+    await consume([m]);
+    expect(await clicksOf(account)).toHaveLength(1);
+    // The same click 5 s after send from Microsoft's network is a Safe Links detonation, dropped at the edge.
+    const token = await tokenFor("click", {
+      account_id: account,
+      url: LINKS[1]!,
+      issued_at: Math.floor(Date.now() / 1000) - 5,
+    });
+    const { queued } = await serve(trackingRequest(`/c/${token}`, { cf: MICROSOFT, userAgent: CHROME_UA }));
+    expect(queued).toEqual([]);
+  });
+
+  it.each([
+    ["first click alone, then the other two", 1],
+    ["two clicks, then the third", 2],
+  ])("a burst split across two consumer batches (%s): none left", async (_name, cut) => {
+    const account = freshAccount();
+    const burst: EventMessage[] = [];
+    for (const [i, url] of LINKS.entries()) {
+      burst.push(shifted(await click(account, url, AMAZON, { ip: `52.1.9.${i}` }), i * 300));
+    }
+    await consume(burst.slice(0, cut));
+    expect(await clicksOf(account)).toHaveLength(cut === 1 ? 1 : 0); // one click alone is a person's, so far
+    await consume(burst.slice(cut));
+    expect(await clicksOf(account)).toEqual([]);
+    expect(await marksOf(account)).toHaveLength(3);
+    // Redelivering the first batch brings nothing back.
+    await consume(burst.slice(0, cut), 2);
+    expect(await clicksOf(account)).toEqual([]);
+    // The raw table agrees with the API.
+    const raw = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
+      .bind(account)
+      .first<{ n: number }>();
+    expect(raw?.n).toBe(0);
+  });
+
+  it("a person's click of the same message an hour after a burst, from home, is recorded", async () => {
+    const account = freshAccount();
+    // A cloud network without a rule of its own, sweeping every link 30 s after the send.
+    const cloud: EventMessage[] = [];
+    for (const url of LINKS) cloud.push(shifted(await click(account, url, AMAZON), -3_600_000));
+    const person = await click(account, LINKS[1]!, COMCAST, { ip: "73.9.9.9" });
+    await consume([...cloud, person]);
+    const stored = await clicksOf(account);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ tracking: { url: LINKS[1], ip_address: "73.9.9.9" } });
+  });
+
+  it("bursts are per recipient and per message: other recipients' clicks are untouched", async () => {
+    const account = freshAccount();
+    const messages: EventMessage[] = [];
+    for (const [i, url] of LINKS.entries()) {
+      messages.push(await click(account, url, AMAZON, { recipient: `r${i}@example.com` }));
+    }
+    await consume(messages);
+    expect(await clicksOf(account)).toHaveLength(3);
+  });
+
+  it("leaves every other event of the batch alone, and a batch without clicks reads nothing", async () => {
+    const account = freshAccount();
+    const burst: EventMessage[] = [];
+    for (const url of LINKS) burst.push(await click(account, url, AMAZON));
+    const open = {
+      ...burst[0]!,
+      event: { ...burst[0]!.event, id: `evt_open${Date.now().toString(16)}`, type: "email.opened" as const },
+    };
+    delete (open as { network?: unknown }).network;
+    await consume([...burst, open]);
+    expect((await eventsOf(account)).map((e) => e.type)).toEqual(["email.opened"]);
+
+    const reads: string[] = [];
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        reads.push(String(prop));
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const plan = await findClickBursts(db, [open as QueueMessage as EventMessage]);
+    expect(reads).toEqual([]);
+    expect(plan.kept).toHaveLength(1);
+  });
+
+  it("names the dropped and removed clicks, for rollups and fan-out to reverse", async () => {
+    const account = freshAccount();
+    const burst: EventMessage[] = [];
+    for (const [i, url] of LINKS.entries()) burst.push(shifted(await click(account, url, AMAZON), i * 200));
+    await consume(burst.slice(0, 1));
+    const plan = await findClickBursts(env.DB, burst.slice(1));
+    expect(plan.kept).toEqual([]);
+    expect(plan.dropped).toEqual(burst.slice(1));
+    expect(plan.removed).toHaveLength(1);
+    expect(plan.removed[0]).toMatchObject({
+      account_id: account,
+      id: burst[0]!.event.id,
+      type: "email.clicked",
+      network: "as16509",
+    });
+    expect(plan.statements).toHaveLength(2);
+  });
+
+  it("the scheduled purge deletes marks older than their retention only", async () => {
+    const account = freshAccount();
+    const burst: EventMessage[] = [];
+    for (const url of LINKS) burst.push(await click(account, url, AMAZON));
+    const old = burst.map((m) => shifted(m, -BURST_MARK_RETENTION_MS - 60_000));
+    await consume(old);
+    const fresh = freshAccount();
+    const recent: EventMessage[] = [];
+    for (const url of LINKS) recent.push(await click(fresh, url, AMAZON));
+    await consume(recent);
+    expect(await marksOf(account)).toHaveLength(3);
+    const { purgeBurstMarks } = await import("../../src/tracking/burst-store");
+    await purgeBurstMarks(env.DB, Date.now(), { chunk: 2 });
+    expect(await marksOf(account)).toEqual([]);
+    expect(await marksOf(fresh)).toHaveLength(3);
+  });
+});
