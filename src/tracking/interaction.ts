@@ -2,7 +2,7 @@ import { blankEvent, type EventRecord, type Geo, type Tracking } from "../events
 import { uniqueEventId } from "../lib/ids";
 import type { EventMessage } from "../queue/messages";
 import { networkOf } from "./bursts";
-import { type Classification, classifyInteraction } from "./classify";
+import { type Classification, classifyInteraction, prefetchPurpose } from "./classify";
 import type { TokenPayload } from "./token";
 
 /** What a tracking request says about who sent it: headers and Cloudflare's `request.cf`. */
@@ -13,6 +13,8 @@ export interface RequestSignals {
   asn: number | null;
   asOrganization: string | null;
   geo: Geo | null;
+  /** A prefetch header's value (prefetchPurpose), or null for an ordinary request. */
+  purpose: string | null;
 }
 
 /** Longer user agents are junk or abuse; a bound keeps every event row small. */
@@ -31,6 +33,7 @@ export function readSignals(request: Request): RequestSignals {
     asn: typeof cf.asn === "number" ? cf.asn : null,
     asOrganization: text(cf.asOrganization),
     geo: country || region || city ? { country, region, city } : null,
+    purpose: prefetchPurpose(request.headers),
   };
 }
 
@@ -43,6 +46,7 @@ export function classifyRequest(payload: TokenPayload, signals: RequestSignals, 
     asn: signals.asn,
     asOrganization: signals.asOrganization,
     country: signals.geo?.country ?? null,
+    purpose: signals.purpose,
     secondsSinceIssued:
       payload.kind === "click" ? Math.max(0, Math.floor(now / 1000) - payload.issued_at) : null,
   });
