@@ -160,7 +160,7 @@ function scores(pairs) {
 
 const pct = (x) => (x === null ? "n/a" : `${(100 * x).toFixed(2)}%`);
 
-export async function runClassifyBench({ markdown = false, recipients = 20_000 } = {}) {
+export async function runClassifyBench({ markdown = false, recipients = 20_000, quiet = false } = {}) {
   const started = Date.now();
   const lib = await loadTrafficModules();
   const labelled = [...sharedCases(), ...repoCases()].map((c) => ({
@@ -243,7 +243,7 @@ export async function runClassifyBench({ markdown = false, recipients = 20_000 }
     },
     seconds: (Date.now() - started) / 1000,
   };
-  console.log(markdown ? toMarkdown(result) : toText(result));
+  if (!quiet) console.log(markdown ? toMarkdown(result) : toText(result));
   return result;
 }
 

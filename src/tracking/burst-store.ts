@@ -13,6 +13,7 @@
  * arrival must subtract it again in the same transaction, and a webhook fan-out must not send a
  * dropped click. The hot path never comes here: it stays free of D1 and KV (§1).
  */
+import type { EventRecord, Tracking } from "../events/record";
 import type { EventDbRow } from "../events/serialize";
 import type { EventMessage } from "../queue/messages";
 import { BURST_LOOKAROUND_MS, BURST_MARK_RETENTION_MS, type BurstClick, linkOf, planBursts } from "./bursts";
@@ -151,6 +152,36 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
     dropped: [...dropped],
     removed,
     statements,
+  };
+}
+
+/**
+ * A removed click as the queue record it was written from (SPEC §8 field names, `occurred_at` in
+ * epoch ms), for code that takes event records: a metrics reversal of what the click counted.
+ */
+export function storedClickRecord(row: StoredClickRow): EventRecord {
+  return {
+    id: row.id,
+    account_id: row.account_id,
+    type: row.type as EventRecord["type"],
+    occurred_at: row.occurred_at,
+    email_id: row.email_id,
+    message_id: row.message_id,
+    from: row.from_address,
+    from_domain: row.from_domain,
+    recipient: row.recipient,
+    subject: row.subject,
+    topic: row.topic,
+    campaign: row.campaign,
+    template_id: row.template_id,
+    tags: JSON.parse(row.tags) as string[],
+    smtp_code: row.smtp_code,
+    smtp_response: row.smtp_response,
+    bounce_type: row.bounce_type as EventRecord["bounce_type"],
+    bounce_classification: row.bounce_classification,
+    complaint_type: row.complaint_type,
+    attempt: row.attempt,
+    tracking: row.tracking === null ? null : (JSON.parse(row.tracking) as Tracking),
   };
 }
 

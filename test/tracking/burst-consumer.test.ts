@@ -6,7 +6,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { EventMessage, QueueMessage } from "../../src/queue/messages";
-import { findClickBursts } from "../../src/tracking/burst-store";
+import { findClickBursts, storedClickRecord } from "../../src/tracking/burst-store";
 import { BURST_MARK_RETENTION_MS } from "../../src/tracking/bursts";
 import { consume, freshAccount } from "../helpers";
 import { CHROME_UA, eventsOf, serve, tokenFor, trackingRequest } from "./support";
@@ -191,6 +191,9 @@ describe("scanner bursts in the events consumer (SPEC §5)", () => {
       network: "as16509",
     });
     expect(plan.statements).toHaveLength(2);
+    // The removed row converts back to the record it was written from, for a metrics reversal.
+    const { network: _network, ...written } = burst[0]!;
+    expect(storedClickRecord(plan.removed[0]!)).toEqual({ ...written.event });
   });
 
   it("the scheduled purge deletes marks older than their retention only", async () => {
