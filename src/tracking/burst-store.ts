@@ -251,4 +251,5 @@ ON CONFLICT DO NOTHING`;
 const PURGE_MARKS = `
 DELETE FROM click_bursts
 WHERE (account_id, email_id, recipient, occurred_at, id) IN (
-  SELECT account_id, email_id, recipient, occurred_at, id FROM click_bursts WHERE occurred_at < ?1 LIMIT ?2)`;
+  SELECT account_id, email_id, recipient, occurred_at, id FROM click_bursts INDEXED BY click_bursts_time_idx
+  WHERE occurred_at < ?1 LIMIT ?2)`;

@@ -9,4 +9,5 @@ CREATE TABLE `click_bursts` (
 	PRIMARY KEY(`account_id`, `email_id`, `recipient`, `occurred_at`, `id`)
 ) WITHOUT ROWID;
 --> statement-breakpoint
+CREATE INDEX `click_bursts_time_idx` ON `click_bursts` (`occurred_at`);--> statement-breakpoint
 ALTER TABLE `events` ADD `network` text;
