@@ -213,3 +213,95 @@ describe("scanner bursts in the events consumer (SPEC §5)", () => {
     expect(await marksOf(fresh)).toHaveLength(3);
   });
 });
+
+describe("what burst detection costs the consumer", () => {
+  it("reads a handful of rows per click, through the email index, and none for batches without clicks", async () => {
+    const account = freshAccount();
+    // 100 recipients, one email each, with a send's worth of history: sent, delivered, an open, a click.
+    const history: QueueMessage[] = [];
+    const clicks: EventMessage[] = [];
+    const now = Date.now();
+    for (let i = 0; i < 100; i += 1) {
+      const email_id = `email_cost_${i}`;
+      const recipient = `c${i}@example.com`;
+      for (const [type, ago] of [
+        ["email.sent", 600_000],
+        ["email.delivered", 590_000],
+        ["email.opened", 300_000],
+      ] as const) {
+        history.push({
+          type: "event",
+          event: {
+            ...clicksTemplate(account, email_id, recipient),
+            id: `evt_${type.slice(6)}${i}x0000`,
+            type,
+            occurred_at: now - ago,
+            tracking: null,
+          },
+        });
+      }
+      const earlier = clicksTemplate(account, email_id, recipient);
+      history.push({ type: "event", network: "as7922", event: { ...earlier, occurred_at: now - 120_000 } });
+      clicks.push({
+        type: "event",
+        network: "as7922",
+        event: { ...clicksTemplate(account, email_id, recipient), occurred_at: now },
+      });
+    }
+    await consume(history);
+    const meta: { rows_read?: number }[] = [];
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch") {
+          return async (statements: D1PreparedStatement[]) => {
+            const results = await target.batch(statements);
+            for (const r of results) meta.push(r.meta);
+            return results;
+          };
+        }
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const plan = await findClickBursts(db, clicks);
+    expect(plan.kept).toHaveLength(100);
+    const rowsRead = meta.reduce((sum, m) => sum + (m.rows_read ?? 0), 0);
+    // Each click's email holds 4 events in the window (3 of history and the earlier click).
+    // About 8: the 4 events, plus the JSON parameter unpacked once per read.
+    expect(rowsRead / clicks.length).toBeLessThanOrEqual(10);
+    console.log(`burst detection read ${rowsRead} rows for ${clicks.length} clicks`);
+  });
+});
+
+function clicksTemplate(account: string, email_id: string, recipient: string) {
+  return {
+    id: `evt_${crypto.randomUUID().replaceAll("-", "")}`,
+    account_id: account,
+    type: "email.clicked" as const,
+    occurred_at: Date.now(),
+    email_id,
+    message_id: null,
+    from: null,
+    from_domain: null,
+    recipient,
+    subject: null,
+    topic: null,
+    campaign: null,
+    template_id: null,
+    tags: [],
+    smtp_code: null,
+    smtp_response: null,
+    bounce_type: null,
+    bounce_classification: null,
+    complaint_type: null,
+    attempt: null,
+    tracking: {
+      user_agent: "Mozilla/5.0 (X11)",
+      ip_address: "73.1.2.3",
+      url: `https://shop.example.com/${email_id}`,
+      link_name: null,
+      geo: null,
+      bot: null,
+    },
+  };
+}
