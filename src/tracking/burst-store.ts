@@ -5,8 +5,9 @@
  * read anything: one D1 round trip (two reads in one batch) fetches, for each (account, email_id,
  * recipient) with clicks in the batch, its stored clicks and dropped-burst marks within
  * BURST_LOOKAROUND_MS of them. planBursts decides; the result says which arriving clicks to keep,
- * and carries the statements that delete the stored burst clicks and remember the burst, which the
- * consumer runs in the same D1 transaction as its inserts.
+ * and carries the statements that check nothing changed since the read (GUARD), delete the stored
+ * burst clicks and remember the burst, which the consumer runs in the same D1 transaction as its
+ * inserts.
  *
  * `dropped` and `removed` name the events that are not (or no longer) recorded, for whatever else
  * the consumer does with new events: a metrics rollup that counted a removed click on its first
@@ -141,7 +142,13 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
     }
   }
 
-  const statements: D1PreparedStatement[] = [];
+  // First in the transaction: what was read must still hold (see GUARD).
+  const storedRows = (stored?.results ?? []) as { occurred_at: number }[];
+  const markRows = (marks?.results ?? []) as { occurred_at: number }[];
+  const sum = (rows: { occurred_at: number }[]) => rows.reduce((total, r) => total + r.occurred_at, 0);
+  const statements: D1PreparedStatement[] = [
+    db.prepare(GUARD).bind(windows, storedRows.length, sum(storedRows), markRows.length, sum(markRows)),
+  ];
   if (removed.length > 0) {
     const keys = removed.map((r) => ({ account_id: r.account_id, occurred_at: r.occurred_at, id: r.id }));
     statements.push(db.prepare(DELETE_CLICKS).bind(JSON.stringify(keys)));
@@ -233,6 +240,32 @@ SELECT b.* FROM json_each(?1) AS g
 JOIN click_bursts AS b
   ON b.account_id = ${w("account_id")} AND b.email_id = ${w("email_id")} AND b.recipient = ${w("recipient")}
  AND b.occurred_at BETWEEN ${w("from")} AND ${w("to")}`;
+
+/**
+ * Optimistic concurrency. The clicks and marks were read before the consumer's transaction; if
+ * another consumer invocation changed them since (Queues runs batches concurrently when a backlog
+ * builds), a decision made on the old state could keep part of a burst that the other batch dropped.
+ * So the transaction starts by counting them again, and fails (json() of malformed text raises an
+ * error, which rolls the whole D1 batch back) when anything changed: the consumer retries the batch
+ * with backoff and decides again on the new state. D1 runs transactions one at a time, so the
+ * check and the writes see the same state.
+ */
+const GUARD = `
+SELECT CASE
+  WHEN (SELECT count(*) = ?2 AND coalesce(sum(e.occurred_at), 0) = ?3
+          FROM json_each(?1) AS g
+          JOIN events AS e INDEXED BY events_email_idx
+            ON e.account_id = ${w("account_id")} AND e.email_id = ${w("email_id")}
+           AND e.occurred_at BETWEEN ${w("from")} AND ${w("to")}
+         WHERE e.type = 'email.clicked' AND e.recipient = ${w("recipient")})
+   AND (SELECT count(*) = ?4 AND coalesce(sum(b.occurred_at), 0) = ?5
+          FROM json_each(?1) AS g
+          JOIN click_bursts AS b
+            ON b.account_id = ${w("account_id")} AND b.email_id = ${w("email_id")} AND b.recipient = ${w("recipient")}
+           AND b.occurred_at BETWEEN ${w("from")} AND ${w("to")})
+  THEN 1
+  ELSE json('burst detection: clicks changed since they were read, retry the batch')
+END AS unchanged`;
 
 const DELETE_CLICKS = `
 DELETE FROM events

@@ -5,6 +5,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { Env } from "../../src/env";
+import { writeBatch } from "../../src/queue/consumer";
 import type { EventMessage, QueueMessage } from "../../src/queue/messages";
 import { findClickBursts, storedClickRecord } from "../../src/tracking/burst-store";
 import { BURST_MARK_RETENTION_MS } from "../../src/tracking/bursts";
@@ -190,10 +192,39 @@ describe("scanner bursts in the events consumer (SPEC §5)", () => {
       type: "email.clicked",
       network: "as16509",
     });
-    expect(plan.statements).toHaveLength(2);
+    expect(plan.statements).toHaveLength(3); // the guard, the deletion, the marks
     // The removed row converts back to the record it was written from, for a metrics reversal.
     const { network: _network, ...written } = burst[0]!;
     expect(storedClickRecord(plan.removed[0]!)).toEqual({ ...written.event });
+  });
+
+  it("a concurrent batch that drops part of the burst between the read and the write: the write fails and the retry drops the rest", async () => {
+    const account = freshAccount();
+    const burst: EventMessage[] = [];
+    for (const [i, url] of LINKS.entries()) burst.push(shifted(await click(account, url, AMAZON), i * 300));
+    const [c1, c2, c3] = burst as [EventMessage, EventMessage, EventMessage];
+    // Batch B ([c3]) reads first; batch A ([c1, c2], a burst on its own) commits before B writes.
+    let batches = 0;
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch") {
+          return async (statements: D1PreparedStatement[]) => {
+            batches += 1;
+            if (batches === 2) await consume([c1, c2]);
+            return target.batch(statements);
+          };
+        }
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await expect(writeBatch({ ...(env as unknown as Env), DB: db }, [c3])).rejects.toThrow();
+    expect(batches).toBe(2);
+    expect(await clicksOf(account)).toEqual([]);
+    // The consumer retries B; it now sees A's marks.
+    await consume([c3], 2);
+    expect(await clicksOf(account)).toEqual([]);
+    expect(await marksOf(account)).toHaveLength(3);
   });
 
   it("the scheduled purge deletes marks older than their retention only", async () => {
@@ -269,7 +300,12 @@ describe("what burst detection costs the consumer", () => {
     // Each click's email holds 4 events in the window (3 of history and the earlier click).
     // About 8: the 4 events, plus the JSON parameter unpacked once per read.
     expect(rowsRead / clicks.length).toBeLessThanOrEqual(10);
-    console.log(`burst detection read ${rowsRead} rows for ${clicks.length} clicks`);
+    // The guard reads the same again at the start of the write.
+    meta.length = 0;
+    await db.batch(plan.statements);
+    const guardRead = meta.reduce((sum, m) => sum + (m.rows_read ?? 0), 0);
+    expect(guardRead / clicks.length).toBeLessThanOrEqual(10);
+    console.log(`burst detection read ${rowsRead} + ${guardRead} rows for ${clicks.length} clicks`);
   });
 });
 
