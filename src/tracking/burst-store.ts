@@ -145,7 +145,10 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
   // First in the transaction: what was read must still hold (see GUARD).
   const storedRows = (stored?.results ?? []) as { occurred_at: number }[];
   const markRows = (marks?.results ?? []) as { occurred_at: number }[];
-  const sum = (rows: { occurred_at: number }[]) => rows.reduce((total, r) => total + r.occurred_at, 0);
+  // An insert or a delete changes the count; the sum (of each time modulo 1,000 s, so that it stays an
+  // exact integer however many rows there are) catches one row replaced by another.
+  const sum = (rows: { occurred_at: number }[]) =>
+    rows.reduce((total, r) => total + (r.occurred_at % 1_000_000), 0);
   const statements: D1PreparedStatement[] = [
     db.prepare(GUARD).bind(windows, storedRows.length, sum(storedRows), markRows.length, sum(markRows)),
   ];
@@ -252,13 +255,13 @@ JOIN click_bursts AS b
  */
 const GUARD = `
 SELECT CASE
-  WHEN (SELECT count(*) = ?2 AND coalesce(sum(e.occurred_at), 0) = ?3
+  WHEN (SELECT count(*) = ?2 AND coalesce(sum(e.occurred_at % 1000000), 0) = ?3
           FROM json_each(?1) AS g
           JOIN events AS e INDEXED BY events_email_idx
             ON e.account_id = ${w("account_id")} AND e.email_id = ${w("email_id")}
            AND e.occurred_at BETWEEN ${w("from")} AND ${w("to")}
          WHERE e.type = 'email.clicked' AND e.recipient = ${w("recipient")})
-   AND (SELECT count(*) = ?4 AND coalesce(sum(b.occurred_at), 0) = ?5
+   AND (SELECT count(*) = ?4 AND coalesce(sum(b.occurred_at % 1000000), 0) = ?5
           FROM json_each(?1) AS g
           JOIN click_bursts AS b
             ON b.account_id = ${w("account_id")} AND b.email_id = ${w("email_id")} AND b.recipient = ${w("recipient")}
