@@ -16,6 +16,7 @@
  */
 import type { EventRecord, Tracking } from "../events/record";
 import type { EventDbRow } from "../events/serialize";
+import { log } from "../lib/log";
 import type { EventMessage } from "../queue/messages";
 import { BURST_LOOKAROUND_MS, BURST_MARK_RETENTION_MS, type BurstClick, linkOf, planBursts } from "./bursts";
 
@@ -157,6 +158,13 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
     statements.push(db.prepare(DELETE_CLICKS).bind(JSON.stringify(keys)));
   }
   if (newMarks.length > 0) statements.push(db.prepare(INSERT_MARKS).bind(JSON.stringify(newMarks)));
+  if (dropped.size > 0 || removed.length > 0) {
+    log("info", "scanner burst clicks not recorded", {
+      dropped: dropped.size,
+      removed: removed.length,
+      recipients: new Set(newMarks.map((m) => groupKey(m.account_id, m.email_id, m.recipient))).size,
+    });
+  }
   return {
     kept: dropped.size === 0 ? events : events.filter((m) => !dropped.has(m)),
     dropped: [...dropped],
