@@ -6,6 +6,7 @@
 //   npm run bench -- --quick      quick check: 50,000 events, 3 s rounds (about 1-2 minutes)
 //   npm run bench -- --self-test  no workerd: checks the generator, statistics, cost math and
 //                                 shard simulation on tiny data (seconds)
+//   npm run bench -- --classify   no workerd: classifier and burst precision/recall (bench/classify.mjs)
 //   options: --only hot,query,ingest,metrics,size,webhooks-delivery   --events N   --keep (keep the temp dir)   --out FILE
 //   node bench/run.mjs --markdown [results.json]   the figures as Markdown tables, for BENCHMARKS.md
 import { execFileSync } from "node:child_process";
@@ -23,9 +24,17 @@ const { values: args, positionals } = parseArgs({
     keep: { type: "boolean", default: false },
     out: { type: "string" },
     markdown: { type: "boolean", default: false },
+    classify: { type: "boolean", default: false },
   },
   allowPositionals: true,
 });
+
+if (args.classify) {
+  // Machine-traffic precision and recall (issue 14): pure modules, no workerd. See bench/classify.mjs.
+  const { runClassifyBench } = await import("./classify.mjs");
+  await runClassifyBench({ markdown: args.markdown });
+  process.exit(0);
+}
 
 if (args.markdown) {
   // Markdown tables of a finished run (default bench/results.json), for BENCHMARKS.md.

@@ -269,6 +269,19 @@ check("progress lines and tables render without a terminal", () => {
   assert.match(t, /1,000/);
 });
 
+check("machine-traffic measurement on a small trace (bench/classify.mjs)", async () => {
+  const { runClassifyBench } = await import("./classify.mjs");
+  const r = await runClassifyBench({ recipients: 1_500, quiet: true });
+  // Only the documented known misses of the repo fixtures are classified against their label.
+  assert.deepEqual(
+    r.fixtures.wrong.map((w) => w.origin),
+    ["machine-traffic.json (known misses)", "machine-traffic.json (known misses)"],
+  );
+  assert.equal(r.trace.personLostByBurst, 0);
+  assert.ok(r.trace.multiLinkBursts > 100);
+  assert.ok(r.trace.burstsRemoved / r.trace.multiLinkBursts >= 0.95);
+});
+
 export async function selfTest() {
   let failed = 0;
   const started = Date.now();

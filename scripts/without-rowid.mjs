@@ -15,6 +15,7 @@ const TABLES = [
   "mirror_pending",
   "webhook_endpoints",
   "webhook_deliveries",
+  "click_bursts",
 ];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 

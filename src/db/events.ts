@@ -31,6 +31,11 @@ export const events = sqliteTable(
     accountId: text("account_id").notNull(),
     ...eventColumns(["occurred_at", "id"]),
     ...eventColumns(EVENT_FIELD_NAMES.filter((k) => k !== "occurred_at" && k !== "id")),
+    /**
+     * Clicks only: the network the click came from (networkOf in src/tracking/bursts.ts), so that a
+     * later batch can tell a scanner burst. Not an event field (§8): stored beside it, no extra row.
+     */
+    network: text("network"),
   },
   (t) => [
     primaryKey({ columns: [t.accountId, t.occurredAt, t.id] }),

@@ -1,4 +1,5 @@
 export * from "./accounts";
+export * from "./click-bursts";
 export * from "./events";
 export * from "./message-ids";
 export * from "./messages";

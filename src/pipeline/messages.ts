@@ -31,6 +31,11 @@ export const queueMessageSchema = z.discriminatedUnion("type", [
     type: z.literal("event"),
     event: eventRecordSchema,
     suppress: suppressEffectSchema.optional(),
+    /**
+     * Clicks: the network the request came from (networkOf in src/tracking/bursts.ts), for the
+     * consumer's burst detection. Stored beside the event, never part of the public event (§8).
+     */
+    network: z.string().max(64).nullable().optional(),
   }),
   z.object({
     type: z.literal("register"),

@@ -10,7 +10,7 @@ import type { Env } from "../env";
 import { MAP_EVENT_MESSAGE_IDS, MAP_REGISTERED_MESSAGE_IDS } from "../events/message-id-map";
 import { toStoredFields } from "../events/serialize";
 import { describeError, log } from "../lib/log";
-import { backfillRollup, newEventsRollup } from "../metrics/rollup";
+import { backfillRollup, newEventsRollup, removedEventsRollup } from "../metrics/rollup";
 import {
   type EventMessage,
   type QueueMessage,
@@ -18,6 +18,7 @@ import {
   type RegisterMessage,
 } from "../pipeline/messages";
 import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
+import { findClickBursts } from "../tracking/burst-store";
 import { FANOUT_COLUMNS, fanOutNewEvents, type StoredEvent } from "../webhooks/fanout";
 
 /**
@@ -110,13 +111,17 @@ export async function writeBatch(
   const registrations = bodies.filter((b): b is RegisterMessage => b.type === "register");
   // One event per id within a batch: a statement's NOT EXISTS cannot see rows it inserts itself.
   const seenEvents = new Set<string>();
-  const events = bodies.filter((b): b is EventMessage => {
+  const arrived = bodies.filter((b): b is EventMessage => {
     if (b.type !== "event") return false;
     const key = `${b.event.account_id}\u0000${b.event.id}`;
     if (seenEvents.has(key)) return false;
     seenEvents.add(key);
     return true;
   });
+  // Scanner bursts (SPEC §5): their clicks are not written, and any an earlier batch wrote are deleted
+  // below. `bursts.dropped` / `bursts.removed` name them for anything that counts or forwards events.
+  const bursts = await findClickBursts(env.DB, arrived);
+  const events = bursts.kept;
   const statements: D1PreparedStatement[] = [];
 
   for (const chunk of chunkByJsonSize(registrations.map(registrationRow))) {
@@ -150,6 +155,9 @@ export async function writeBatch(
   // The mirror's journal, in the same transaction: the KV write below may fail, never silently.
   if (touched.length > 0) statements.push(markPending(env, touched, Date.now()));
 
+  // Scanner bursts: take back what removed clicks counted in the rollups, then delete them.
+  if (bursts.removed.length > 0) statements.push(removedEventsRollup(env.DB, bursts.removed));
+  statements.push(...bursts.statements);
   const insertAt: number[] = [];
   for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
     // Metrics (SPEC §15) before the insert: it counts the chunk's first arrivals only.
@@ -167,7 +175,7 @@ export async function writeBatch(
   return touched;
 }
 
-const eventRow = (m: EventMessage) => toStoredFields(m.event);
+const eventRow = (m: EventMessage) => ({ ...toStoredFields(m.event), network: m.network ?? null });
 
 function registrationRow(r: RegisterMessage) {
   const row: Record<string, unknown> = {
@@ -242,10 +250,11 @@ const EVENT_SELECT = ["account_id", ...EVENT_FIELD_NAMES]
   .join(", ");
 const isDimension = (k: EventField): k is Dimension => (DIMENSIONS as EventField[]).includes(k);
 
+// `network` is stored beside the event's fields for the consumer's burst detection (tracking/bursts.ts).
 const INSERT_EVENTS = `
-INSERT INTO events (${EVENT_COLUMNS.join(", ")})
-SELECT e.account_id, ${EVENT_FIELD_NAMES.map((k) => (isDimension(k) ? fill(k, `e.${col(k)}`, `m.${col(k)}`) : `e.${col(k)}`)).join(", ")}
-FROM (SELECT ${EVENT_SELECT} FROM json_each(?1)) AS e
+INSERT INTO events (${EVENT_COLUMNS.join(", ")}, network)
+SELECT e.account_id, ${EVENT_FIELD_NAMES.map((k) => (isDimension(k) ? fill(k, `e.${col(k)}`, `m.${col(k)}`) : `e.${col(k)}`)).join(", ")}, e.network
+FROM (SELECT ${EVENT_SELECT}, ${j("network")} AS network FROM json_each(?1)) AS e
 LEFT JOIN messages AS m ON m.account_id = e.account_id AND m.email_id = e.email_id
 -- These types take their time from the request that recorded them, so their deterministic id is the
 -- only thing a repeat shares with the first (a repeated check; a replayed tracking token within its

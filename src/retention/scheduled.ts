@@ -2,6 +2,7 @@ import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { purgeExpiredRollups } from "../metrics/purge-rollups";
 import { parkedStatus, replayParkedMessages } from "../queue/parked";
+import { purgeBurstMarks } from "../tracking/burst-store";
 import { purgeExpiredDeliveries } from "../webhooks/purge";
 import { purgeExpiredEvents } from "./purge";
 import { purgeStaleRegistrations } from "./purge-registrations";
@@ -22,6 +23,7 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["webhook deliveries purge", () => purgeExpiredDeliveries(env, now)],
     ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
+    ["burst marks purge", () => purgeBurstMarks(env.DB, now)],
   ] as const;
   const failed: string[] = [];
   for (const [name, task] of tasks) {

@@ -4,7 +4,8 @@
  * dropped as a scanner, prefetcher or crawler. Pure: the routes pass in what the request says.
  *
  * Rules run in this order; the first that matches decides.
- *   1. Any method but GET is dropped (HEAD is how prefetchers probe links).
+ *   1. Any method but GET is dropped (HEAD is how prefetchers probe links), and so is a request that
+ *      says it is a prefetch (`Sec-Purpose`, `Purpose`, `X-Moz`, `X-Purpose`).
  *   2. A request from a mail-security vendor's own network is dropped.
  *   3. A known image-proxy user agent is recorded as that proxy; on a link, the two that are
  *      previews rather than proxies (Apple's bare agent, Yahoo Link Preview) are dropped.
@@ -38,6 +39,8 @@ export interface InteractionInput {
   country?: string | null;
   /** Seconds between the token's issue and this request; clicks only. */
   secondsSinceIssued?: number | null;
+  /** The request's declared purpose, from its prefetch headers (see prefetchPurpose). */
+  purpose?: string | null;
 }
 
 export type Classification = { action: "record"; bot: Bot | null } | { action: "drop"; reason: string };
@@ -162,11 +165,28 @@ const SECURITY_GATEWAY_ORGANISATIONS: readonly { name: string; pattern: RegExp }
 const MICROSOFT_ASNS: ReadonlySet<number> = new Set([8075, 8074, 12076]);
 const MICROSOFT_ORGANISATION = /\bmicrosoft\b/i;
 
+/**
+ * A request made in anticipation, not because someone opened or clicked: SPEC §5 drops prefetchers.
+ * `Sec-Purpose: prefetch` (Fetch standard; MDN "Sec-Purpose"; Chromium sends `prefetch`,
+ * `prefetch;anonymous-client-ip` and `prefetch;prerender`), the legacy `Purpose: prefetch` (Chrome's
+ * `<link rel=prefetch>`, per MDN browser-compat data), Firefox's older `X-Moz: prefetch`, and
+ * Safari's `X-Purpose: preview` (Top Sites thumbnails).
+ */
+const PREFETCH_PURPOSE = /^\s*(?:prefetch|preview)\b/i;
+
+/** The purpose a request declares in its prefetch headers, or null. */
+export function prefetchPurpose(headers: Headers): string | null {
+  return (
+    headers.get("sec-purpose") ?? headers.get("purpose") ?? headers.get("x-moz") ?? headers.get("x-purpose")
+  );
+}
+
 const PERSON: Classification = { action: "record", bot: null };
 
 export function classifyInteraction(input: InteractionInput): Classification {
   const method = input.method.toUpperCase();
   if (method !== "GET") return drop(`method: ${method}`);
+  if (input.purpose && PREFETCH_PURPOSE.test(input.purpose)) return drop(`prefetch: ${input.purpose}`);
 
   const gateway = securityGateway(input.asn, input.asOrganization);
   if (gateway) return drop(`security gateway: ${gateway}`);
@@ -201,6 +221,12 @@ export function classifyInteraction(input: InteractionInput): Classification {
   }
 
   return PERSON;
+}
+
+/** The label of a classification, as the fixtures and the benchmark name it: person, proxy:<source>, scanner. */
+export function classificationLabel(result: Classification): string {
+  if (result.action === "drop") return "scanner";
+  return result.bot ? `proxy:${result.bot.source}` : "person";
 }
 
 function securityGateway(asn: number | null | undefined, organisation: string | null | undefined) {

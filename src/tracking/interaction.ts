@@ -1,7 +1,8 @@
 import { blankEvent, type EventRecord, type Geo, type Tracking } from "../events/record";
 import { uniqueEventId } from "../lib/ids";
 import type { EventMessage } from "../pipeline/messages";
-import { type Classification, classifyInteraction } from "./classify";
+import { networkOf } from "./bursts";
+import { type Classification, classifyInteraction, prefetchPurpose } from "./classify";
 import type { TokenPayload } from "./token";
 
 /** What a tracking request says about who sent it: headers and Cloudflare's `request.cf`. */
@@ -12,6 +13,8 @@ export interface RequestSignals {
   asn: number | null;
   asOrganization: string | null;
   geo: Geo | null;
+  /** A prefetch header's value (prefetchPurpose), or null for an ordinary request. */
+  purpose: string | null;
 }
 
 /** Longer user agents are junk or abuse; a bound keeps every event row small. */
@@ -30,6 +33,7 @@ export function readSignals(request: Request): RequestSignals {
     asn: typeof cf.asn === "number" ? cf.asn : null,
     asOrganization: text(cf.asOrganization),
     geo: country || region || city ? { country, region, city } : null,
+    purpose: prefetchPurpose(request.headers),
   };
 }
 
@@ -42,6 +46,7 @@ export function classifyRequest(payload: TokenPayload, signals: RequestSignals, 
     asn: signals.asn,
     asOrganization: signals.asOrganization,
     country: signals.geo?.country ?? null,
+    purpose: signals.purpose,
     secondsSinceIssued:
       payload.kind === "click" ? Math.max(0, Math.floor(now / 1000) - payload.issued_at) : null,
   });
@@ -61,6 +66,7 @@ export function engagementMessage(
   const click = payload.kind === "click";
   return {
     type: "event",
+    ...(click ? { network: networkOf(signals.asn, signals.ipAddress) } : {}),
     event: {
       ...tokenEvent(payload, click ? "email.clicked" : "email.opened", now, nonce),
       tracking: {
