@@ -1,7 +1,6 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import { config } from "../config";
-import { parseJsonBody } from "../lib/http";
 import {
   type App,
   BEARER,
@@ -11,6 +10,7 @@ import {
   route,
   unavailableError,
 } from "../lib/openapi";
+import { accountIdParam } from "../lib/params";
 import { enqueue } from "../pipeline/enqueue";
 import { emailAddressSchema } from "../suppressions/address";
 import { instrumentHtml } from "../tracking/instrument";
@@ -19,7 +19,7 @@ import { messageDimensionsSchema, registrationMessage } from "./register";
 
 const instrumentBody = z
   .strictObject({
-    account_id: z.string().min(1).max(64).optional(),
+    account_id: accountIdParam,
     ...messageDimensionsSchema.omit({ message_id: true }).shape,
     recipient: emailAddressSchema.meta({ description: "The one recipient; lowercased" }),
     html: z.string().min(1),
@@ -72,8 +72,7 @@ export function registerInstrumentRoute(app: App): void {
       },
     },
     requireScope("send"),
-    async (c) => {
-      const body = await parseJsonBody(c, instrumentBody);
+    async (c, { body }) => {
       const accountId = actingAccount(principalOf(c), body.account_id);
       const now = Date.now();
       const instrumented = await instrumentHtml(await trackingKeyring(c.env), {

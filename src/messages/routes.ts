@@ -1,7 +1,5 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
-import { validationError } from "../lib/errors";
-import { parseJsonBody } from "../lib/http";
 import {
   type App,
   BEARER,
@@ -11,18 +9,23 @@ import {
   route,
   unavailableError,
 } from "../lib/openapi";
+import { accountIdParam } from "../lib/params";
 import { enqueue } from "../pipeline/enqueue";
 import { registerInstrumentRoute } from "./instrument";
-import { messageDimensionsSchema, registrationMessage } from "./register";
+import { checkDistinctEmailIds, messageDimensionsSchema, registrationMessage } from "./register";
 
 const MAX_MESSAGES = 1000;
 
-const registerBody = z
-  .object({
-    account_id: z.string().min(1).max(64).optional(),
-    messages: z.array(messageDimensionsSchema).min(1).max(MAX_MESSAGES),
-  })
-  .meta({ id: "RegisterMessages" });
+// A bare array is the natural shape for a batch too; both are accepted.
+const registerBody = z.preprocess(
+  (v) => (Array.isArray(v) ? { messages: v } : v),
+  z
+    .object({
+      account_id: accountIdParam,
+      messages: z.array(messageDimensionsSchema).min(1).max(MAX_MESSAGES),
+    })
+    .meta({ id: "RegisterMessages" }),
+);
 
 const registerResponse = z.object({ object: z.literal("registration"), accepted: z.number().int() });
 
@@ -48,19 +51,9 @@ export function registerMessageRoutes(app: App): void {
       },
     },
     requireScope("send"),
-    async (c) => {
-      // A bare array is the natural shape for a batch too; both are accepted.
-      const body = await parseJsonBody(
-        c,
-        z.preprocess((v) => (Array.isArray(v) ? { messages: v } : v), registerBody),
-      );
+    async (c, { body }) => {
       const accountId = actingAccount(principalOf(c), body.account_id);
-      const seen = new Set<string>();
-      for (const [i, m] of body.messages.entries()) {
-        if (seen.has(m.email_id))
-          throw validationError("messages", `messages.${i}.email_id ${m.email_id} is repeated`);
-        seen.add(m.email_id);
-      }
+      checkDistinctEmailIds(body.messages);
       const now = Date.now();
       await enqueue(
         c.env,

@@ -1,5 +1,6 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
+import { DAY_MS } from "../lib/params";
 import { readCursor, writeCursor } from "./cursor";
 
 /**
@@ -40,7 +41,6 @@ export interface PurgeResult {
 }
 
 export const PURGE_CURSOR_KEY = "meta:purge";
-const DAY_MS = 86_400_000;
 
 const NEXT_ACCOUNT = `
 SELECT e.account_id AS account_id, a.plan AS plan

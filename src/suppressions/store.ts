@@ -11,8 +11,7 @@ import { syncMirror } from "./mirror";
  * turned into an error after D1 has committed.
  */
 
-/** Topic column value: '' is the every-topic entry (it takes part in the primary key; NULL would not). */
-export const EVERY_TOPIC = "";
+export { EVERY_TOPIC, topicColumn } from "../db/suppressions";
 
 export async function entriesOf(env: Env, accountId: string, email: string): Promise<SuppressionRow[]> {
   return drizzle(env.DB)
