@@ -1,6 +1,7 @@
 import { getAccountPlan } from "../accounts/plans";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
+import { pageOf } from "../lib/paging";
 import {
   buildEventStatements,
   clampWindow,
@@ -68,18 +69,14 @@ export async function listEvents(
         .first<{ total: number }>()
     : null;
 
-  const rows = pageResult.results;
-  const hasMore = rows.length > query.limit;
-  const shown = hasMore ? rows.slice(0, query.limit) : rows;
-  const last = shown[shown.length - 1];
+  const { shown, has_more, next_cursor } = pageOf(pageResult.results, query.limit, (last) =>
+    encodeCursor(fingerprint, requested, { occurredAt: last.occurred_at, id: last.id }),
+  );
   return {
     object: "list",
     data: shown.map(toPublicEvent),
-    has_more: hasMore,
-    next_cursor:
-      hasMore && last
-        ? encodeCursor(fingerprint, requested, { occurredAt: last.occurred_at, id: last.id })
-        : null,
+    has_more,
+    next_cursor,
     window: {
       start: new Date(window.start).toISOString(),
       end: new Date(window.end).toISOString(),

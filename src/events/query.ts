@@ -1,7 +1,7 @@
 import * as z from "zod";
-import { openCursor, sealCursor } from "../lib/cursor";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
+import { openCursor, sealCursor } from "../lib/keyset-cursor";
 import {
   accountIdParam,
   booleanParam,

@@ -92,7 +92,7 @@ export const listParam = (max: number, item: z.ZodType<string>) =>
     return items;
   });
 
-/** A keyset cursor (`after`): its content is checked when it is opened (lib/cursor.ts). */
+/** A keyset cursor (`after`): its content is checked when it is opened (lib/keyset-cursor.ts). */
 export const cursorParam = (max: number) =>
   z
     .string()

@@ -15,6 +15,7 @@ import {
   queueMessageSchema,
   type RegisterMessage,
 } from "../pipeline/messages";
+import { isSimulatorAddress } from "../suppressions/address";
 import { type AddressRef, syncMirror } from "../suppressions/mirror";
 
 /**
@@ -32,7 +33,6 @@ import { type AddressRef, syncMirror } from "../suppressions/mirror";
 
 /** Keep each JSON parameter well under D1's 2 MB value limit. */
 const MAX_JSON_PARAM_BYTES = 512 * 1024;
-const SIMULATOR_DOMAIN = "@simulator.amazonses.com";
 
 export function retryDelaySeconds(attempts: number): number {
   return Math.min(300, 5 * 2 ** Math.max(0, attempts - 1));
@@ -112,7 +112,7 @@ export async function writeBatch(env: Env, bodies: QueueMessage[]): Promise<Addr
 
   // Before the events: a suppression is written only with its event's first arrival, so a
   // redelivered bounce cannot bring back an entry that was removed since.
-  const suppressing = events.filter((e) => e.suppress && !e.event.recipient.endsWith(SIMULATOR_DOMAIN));
+  const suppressing = events.filter((e) => e.suppress && !isSimulatorAddress(e.event.recipient));
   const suppressionRows = suppressing.map((e) => ({
     ...eventRow(e),
     suppression_reason: e.suppress?.reason,

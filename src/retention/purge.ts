@@ -1,7 +1,7 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
-import { readCursor, writeCursor } from "./cursor";
+import { readCursor, writeCursor } from "./task-cursor";
 
 /**
  * The retention purge (SPEC §12): deletes events older than their account's plan retention.

@@ -11,7 +11,7 @@ import {
   readMirrorValues,
   syncMirror,
 } from "../suppressions/mirror";
-import { readCursor, writeCursor } from "./cursor";
+import { readCursor, writeCursor } from "./task-cursor";
 
 /**
  * The mirror reconcile (SPEC §10, §12): repairs drift between D1 (the truth) and the KV mirror, a

@@ -1,7 +1,8 @@
 import * as z from "zod";
 import type { Env } from "../env";
-import { openCursor, sealCursor } from "../lib/cursor";
 import { hashId } from "../lib/ids";
+import { openCursor, sealCursor } from "../lib/keyset-cursor";
+import { pageOf } from "../lib/paging";
 import { type Suppression, toSuppression } from "./schema";
 import { type ListFilters, type ListPosition, listPage } from "./store";
 
@@ -47,13 +48,6 @@ export async function listSuppressions(
   const hash = await fingerprint(accountId, query.filters);
   const position = query.after === null ? null : decodeCursor(query.after, hash);
   const rows = await listPage(env, accountId, query.filters, position, query.limit + 1);
-  const hasMore = rows.length > query.limit;
-  const shown = hasMore ? rows.slice(0, query.limit) : rows;
-  const last = shown[shown.length - 1];
-  return {
-    object: "list",
-    data: await Promise.all(shown.map(toSuppression)),
-    has_more: hasMore,
-    next_cursor: hasMore && last ? encodeCursor(hash, last) : null,
-  };
+  const { shown, has_more, next_cursor } = pageOf(rows, query.limit, (last) => encodeCursor(hash, last));
+  return { object: "list", data: await Promise.all(shown.map(toSuppression)), has_more, next_cursor };
 }

@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from "vitest";
 import { newApp } from "../../src/app";
 import type { Env } from "../../src/env";
 import { mirrorKey } from "../../src/suppressions/mirror";
-import { locationHeader } from "../../src/tracking/hot-path";
+import { locationHeader } from "../../src/tracking/routes/open-click";
 import { trackingKeyring } from "../../src/tracking/keyring";
 import { consume, freshAccount, json, mintToken } from "../helpers";
 import {

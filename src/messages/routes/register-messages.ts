@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { actingAccount, principalOf, requireScope } from "../auth/middleware";
+import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
 import {
   type App,
   BEARER,
@@ -8,11 +8,11 @@ import {
   jsonContent,
   route,
   unavailableError,
-} from "../lib/openapi";
-import { accountIdParam } from "../lib/params";
-import { enqueue } from "../pipeline/enqueue";
-import { registerInstrumentRoute } from "./instrument";
-import { checkDistinctEmailIds, messageDimensionsSchema, registrationMessage } from "./register";
+} from "../../lib/openapi";
+import { accountIdParam } from "../../lib/params";
+import { enqueue } from "../../pipeline/enqueue";
+import { checkDistinctEmailIds, messageDimensionsSchema, registrationMessage } from "../register";
+import { registerInstrumentRoute } from "./instrument-message";
 
 const MAX_MESSAGES = 1000;
 

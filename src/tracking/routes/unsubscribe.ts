@@ -5,16 +5,16 @@
  */
 import type { Context } from "hono";
 import * as z from "zod";
-import type { AppEnv } from "../app-env";
-import { ApiError } from "../lib/errors";
-import { describeError, log } from "../lib/log";
-import { type App, notFoundError, route, unavailableError } from "../lib/openapi";
-import { enqueue } from "../pipeline/enqueue";
-import { serveClick, servePixel } from "./hot-path";
-import { unsubscribeMessage } from "./interaction";
-import { trackingKeyring } from "./keyring";
-import { invalidLinkPage, PAGE_HEADERS, tryAgainPage, unsubscribedPage, unsubscribePage } from "./pages";
-import { openToken, type TokenKind, type TokenPayload } from "./token";
+import type { AppEnv } from "../../app-env";
+import { ApiError } from "../../lib/errors";
+import { describeError, log } from "../../lib/log";
+import { type App, notFoundError, route, unavailableError } from "../../lib/openapi";
+import { enqueue } from "../../pipeline/enqueue";
+import { unsubscribeMessage } from "../interaction";
+import { trackingKeyring } from "../keyring";
+import { invalidLinkPage, PAGE_HEADERS, tryAgainPage, unsubscribedPage, unsubscribePage } from "../pages";
+import { openToken, type TokenKind, type TokenPayload } from "../token";
+import { serveClick, servePixel } from "./open-click";
 
 const tokenParam = z.object({
   token: z.string().meta({ description: "An opaque tracking token issued by POST /v1/messages/instrument" }),

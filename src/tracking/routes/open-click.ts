@@ -4,15 +4,15 @@
  * call the same functions, so there is one behaviour whichever way a request arrives. Nothing here
  * reads D1 or KV: the token carries everything, and the write is one queue message in waitUntil.
  */
-import type { Env } from "../env";
-import { ApiError } from "../lib/errors";
-import { requestId } from "../lib/ids";
-import { describeError, log } from "../lib/log";
-import { enqueue } from "../pipeline/enqueue";
-import type { EventMessage } from "../pipeline/messages";
-import { classifyRequest, engagementMessage, readSignals } from "./interaction";
-import { trackingKeyring } from "./keyring";
-import { openToken, type TrackingKeyring } from "./token";
+import type { Env } from "../../env";
+import { ApiError } from "../../lib/errors";
+import { requestId } from "../../lib/ids";
+import { describeError, log } from "../../lib/log";
+import { enqueue } from "../../pipeline/enqueue";
+import type { EventMessage } from "../../pipeline/messages";
+import { classifyRequest, engagementMessage, readSignals } from "../interaction";
+import { trackingKeyring } from "../keyring";
+import { openToken, type TrackingKeyring } from "../token";
 
 /** A 1×1 transparent GIF89a, 43 bytes. */
 export const PIXEL = new Uint8Array([

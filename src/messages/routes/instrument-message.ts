@@ -1,6 +1,6 @@
 import * as z from "zod";
-import { actingAccount, principalOf, requireScope } from "../auth/middleware";
-import { config } from "../config";
+import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
+import { config } from "../../config";
 import {
   type App,
   BEARER,
@@ -9,13 +9,13 @@ import {
   jsonContent,
   route,
   unavailableError,
-} from "../lib/openapi";
-import { accountIdParam } from "../lib/params";
-import { enqueue } from "../pipeline/enqueue";
-import { emailAddressSchema } from "../suppressions/address";
-import { instrumentHtml } from "../tracking/instrument";
-import { trackingKeyring } from "../tracking/keyring";
-import { messageDimensionsSchema, registrationMessage } from "./register";
+} from "../../lib/openapi";
+import { accountIdParam } from "../../lib/params";
+import { enqueue } from "../../pipeline/enqueue";
+import { emailAddressSchema } from "../../suppressions/address";
+import { trackingKeyring } from "../../tracking/keyring";
+import { instrumentHtml } from "../../tracking/rewrite-html";
+import { messageDimensionsSchema, registrationMessage } from "../register";
 
 const instrumentBody = z
   .strictObject({
