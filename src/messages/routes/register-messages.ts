@@ -12,7 +12,6 @@ import {
 import { accountIdParam } from "../../lib/params";
 import { enqueue } from "../../pipeline/enqueue";
 import { checkDistinctEmailIds, messageDimensionsSchema, registrationMessage } from "../register";
-import { registerInstrumentRoute } from "./instrument-message";
 
 const MAX_MESSAGES = 1000;
 
@@ -29,7 +28,7 @@ const registerBody = z.preprocess(
 
 const registerResponse = z.object({ object: z.literal("registration"), accepted: z.number().int() });
 
-export function registerMessageRoutes(app: App): void {
+export function registerRegisterMessages(app: App): void {
   route(
     app,
     {
@@ -62,6 +61,4 @@ export function registerMessageRoutes(app: App): void {
       return c.json({ object: "registration" as const, accepted: body.messages.length }, 202);
     },
   );
-
-  registerInstrumentRoute(app);
 }

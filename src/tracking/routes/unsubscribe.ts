@@ -1,24 +1,21 @@
 /**
- * The tracking paths of SPEC §5: open pixel, click redirect, unsubscribe. They never read D1 or
- * KV: the token carries everything, and the write is one queue message. Opens and clicks send it
- * inside `waitUntil`, after the response; an unsubscribe awaits it, so its 200 means "recorded".
+ * The unsubscribe paths of SPEC §5: the page (GET, records nothing) and the one-click POST. They
+ * never read D1 or KV: the token carries everything, and the POST awaits its one queue message, so
+ * its 200 means "recorded".
  */
 import type { Context } from "hono";
 import * as z from "zod";
 import type { AppEnv } from "../../app-env";
 import { ApiError } from "../../lib/errors";
 import { describeError, log } from "../../lib/log";
-import { type App, notFoundError, route, unavailableError } from "../../lib/openapi";
+import { type App, route, unavailableError } from "../../lib/openapi";
 import { enqueue } from "../../pipeline/enqueue";
 import { unsubscribeMessage } from "../interaction";
 import { trackingKeyring } from "../keyring";
 import { invalidLinkPage, PAGE_HEADERS, tryAgainPage, unsubscribedPage, unsubscribePage } from "../pages";
 import { openToken, type TokenKind, type TokenPayload } from "../token";
-import { serveClick, servePixel } from "./open-click";
+import { tokenParam } from "./token-param";
 
-const tokenParam = z.object({
-  token: z.string().meta({ description: "An opaque tracking token issued by POST /v1/messages/instrument" }),
-});
 const unsubscribedSchema = z.object({
   object: z.literal("unsubscribe"),
   unsubscribed: z.literal(true),
@@ -29,65 +26,7 @@ const htmlContent = (description: string) => ({
   content: { "text/html": { schema: z.string() } },
 });
 
-export function registerTrackingRoutes(app: App): void {
-  route(
-    app,
-    {
-      method: "get",
-      path: "/o/{token}",
-      operationId: "openPixel",
-      security: [],
-      summary: "Open pixel",
-      description:
-        "Always 200 with a 43-byte transparent GIF, whatever the token. A valid token records `email.opened` " +
-        "unless the request classifies as a scanner; mailbox image proxies are recorded with `tracking.bot`.",
-      tags: ["tracking"],
-      request: { params: tokenParam },
-      responses: {
-        200: {
-          description: "The pixel",
-          content: { "image/gif": { schema: z.string().meta({ format: "binary" }) } },
-        },
-      },
-    },
-    (c) => servePixel(c.req.raw, c.env, c.executionCtx, c.req.param("token") ?? "", c.get("requestId")),
-  );
-
-  const clickDescription =
-    "A valid token answers 302 to its target and records `email.clicked` unless the request classifies as " +
-    "a scanner (the redirect happens either way). An invalid or tampered token is 404 and never redirects. " +
-    "HEAD answers the same redirect and records nothing.";
-  route(
-    app,
-    {
-      method: "get",
-      path: "/c/{token}",
-      operationId: "followClick",
-      security: [],
-      summary: "Click redirect",
-      description: clickDescription,
-      tags: ["tracking"],
-      request: { params: tokenParam },
-      responses: {
-        302: { description: "Redirect to the link's target (Location)" },
-        ...notFoundError,
-      },
-    },
-    (c) => serveClick(c.req.raw, c.env, c.executionCtx, c.req.param("token") ?? "", c.get("requestId")),
-  );
-  // Hono answers HEAD with the GET handler (method HEAD, which the classifier drops); documented here.
-  app.openAPIRegistry.registerPath({
-    method: "head",
-    path: "/c/{token}",
-    operationId: "probeClick",
-    security: [],
-    summary: "Click redirect, probed",
-    description: "The same answer as GET; records nothing (link scanners probe with HEAD).",
-    tags: ["tracking"],
-    request: { params: tokenParam },
-    responses: { 302: { description: "Redirect to the link's target" }, ...notFoundError },
-  });
-
+export function registerUnsubscribeRoutes(app: App): void {
   route(
     app,
     {
