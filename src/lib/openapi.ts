@@ -57,6 +57,9 @@ export const unavailableError = {
   503: errorResponse("unavailable: the queue refused the write; retry"),
 } as const;
 
+/** Errors of a route that takes a JSON body and queues what it accepts: the common ones, 413, 415, 503. */
+export const queuedBodyErrors = { ...commonErrors, ...bodyErrors, ...unavailableError } as const;
+
 export const jsonContent = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },

@@ -1,15 +1,7 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
 import { config } from "../../config";
-import {
-  type App,
-  BEARER,
-  bodyErrors,
-  commonErrors,
-  jsonContent,
-  route,
-  unavailableError,
-} from "../../lib/openapi";
+import { type App, BEARER, jsonContent, queuedBodyErrors, route } from "../../lib/openapi";
 import { accountIdParam } from "../../lib/params";
 import { enqueue } from "../../pipeline/enqueue";
 import { emailAddressSchema } from "../../suppressions/address";
@@ -66,9 +58,7 @@ export function registerInstrumentRoute(app: App): void {
       request: { body: { content: { "application/json": { schema: instrumentBody } }, required: true } },
       responses: {
         200: jsonContent(instrumentResponse, "The instrumented HTML, its URLs and headers"),
-        ...commonErrors,
-        ...bodyErrors,
-        ...unavailableError,
+        ...queuedBodyErrors,
       },
     },
     requireScope("send"),

@@ -1,14 +1,6 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
-import {
-  type App,
-  BEARER,
-  bodyErrors,
-  commonErrors,
-  jsonContent,
-  route,
-  unavailableError,
-} from "../../lib/openapi";
+import { type App, BEARER, jsonContent, queuedBodyErrors, route } from "../../lib/openapi";
 import { accountIdParam } from "../../lib/params";
 import { enqueue } from "../../pipeline/enqueue";
 import { checkDistinctEmailIds, messageDimensionsSchema, registrationMessage } from "../register";
@@ -44,9 +36,7 @@ export function registerRegisterMessages(app: App): void {
       request: { body: { content: { "application/json": { schema: registerBody } }, required: true } },
       responses: {
         202: jsonContent(registerResponse, "Queued"),
-        ...commonErrors,
-        ...bodyErrors,
-        ...unavailableError,
+        ...queuedBodyErrors,
       },
     },
     requireScope("send"),

@@ -1,14 +1,6 @@
 import * as z from "zod";
 import { requireScope } from "../../auth/middleware";
-import {
-  type App,
-  BEARER,
-  bodyErrors,
-  commonErrors,
-  jsonContent,
-  route,
-  unavailableError,
-} from "../../lib/openapi";
+import { type App, BEARER, jsonContent, queuedBodyErrors, route } from "../../lib/openapi";
 import { accountIdParam } from "../../lib/params";
 import { checkAddresses, recordSuppressedSends } from "../check";
 import { checkBodySchema, checkResultSchema } from "../schema";
@@ -34,9 +26,7 @@ export function registerCheckSuppressions(app: App): void {
       },
       responses: {
         200: jsonContent(checkResultSchema, "One result per address"),
-        ...commonErrors,
-        ...bodyErrors,
-        ...unavailableError,
+        ...queuedBodyErrors,
       },
     },
     requireScope("send"),

@@ -13,7 +13,7 @@ import { enqueue } from "../../pipeline/enqueue";
 import { unsubscribeMessage } from "../interaction";
 import { trackingKeyring } from "../keyring";
 import { invalidLinkPage, PAGE_HEADERS, tryAgainPage, unsubscribedPage, unsubscribePage } from "../pages";
-import { openToken, type TokenKind, type TokenPayload } from "../token";
+import { openToken, type TokenPayload } from "../token";
 import { tokenParam } from "./token-param";
 
 const unsubscribedSchema = z.object({
@@ -45,10 +45,10 @@ export function registerUnsubscribeRoutes(app: App): void {
         404: { description: "not_found: the token is not valid" },
       },
     },
-    async (c) => {
-      const payload = await openTracking(c, "unsubscribe");
+    async (c, { params }) => {
+      const payload = await openUnsubscribeToken(c, params.token);
       if (!payload) return invalidUnsubscribe(c);
-      return c.body(unsubscribePage(c.req.param("token") ?? "", payload.topic), 200, PAGE_HEADERS);
+      return c.body(unsubscribePage(params.token, payload.topic), 200, PAGE_HEADERS);
     },
   );
 
@@ -88,8 +88,8 @@ export function registerUnsubscribeRoutes(app: App): void {
         ...unavailableError,
       },
     },
-    async (c) => {
-      const payload = await openTracking(c, "unsubscribe");
+    async (c, { params }) => {
+      const payload = await openUnsubscribeToken(c, params.token);
       if (!payload) return invalidUnsubscribe(c);
       // The body is not required to say `List-Unsubscribe=One-Click`: a valid token is the authority,
       // and refusing a mail provider's slightly different POST would leave the person subscribed.
@@ -111,8 +111,8 @@ export function registerUnsubscribeRoutes(app: App): void {
   );
 }
 
-async function openTracking(c: Context<AppEnv>, kind: TokenKind): Promise<TokenPayload | null> {
-  return openToken(await trackingKeyring(c.env), c.req.param("token") ?? "", kind);
+async function openUnsubscribeToken(c: Context<AppEnv>, token: string): Promise<TokenPayload | null> {
+  return openToken(await trackingKeyring(c.env), token, "unsubscribe");
 }
 
 function wantsHtml(c: Context<AppEnv>): boolean {
