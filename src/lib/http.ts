@@ -52,18 +52,26 @@ export async function parseJsonBody<S extends z.ZodType>(
   options: { optional?: boolean } = {},
 ): Promise<z.output<S>> {
   if (options.optional && !hasBody(c)) return parseValue(schema, {});
+  // route() has usually read the body already; a handler that parses it again gets the same JSON.
+  if (!jsonBodies.has(c.req.raw)) jsonBodies.set(c.req.raw, await readJson(c, options.optional === true));
+  return parseValue(schema, jsonBodies.get(c.req.raw));
+}
+
+/** The JSON value of each request's body, once read: a body stream can be read only once. */
+const jsonBodies = new WeakMap<Request, unknown>();
+
+async function readJson(c: Context, optional: boolean): Promise<unknown> {
   const type = c.req.header("content-type") ?? "";
   if (!/^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
     throw new ApiError("unsupported_media_type", "the body must be application/json");
   }
   const text = await readBodyText(c.req.raw, MAX_JSON_BYTES, "a JSON body");
-  let value: unknown;
   try {
-    value = options.optional && text.trim() === "" ? {} : JSON.parse(text);
+    // An optional body may be empty even when the client labelled it JSON.
+    return optional && text.trim() === "" ? {} : JSON.parse(text);
   } catch {
     throw new ApiError("validation_error", "the body is not valid JSON");
   }
-  return parseValue(schema, value);
 }
 
 /** Whether a request carries a body at all (an optional body may be left out). */

@@ -6,6 +6,7 @@ import {
   type EventField,
   isList,
 } from "../db/event-record";
+import { EVERY_TOPIC } from "../db/suppressions";
 import type { Env } from "../env";
 import { toStoredFields } from "../events/serialize";
 import { describeError, log } from "../lib/log";
@@ -244,7 +245,7 @@ FROM (
                   CASE WHEN ${j("suppression_inherit_topic")}
                        THEN (SELECT m.topic FROM messages AS m
                               WHERE m.account_id = ${j("account_id")} AND m.email_id = ${j("email_id")}) END,
-                  '') AS topic
+                  '${EVERY_TOPIC}') AS topic
   FROM json_each(?1)
 ) AS s
 WHERE NOT EXISTS (SELECT 1 FROM events AS x
