@@ -3,7 +3,7 @@
  *
  *   entry          src/index.ts, src/app.ts: composition only
  *   surface        routes (`routes.ts` or a `routes/` folder), queue consumers (src/queue/), the cron's
- *                  entrance (src/retention/scheduled.ts) and the tracking fast path (src/tracking/hot-path.ts)
+ *                  entrance (src/retention/scheduled.ts)
  *   capabilities   every other folder: events, tracking, ses, suppressions, messages, accounts, auth,
  *                  pipeline (what is sent to EVENTS_QUEUE), retention
  *   foundation     src/lib/, src/db/, src/config.ts, src/env.ts, src/app-env.ts
@@ -11,7 +11,7 @@
  * A layer imports only layers below it (capabilities may use one another); nothing imports upward.
  */
 const ENTRY = "^src/(index|app)\\.ts$";
-const SURFACE = "^src/([^/]+/routes(\\.ts$|/)|queue/|retention/scheduled\\.ts$|tracking/hot-path\\.ts$)";
+const SURFACE = "^src/([^/]+/routes(\\.ts$|/)|queue/|retention/scheduled\\.ts$)";
 const FOUNDATION = "^src/(lib/|db/|(config|env|app-env)\\.ts$)";
 
 module.exports = {

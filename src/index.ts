@@ -3,13 +3,13 @@ import type { Env } from "./env";
 import { handleEventsBatch } from "./queue/consumer";
 import { handleDeadLetters } from "./queue/dead-letter";
 import { runScheduledWork } from "./retention/scheduled";
-import { serveHotPath } from "./tracking/hot-path";
+import { serveHotPath } from "./tracking/routes/open-click";
 import { handleWebhookBatch } from "./webhooks/deliver";
 
 const app = newApp();
 
 export default {
-  // Opens and clicks are answered before the router: they are most of the traffic (tracking/hot-path.ts).
+  // Opens and clicks are answered before the router: they are most of the traffic (tracking/routes/open-click.ts).
   fetch: (request: Request, env: Env, ctx: ExecutionContext) =>
     serveHotPath(request, env, ctx) ?? app.fetch(request, env, ctx),
   async queue(batch, env, _ctx) {

@@ -424,8 +424,8 @@ export function toRow(e) {
 }
 
 /**
- * An event as its producer queues it (src/queue/messages.ts). SES events carry what the
- * notification carries (common headers and message tags, no registered tags); tracking events carry
+ * An event as its producer queues it (src/pipeline/messages.ts; the event itself is declared in
+ * src/db/event-record.ts). SES events carry what the notification carries (common headers and message tags, no registered tags); tracking events carry
  * only what the token holds, and the consumer fills the rest from the registration.
  */
 export function toQueueMessage(e) {

@@ -1,15 +1,13 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
-import { ApiError } from "../lib/errors";
-import { parseJsonBody } from "../lib/http";
 import { type App, BEARER, bodyErrors, commonErrors, jsonContent, route } from "../lib/openapi";
+import { accountIdParam, accountIdSchema } from "../lib/params";
 import { getAccountPlan, setAccountPlan } from "./plans";
 
 const accountSchema = z
   .object({ id: z.string(), plan: z.string(), retention_days: z.number().int() })
   .meta({ id: "Account" });
 const putAccountBody = z.object({ plan: z.string().min(1).max(32) }).strict();
-const ACCOUNT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export function registerAccountRoutes(app: App): void {
   route(
@@ -21,11 +19,12 @@ export function registerAccountRoutes(app: App): void {
       summary: "The token's account, its plan and retention",
       tags: ["accounts"],
       security: BEARER,
+      request: { query: z.object({ account_id: accountIdParam }) },
       responses: { 200: jsonContent(accountSchema, "The account"), ...commonErrors },
     },
     requireScope("events:read"),
-    async (c) =>
-      c.json(await getAccountPlan(c.env, actingAccount(principalOf(c), c.req.query("account_id")))),
+    async (c, { query }) =>
+      c.json(await getAccountPlan(c.env, actingAccount(principalOf(c), query.account_id))),
   );
 
   route(
@@ -38,7 +37,7 @@ export function registerAccountRoutes(app: App): void {
       tags: ["accounts"],
       security: BEARER,
       request: {
-        params: z.object({ id: z.string() }),
+        params: z.object({ id: accountIdSchema }),
         body: { content: { "application/json": { schema: putAccountBody } }, required: true },
       },
       responses: {
@@ -48,12 +47,6 @@ export function registerAccountRoutes(app: App): void {
       },
     },
     requireScope("admin"),
-    async (c) => {
-      const id = c.req.param("id") ?? "";
-      if (!ACCOUNT_ID.test(id))
-        throw new ApiError("validation_error", "id must be an account id", { param: "id" });
-      const body = await parseJsonBody(c, putAccountBody);
-      return c.json(await setAccountPlan(c.env, id, body.plan));
-    },
+    async (c, { params, body }) => c.json(await setAccountPlan(c.env, params.id, body.plan)),
   );
 }

@@ -11,6 +11,7 @@ import type { Principal } from "../app-env";
 import { config } from "../config";
 import type { Env } from "../env";
 import { ApiError } from "../lib/errors";
+import { ACCOUNT_ID_PATTERN } from "../lib/params";
 
 export const SCOPES = [
   "events:read",
@@ -30,7 +31,7 @@ const JWKS_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
 const CLOCK_TOLERANCE_SECONDS = 60;
 
 const claimsSchema = z.object({
-  sub: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "sub must be an account id"),
+  sub: z.string().regex(ACCOUNT_ID_PATTERN, "sub must be an account id"),
   scope: z.string().optional(),
 });
 

@@ -175,13 +175,15 @@ export type EventBase = Pick<
   "id" | "account_id" | "type" | "occurred_at" | "email_id" | "recipient"
 >;
 
-const BLANK = Object.fromEntries(
-  EVENT_FIELD_NAMES.filter((k) => isNullable(k) || isList(k)).map((k) => [k, isList(k) ? [] : null]),
-) as unknown as Omit<EventRecord, keyof EventBase>;
+const NULLS = EVENT_FIELD_NAMES.filter((k) => isNullable(k));
+const LISTS = EVENT_FIELD_NAMES.filter((k) => isList(k));
 
-/** A record with every optional field empty: producers spread their known fields over it. */
+/** A record with every optional field empty (null; `[]` for lists): producers spread their known fields over it. */
 export function blankEvent(base: EventBase): EventRecord {
-  return { ...BLANK, tags: [], ...base };
+  const blank: Record<string, unknown> = {};
+  for (const k of NULLS) blank[k] = null;
+  for (const k of LISTS) blank[k] = [];
+  return { ...(blank as Omit<EventRecord, keyof EventBase>), ...base };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,23 +199,22 @@ export type RegisteredDimension = {
   [K in Dimension]: Fields[K]["dimension"] extends { register: z.ZodType } ? K : never;
 }[Dimension];
 
-/** The registered dimensions of one message as the queue carries them (SPEC §6). */
+type Registered<K extends Dimension> = Fields[K]["dimension"] extends { register: infer R extends z.ZodType }
+  ? R
+  : Fields[K]["schema"];
+
+/**
+ * The registered dimensions of one message as the queue carries them (SPEC §6): each with the syntax
+ * it was registered with (topics and tags keep theirs), null when not given (`[]` for tags).
+ */
 export const registrationSchema = z.object({
   email_id: EVENT_FIELDS.email_id.schema,
   ...(Object.fromEntries(
     DIMENSIONS.map((k) => {
-      const register = (EVENT_FIELDS[k] as FieldSpec).dimension?.register;
-      // A registered value keeps the syntax it was accepted with (topics, tags).
-      const stored = register && (k === "topic" || k === "tags") ? register : EVENT_FIELDS[k].schema;
+      const stored = (EVENT_FIELDS[k] as FieldSpec).dimension?.register ?? EVENT_FIELDS[k].schema;
       return [k, isList(k) ? stored : stored.nullable()];
     }),
-  ) as {
-    [K in Dimension]: K extends "topic"
-      ? z.ZodNullable<typeof topicSchema>
-      : K extends "tags"
-        ? Fields["tags"]["dimension"]["register"]
-        : Fields[K]["schema"];
-  }),
+  ) as { [K in Dimension]: K extends "tags" ? Registered<K> : z.ZodNullable<Registered<K>> }),
 });
 export type Registration = z.infer<typeof registrationSchema>;
 

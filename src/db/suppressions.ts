@@ -23,3 +23,10 @@ export const suppressions = sqliteTable(
   ],
 );
 export type SuppressionRow = typeof suppressions.$inferSelect;
+
+/** The `topic` column of an every-topic entry: '' (it takes part in the primary key; NULL would not). */
+export const EVERY_TOPIC = "";
+/** A topic as stored: '' for every topic (null in the API and the mirror). */
+export const topicColumn = (topic: string | null): string => topic ?? EVERY_TOPIC;
+/** A stored topic as the API and the mirror show it: null for every topic. */
+export const topicOfColumn = (column: string): string | null => (column === EVERY_TOPIC ? null : column);

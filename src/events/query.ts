@@ -1,37 +1,76 @@
 import * as z from "zod";
-import { cursorTime, openCursor, sealCursor } from "../lib/cursor";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
-import { EVENT_TYPES, type EventType, TAG_PATTERN, TOPIC_PATTERN } from "./record";
+import { cursorTime, openCursor, sealCursor } from "../lib/keyset-cursor";
+import {
+  accountIdParam,
+  booleanParam,
+  cursorParam,
+  DAY_MS,
+  exactParam,
+  integerParam,
+  limitParam,
+  listParam,
+  MAX_LIMIT,
+  tagParam,
+  timestampParam,
+  topicParam,
+} from "../lib/params";
+import { parseQuery } from "../lib/validate";
+import { EVENT_TYPES, type EventType, MAX_TAGS } from "./record";
+
+export { DEFAULT_LIMIT, MAX_LIMIT } from "../lib/params";
 
 /**
  * GET /v1/events parameters (SPEC §9) → a validated query, its clamped window, and the SQL that
  * answers it. Pure apart from hashing; the route runs the statements.
  */
 
-const DAY_MS = 86_400_000;
-export const DEFAULT_LIMIT = 20;
-export const MAX_LIMIT = 1000;
+export const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
-const KNOWN_PARAMS = [
-  "start",
-  "end",
-  "days",
-  "event_type",
-  "recipient",
-  "email_id",
-  "message_id",
-  "topic",
-  "template_id",
-  "campaign",
-  "domain",
-  "tags",
-  "limit",
-  "after",
-  "count",
-  "account_id",
-] as const;
-type KnownParam = (typeof KNOWN_PARAMS)[number];
+const lowercased = (max: number) => exactParam(max).transform((v) => v.trim().toLowerCase());
+const describe = <T extends z.ZodType>(schema: T, description: string) =>
+  schema.optional().meta({ description });
+
+/** The window of GET /v1/events (SPEC §9), shared by every route that reads a window of events. */
+export const eventWindowParams = {
+  start: describe(timestampParam, "ISO 8601, inclusive; default 24 hours before end"),
+  end: describe(timestampParam, "ISO 8601, exclusive; default now"),
+  days: describe(integerParam(1, 90), "1-90: start = now - days; not with start"),
+};
+
+/** The filters of GET /v1/events (SPEC §9), exact matches. */
+export const eventFilterParams = {
+  event_type: describe(
+    listParam(EVENT_TYPES.length, z.enum(EVENT_TYPES, { error: `must be one of ${EVENT_TYPES.join(", ")}` })),
+    "one event type or a comma list",
+  ),
+  recipient: describe(lowercased(320), "exact, case-insensitive"),
+  email_id: describe(exactParam(256), "exact"),
+  message_id: describe(exactParam(998), "exact"),
+  topic: describe(topicParam, "exact"),
+  template_id: describe(exactParam(256), "exact"),
+  campaign: describe(exactParam(256), "exact, case-sensitive"),
+  domain: describe(
+    z
+      .string()
+      .transform((v) => v.trim().toLowerCase())
+      .refine((v) => HOSTNAME.test(v), "must be a hostname such as mail.example.com"),
+    "a sending domain the account has sent from",
+  ),
+  tags: describe(listParam(MAX_TAGS, tagParam), "events carrying any of up to 10 comma-separated tags"),
+};
+
+/** GET /v1/events's query: it validates the request and is what /openapi.json shows. */
+export const eventQuerySchema = z.object({
+  ...eventWindowParams,
+  ...eventFilterParams,
+  limit: limitParam(MAX_LIMIT),
+  after: cursorParam(512),
+  count: describe(booleanParam, "true adds total"),
+  account_id: accountIdParam,
+});
+export type EventQueryParams = z.output<typeof eventQuerySchema>;
 
 export interface EventFilters {
   types: EventType[] | null;
@@ -56,121 +95,49 @@ export interface EventQuery {
   accountId: string | null;
 }
 
-const ISO_8601 =
-  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
-export const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
-
+/** One ISO 8601 timestamp parameter in epoch ms, or `400 validation_error` naming it. */
 export function parseTimestamp(param: string, value: string): number {
-  if (!ISO_8601.test(value)) throw validationError(param, `${param} must be an ISO 8601 timestamp`);
-  const hasZone = /(?:Z|[+-]\d{2}(?::?\d{2})?)$/i.test(value) && value.length > 10;
-  const ms = Date.parse(hasZone ? value : value.length === 10 ? `${value}T00:00:00Z` : `${value}Z`);
-  if (Number.isNaN(ms)) throw validationError(param, `${param} must be an ISO 8601 timestamp`);
-  return ms;
+  const parsed = timestampParam.safeParse(value);
+  if (!parsed.success) throw validationError(param, `${param} must be an ISO 8601 timestamp`);
+  return parsed.data;
 }
 
-function parseInteger(param: string, value: string, min: number, max: number): number {
-  if (!/^\d{1,7}$/.test(value))
-    throw validationError(param, `${param} must be an integer from ${min} to ${max}`);
-  const n = Number(value);
-  if (n < min || n > max) throw validationError(param, `${param} must be an integer from ${min} to ${max}`);
-  return n;
-}
-
-function parseList(
-  param: string,
-  value: string,
-  max: number,
-  check: (item: string) => string | null,
-): string[] {
-  const items = [...new Set(value.split(",").map((s) => s.trim()))];
-  if (items.some((s) => s === ""))
-    throw validationError(param, `${param} must be a comma-separated list without empty items`);
-  if (items.length > max) throw validationError(param, `${param} takes at most ${max} values`);
-  for (const item of items) {
-    const problem = check(item);
-    if (problem) throw validationError(param, problem);
-  }
-  return items;
-}
-
-function exact(param: string, value: string, max: number): string {
-  if (value.trim() === "") throw validationError(param, `${param} must not be empty`);
-  if (value.length > max) throw validationError(param, `${param} must be at most ${max} characters`);
-  return value;
-}
-
-export function parseEventQuery(params: URLSearchParams): EventQuery {
-  const seen = new Map<KnownParam, string>();
-  for (const [name, value] of params) {
-    if (!(KNOWN_PARAMS as readonly string[]).includes(name)) {
-      throw validationError(name, `unknown parameter ${name}`);
-    }
-    if (seen.has(name as KnownParam)) throw validationError(name, `${name} may be given once`);
-    seen.set(name as KnownParam, value);
-  }
-  const get = (name: KnownParam) => seen.get(name) ?? null;
-  const map = <T>(name: KnownParam, fn: (value: string) => T): T | null => {
-    const value = get(name);
-    return value === null ? null : fn(value);
-  };
-
-  const start = map("start", (v) => parseTimestamp("start", v));
-  const end = map("end", (v) => parseTimestamp("end", v));
-  const days = map("days", (v) => parseInteger("days", v, 1, 90));
-  if (days !== null && start !== null) throw validationError("days", "days cannot be combined with start");
-  if (start !== null && end !== null && start > end)
+/** The cross-field rules of a window: `days` not with `start`, `start` not after `end`. */
+export function checkWindowParams(p: { start?: number; end?: number; days?: number }): void {
+  if (p.days !== undefined && p.start !== undefined)
+    throw validationError("days", "days cannot be combined with start");
+  if (p.start !== undefined && p.end !== undefined && p.start > p.end)
     throw validationError("start", "start must not be after end");
+}
 
-  const filters: EventFilters = {
-    types: map(
-      "event_type",
-      (v) =>
-        parseList("event_type", v, EVENT_TYPES.length, (t) =>
-          (EVENT_TYPES as readonly string[]).includes(t)
-            ? null
-            : `event_type must be one of ${EVENT_TYPES.join(", ")}`,
-        ) as EventType[],
-    ),
-    recipient: map("recipient", (v) => exact("recipient", v.trim().toLowerCase(), 320)),
-    emailId: map("email_id", (v) => exact("email_id", v, 256)),
-    messageId: map("message_id", (v) => exact("message_id", v, 998)),
-    topic: map("topic", (v) => {
-      if (!TOPIC_PATTERN.test(v))
-        throw validationError("topic", "topic must be 1-64 characters of [a-z0-9_.-]");
-      return v;
-    }),
-    templateId: map("template_id", (v) => exact("template_id", v, 256)),
-    campaign: map("campaign", (v) => exact("campaign", v, 256)),
-    domain: map("domain", (v) => {
-      const host = v.trim().toLowerCase();
-      if (!HOSTNAME.test(host))
-        throw validationError("domain", "domain must be a hostname such as mail.example.com");
-      return host;
-    }),
-    tags: map("tags", (v) =>
-      parseList("tags", v, 10, (t) =>
-        TAG_PATTERN.test(t) ? null : "tags are 1-64 characters of [A-Za-z0-9_-]",
-      ),
-    ),
-  };
-
-  const count = map("count", (v) => {
-    if (v !== "true" && v !== "false") throw validationError("count", "count must be true or false");
-    return v === "true";
-  });
-  const after = map("after", (v) => exact("after", v, 512));
-  const accountId = map("account_id", (v) => exact("account_id", v, 64));
-
+/** The parsed query in the shape the statements are built from, after the cross-field rules. */
+export function toEventQuery(p: EventQueryParams): EventQuery {
+  checkWindowParams(p);
   return {
-    filters,
-    start,
-    end,
-    days,
-    limit: map("limit", (v) => parseInteger("limit", v, 1, MAX_LIMIT)) ?? DEFAULT_LIMIT,
-    after,
-    count: count ?? false,
-    accountId,
+    filters: {
+      types: (p.event_type as EventType[] | undefined) ?? null,
+      recipient: p.recipient ?? null,
+      emailId: p.email_id ?? null,
+      messageId: p.message_id ?? null,
+      topic: p.topic ?? null,
+      templateId: p.template_id ?? null,
+      campaign: p.campaign ?? null,
+      domain: p.domain ?? null,
+      tags: p.tags ?? null,
+    },
+    start: p.start ?? null,
+    end: p.end ?? null,
+    days: p.days ?? null,
+    limit: p.limit,
+    after: p.after ?? null,
+    count: p.count ?? false,
+    accountId: p.account_id ?? null,
   };
+}
+
+/** GET /v1/events parameters → a validated query (the route's schema, then the cross-field rules). */
+export function parseEventQuery(params: URLSearchParams): EventQuery {
+  return toEventQuery(parseQuery(eventQuerySchema, params));
 }
 
 export interface Window {

@@ -1,3 +1,5 @@
+import { escapeHtml } from "./html";
+
 /** A readable, self-contained API reference rendered from the OpenAPI document (no CDN, no script). */
 
 interface Operation {
@@ -13,9 +15,6 @@ interface Document {
   info: { title: string; version: string; description?: string };
   paths?: Record<string, Record<string, Operation>>;
 }
-
-const escapeHtml = (s: string) =>
-  s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 export function renderDocsPage(doc: unknown): string {
   const { info, paths = {} } = doc as Document;

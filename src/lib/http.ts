@@ -1,6 +1,9 @@
 import type { Context } from "hono";
-import type { z } from "zod";
-import { ApiError, type FieldError } from "./errors";
+import type * as z from "zod";
+import { ApiError } from "./errors";
+import { parseValue } from "./validate";
+
+export { zodToApiError } from "./validate";
 
 export const MAX_JSON_BYTES = 1024 * 1024;
 
@@ -39,42 +42,41 @@ function tooLarge(maxBytes: number, what: string): ApiError {
   return new ApiError("payload_too_large", `${what} must be at most ${size}`);
 }
 
-/** Turns zod issues into the SPEC §4 error: `param` is the top-level body field or query parameter. */
-export function zodToApiError(error: z.ZodError, fallbackMessage = "the request is invalid"): ApiError {
-  const errors: FieldError[] = error.issues.map((issue) => {
-    const top = issue.path[0];
-    const param = typeof top === "string" ? top : typeof top === "number" ? String(top) : "body";
-    const where = issue.path.length > 1 ? `${issue.path.map(String).join(".")}: ` : "";
-    return { param, message: `${where}${issue.message}` };
-  });
-  const first = errors[0];
-  if (!first) return new ApiError("validation_error", fallbackMessage);
-  const message = first.param === "body" ? first.message : `${first.param}: ${first.message}`;
-  return new ApiError("validation_error", message, {
-    param: first.param,
-    ...(errors.length > 1 ? { errors } : {}),
-  });
-}
-
-/** Parses a JSON request body against a schema: 415 unless application/json, 413 over 1 MiB, 400 otherwise. */
+/**
+ * A JSON request body against its schema: 415 unless application/json, 413 over 1 MiB, 400
+ * otherwise. An optional body may be absent, or empty even when labelled JSON: it is then `{}`.
+ */
 export async function parseJsonBody<S extends z.ZodType>(
   c: Context,
   schema: S,
   options: { optional?: boolean } = {},
 ): Promise<z.output<S>> {
+  if (options.optional && !hasBody(c)) return parseValue(schema, {});
+  // route() has usually read the body already; a handler that parses it again gets the same JSON.
+  if (!jsonBodies.has(c.req.raw)) jsonBodies.set(c.req.raw, await readJson(c, options.optional === true));
+  return parseValue(schema, jsonBodies.get(c.req.raw));
+}
+
+/** The JSON value of each request's body, once read: a body stream can be read only once. */
+const jsonBodies = new WeakMap<Request, unknown>();
+
+async function readJson(c: Context, optional: boolean): Promise<unknown> {
   const type = c.req.header("content-type") ?? "";
   if (!/^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
     throw new ApiError("unsupported_media_type", "the body must be application/json");
   }
   const text = await readBodyText(c.req.raw, MAX_JSON_BYTES, "a JSON body");
-  let value: unknown;
   try {
     // An optional body may be empty even when the client labelled it JSON.
-    value = options.optional && text.trim() === "" ? {} : JSON.parse(text);
+    return optional && text.trim() === "" ? {} : JSON.parse(text);
   } catch {
     throw new ApiError("validation_error", "the body is not valid JSON");
   }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw zodToApiError(parsed.error);
-  return parsed.data;
+}
+
+/** Whether a request carries a body at all (an optional body may be left out). */
+function hasBody(c: Context): boolean {
+  const length = c.req.header("content-length");
+  if (length === "0") return false;
+  return c.req.header("content-type") !== undefined || length !== undefined || c.req.raw.body !== null;
 }

@@ -1,8 +1,10 @@
 import { OpenAPIRegistry, type RouteConfig } from "@asteasolutions/zod-to-openapi";
-import { type Handler, Hono, type MiddlewareHandler } from "hono";
+import { type Context, type Handler, Hono, type MiddlewareHandler } from "hono";
 import * as z from "zod";
 import type { AppEnv } from "../app-env";
 import { ERROR_STATUS, type ErrorType } from "./errors";
+import { parseJsonBody } from "./http";
+import { parsePath, parseQuery } from "./validate";
 
 /**
  * The app: plain Hono plus the registry its OpenAPI document is generated from. zod-to-openapi reads
@@ -56,6 +58,9 @@ export const unavailableError = {
   503: errorResponse("unavailable: the queue refused the write; retry"),
 } as const;
 
+/** Errors of a route that takes a JSON body and queues what it accepts: the common ones, 413, 415, 503. */
+export const queuedBodyErrors = { ...commonErrors, ...bodyErrors, ...unavailableError } as const;
+
 export const jsonContent = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
@@ -76,16 +81,55 @@ export type ApiRouteConfig = RouteConfig & {
   security: RouteConfig["security"] & object;
 };
 
+type Schema<T> = T extends z.ZodType ? T : never;
+type RequestOf<C> = C extends { request: infer R } ? R : Record<string, never>;
+type JsonBodyOf<R> = R extends { body: { content: { "application/json": { schema: infer B } } } }
+  ? z.output<Schema<B>>
+  : undefined;
+
+/** A request as its route's schemas parsed it: the handler's second argument. */
+export interface RouteInput<C extends ApiRouteConfig> {
+  query: RequestOf<C> extends { query: infer Q } ? z.output<Schema<Q>> : Record<string, never>;
+  params: RequestOf<C> extends { params: infer P } ? z.output<Schema<P>> : Record<string, never>;
+  body: JsonBodyOf<RequestOf<C>>;
+}
+
+export type RouteHandler<C extends ApiRouteConfig> = (
+  c: Context<AppEnv>,
+  input: RouteInput<C>,
+) => Response | Promise<Response>;
+
 /**
- * Registers a route's OpenAPI description (generated from its zod schemas) and its handlers.
- * Requests are validated by the handlers themselves (lib/http.ts, events/query.ts), so every
- * fault gets the SPEC §4 shape and `param`, which the stock validator cannot give.
+ * Registers a route: its OpenAPI description (generated from its zod schemas) and its handlers.
+ * After the middlewares (authentication first: a request without a valid token is 401 whatever
+ * its parameters), the path, query and JSON body are validated by the very schemas the document
+ * shows, through the one hook of lib/validate.ts, and handed to the handler parsed. A route that
+ * declares no query schema takes its query as it comes (the tracking and SNS paths).
  */
-export function route(
+export function route<const C extends ApiRouteConfig>(
   app: App,
-  config: ApiRouteConfig,
-  ...handlers: [...MiddlewareHandler<AppEnv>[], Handler<AppEnv>]
+  config: C,
+  ...handlers: [...MiddlewareHandler<AppEnv>[], RouteHandler<C>]
 ): void {
   app.openAPIRegistry.registerPath(config);
-  app.on(config.method.toUpperCase(), honoPath(config.path), ...(handlers as [Handler<AppEnv>]));
+  const middlewares = handlers.slice(0, -1) as MiddlewareHandler<AppEnv>[];
+  const handler = handlers[handlers.length - 1] as RouteHandler<C>;
+  const request = config.request;
+  const media = request?.body?.content["application/json"];
+  const json = media && "schema" in media ? media.schema : undefined;
+  const validated: Handler<AppEnv> = async (c) => {
+    const input = {
+      params: request?.params ? parsePath(request.params as z.ZodObject, c.req.param()) : {},
+      query: request?.query ? parseQuery(request.query as z.ZodObject, new URL(c.req.url).searchParams) : {},
+      body: json
+        ? await parseJsonBody(c, json as z.ZodType, { optional: request?.body?.required !== true })
+        : undefined,
+    };
+    return handler(c, input as RouteInput<C>);
+  };
+  app.on(
+    config.method.toUpperCase(),
+    honoPath(config.path),
+    ...([...middlewares, validated] as [Handler<AppEnv>]),
+  );
 }

@@ -1,5 +1,5 @@
 import type { Env } from "../env";
-import { readCursor, writeCursor } from "../retention/cursor";
+import { readCursor, writeCursor } from "../retention/task-cursor";
 import { MAX_DAYS } from "./query";
 
 /**

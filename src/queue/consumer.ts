@@ -6,6 +6,7 @@ import {
   type EventField,
   isList,
 } from "../db/event-record";
+import { EVERY_TOPIC } from "../db/suppressions";
 import type { Env } from "../env";
 import { MAP_EVENT_MESSAGE_IDS, MAP_REGISTERED_MESSAGE_IDS } from "../events/message-id-map";
 import { toStoredFields } from "../events/serialize";
@@ -17,6 +18,7 @@ import {
   queueMessageSchema,
   type RegisterMessage,
 } from "../pipeline/messages";
+import { isSimulatorAddress } from "../suppressions/address";
 import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
 import { findClickBursts } from "../tracking/burst-store";
 import { FANOUT_COLUMNS, fanOutNewEvents, type StoredEvent } from "../webhooks/fanout";
@@ -36,7 +38,6 @@ import { FANOUT_COLUMNS, fanOutNewEvents, type StoredEvent } from "../webhooks/f
 
 /** Keep each JSON parameter well under D1's 2 MB value limit. */
 const MAX_JSON_PARAM_BYTES = 512 * 1024;
-const SIMULATOR_DOMAIN = "@simulator.amazonses.com";
 
 export function retryDelaySeconds(attempts: number): number {
   return Math.min(300, 5 * 2 ** Math.max(0, attempts - 1));
@@ -141,7 +142,7 @@ export async function writeBatch(
 
   // Before the events: a suppression is written only with its event's first arrival, so a
   // redelivered bounce cannot bring back an entry that was removed since.
-  const suppressing = events.filter((e) => e.suppress && !e.event.recipient.endsWith(SIMULATOR_DOMAIN));
+  const suppressing = events.filter((e) => e.suppress && !isSimulatorAddress(e.event.recipient));
   const suppressionRows = suppressing.map((e) => ({
     ...eventRow(e),
     suppression_reason: e.suppress?.reason,
@@ -290,7 +291,7 @@ FROM (
                   CASE WHEN ${j("suppression_inherit_topic")}
                        THEN (SELECT m.topic FROM messages AS m
                               WHERE m.account_id = ${j("account_id")} AND m.email_id = ${j("email_id")}) END,
-                  '') AS topic
+                  '${EVERY_TOPIC}') AS topic
   FROM json_each(?1)
 ) AS s
 WHERE NOT EXISTS (SELECT 1 FROM events AS x INDEXED BY events_email_idx

@@ -1,6 +1,6 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
-import { readCursor, writeCursor } from "./cursor";
+import { readCursor, writeCursor } from "./task-cursor";
 
 /**
  * The second half of the retention purge (SPEC §12): per-email rows that outlived their events.

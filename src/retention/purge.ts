@@ -1,6 +1,7 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
-import { readCursor, writeCursor } from "./cursor";
+import { DAY_MS } from "../lib/params";
+import { readCursor, writeCursor } from "./task-cursor";
 
 /**
  * The retention purge (SPEC §12): deletes events older than their account's plan retention.
@@ -45,7 +46,6 @@ export interface PurgeResult {
 }
 
 export const PURGE_CURSOR_KEY = "meta:purge";
-const DAY_MS = 86_400_000;
 
 const NEXT_ACCOUNT = `
 SELECT e.account_id AS account_id, a.plan AS plan

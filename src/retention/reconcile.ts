@@ -11,7 +11,7 @@ import {
   readEntries,
   syncMirror,
 } from "../suppressions/mirror";
-import { readCursor, writeCursor } from "./cursor";
+import { readCursor, writeCursor } from "./task-cursor";
 
 /**
  * The mirror reconcile (SPEC §10, §12): no suppression in D1 stays missing from KV for longer than one

@@ -1,12 +1,11 @@
 import { config } from "../config";
 import type { Env } from "../env";
 import { log } from "../lib/log";
+import { isAccountId } from "../lib/params";
 import type { QueueMessage } from "../pipeline/messages";
 import { classifyInteraction } from "../tracking/classify";
 import { needsBotClassification, parseSesMessage } from "./parse";
 import type { SnsNotification } from "./sns";
-
-const ACCOUNT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export type IngestOutcome =
   | { kind: "queued"; messages: QueueMessage[] }
@@ -22,7 +21,7 @@ export async function notificationToMessages(env: Env, msg: SnsNotification): Pr
   if (parsed.kind === "ignored") return parsed;
 
   const bound = config(env, "SNS_TOPIC_ARNS").get(msg.TopicArn) ?? null;
-  const tagged = parsed.accountTag !== null && ACCOUNT_ID.test(parsed.accountTag) ? parsed.accountTag : null;
+  const tagged = parsed.accountTag !== null && isAccountId(parsed.accountTag) ? parsed.accountTag : null;
   const accountId = bound ?? tagged;
   if (accountId === null) {
     return {

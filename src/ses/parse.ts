@@ -11,6 +11,7 @@ import {
 import { ApiError } from "../lib/errors";
 import { eventId } from "../lib/ids";
 import type { SuppressEffect } from "../pipeline/messages";
+import { isSimulatorAddress } from "../suppressions/address";
 
 /**
  * SES JSON (the Message of an SNS Notification) → events, one per recipient (SPEC §6, §7, §8).
@@ -23,9 +24,10 @@ export interface SesParsedItem {
 }
 
 /**
- * `account_id` of every event is "": the route fills it in from the topic binding or `accountTag`.
- * Opens and clicks carry `tracking.bot = null` and `geo = null`: the route must run them through the
- * tracking classifier before queuing (see `needsBotClassification`), like our own pixel and redirect.
+ * `account_id` of every event is "": notificationToMessages (ses/ingest.ts) fills it in from the
+ * topic binding or `accountTag`. Opens and clicks carry `tracking.bot = null` and `geo = null`:
+ * ingest runs them through the tracking classifier before queuing (see `needsBotClassification`),
+ * like our own pixel and redirect.
  */
 export type SesParseResult =
   | { kind: "events"; accountTag: string | null; items: SesParsedItem[] }
@@ -44,9 +46,6 @@ const SES_EVENT_TYPES: Record<string, EventType> = {
   Reject: "email.failed",
   "Rendering Failure": "email.failed",
 };
-
-/** Addresses of the SES mailbox simulator: recorded, never suppressed. */
-const SIMULATOR_DOMAIN = "simulator.amazonses.com";
 
 const text = z.string().nullish();
 
@@ -372,8 +371,8 @@ export async function parseSesMessage(
       ...plan.fields,
       ...entry.fields,
     };
-    const simulator = domainOf(recipient) === SIMULATOR_DOMAIN;
-    items.push(plan.suppress && !simulator ? { event, suppress: { ...plan.suppress } } : { event });
+    const suppress = isSimulatorAddress(recipient) ? undefined : plan.suppress;
+    items.push(suppress ? { event, suppress: { ...suppress } } : { event });
   }
   if (items.length === 0) return { kind: "ignored", reason: `SES ${sesType} record names no recipient` };
 
@@ -381,7 +380,7 @@ export async function parseSesMessage(
   return { kind: "events", accountTag, items };
 }
 
-/** Opens and clicks from SES's own tracking: the route classifies them (proxy, scanner, person) first. */
+/** Opens and clicks from SES's own tracking: ses/ingest.ts classifies them (proxy, scanner, person) first. */
 export function needsBotClassification(event: EventRecord): boolean {
   return event.type === "email.opened" || event.type === "email.clicked";
 }

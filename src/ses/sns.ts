@@ -245,12 +245,6 @@ export interface VerifyOptions {
 }
 
 /**
- * Verifies an SNS message: SignatureVersion 1 (SHA1withRSA) or 2 (SHA256withRSA), the SigningCertURL
- * rule, the SubscribeURL rule on confirmations, and the signature over the canonical string.
- * Every failure is `signature_error`, except a certificate fetch that failed for a reason worth retrying,
- * which `fetchCert` reports as `unavailable` (503, so SNS redelivers) and which passes through unchanged.
- */
-/**
  * The checks that need no network: SignatureVersion, the SigningCertURL rule, the SubscribeURL rule
  * on confirmations, and the Signature's encoding. The route runs these before the topic allowlist,
  * so a forged message is a signature error whatever its topic, and nothing is fetched for either.
@@ -271,6 +265,12 @@ export function checkSnsMessage(
   return { certUrl, hash, signature };
 }
 
+/**
+ * Verifies an SNS message: SignatureVersion 1 (SHA1withRSA) or 2 (SHA256withRSA), the SigningCertURL
+ * rule, the SubscribeURL rule on confirmations, and the signature over the canonical string.
+ * Every failure is `signature_error`, except a certificate fetch that failed for a reason worth retrying,
+ * which `fetchCert` reports as `unavailable` (503, so SNS redelivers) and which passes through unchanged.
+ */
 export async function verifySnsMessage(msg: SnsEnvelope, opts: VerifyOptions): Promise<void> {
   const { certUrl, hash, signature } = checkSnsMessage(msg, opts.hostPattern);
   let key: CryptoKey;

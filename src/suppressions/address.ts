@@ -37,3 +37,9 @@ export const emailAddressSchema = z.string().transform((value, ctx) => {
   }
   return email;
 });
+
+/** The SES mailbox simulator's domain: its addresses are recorded, never suppressed (SPEC §7 tests send there). */
+const SIMULATOR_DOMAIN = "simulator.amazonses.com";
+
+/** Whether an address is the SES mailbox simulator's. */
+export const isSimulatorAddress = (address: string) => address.toLowerCase().endsWith(`@${SIMULATOR_DOMAIN}`);

@@ -1,3 +1,4 @@
+import { topicOfColumn } from "../db/suppressions";
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 
@@ -78,7 +79,7 @@ export async function readEntries(env: Env, refs: AddressRef[]): Promise<Map<str
   const { results } = await env.DB.prepare(ENTRIES_OF).bind(JSON.stringify(pairs)).all<SuppressionDbRow>();
   for (const row of results) {
     byKey.get(mirrorKey(row.account_id, row.email))?.push({
-      topic: row.topic === "" ? null : row.topic,
+      topic: topicOfColumn(row.topic),
       reason: row.reason,
       suppressed_at: row.suppressed_at,
     });

@@ -1,7 +1,8 @@
 import * as z from "zod";
-import type { SuppressionRow } from "../db/suppressions";
+import { type SuppressionRow, topicOfColumn } from "../db/suppressions";
 import { topicSchema } from "../events/record";
 import { hashId } from "../lib/ids";
+import { accountIdParam } from "../lib/params";
 import { type SuppressionReason, suppressionReasonSchema } from "../pipeline/messages";
 import { emailAddressSchema } from "./address";
 
@@ -35,15 +36,8 @@ export const deletedSchema = z
   .object({ deleted: z.number().int(), email: z.string() })
   .meta({ id: "SuppressionsDeleted" });
 
-const accountIdField = z
-  .string()
-  .min(1)
-  .max(64)
-  .optional()
-  .meta({ description: "admin tokens only: the account" });
-
 export const putBodySchema = z
-  .object({ topic: topicSchema.nullable().optional(), account_id: accountIdField })
+  .object({ topic: topicSchema.nullable().optional(), account_id: accountIdParam })
   .strict()
   .meta({ id: "AddSuppression" });
 
@@ -58,7 +52,7 @@ export const checkBodySchema = z
       .meta({ description: "up to 1,000 addresses, matched case-insensitively; results follow this order" }),
     topic: topicSchema.nullable().optional(),
     email_id: z.string().min(1).max(256).optional(),
-    account_id: accountIdField,
+    account_id: accountIdParam,
   })
   .strict()
   .meta({ id: "CheckSuppressions" });
@@ -81,7 +75,7 @@ export async function toSuppression(row: SuppressionRow): Promise<Suppression> {
     id: await suppressionId(row.accountId, row.email, row.topic),
     email: row.email,
     reason: row.reason as SuppressionReason,
-    topic: row.topic === "" ? null : row.topic,
+    topic: topicOfColumn(row.topic),
     email_id: row.emailId,
     suppressed_at: new Date(row.suppressedAt).toISOString(),
   };

@@ -12,8 +12,7 @@ import { markPending, syncMirror } from "./mirror";
  * committed.
  */
 
-/** Topic column value: '' is the every-topic entry (it takes part in the primary key; NULL would not). */
-export const EVERY_TOPIC = "";
+export { EVERY_TOPIC, topicColumn } from "../db/suppressions";
 
 export async function entriesOf(env: Env, accountId: string, email: string): Promise<SuppressionRow[]> {
   return drizzle(env.DB)

@@ -83,7 +83,8 @@ export function engagementMessage(
 
 /**
  * An unsubscribe: the event and its suppression, for the token's topic. A token without a topic
- * suppresses every topic (the consumer uses the registered message's topic when it has one).
+ * suppresses every topic (SPEC §5): the effect does not ask to inherit the registered message's
+ * topic, which only SES Subscription records do.
  */
 export function unsubscribeMessage(payload: TokenPayload, now: number, nonce: string): EventMessage {
   return {

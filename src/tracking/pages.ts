@@ -2,6 +2,7 @@
  * The unsubscribe pages: small, self-contained HTML (no scripts, no external resources), sent
  * with headers that keep them out of frames, caches and search engines.
  */
+import { escapeHtml } from "../lib/html";
 
 export const PAGE_HEADERS: Record<string, string> = {
   "Content-Type": "text/html; charset=utf-8",
@@ -11,8 +12,6 @@ export const PAGE_HEADERS: Record<string, string> = {
   "Referrer-Policy": "no-referrer",
   "X-Robots-Tag": "noindex, nofollow",
 };
-
-const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
 function page(title: string, body: string): string {
   return `<!doctype html>

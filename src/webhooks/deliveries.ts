@@ -1,8 +1,8 @@
 import * as z from "zod";
 import type { Env } from "../env";
-import { openCursor, sealCursor } from "../lib/cursor";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
+import { openCursor, sealCursor } from "../lib/keyset-cursor";
 import { DELIVERY_STATUSES } from "./schema";
 
 /**

@@ -1,7 +1,7 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
-import { readCursor, writeCursor } from "../retention/cursor";
 import { DEFAULT_PURGE_BUDGET, type PurgeBudget } from "../retention/purge";
+import { readCursor, writeCursor } from "../retention/task-cursor";
 
 /**
  * Webhook deliveries are kept as long as their event (SPEC §12, §14): this removes the rows whose

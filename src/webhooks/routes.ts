@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import * as z from "zod";
 import type { AppEnv } from "../app-env";
-import { requireScope } from "../auth/middleware";
+import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import { config } from "../config";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import { ApiError, validationError } from "../lib/errors";
@@ -15,7 +15,6 @@ import {
   route,
   unavailableError,
 } from "../lib/openapi";
-import { accountFor, queryParams } from "../suppressions/params";
 import { DELIVERY_LIST_PARAMS, listDeliveries, parseDeliveryQuery } from "./deliveries";
 import { type ReplayRequest, replay } from "./replay";
 import {
@@ -49,9 +48,15 @@ const tags = ["webhooks"];
 /** OpenAPI 3.1 lets a bearer requirement name roles: each route lists the scope it needs. */
 const needs = (scope: "webhooks:read" | "webhooks:write") => ({ security: [{ bearer: [scope] }] });
 
+/** The query (unknown or repeated parameters are a 400 naming them) and the account it acts for. */
 function acting(c: Context<AppEnv>, known: readonly string[] = ["account_id"]) {
-  const params = queryParams(c, known);
-  return { params, accountId: accountFor(c, params.account_id) };
+  const params: Partial<Record<string, string>> = {};
+  for (const [name, value] of new URL(c.req.url).searchParams) {
+    if (!known.includes(name)) throw validationError(name, `unknown parameter ${name}`);
+    if (params[name] !== undefined) throw validationError(name, `${name} may be given once`);
+    params[name] = value;
+  }
+  return { params, accountId: actingAccount(principalOf(c), params.account_id) };
 }
 
 function safeUrl(c: Context<AppEnv>, url: string): string {

@@ -3,50 +3,7 @@ import { describe, expect, it } from "vitest";
 import { call, freshAccount, json, mintToken } from "../helpers";
 import { d1Rows, suppress, suppressedReasons, tokensFor } from "./support";
 
-const ROUTES = [
-  { method: "GET", path: "/v1/suppressions", scope: "suppressions:read" },
-  { method: "GET", path: "/v1/suppressions/a%40example.com", scope: "suppressions:read" },
-  { method: "PUT", path: "/v1/suppressions/a%40example.com", scope: "suppressions:write", body: {} },
-  { method: "DELETE", path: "/v1/suppressions/a%40example.com", scope: "suppressions:write" },
-  { method: "POST", path: "/v1/suppressions/check", scope: "send", body: { emails: ["a@example.com"] } },
-] as const;
-
-describe.each(ROUTES)("$method $path", ({ method, path, scope, ...rest }) => {
-  const body = "body" in rest ? rest.body : undefined;
-
-  it("is 401 without a token, with a forged one and with an expired one", async () => {
-    const account = freshAccount();
-    const forged = await mintToken(account, scope, { secret: "another-secret-another-secret-0123456789" });
-    const expired = await mintToken(account, scope, { expiresIn: Math.floor(Date.now() / 1000) - 3600 });
-    for (const token of [undefined, forged, expired, "not.a.jwt"]) {
-      const res = await call(method, path, { ...(token ? { token } : {}), ...(body ? { body } : {}) });
-      expect(res.status).toBe(401);
-      expect((await json(res)).error.type).toBe("authentication_error");
-    }
-  });
-
-  it(`is 403 without ${scope}`, async () => {
-    const account = freshAccount();
-    const others = ["events:read", "suppressions:read", "suppressions:write", "send"].filter(
-      (s) => s !== scope,
-    );
-    const token = await mintToken(account, others.join(" "));
-    const res = await call(method, path, { token, ...(body ? { body } : {}) });
-    expect(res.status).toBe(403);
-    expect((await json(res)).error.type).toBe("permission_error");
-  });
-
-  it("is 403 when a non-admin token names another account", async () => {
-    const token = await mintToken(freshAccount(), scope);
-    const sep = path.includes("?") ? "&" : "?";
-    const res = await call(method, `${path}${sep}account_id=${freshAccount()}`, {
-      token,
-      ...(body ? { body } : {}),
-    });
-    expect(res.status).toBe(403);
-    expect((await json(res)).error).toMatchObject({ type: "permission_error", param: "account_id" });
-  });
-});
+// The token, scope and account cases of every route are in test/shared/security.test.ts.
 
 describe("account isolation", () => {
   it("one account can neither see, add to, nor delete from another's list, nor check against it", async () => {

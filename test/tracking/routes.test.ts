@@ -4,8 +4,8 @@ import { describe, expect, it, vi } from "vitest";
 import { newApp } from "../../src/app";
 import type { Env } from "../../src/env";
 import { mirrorKey } from "../../src/suppressions/mirror";
-import { locationHeader } from "../../src/tracking/hot-path";
 import { trackingKeyring } from "../../src/tracking/keyring";
+import { locationHeader } from "../../src/tracking/routes/open-click";
 import { consume, freshAccount, json, mintToken } from "../helpers";
 import {
   BARRACUDA_UA,

@@ -1,25 +1,17 @@
 import * as z from "zod";
-import { actingAccount, principalOf, requireScope } from "../auth/middleware";
-import { config } from "../config";
-import { parseJsonBody } from "../lib/http";
-import {
-  type App,
-  BEARER,
-  bodyErrors,
-  commonErrors,
-  jsonContent,
-  route,
-  unavailableError,
-} from "../lib/openapi";
-import { enqueue } from "../pipeline/enqueue";
-import { emailAddressSchema } from "../suppressions/address";
-import { instrumentHtml } from "../tracking/instrument";
-import { trackingKeyring } from "../tracking/keyring";
-import { messageDimensionsSchema, registrationMessage } from "./register";
+import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
+import { config } from "../../config";
+import { type App, BEARER, jsonContent, queuedBodyErrors, route } from "../../lib/openapi";
+import { accountIdParam } from "../../lib/params";
+import { enqueue } from "../../pipeline/enqueue";
+import { emailAddressSchema } from "../../suppressions/address";
+import { trackingKeyring } from "../../tracking/keyring";
+import { instrumentHtml } from "../../tracking/rewrite-html";
+import { messageDimensionsSchema, registrationMessage } from "../register";
 
 const instrumentBody = z
   .strictObject({
-    account_id: z.string().min(1).max(64).optional(),
+    account_id: accountIdParam,
     ...messageDimensionsSchema.omit({ message_id: true }).shape,
     recipient: emailAddressSchema.meta({ description: "The one recipient; lowercased" }),
     html: z.string().min(1),
@@ -66,14 +58,11 @@ export function registerInstrumentRoute(app: App): void {
       request: { body: { content: { "application/json": { schema: instrumentBody } }, required: true } },
       responses: {
         200: jsonContent(instrumentResponse, "The instrumented HTML, its URLs and headers"),
-        ...commonErrors,
-        ...bodyErrors,
-        ...unavailableError,
+        ...queuedBodyErrors,
       },
     },
     requireScope("send"),
-    async (c) => {
-      const body = await parseJsonBody(c, instrumentBody);
+    async (c, { body }) => {
       const accountId = actingAccount(principalOf(c), body.account_id);
       const now = Date.now();
       const instrumented = await instrumentHtml(await trackingKeyring(c.env), {

@@ -1,25 +1,22 @@
 /**
- * The tracking paths of SPEC §5: open pixel, click redirect, unsubscribe. They never read D1 or
- * KV: the token carries everything, and the write is one queue message. Opens and clicks send it
- * inside `waitUntil`, after the response; an unsubscribe awaits it, so its 200 means "recorded".
+ * The unsubscribe paths of SPEC §5: the page (GET, records nothing) and the one-click POST. They
+ * never read D1 or KV: the token carries everything, and the POST awaits its one queue message, so
+ * its 200 means "recorded".
  */
 import type { Context } from "hono";
 import * as z from "zod";
-import type { AppEnv } from "../app-env";
-import { ApiError } from "../lib/errors";
-import { describeError, log } from "../lib/log";
-import { type App, notFoundError, route, unavailableError } from "../lib/openapi";
-import { clientAddressKey, TRACKING_RETRY_AFTER_SECONDS, withinLimit } from "../lib/rate-limit";
-import { enqueue } from "../pipeline/enqueue";
-import { serveClick, servePixel } from "./hot-path";
-import { unsubscribeMessage } from "./interaction";
-import { trackingKeyring } from "./keyring";
-import { invalidLinkPage, PAGE_HEADERS, tryAgainPage, unsubscribedPage, unsubscribePage } from "./pages";
-import { openToken, type TokenKind, type TokenPayload, tokenNonce } from "./token";
+import type { AppEnv } from "../../app-env";
+import { ApiError } from "../../lib/errors";
+import { describeError, log } from "../../lib/log";
+import { type App, route, unavailableError } from "../../lib/openapi";
+import { clientAddressKey, TRACKING_RETRY_AFTER_SECONDS, withinLimit } from "../../lib/rate-limit";
+import { enqueue } from "../../pipeline/enqueue";
+import { unsubscribeMessage } from "../interaction";
+import { trackingKeyring } from "../keyring";
+import { invalidLinkPage, PAGE_HEADERS, tryAgainPage, unsubscribedPage, unsubscribePage } from "../pages";
+import { openToken, type TokenPayload, tokenNonce } from "../token";
+import { tokenParam } from "./token-param";
 
-const tokenParam = z.object({
-  token: z.string().meta({ description: "An opaque tracking token issued by POST /v1/messages/instrument" }),
-});
 const unsubscribedSchema = z.object({
   object: z.literal("unsubscribe"),
   unsubscribed: z.literal(true),
@@ -30,65 +27,7 @@ const htmlContent = (description: string) => ({
   content: { "text/html": { schema: z.string() } },
 });
 
-export function registerTrackingRoutes(app: App): void {
-  route(
-    app,
-    {
-      method: "get",
-      path: "/o/{token}",
-      operationId: "openPixel",
-      security: [],
-      summary: "Open pixel",
-      description:
-        "Always 200 with a 43-byte transparent GIF, whatever the token. A valid token records `email.opened` " +
-        "unless the request classifies as a scanner; mailbox image proxies are recorded with `tracking.bot`.",
-      tags: ["tracking"],
-      request: { params: tokenParam },
-      responses: {
-        200: {
-          description: "The pixel",
-          content: { "image/gif": { schema: z.string().meta({ format: "binary" }) } },
-        },
-      },
-    },
-    (c) => servePixel(c.req.raw, c.env, c.executionCtx, c.req.param("token") ?? "", c.get("requestId")),
-  );
-
-  const clickDescription =
-    "A valid token answers 302 to its target and records `email.clicked` unless the request classifies as " +
-    "a scanner (the redirect happens either way). An invalid or tampered token is 404 and never redirects. " +
-    "HEAD answers the same redirect and records nothing.";
-  route(
-    app,
-    {
-      method: "get",
-      path: "/c/{token}",
-      operationId: "followClick",
-      security: [],
-      summary: "Click redirect",
-      description: clickDescription,
-      tags: ["tracking"],
-      request: { params: tokenParam },
-      responses: {
-        302: { description: "Redirect to the link's target (Location)" },
-        ...notFoundError,
-      },
-    },
-    (c) => serveClick(c.req.raw, c.env, c.executionCtx, c.req.param("token") ?? "", c.get("requestId")),
-  );
-  // Hono answers HEAD with the GET handler (method HEAD, which the classifier drops); documented here.
-  app.openAPIRegistry.registerPath({
-    method: "head",
-    path: "/c/{token}",
-    operationId: "probeClick",
-    security: [],
-    summary: "Click redirect, probed",
-    description: "The same answer as GET; records nothing (link scanners probe with HEAD).",
-    tags: ["tracking"],
-    request: { params: tokenParam },
-    responses: { 302: { description: "Redirect to the link's target" }, ...notFoundError },
-  });
-
+export function registerUnsubscribeRoutes(app: App): void {
   route(
     app,
     {
@@ -107,10 +46,10 @@ export function registerTrackingRoutes(app: App): void {
         404: { description: "not_found: the token is not valid" },
       },
     },
-    async (c) => {
-      const payload = await openTracking(c, "unsubscribe");
+    async (c, { params }) => {
+      const payload = await openUnsubscribeToken(c, params.token);
       if (!payload) return invalidUnsubscribe(c);
-      return c.body(unsubscribePage(c.req.param("token") ?? "", payload.topic), 200, PAGE_HEADERS);
+      return c.body(unsubscribePage(params.token, payload.topic), 200, PAGE_HEADERS);
     },
   );
 
@@ -151,8 +90,8 @@ export function registerTrackingRoutes(app: App): void {
         ...unavailableError,
       },
     },
-    async (c) => {
-      const payload = await openTracking(c, "unsubscribe");
+    async (c, { params }) => {
+      const payload = await openUnsubscribeToken(c, params.token);
       if (!payload) return invalidUnsubscribe(c);
       // Past the client address's limit nothing is queued, and the answer says so (429): unlike a
       // pixel or a redirect, a 200 here would claim an unsubscribe that did not happen.
@@ -166,8 +105,7 @@ export function registerTrackingRoutes(app: App): void {
       // The body is not required to say `List-Unsubscribe=One-Click`: a valid token is the authority,
       // and refusing a mail provider's slightly different POST would leave the person subscribed.
       try {
-        const nonce = tokenNonce(c.req.param("token") ?? "") ?? "";
-        await enqueue(c.env, [unsubscribeMessage(payload, Date.now(), nonce)]);
+        await enqueue(c.env, [unsubscribeMessage(payload, Date.now(), tokenNonce(params.token) ?? "")]);
       } catch (err) {
         if (wantsHtml(c) && err instanceof ApiError && err.type === "unavailable") {
           log("error", "unsubscribe not queued", {
@@ -184,8 +122,8 @@ export function registerTrackingRoutes(app: App): void {
   );
 }
 
-async function openTracking(c: Context<AppEnv>, kind: TokenKind): Promise<TokenPayload | null> {
-  return openToken(await trackingKeyring(c.env), c.req.param("token") ?? "", kind);
+async function openUnsubscribeToken(c: Context<AppEnv>, token: string): Promise<TokenPayload | null> {
+  return openToken(await trackingKeyring(c.env), token, "unsubscribe");
 }
 
 function wantsHtml(c: Context<AppEnv>): boolean {

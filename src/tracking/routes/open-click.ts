@@ -1,19 +1,23 @@
 /**
- * The open pixel and the click redirect: the code that runs for every open and click of every sent
- * email. The Worker's fetch answers them here before the router (see index.ts), and the Hono routes
- * call the same functions, so there is one behaviour whichever way a request arrives. Nothing here
+ * The open pixel and the click redirect, answered by this module alone: the code that runs for
+ * every open and click of every sent email. The Worker's fetch answers them here before the router
+ * (serveHotPath, see index.ts), and the routes registered below call the same functions, so there
+ * is one behaviour whichever way a request arrives. Nothing here
  * reads D1 or KV: the token carries everything, and the write is one queue message in waitUntil.
  */
-import type { Env } from "../env";
-import { ApiError } from "../lib/errors";
-import { requestId } from "../lib/ids";
-import { describeError, log } from "../lib/log";
-import { clientAddressKey, withinLimit } from "../lib/rate-limit";
-import { enqueue } from "../pipeline/enqueue";
-import type { EventMessage } from "../pipeline/messages";
-import { classifyRequest, engagementMessage, readSignals } from "./interaction";
-import { trackingKeyring } from "./keyring";
-import { openToken, type TrackingKeyring, tokenNonce } from "./token";
+import * as z from "zod";
+import type { Env } from "../../env";
+import { ApiError } from "../../lib/errors";
+import { requestId } from "../../lib/ids";
+import { describeError, log } from "../../lib/log";
+import { type App, notFoundError, route } from "../../lib/openapi";
+import { clientAddressKey, withinLimit } from "../../lib/rate-limit";
+import { enqueue } from "../../pipeline/enqueue";
+import type { EventMessage } from "../../pipeline/messages";
+import { classifyRequest, engagementMessage, readSignals } from "../interaction";
+import { trackingKeyring } from "../keyring";
+import { openToken, type TrackingKeyring, tokenNonce } from "../token";
+import { tokenParam } from "./token-param";
 
 /** A 1×1 transparent GIF89a, 43 bytes. */
 export const PIXEL = new Uint8Array([
@@ -150,4 +154,68 @@ function recordInBackground(
  */
 export function locationHeader(url: string): string {
   return url.replace(/[^\x21-\x7e]+/gu, (run) => encodeURI(run));
+}
+
+/**
+ * The router's entrance to the same two answers, for what the fast path leaves to it (a request
+ * that is not a plain GET/HEAD of one path segment) and for the OpenAPI document.
+ */
+export function registerOpenClickRoutes(app: App): void {
+  route(
+    app,
+    {
+      method: "get",
+      path: "/o/{token}",
+      operationId: "openPixel",
+      security: [],
+      summary: "Open pixel",
+      description:
+        "Always 200 with a 43-byte transparent GIF, whatever the token. A valid token records `email.opened` " +
+        "unless the request classifies as a scanner; mailbox image proxies are recorded with `tracking.bot`.",
+      tags: ["tracking"],
+      request: { params: tokenParam },
+      responses: {
+        200: {
+          description: "The pixel",
+          content: { "image/gif": { schema: z.string().meta({ format: "binary" }) } },
+        },
+      },
+    },
+    (c, { params }) => servePixel(c.req.raw, c.env, c.executionCtx, params.token, c.get("requestId")),
+  );
+
+  const clickDescription =
+    "A valid token answers 302 to its target and records `email.clicked` unless the request classifies as " +
+    "a scanner (the redirect happens either way). An invalid or tampered token is 404 and never redirects. " +
+    "HEAD answers the same redirect and records nothing.";
+  route(
+    app,
+    {
+      method: "get",
+      path: "/c/{token}",
+      operationId: "followClick",
+      security: [],
+      summary: "Click redirect",
+      description: clickDescription,
+      tags: ["tracking"],
+      request: { params: tokenParam },
+      responses: {
+        302: { description: "Redirect to the link's target (Location)" },
+        ...notFoundError,
+      },
+    },
+    (c, { params }) => serveClick(c.req.raw, c.env, c.executionCtx, params.token, c.get("requestId")),
+  );
+  // Hono answers HEAD with the GET handler (method HEAD, which the classifier drops); documented here.
+  app.openAPIRegistry.registerPath({
+    method: "head",
+    path: "/c/{token}",
+    operationId: "probeClick",
+    security: [],
+    summary: "Click redirect, probed",
+    description: "The same answer as GET; records nothing (link scanners probe with HEAD).",
+    tags: ["tracking"],
+    request: { params: tokenParam },
+    responses: { 302: { description: "Redirect to the link's target" }, ...notFoundError },
+  });
 }

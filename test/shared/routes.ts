@@ -1,0 +1,146 @@
+/**
+ * Every /v1 route, one line each, for the shared tables (security.test.ts, body-rejection.test.ts).
+ * A new route adds its line here; the tables check that the OpenAPI document lists nothing else.
+ */
+export interface V1Route {
+  method: "GET" | "POST" | "PUT" | "DELETE" | "PATCH";
+  /** The OpenAPI path, and the path to call (parameters filled in). */
+  doc: string;
+  path: string;
+  scope: string;
+  /** A valid JSON body, for the routes that take one. */
+  body?: unknown;
+  /** A JSON body with several faults, each naming its own top-level field. */
+  faults?: unknown;
+  /** How a request names another account: in the query (`account_id=`) or the body; null: admin-only route. */
+  account: "query" | "body" | null;
+}
+
+export const V1_ROUTES: V1Route[] = [
+  { method: "GET", doc: "/v1/events", path: "/v1/events", scope: "events:read", account: "query" },
+  { method: "GET", doc: "/v1/account", path: "/v1/account", scope: "events:read", account: "query" },
+  {
+    method: "PUT",
+    doc: "/v1/accounts/{id}",
+    path: "/v1/accounts/acct_shared_table",
+    scope: "admin",
+    body: { plan: "growth" },
+    faults: { plan: 5, extra: true },
+    account: null,
+  },
+  {
+    method: "POST",
+    doc: "/v1/messages",
+    path: "/v1/messages",
+    scope: "send",
+    body: { messages: [{ email_id: "email_shared_table" }] },
+    faults: { messages: [], account_id: "not an account id" },
+    account: "body",
+  },
+  {
+    method: "POST",
+    doc: "/v1/messages/instrument",
+    path: "/v1/messages/instrument",
+    scope: "send",
+    body: { email_id: "email_shared_table", recipient: "a@example.com", html: "<p>Hi</p>" },
+    faults: { email_id: "", recipient: "not an address", html: "" },
+    account: "body",
+  },
+  {
+    method: "GET",
+    doc: "/v1/suppressions",
+    path: "/v1/suppressions",
+    scope: "suppressions:read",
+    account: "query",
+  },
+  {
+    method: "GET",
+    doc: "/v1/suppressions/{email}",
+    path: "/v1/suppressions/a%40example.com",
+    scope: "suppressions:read",
+    account: "query",
+  },
+  {
+    method: "PUT",
+    doc: "/v1/suppressions/{email}",
+    path: "/v1/suppressions/a%40example.com",
+    scope: "suppressions:write",
+    body: {},
+    faults: { topic: "Not A Topic", account_id: "not an account id" },
+    account: "query",
+  },
+  {
+    method: "DELETE",
+    doc: "/v1/suppressions/{email}",
+    path: "/v1/suppressions/a%40example.com",
+    scope: "suppressions:write",
+    account: "query",
+  },
+  {
+    method: "POST",
+    doc: "/v1/suppressions/check",
+    path: "/v1/suppressions/check",
+    scope: "send",
+    body: { emails: ["a@example.com"] },
+    faults: { emails: [], topic: "Not A Topic" },
+    account: "query",
+  },
+  { method: "GET", doc: "/v1/admin/parked", path: "/v1/admin/parked", scope: "admin", account: null },
+  { method: "GET", doc: "/v1/metrics", path: "/v1/metrics", scope: "events:read", account: "query" },
+  {
+    method: "POST",
+    doc: "/v1/webhooks",
+    path: "/v1/webhooks",
+    scope: "webhooks:write",
+    body: { url: "https://hooks.example.com/mailtrail" },
+    faults: { url: 5, event_types: ["email.nope"] },
+    account: "query",
+  },
+  { method: "GET", doc: "/v1/webhooks", path: "/v1/webhooks", scope: "webhooks:read", account: "query" },
+  {
+    method: "GET",
+    doc: "/v1/webhooks/{id}",
+    path: "/v1/webhooks/whk_shared_table",
+    scope: "webhooks:read",
+    account: "query",
+  },
+  {
+    method: "PATCH",
+    doc: "/v1/webhooks/{id}",
+    path: "/v1/webhooks/whk_shared_table",
+    scope: "webhooks:write",
+    body: { description: "shared table" },
+    faults: { url: 5, status: "sometimes" },
+    account: "query",
+  },
+  {
+    method: "DELETE",
+    doc: "/v1/webhooks/{id}",
+    path: "/v1/webhooks/whk_shared_table",
+    scope: "webhooks:write",
+    account: "query",
+  },
+  {
+    method: "POST",
+    doc: "/v1/webhooks/{id}/secret",
+    path: "/v1/webhooks/whk_shared_table/secret",
+    scope: "webhooks:write",
+    account: "query",
+  },
+  {
+    method: "GET",
+    doc: "/v1/webhooks/{id}/deliveries",
+    path: "/v1/webhooks/whk_shared_table/deliveries",
+    scope: "webhooks:read",
+    account: "query",
+  },
+  {
+    method: "POST",
+    doc: "/v1/webhooks/{id}/replay",
+    path: "/v1/webhooks/whk_shared_table/replay",
+    scope: "webhooks:write",
+    body: { event_ids: ["evt_0000000000000000"] },
+    faults: { event_ids: "evt_x", extra: true },
+    account: "query",
+  },
+];
