@@ -12,6 +12,7 @@ import {
   fetchCertificate,
   parseSnsEnvelope,
   type SnsConfirmation,
+  snsEnvelopeSchema,
   verifySnsMessage,
 } from "./sns";
 
@@ -34,6 +35,13 @@ export function registerSesRoutes(app: App): void {
         "Point an SNS HTTPS subscription here. Messages are verified (SignatureVersion 1 and 2), topics checked " +
         "against SNS_TOPIC_ARNS, subscriptions confirmed, and each SES notification queued as one event per recipient.",
       tags: ["ingestion"],
+      request: {
+        // SNS posts its JSON as text/plain; parseSnsEnvelope reads it with this very schema.
+        body: {
+          content: { "text/plain": { schema: snsEnvelopeSchema } },
+          required: true,
+        },
+      },
       responses: {
         200: jsonContent(receivedSchema, "Accepted: the events are queued, or the message needed no events"),
         400: errorOf("validation_error (not an SNS message) or signature_error (verification failed)"),

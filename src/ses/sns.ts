@@ -27,11 +27,13 @@ const notificationSchema = z.object({
 
 const confirmation = { ...signed, Token: z.string().min(1), SubscribeURL: z.string().min(1) };
 
-export const snsEnvelopeSchema = z.discriminatedUnion("Type", [
-  notificationSchema,
-  z.object({ Type: z.literal("SubscriptionConfirmation"), ...confirmation }),
-  z.object({ Type: z.literal("UnsubscribeConfirmation"), ...confirmation }),
-]);
+export const snsEnvelopeSchema = z
+  .discriminatedUnion("Type", [
+    notificationSchema,
+    z.object({ Type: z.literal("SubscriptionConfirmation"), ...confirmation }),
+    z.object({ Type: z.literal("UnsubscribeConfirmation"), ...confirmation }),
+  ])
+  .meta({ id: "SnsMessage" });
 export type SnsEnvelope = z.infer<typeof snsEnvelopeSchema>;
 export type SnsNotification = Extract<SnsEnvelope, { Type: "Notification" }>;
 export type SnsConfirmation = Exclude<SnsEnvelope, { Type: "Notification" }>;
