@@ -1,4 +1,5 @@
 import { blankEvent, type EventRecord, type Geo, type Tracking } from "../events/record";
+import { canonicalAddress } from "../lib/idna";
 import type { EventMessage } from "../queue/messages";
 import { type Classification, classifyInteraction } from "./classify";
 import type { TokenPayload } from "./token";
@@ -119,7 +120,7 @@ function tokenEvent(payload: TokenPayload, type: TokenEventType, now: number, no
       type,
       occurred_at: now,
       email_id: payload.email_id,
-      recipient: payload.recipient.toLowerCase(),
+      recipient: canonicalAddress(payload.recipient),
     }),
     topic: payload.topic,
   };
