@@ -22,6 +22,7 @@ export function registerAdminRoutes(app: App): void {
     {
       method: "get",
       path: "/v1/admin/parked",
+      operationId: "getParkedMessages",
       summary: "Dead-letter backlog (admin)",
       description:
         "Queue messages that D1 refused through every retry wait in R2 and are written by the cron once D1 " +
