@@ -58,7 +58,10 @@ export async function drainUnreadBody(request: Request): Promise<void> {
 }
 
 /** Reads the rest of a body without keeping it, up to the drain cap; beyond it, cancels. */
-async function discardBody(reader: ReadableStreamDefaultReader<Uint8Array>, alreadyRead: number): Promise<void> {
+async function discardBody(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  alreadyRead: number,
+): Promise<void> {
   let total = alreadyRead;
   try {
     for (;;) {
