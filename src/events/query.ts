@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { cursorTime, openCursor, sealCursor } from "../lib/cursor";
 import { validationError } from "../lib/errors";
+import { canonicalAddress } from "../lib/idna";
 import { hashId } from "../lib/ids";
 import { EVENT_TYPES, type EventType, TAG_PATTERN, TOPIC_PATTERN } from "./record";
 
@@ -131,7 +132,7 @@ export function parseEventQuery(params: URLSearchParams): EventQuery {
             : `event_type must be one of ${EVENT_TYPES.join(", ")}`,
         ) as EventType[],
     ),
-    recipient: map("recipient", (v) => exact("recipient", v.trim().toLowerCase(), 320)),
+    recipient: map("recipient", (v) => exact("recipient", canonicalAddress(v.trim()), 320)),
     emailId: map("email_id", (v) => exact("email_id", v, 256)),
     messageId: map("message_id", (v) => exact("message_id", v, 998)),
     topic: map("topic", (v) => {

@@ -101,6 +101,18 @@ describe("an internationalised domain and its punycode are one address", () => {
     const removed = await call("DELETE", `/v1/suppressions/${encodeURIComponent(unicode)}`, { token });
     expect(await json(removed)).toEqual({ deleted: 1, email: ascii });
   });
+
+  it("finds an SES event by either spelling of the recipient in GET /v1/events", async () => {
+    const account = freshAccount();
+    await consume([eventMessage(event({ account_id: account, recipient: "leser@xn--bcher-kva.example" }))]);
+    const token = await mintToken(account, "events:read");
+    for (const recipient of ["leser@bücher.example", "Leser@XN--BCHER-KVA.example"]) {
+      const body = await json(
+        await call("GET", `/v1/events?recipient=${encodeURIComponent(recipient)}`, { token }),
+      );
+      expect(body.data, recipient).toHaveLength(1);
+    }
+  });
 });
 
 describe("SNS_CERT_HOST_PATTERN", () => {
