@@ -115,7 +115,7 @@ describe("dead letters survive a long D1 outage", () => {
   it("parks what D1 refused through every retry, shows the backlog, and writes it exactly once when D1 answers", async () => {
     await clearParked();
     const { account, messages, base } = scenario();
-    const admin = await mintToken("ops", "admin");
+    const admin = await mintToken(freshAccount("ops"), "admin");
 
     // The last retry fails: the Queues runtime dead-letters these (max_retries reached).
     const lastTry = await withD1Down(() => deliver("mailtrail-events", messages, 6));
@@ -200,7 +200,7 @@ describe("dead letters survive a long D1 outage", () => {
     const stuck = (await env.PARKED.list({ prefix: STUCK_PREFIX })).objects.map((o) => o.key);
     expect(stuck).toEqual([`${STUCK_PREFIX}${await keyOf(messages[1])}`]);
     const status = await json(
-      await call("GET", "/v1/admin/parked", { token: await mintToken("ops", "admin") }),
+      await call("GET", "/v1/admin/parked", { token: await mintToken(freshAccount("ops"), "admin") }),
     );
     expect(status).toMatchObject({ count: 0, stuck: 1 });
     await env.PARKED.delete(stuck);

@@ -45,7 +45,7 @@ describe("plan names are looked up as own properties only", () => {
     async (plan) => {
       const account = freshAccount();
       const res = await call("PUT", `/v1/accounts/${account}`, {
-        token: await mintToken("ops", "admin"),
+        token: await mintToken(freshAccount("ops"), "admin"),
         body: { plan },
       });
       expect(res.status).toBe(400);
