@@ -8,6 +8,7 @@ import { registerEventRoutes } from "./events/routes";
 import { isDependencyFailure } from "./lib/dependency";
 import { renderDocsPage } from "./lib/docs-page";
 import { ApiError } from "./lib/errors";
+import { drainUnreadBody } from "./lib/http";
 import { requestId } from "./lib/ids";
 import { describeError, log } from "./lib/log";
 import { type App, createApp, route } from "./lib/openapi";
@@ -29,6 +30,7 @@ export function newApp(): App {
     const started = Date.now();
     c.set("requestId", id);
     await next();
+    await drainUnreadBody(c.req.raw);
     c.res.headers.set("Request-Id", id);
     if (c.res.status >= 400 || !QUIET_PATH.test(c.req.path)) {
       log(c.res.status >= 500 ? "error" : "info", "request", {

@@ -56,14 +56,33 @@ const parsers = {
     }
     return topics;
   }),
+  // Always anchored: the whole hostname must match. Refused: a bare `.` (it matches any character,
+  // so `mail.example.com` would also admit the registrable look-alike `mail-example.com`) and a
+  // pattern so loose that it admits an arbitrary host.
   SNS_CERT_HOST_PATTERN: optionalString.transform((v, ctx) => {
     if (v === null) return null;
+    let pattern: RegExp;
     try {
-      return new RegExp(`^(?:${v})$`, "i");
+      pattern = new RegExp(`^(?:${v})$`, "i");
     } catch {
       ctx.addIssue({ code: "custom", message: "must be a regular expression" });
       return z.NEVER;
     }
+    if (hasBareDot(v)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "has an unescaped '.', which matches any character; write \\.",
+      });
+      return z.NEVER;
+    }
+    if (LOOK_ALIKE_PROBES.some((host) => pattern.test(host))) {
+      ctx.addIssue({
+        code: "custom",
+        message: "matches hosts it cannot mean (it must name the certificate host)",
+      });
+      return z.NEVER;
+    }
+    return pattern;
   }),
   PLANS: optionalString
     .transform((v, ctx) => {
@@ -75,7 +94,10 @@ const parsers = {
         return z.NEVER;
       }
     })
-    .pipe(z.record(z.string().regex(/^[a-z0-9_-]{1,32}$/), z.number().int().min(1).max(3650))),
+    // A plan name starts with a letter or digit (so never `__proto__`), and the table has no
+    // prototype: `constructor` or `toString` is a plan only when PLANS names it.
+    .pipe(z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/), z.number().int().min(1).max(3650)))
+    .transform((table) => Object.assign(Object.create(null) as Record<string, number>, table)),
   DEFAULT_PLAN: optionalString.transform((v) => v ?? "starter"),
   WEBHOOK_ALLOW_INSECURE_URLS: optionalString.pipe(
     z
@@ -84,6 +106,31 @@ const parsers = {
       .transform((v) => v === "true"),
   ),
 } satisfies { [K in keyof Env]?: z.ZodType };
+
+/** Hosts no certificate pattern may admit: anything an attacker could register or serve from. */
+const LOOK_ALIKE_PROBES = [
+  "attacker.example",
+  "sns.us-east-1.amazonaws.com.attacker.example",
+  "s3.amazonaws.com",
+];
+
+/** A `.` outside a character class and not escaped, that is not `.*`, `.+`, `.?` or `.{…}`. */
+function hasBareDot(source: string): boolean {
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const ch = source[i];
+    if (ch === "\\") {
+      i++;
+    } else if (inClass) {
+      if (ch === "]") inClass = false;
+    } else if (ch === "[") {
+      inClass = true;
+    } else if (ch === "." && !/[*+?{]/.test(source[i + 1] ?? "")) {
+      return true;
+    }
+  }
+  return false;
+}
 
 type Parsers = typeof parsers;
 export type ConfigKey = keyof Parsers;
@@ -112,7 +159,7 @@ export function config<K extends ConfigKey>(env: Env, key: K): ConfigValue<K> {
 export function plans(env: Env): { plans: Record<string, number>; defaultPlan: string } {
   const all = config(env, "PLANS");
   const defaultPlan = config(env, "DEFAULT_PLAN");
-  if (all[defaultPlan] === undefined) {
+  if (!Object.hasOwn(all, defaultPlan)) {
     throw new ApiError("configuration_error", "DEFAULT_PLAN is not one of PLANS");
   }
   return { plans: all, defaultPlan };
@@ -124,7 +171,7 @@ export function plans(env: Env): { plans: Record<string, number>; defaultPlan: s
  */
 export function effectivePlan(env: Env, stored: string | null): { plan: string; retention_days: number } {
   const { plans: all, defaultPlan } = plans(env);
-  const plan = stored !== null && all[stored] !== undefined ? stored : defaultPlan;
+  const plan = stored !== null && Object.hasOwn(all, stored) ? stored : defaultPlan;
   return { plan, retention_days: all[plan] ?? 1 };
 }
 

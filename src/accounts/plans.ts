@@ -23,7 +23,7 @@ export async function getAccountPlan(env: Env, accountId: string): Promise<Accou
 
 export async function setAccountPlan(env: Env, accountId: string, plan: string): Promise<AccountPlan> {
   const { plans: all } = plans(env);
-  const retention = all[plan];
+  const retention = Object.hasOwn(all, plan) ? all[plan] : undefined;
   if (retention === undefined) {
     throw validationError("plan", `plan must be one of ${Object.keys(all).join(", ")}`);
   }

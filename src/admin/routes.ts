@@ -12,6 +12,9 @@ const parkedSchema = z
       .string()
       .nullable()
       .meta({ description: "When the oldest waiting message was first queued; null when none wait" }),
+    stuck: z.number().int().meta({
+      description: "Messages D1 refused on their own while it took others (R2 prefix stuck/), up to 1,000",
+    }),
   })
   .meta({ id: "ParkedMessages" });
 

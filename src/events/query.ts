@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { validationError } from "../lib/errors";
+import { canonicalAddress } from "../lib/idna";
 import { hashId } from "../lib/ids";
 import { cursorTime, openCursor, sealCursor } from "../lib/keyset-cursor";
 import {
@@ -28,7 +29,6 @@ export { DEFAULT_LIMIT, MAX_LIMIT } from "../lib/params";
 
 export const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
-const lowercased = (max: number) => exactParam(max).transform((v) => v.trim().toLowerCase());
 const describe = <T extends z.ZodType>(schema: T, description: string) =>
   schema.optional().meta({ description });
 
@@ -45,7 +45,10 @@ export const eventFilterParams = {
     listParam(EVENT_TYPES.length, z.enum(EVENT_TYPES, { error: `must be one of ${EVENT_TYPES.join(", ")}` })),
     "one event type or a comma list",
   ),
-  recipient: describe(lowercased(320), "exact, case-insensitive"),
+  recipient: describe(
+    exactParam(320).transform((v) => canonicalAddress(v.trim())),
+    "exact, case-insensitive; an internationalised domain in either spelling",
+  ),
   email_id: describe(exactParam(256), "exact"),
   message_id: describe(exactParam(998), "exact"),
   topic: describe(topicParam, "exact"),

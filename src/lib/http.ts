@@ -8,12 +8,25 @@ export { zodToApiError } from "./validate";
 export const MAX_JSON_BYTES = 1024 * 1024;
 
 /**
+ * How much of a refused body is read and thrown away before the 413 is sent. Answering while the
+ * client is still sending leaves unread bytes on the connection: `wrangler dev`'s proxy then reused
+ * that connection for the next request, which failed with `503 "Your worker restarted mid-request"`.
+ * Reading the rest first leaves the connection clean, as HTTP servers do ("lingering close"). Past
+ * this cap the body is cancelled instead: nobody can make the Worker read without bound.
+ */
+export const DRAIN_LIMIT_BYTES = 16 * 1024 * 1024;
+
+/**
  * Reads a request body as text, refusing more than `maxBytes` without buffering it all: the
- * Content-Length is checked first, then the stream is counted as it arrives.
+ * Content-Length is checked first, then the stream is counted as it arrives. A refused body is
+ * drained (up to DRAIN_LIMIT_BYTES) before the error is thrown.
  */
 export async function readBodyText(request: Request, maxBytes: number, what: string): Promise<string> {
   const declared = Number(request.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes, what);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    if (request.body) await discardBody(request.body.getReader(), 0);
+    throw tooLarge(maxBytes, what);
+  }
   if (!request.body) return "";
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -23,7 +36,8 @@ export async function readBodyText(request: Request, maxBytes: number, what: str
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
-      await reader.cancel();
+      chunks.length = 0;
+      await discardBody(reader, total);
       throw tooLarge(maxBytes, what);
     }
     chunks.push(value);
@@ -35,6 +49,36 @@ export async function readBodyText(request: Request, maxBytes: number, what: str
     offset += chunk.byteLength;
   }
   return new TextDecoder().decode(all);
+}
+
+/**
+ * Drains a body the handler never read (a 401 or 415 answered before the body, a route that needs
+ * none), for the same reason as a refused one: the connection must be left clean for the next request.
+ */
+export async function drainUnreadBody(request: Request): Promise<void> {
+  const body = request.body;
+  if (body && !request.bodyUsed && !body.locked) await discardBody(body.getReader(), 0);
+}
+
+/** Reads the rest of a body without keeping it, up to the drain cap; beyond it, cancels. */
+async function discardBody(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  alreadyRead: number,
+): Promise<void> {
+  let total = alreadyRead;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      total += value.byteLength;
+      if (total > DRAIN_LIMIT_BYTES) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // The client went away: nothing left to drain.
+  }
 }
 
 function tooLarge(maxBytes: number, what: string): ApiError {

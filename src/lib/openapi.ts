@@ -46,6 +46,7 @@ export const commonErrors = {
   403: errorResponse("permission_error: the token lacks the scope, or names another account without admin"),
   429: errorResponse("rate_limit_exceeded: too many requests for this account; wait Retry-After seconds"),
   500: errorResponse("internal_error or configuration_error"),
+  503: errorResponse("unavailable: D1, KV or the JWKS failed; retry (Retry-After)"),
 } as const;
 
 export const bodyErrors = {

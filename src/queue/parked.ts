@@ -16,6 +16,8 @@ import { writeBatch } from "./consumer";
  */
 
 export const PARKED_PREFIX = "parked/";
+/** Messages D1 refused on their own while it wrote others: kept for an operator, never retried. */
+export const STUCK_PREFIX = "stuck/";
 
 /** What one parked object holds: the queue message as it arrived, plus where it came from. */
 export interface ParkedRecord {
@@ -35,6 +37,8 @@ export interface ReplayResult {
   replayed: number;
   /** Parked objects that can never be written (unreadable, invalid): logged whole and deleted. */
   dropped: number;
+  /** Messages D1 refused on their own while it wrote others: moved to `stuck/`. */
+  stuck: number;
   /** true when D1 failed again: the rest waits for the next run. */
   d1_failed: boolean;
 }
@@ -54,9 +58,9 @@ export async function replayParkedMessages(
 ): Promise<ReplayResult> {
   const maxMessages = options.maxMessages ?? 5_000;
   const deadline = options.deadline ?? Date.now() + 20_000;
-  const result: ReplayResult = { replayed: 0, dropped: 0, d1_failed: false };
+  const result: ReplayResult = { replayed: 0, dropped: 0, stuck: 0, d1_failed: false };
 
-  while (result.replayed + result.dropped < maxMessages && Date.now() < deadline) {
+  while (result.replayed + result.dropped + result.stuck < maxMessages && Date.now() < deadline) {
     const listed = await env.PARKED.list({ prefix: PARKED_PREFIX, limit: REPLAY_BATCH });
     if (listed.objects.length === 0) break;
 
@@ -92,15 +96,62 @@ export async function replayParkedMessages(
     try {
       touched = await writeBatch(env, bodies);
     } catch (err) {
-      result.d1_failed = true;
-      log("warn", "D1 still failing; parked messages wait for the next run", describeError(err));
-      break;
+      // D1 is still down, or one message is one it can never take, which would hold back every
+      // batch behind it: find out by writing them one at a time.
+      if (!(await replayOneByOne(env, keys, bodies, result))) {
+        result.d1_failed = true;
+        log("warn", "D1 still failing; parked messages wait for the next run", describeError(err));
+        break;
+      }
+      continue;
     }
     await env.PARKED.delete(keys);
     result.replayed += keys.length;
     await syncMirrorLogged(env, touched);
   }
   return result;
+}
+
+/** Single writes that fail before any succeeds: D1 is down, not a message at fault. */
+const FAILURES_MEANING_DOWN = 3;
+
+/**
+ * Writes a failed batch message by message. Returns false when D1 looks down (the first few all
+ * failed). Otherwise each message D1 refuses on its own is moved to `stuck/`: kept, counted by
+ * the backlog route, no longer in the way of the rest.
+ */
+async function replayOneByOne(
+  env: Env,
+  keys: string[],
+  bodies: QueueMessage[],
+  result: ReplayResult,
+): Promise<boolean> {
+  let succeeded = 0;
+  const failed: string[] = [];
+  for (const [i, body] of bodies.entries()) {
+    const key = keys[i] ?? "";
+    try {
+      const touched = await writeBatch(env, [body]);
+      succeeded += 1;
+      await env.PARKED.delete(key);
+      result.replayed += 1;
+      await syncMirrorLogged(env, touched);
+    } catch (err) {
+      failed.push(key);
+      if (succeeded === 0 && failed.length >= FAILURES_MEANING_DOWN) return false;
+      log("warn", "parked message refused by D1 on its own", { key, ...describeError(err) });
+    }
+  }
+  if (succeeded === 0) return false;
+  for (const key of failed) {
+    const object = await env.PARKED.get(key);
+    if (object)
+      await env.PARKED.put(`${STUCK_PREFIX}${key.slice(PARKED_PREFIX.length)}`, await object.text());
+    await env.PARKED.delete(key);
+    log("error", "parked message moved to stuck/: D1 refuses it while it takes others", { key });
+  }
+  result.stuck += failed.length;
+  return true;
 }
 
 export interface ParkedStatus {
@@ -110,6 +161,8 @@ export interface ParkedStatus {
   count_exact: boolean;
   /** When the oldest parked message was first sent to the queue, or null when none wait. */
   oldest_enqueued_at: string | null;
+  /** Messages in `stuck/` (D1 refused them alone): an operator's to inspect; counted up to 1,000. */
+  stuck: number;
 }
 
 /** Listing is paged by 1,000 keys; the count stops after this many, so the answer stays cheap. */
@@ -117,6 +170,7 @@ const MAX_COUNTED = 10_000;
 
 /** How many messages wait in R2 and how old the oldest is, for the admin route and the cron's log line. */
 export async function parkedStatus(env: Env): Promise<ParkedStatus> {
+  const stuck = (await env.PARKED.list({ prefix: STUCK_PREFIX, limit: 1_000 })).objects.length;
   let count = 0;
   let oldest: string | null = null;
   let cursor: string | undefined;
@@ -124,8 +178,9 @@ export async function parkedStatus(env: Env): Promise<ParkedStatus> {
     const listed = await env.PARKED.list({ prefix: PARKED_PREFIX, limit: 1_000, cursor });
     if (oldest === null && listed.objects[0]) oldest = enqueuedAtOfKey(listed.objects[0].key);
     count += listed.objects.length;
-    if (!listed.truncated) return { count, count_exact: true, oldest_enqueued_at: oldest };
-    if (count >= MAX_COUNTED) return { count, count_exact: false, oldest_enqueued_at: oldest };
+    if (!listed.truncated || count >= MAX_COUNTED) {
+      return { count, count_exact: !listed.truncated, oldest_enqueued_at: oldest, stuck };
+    }
     cursor = listed.cursor;
   }
 }

@@ -9,6 +9,7 @@ import {
   type Tracking,
 } from "../events/record";
 import { ApiError } from "../lib/errors";
+import { canonicalAddress } from "../lib/idna";
 import { eventId } from "../lib/ids";
 import type { SuppressEffect } from "../pipeline/messages";
 import { isSimulatorAddress } from "../suppressions/address";
@@ -292,10 +293,10 @@ function tagValue(mail: Mail, name: string, max: number): string | null {
   return value && value.length <= max ? value : null;
 }
 
-/** The lowercased bare address of a recipient entry, or null when it holds none. */
+/** The lowercased bare address of a recipient entry (ASCII domain), or null when it holds none. */
 function recipientAddress(raw: string): string | null {
   const bare = bareAddress(raw.trim());
-  return bare && bare.length <= 320 ? bare.toLowerCase() : null;
+  return bare && bare.length <= 320 ? canonicalAddress(bare) : null;
 }
 
 /**

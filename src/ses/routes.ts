@@ -8,6 +8,7 @@ import { enqueue } from "../pipeline/enqueue";
 import { notificationToMessages } from "./ingest";
 import {
   checkAwsHostUrl,
+  checkSnsFreshness,
   checkSnsMessage,
   fetchCertificate,
   parseSnsEnvelope,
@@ -62,6 +63,8 @@ export function registerSesRoutes(app: App): void {
         throw new ApiError("permission_error", "this SNS topic is not allowed (SNS_TOPIC_ARNS)");
       }
       await verifySnsMessage(msg, { hostPattern, fetchCert: fetchCertificate });
+      // The Timestamp is signed: checked once the signature proved it is AWS's.
+      checkSnsFreshness(msg, Date.now());
       const requestId = c.get("requestId");
 
       if (msg.Type === "SubscriptionConfirmation") {

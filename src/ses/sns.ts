@@ -287,6 +287,30 @@ export async function verifySnsMessage(msg: SnsEnvelope, opts: VerifyOptions): P
   if (!ok) throw new ApiError("signature_error", "the SNS message signature does not verify");
 }
 
+/**
+ * How old a verified SNS message may be. SNS stops retrying an HTTP/S delivery after at most 3,600 s
+ * (a hard AWS limit, whatever the subscription's delivery policy), so a genuine message is never
+ * older than about an hour when it arrives; 6 hours leaves room for SNS's own backlog under
+ * throttling and for clock skew. Older, it is a captured message replayed: refused, so that a bounce
+ * whose event the purge removed cannot restore a suppression the customer deleted (the shortest
+ * retention a plan can have is 1 day).
+ */
+export const SNS_MAX_AGE_MS = 6 * 3_600_000;
+/** Clock skew tolerated for a Timestamp in the future. */
+export const SNS_MAX_FUTURE_MS = 15 * 60_000;
+
+/** Refuses a verified message whose signed Timestamp is too old (a replay) or in the future. */
+export function checkSnsFreshness(msg: SnsEnvelope, now: number): void {
+  const sent = Date.parse(msg.Timestamp);
+  if (!Number.isFinite(sent)) throw new ApiError("signature_error", "the SNS Timestamp is not a date");
+  if (now - sent > SNS_MAX_AGE_MS) {
+    throw new ApiError("signature_error", "the SNS message is more than 6 hours old; refused as a replay");
+  }
+  if (sent - now > SNS_MAX_FUTURE_MS) {
+    throw new ApiError("signature_error", "the SNS Timestamp is in the future");
+  }
+}
+
 const CERT_FETCH_TIMEOUT_MS = 5_000;
 const CERT_MAX_BYTES = 64 * 1024;
 

@@ -1,5 +1,5 @@
 import { blankEvent, type EventRecord, type Geo, type Tracking } from "../events/record";
-import { uniqueEventId } from "../lib/ids";
+import { canonicalAddress } from "../lib/idna";
 import type { EventMessage } from "../pipeline/messages";
 import { networkOf } from "./bursts";
 import { type Classification, classifyInteraction, prefetchPurpose } from "./classify";
@@ -127,7 +127,7 @@ function tokenEvent(payload: TokenPayload, type: TokenEventType, now: number, no
       type,
       occurred_at: now,
       email_id: payload.email_id,
-      recipient: payload.recipient.toLowerCase(),
+      recipient: canonicalAddress(payload.recipient),
     }),
     topic: payload.topic,
   };

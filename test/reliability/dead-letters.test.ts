@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import type { QueueMessage } from "../../src/queue/messages";
-import { PARKED_PREFIX } from "../../src/queue/parked";
+import { PARKED_PREFIX, replayParkedMessages, STUCK_PREFIX } from "../../src/queue/parked";
 import { call, event, eventMessage, freshAccount, json, mintToken } from "../helpers";
 
 /**
@@ -61,6 +61,11 @@ async function parkedKeys() {
   return (await env.PARKED.list({ prefix: PARKED_PREFIX })).objects.map((o) => o.key);
 }
 
+async function keyOf(message: { id: string; timestamp: Date } | undefined) {
+  if (!message) throw new Error("no message");
+  return `${String(message.timestamp.getTime()).padStart(15, "0")}-${message.id}`;
+}
+
 async function clearParked() {
   const keys = await parkedKeys();
   if (keys.length > 0) await env.PARKED.delete(keys);
@@ -110,7 +115,7 @@ describe("dead letters survive a long D1 outage", () => {
   it("parks what D1 refused through every retry, shows the backlog, and writes it exactly once when D1 answers", async () => {
     await clearParked();
     const { account, messages, base } = scenario();
-    const admin = await mintToken("ops", "admin");
+    const admin = await mintToken(freshAccount("ops"), "admin");
 
     // The last retry fails: the Queues runtime dead-letters these (max_retries reached).
     const lastTry = await withD1Down(() => deliver("mailtrail-events", messages, 6));
@@ -132,6 +137,7 @@ describe("dead letters survive a long D1 outage", () => {
       count: 3,
       count_exact: true,
       oldest_enqueued_at: new Date(base).toISOString(),
+      stuck: 0,
     });
 
     // A cron run while D1 is still down writes nothing, loses nothing, and says so in its log line.
@@ -147,7 +153,7 @@ describe("dead letters survive a long D1 outage", () => {
       .map(([line]) => JSON.parse(String(line)))
       .filter((l) => l.msg === "parked replay finished")
       .at(-1);
-    expect(replayLine).toMatchObject({ replayed: 3, count: 0, d1_failed: false });
+    expect(replayLine).toMatchObject({ replayed: 3, stuck: 0, count: 0, d1_failed: false });
 
     // Enriched from the registration, as the consumer would have done.
     const stored = await env.DB.prepare("SELECT campaign FROM events WHERE account_id = ?")
@@ -170,6 +176,34 @@ describe("dead letters survive a long D1 outage", () => {
       count: 0,
       oldest_enqueued_at: null,
     });
+  });
+
+  it("moves a message D1 refuses on its own out of the way, so it cannot hold back the rest", async () => {
+    await clearParked();
+    const { account, messages } = scenario();
+    await withD1Down(() => deliver("mailtrail-events-dlq", messages, 1));
+    expect(await parkedKeys()).toHaveLength(3);
+    // A real D1 refusal of one message only: a trigger aborts the insert of the delivered event.
+    const poisoned = messages[1]?.body as { event: { id: string } };
+    await env.DB.exec(
+      `CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.id = '${poisoned.event.id}' BEGIN SELECT RAISE(ABORT, 'poison'); END`,
+    );
+    let result: Awaited<ReturnType<typeof replayParkedMessages>>;
+    try {
+      result = await replayParkedMessages(env);
+    } finally {
+      await env.DB.exec("DROP TRIGGER poison");
+    }
+    expect(result).toEqual({ replayed: 2, dropped: 0, stuck: 1, d1_failed: false });
+    expect(await rows(account)).toEqual({ events: 1, suppressions: 1, registrations: 1 });
+    expect(await parkedKeys()).toHaveLength(0);
+    const stuck = (await env.PARKED.list({ prefix: STUCK_PREFIX })).objects.map((o) => o.key);
+    expect(stuck).toEqual([`${STUCK_PREFIX}${await keyOf(messages[1])}`]);
+    const status = await json(
+      await call("GET", "/v1/admin/parked", { token: await mintToken(freshAccount("ops"), "admin") }),
+    );
+    expect(status).toMatchObject({ count: 0, stuck: 1 });
+    await env.PARKED.delete(stuck);
   });
 
   it("writes dead letters at once when D1 has already recovered, parking nothing", async () => {

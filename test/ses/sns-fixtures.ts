@@ -65,7 +65,8 @@ export function notification(overrides: Partial<Extract<SnsEnvelope, { Type: "No
     TopicArn: TOPIC,
     Subject: "Amazon SES Email Event Notification",
     Message: '{"eventType":"Send"}',
-    Timestamp: "2026-04-09T10:30:09.000Z",
+    // Now: the route refuses messages more than 6 hours old (SNS_MAX_AGE_MS).
+    Timestamp: new Date().toISOString(),
     SignatureVersion: "2",
     Signature: "",
     SigningCertURL: AWS_CERT_URL,
@@ -85,7 +86,8 @@ export function confirmation(
     TopicArn: TOPIC,
     Message: `You have chosen to subscribe to the topic ${TOPIC}.\nTo confirm the subscription, visit the SubscribeURL included in this message.`,
     SubscribeURL: SUBSCRIBE_URL,
-    Timestamp: "2026-04-09T10:30:09.000Z",
+    // Now: the route refuses messages more than 6 hours old (SNS_MAX_AGE_MS).
+    Timestamp: new Date().toISOString(),
     SignatureVersion: "1",
     Signature: "",
     SigningCertURL: AWS_CERT_URL,
