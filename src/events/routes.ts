@@ -14,7 +14,8 @@ import {
   requestedWindow,
 } from "./query";
 import { EVENT_TYPES, trackingSchema } from "./record";
-import { type EventDbRow, toPublicEvent } from "./serialize";
+import { scanEvents } from "./scan";
+import { toPublicEvent } from "./serialize";
 
 export const eventSchema = z
   .object({
@@ -80,8 +81,10 @@ export interface EventPage {
   next_cursor: string | null;
   window: { start: string; end: string; clamped: boolean };
   total?: number;
-  /** D1's rows_read for the page statement (and the count), exposed to tests and the benchmark only. */
+  /** D1's rows_read for the page's scan, exposed to tests and the benchmark only. */
   rowsRead: number;
+  /** D1's rows_read for the count, when asked. */
+  countRowsRead?: number;
 }
 
 /** Runs GET /v1/events for an account. */
@@ -109,41 +112,31 @@ export async function listEvents(
     throw validationError("domain", `domain ${query.filters.domain} is not one this account has sent from`);
 
   const window = clampWindow(requested, plan.retention_days, now);
-  const { page, count } = buildEventStatements(
-    accountId,
-    query.filters,
-    window,
-    cursor?.position ?? null,
-    query.limit,
-  );
-  const pageResult = await env.DB.prepare(page.sql)
-    .bind(...page.params)
-    .all<EventDbRow>();
+  // The page reads at most PAGE_ROW_BUDGET rows and may come back short, with a cursor where it stopped.
+  const scan = await scanEvents(env, accountId, query.filters, window, cursor?.position ?? null, {
+    limit: query.limit,
+  });
+  // count=true is exact: one COUNT over the access path (its cost is in BENCHMARKS.md).
+  const { count } = buildEventStatements(accountId, query.filters, window, null, query.limit);
   const countResult = query.count
     ? await env.DB.prepare(count.sql)
         .bind(...count.params)
-        .first<{ total: number }>()
+        .all<{ total: number }>()
     : null;
 
-  const rows = pageResult.results;
-  const hasMore = rows.length > query.limit;
-  const shown = hasMore ? rows.slice(0, query.limit) : rows;
-  const last = shown[shown.length - 1];
   return {
     object: "list",
-    data: shown.map(toPublicEvent),
-    has_more: hasMore,
-    next_cursor:
-      hasMore && last
-        ? encodeCursor(fingerprint, requested, { occurredAt: last.occurred_at, id: last.id })
-        : null,
+    data: scan.rows.map(toPublicEvent),
+    has_more: scan.hasMore,
+    next_cursor: scan.hasMore && scan.next ? encodeCursor(fingerprint, requested, scan.next) : null,
     window: {
       start: new Date(window.start).toISOString(),
       end: new Date(window.end).toISOString(),
       clamped: window.clamped,
     },
-    ...(countResult ? { total: countResult.total } : {}),
-    rowsRead: pageResult.meta.rows_read,
+    ...(countResult ? { total: countResult.results[0]?.total ?? 0 } : {}),
+    rowsRead: scan.rowsRead,
+    ...(countResult ? { countRowsRead: countResult.meta.rows_read } : {}),
   };
 }
 
@@ -155,7 +148,9 @@ export function registerEventRoutes(app: App): void {
       path: "/v1/events",
       summary: "List events, newest first",
       description:
-        "Exact-match filters, keyset pagination with `after`, and a window clamped silently to the plan's retention.",
+        "Exact-match filters, keyset pagination with `after`, and a window clamped silently to the plan's retention. " +
+        "A page reads at most 10,000 rows: with a rare filter it may hold fewer than `limit` events (even none) " +
+        "with `has_more: true`; keep paging with `next_cursor` until `has_more` is false.",
       tags: ["events"],
       security: [{ bearer: [] }],
       request: { query: eventQueryParams },
@@ -165,7 +160,11 @@ export function registerEventRoutes(app: App): void {
     async (c) => {
       const params = new URL(c.req.url).searchParams;
       const accountId = actingAccount(principalOf(c), params.get("account_id"));
-      const { rowsRead: _rowsRead, ...page } = await listEvents(c.env, accountId, params);
+      const {
+        rowsRead: _rowsRead,
+        countRowsRead: _countRowsRead,
+        ...page
+      } = await listEvents(c.env, accountId, params);
       return c.json(page);
     },
   );
