@@ -113,22 +113,23 @@ export async function listEvents(
 
   const window = clampWindow(requested, plan.retention_days, now);
   // The page reads at most PAGE_ROW_BUDGET rows and may come back short, with a cursor where it stopped.
-  const scan = await scanEvents(env, accountId, query.filters, window, cursor?.position ?? null, {
-    limit: query.limit,
-  });
-  // count=true is exact: one COUNT over the access path (its cost is in BENCHMARKS.md).
+  // count=true is exact: one COUNT over the same access path, run beside it (cost in BENCHMARKS.md).
   const { count } = buildEventStatements(accountId, query.filters, window, null, query.limit);
-  const countResult = query.count
-    ? await env.DB.prepare(count.sql)
-        .bind(...count.params)
-        .all<{ total: number }>()
-    : null;
+  const [scan, countResult] = await Promise.all([
+    scanEvents(env, accountId, query.filters, window, cursor?.position ?? null, { limit: query.limit }),
+    query.count
+      ? env.DB.prepare(count.sql)
+          .bind(...count.params)
+          .all<{ total: number }>()
+      : null,
+  ]);
+  const more = scan.hasMore && scan.next !== null;
 
   return {
     object: "list",
     data: scan.rows.map(toPublicEvent),
-    has_more: scan.hasMore,
-    next_cursor: scan.hasMore && scan.next ? encodeCursor(fingerprint, requested, scan.next) : null,
+    has_more: more,
+    next_cursor: more && scan.next ? encodeCursor(fingerprint, requested, scan.next) : null,
     window: {
       start: new Date(window.start).toISOString(),
       end: new Date(window.end).toISOString(),
