@@ -312,10 +312,12 @@ async function reconcileOrphans(env: Env, meter: Meter, budget: ReconcileBudget,
   let checked = 0;
   let repaired = 0;
   for (let pages = 0; pages < budget.orphanPages && meter.fits(1 + 20, 3); pages += 1) {
+    // Every key of a page may need a delete: list no more keys than the run has operations left.
+    const room = budget.kvOps - meter.kv - 1;
     meter.kv += 1;
     const page = await env.SUPPRESSIONS.list({
       prefix: MIRROR_PREFIX,
-      limit: budget.pageSize,
+      limit: Math.min(budget.pageSize, room),
       ...(cursor ? { cursor } : {}),
     });
     const refs: AddressRef[] = [];
