@@ -58,7 +58,7 @@ export interface ReconcileBudget {
 export const DEFAULT_RECONCILE_BUDGET: ReconcileBudget = {
   kvOps: 900,
   d1Queries: 900,
-  pending: 300,
+  pending: 600,
   timeMs: 240_000,
   pageSize: 1000,
   orphanPages: 20,
