@@ -171,6 +171,11 @@ const LOADERS: Record<string, string> = {
       value->>9, value->>10, value->>11, value->>12, value->>13, value->>14, value->>15, value->>16,
       value->>17, value->>18, value->>19, value->>20
     FROM json_each(?1) WHERE true ON CONFLICT DO NOTHING`,
+  // The Message-ID map the consumer writes beside events (src/events/message-id-map.ts), from the
+  // same event rows: one row per (account, message_id, email_id).
+  message_ids: `INSERT INTO message_ids (account_id, message_id, email_id, first_seen_at)
+    SELECT value->>0, value->>5, value->>4, MIN(value->>1) FROM json_each(?1) WHERE value->>5 IS NOT NULL
+    GROUP BY 1, 2, 3 ON CONFLICT DO NOTHING`,
   sending_domains: `INSERT INTO sending_domains (account_id, domain, first_seen_at)
     SELECT value->>0, value->>1, value->>2 FROM json_each(?1) WHERE true ON CONFLICT DO NOTHING`,
   accounts: `INSERT INTO accounts (id, plan, created_at, updated_at)
@@ -300,6 +305,7 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
       window: page.window,
       total: page.total,
       rowsRead: page.rowsRead,
+      countRowsRead: page.countRowsRead ?? null,
       statements,
     });
   }

@@ -413,6 +413,15 @@ function targets(r) {
     });
   }
   if (r.query) {
+    const over = r.query.cases.filter((c) => c.meets_row_budget === false);
+    out.push({
+      target: "every page <= 10,000 rows read (SPEC §9 bounded work)",
+      status: over.length === 0 ? "met" : "missed",
+      detail:
+        over.length === 0
+          ? `${r.query.cases.length} cases, max ${Math.max(...r.query.cases.map((c) => c.rows_read_max))} rows per page`
+          : over.map((c) => `${c.name} on ${c.account}: ${c.rows_read_max} rows`).join("; "),
+    });
     const singles = r.query.cases.filter((c) => c.kind === "single");
     const misses = singles.filter((c) => !c.meets_target);
     out.push({

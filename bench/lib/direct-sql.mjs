@@ -49,9 +49,18 @@ export function directPageSql(accountId, window, params, cursor, limit) {
       ...tags,
     );
   }
-  // The most selective index the schema has for this filter set; otherwise the clustered key.
+  // The most selective index the schema has for this filter set; otherwise the clustered key. A
+  // Message-ID alone goes through the message_ids map to its emails, then events_email_idx.
+  const byMessage =
+    params.message_id !== undefined && params.email_id === undefined && params.recipient === undefined;
+  if (byMessage)
+    filter(
+      "email_id IN (SELECT email_id FROM message_ids WHERE account_id = ? AND message_id = ?)",
+      accountId,
+      params.message_id,
+    );
   const index =
-    params.email_id !== undefined
+    params.email_id !== undefined || byMessage
       ? " INDEXED BY events_email_idx"
       : params.recipient !== undefined
         ? " INDEXED BY events_recipient_idx"

@@ -176,6 +176,8 @@ export function markdown(r) {
           "rows read / page (first … last)",
           "max",
           "≤ 2×limit+10",
+          "≤ 10,000 (§9)",
+          "returned / page",
           "API p50 / p99 ms",
           "direct SQL rows / page (max)",
           "direct p50 / p99 ms",
@@ -191,6 +193,10 @@ export function markdown(r) {
             : c.rows_read_per_page.map(n).join(", "),
           c.rows_read_max,
           c.meets_target ? "yes" : `**no**`,
+          c.meets_row_budget === undefined ? "" : c.meets_row_budget ? "yes" : "**no**",
+          (c.returned_per_page ?? []).length > 4
+            ? `${c.returned_per_page.slice(0, 2).join(", ")} … ${c.returned_per_page.at(-1)}`
+            : (c.returned_per_page ?? []).join(", "),
           `${n(c.api_ms.p50)} / ${n(c.api_ms.p99)}`,
           Math.max(...c.direct_rows_read_per_page),
           `${n(c.direct_ms.p50)} / ${n(c.direct_ms.p99)}`,

@@ -1,7 +1,6 @@
 import { getAccountPlan } from "../accounts/plans";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
-import { pageOf } from "../lib/paging";
 import {
   buildEventStatements,
   clampWindow,
@@ -12,7 +11,8 @@ import {
   parseEventQuery,
   requestedWindow,
 } from "./query";
-import { type EventDbRow, type PublicEvent, toPublicEvent } from "./serialize";
+import { scanEvents } from "./scan";
+import { type PublicEvent, toPublicEvent } from "./serialize";
 
 export interface EventPage {
   object: "list";
@@ -21,8 +21,10 @@ export interface EventPage {
   next_cursor: string | null;
   window: { start: string; end: string; clamped: boolean };
   total?: number;
-  /** D1's rows_read for the page statement (and the count), exposed to tests and the benchmark only. */
+  /** D1's rows_read for the page's scan, exposed to tests and the benchmark only. */
   rowsRead: number;
+  /** D1's rows_read for the count, when asked. */
+  countRowsRead?: number;
 }
 
 /**
@@ -53,36 +55,31 @@ export async function listEvents(
     throw validationError("domain", `domain ${query.filters.domain} is not one this account has sent from`);
 
   const window = clampWindow(requested, plan.retention_days, now);
-  const { page, count } = buildEventStatements(
-    accountId,
-    query.filters,
-    window,
-    cursor?.position ?? null,
-    query.limit,
-  );
-  const pageResult = await env.DB.prepare(page.sql)
-    .bind(...page.params)
-    .all<EventDbRow>();
-  const countResult = query.count
-    ? await env.DB.prepare(count.sql)
-        .bind(...count.params)
-        .first<{ total: number }>()
-    : null;
+  // The page reads at most PAGE_ROW_BUDGET rows and may come back short, with a cursor where it stopped.
+  // count=true is exact: one COUNT over the same access path, run beside it (cost in BENCHMARKS.md).
+  const { count } = buildEventStatements(accountId, query.filters, window, null, query.limit);
+  const [scan, countResult] = await Promise.all([
+    scanEvents(env, accountId, query.filters, window, cursor?.position ?? null, { limit: query.limit }),
+    query.count
+      ? env.DB.prepare(count.sql)
+          .bind(...count.params)
+          .all<{ total: number }>()
+      : null,
+  ]);
+  const more = scan.hasMore && scan.next !== null;
 
-  const { shown, has_more, next_cursor } = pageOf(pageResult.results, query.limit, (last) =>
-    encodeCursor(fingerprint, requested, { occurredAt: last.occurred_at, id: last.id }),
-  );
   return {
     object: "list",
-    data: shown.map(toPublicEvent),
-    has_more,
-    next_cursor,
+    data: scan.rows.map(toPublicEvent),
+    has_more: more,
+    next_cursor: more && scan.next ? encodeCursor(fingerprint, requested, scan.next) : null,
     window: {
       start: new Date(window.start).toISOString(),
       end: new Date(window.end).toISOString(),
       clamped: window.clamped,
     },
-    ...(countResult ? { total: countResult.total } : {}),
-    rowsRead: pageResult.meta.rows_read,
+    ...(countResult ? { total: countResult.results[0]?.total ?? 0 } : {}),
+    rowsRead: scan.rowsRead,
+    ...(countResult ? { countRowsRead: countResult.meta.rows_read } : {}),
   };
 }

@@ -221,19 +221,27 @@ export interface Statement {
   params: (string | number)[];
 }
 
+/** SQL text and its parameters. */
+export interface Fragment {
+  sql: string;
+  params: (string | number)[];
+}
+
 /**
- * The page query and its count. Without stored statistics SQLite prefers the primary-key range over
- * an equality index, so the two selective filters name their index explicitly. After the first
- * page the cursor replaces the window's end as the upper bound, as one row-value range on the
- * index: with both bounds SQLite ranges on the end and steps over every row already returned.
+ * How a filter set reads `events`: the access path (an index and the equality that seeks it) and the
+ * residual conditions tested on each row that path yields. Without stored statistics SQLite prefers
+ * the primary-key range over an equality index, so the selective paths name their index.
+ * - `email_id` → events_email_idx; `recipient` → events_recipient_idx.
+ * - `message_id` → the emails the Message-ID map lists, through events_email_idx: an index seek per
+ *   email instead of a scan of the window (`message_id = ?` is checked on those emails' rows, which
+ *   carry it but for rare exceptions, so the seek reads about its matches).
+ * - otherwise the primary key, (account_id, occurred_at, id), newest first.
+ * The residual holds every other filter.
  */
-export function buildEventStatements(
+export function eventAccessPath(
   accountId: string,
   filters: EventFilters,
-  window: Window,
-  position: CursorPosition | null,
-  limit: number,
-): { page: Statement; count: Statement } {
+): { index: string; seek: Fragment; residual: Fragment } {
   const where: string[] = [];
   const params: (string | number)[] = [];
   const eq = (column: string, value: string | null) => {
@@ -241,9 +249,9 @@ export function buildEventStatements(
     where.push(`${column} = ?`);
     params.push(value);
   };
-  eq("email_id", filters.emailId);
-  eq("recipient", filters.recipient);
-  eq("message_id", filters.messageId);
+  // email_id is always the seek when given, recipient when email_id is not: neither repeats as residual.
+  if (filters.emailId !== null) eq("recipient", filters.recipient);
+  if (filters.emailId !== null || filters.recipient !== null) eq("message_id", filters.messageId);
   eq("topic", filters.topic);
   eq("template_id", filters.templateId);
   eq("campaign", filters.campaign);
@@ -258,12 +266,47 @@ export function buildEventStatements(
     );
     params.push(...filters.tags);
   }
-  const index =
-    filters.emailId !== null
-      ? " INDEXED BY events_email_idx"
-      : filters.recipient !== null
-        ? " INDEXED BY events_recipient_idx"
-        : "";
+  const residual = { sql: where.join(" AND "), params };
+  if (filters.emailId !== null)
+    return {
+      index: " INDEXED BY events_email_idx",
+      seek: { sql: "email_id = ?", params: [filters.emailId] },
+      residual,
+    };
+  if (filters.recipient !== null)
+    return {
+      index: " INDEXED BY events_recipient_idx",
+      seek: { sql: "recipient = ?", params: [filters.recipient] },
+      residual,
+    };
+  if (filters.messageId !== null)
+    return {
+      index: " INDEXED BY events_email_idx",
+      seek: {
+        sql: "email_id IN (SELECT email_id FROM message_ids WHERE account_id = ? AND message_id = ?) AND message_id = ?",
+        params: [accountId, filters.messageId, filters.messageId],
+      },
+      residual,
+    };
+  return { index: "", seek: { sql: "", params: [] }, residual };
+}
+
+/**
+ * The page query and its count, unbounded (the export's full walk; GET /v1/events pages through
+ * scanEvents in scan.ts, which bounds the rows a page reads). After the first page the cursor replaces
+ * the window's end as the upper bound, as one row-value range on the index: with both bounds SQLite
+ * ranges on the end and steps over every row already returned.
+ */
+export function buildEventStatements(
+  accountId: string,
+  filters: EventFilters,
+  window: Window,
+  position: CursorPosition | null,
+  limit: number,
+): { page: Statement; count: Statement } {
+  const { index, seek, residual } = eventAccessPath(accountId, filters);
+  const where = [seek.sql, residual.sql].filter((w) => w !== "");
+  const params = [...seek.params, ...residual.params];
   const conditions = (upper: string) => ["account_id = ?", "occurred_at >= ?", upper, ...where].join(" AND ");
   const upper = position ? "(occurred_at, id) < (?, ?)" : "occurred_at < ?";
   const upperParams = position ? [position.occurredAt, position.id] : [window.end];

@@ -27,7 +27,9 @@ export function registerEventRoutes(app: App): void {
       operationId: "listEvents",
       summary: "List events, newest first",
       description:
-        "Exact-match filters, keyset pagination with `after`, and a window clamped silently to the plan's retention.",
+        "Exact-match filters, keyset pagination with `after`, and a window clamped silently to the plan's retention. " +
+        "A page reads at most 10,000 rows: with a rare filter it may hold fewer than `limit` events (even none) " +
+        "with `has_more: true`; keep paging with `next_cursor` until `has_more` is false.",
       tags: ["events"],
       security: BEARER,
       request: { query: eventQuerySchema },
@@ -37,13 +39,11 @@ export function registerEventRoutes(app: App): void {
     async (c, { query }) => {
       const accountId = actingAccount(principalOf(c), query.account_id);
       const params = new URL(c.req.url).searchParams;
-      const { rowsRead: _rowsRead, ...page } = await listEvents(
-        c.env,
-        accountId,
-        params,
-        Date.now(),
-        toEventQuery(query),
-      );
+      const {
+        rowsRead: _rowsRead,
+        countRowsRead: _countRowsRead,
+        ...page
+      } = await listEvents(c.env, accountId, params, Date.now(), toEventQuery(query));
       return c.json(page);
     },
   );

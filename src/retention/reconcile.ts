@@ -58,7 +58,7 @@ export interface ReconcileBudget {
 export const DEFAULT_RECONCILE_BUDGET: ReconcileBudget = {
   kvOps: 900,
   d1Queries: 900,
-  pending: 300,
+  pending: 600,
   timeMs: 240_000,
   pageSize: 1000,
   orphanPages: 20,
@@ -196,6 +196,7 @@ async function sweepAccounts(env: Env, meter: Meter, budget: ReconcileBudget, st
       position = { account: next.account_id, after: "", kv: null };
     }
     const step = await compareSlice(env, meter, budget, position);
+    if (step.stalled) break; // no room left for repairs this run; the next run resumes here
     checked += step.checked;
     repaired += step.repaired;
     // An account done: the next step seeks the one after it (account "" with `after` = this account).
@@ -240,7 +241,7 @@ async function compareSlice(env: Env, meter: Meter, budget: ReconcileBudget, at:
   // A full read may have cut the last address's entries short: compare up to the one before it.
   let rows = results;
   let end = upper;
-  const truncated = results.length === sweepRows(budget);
+  let truncated = results.length === sweepRows(budget);
   if (truncated) {
     const lastEmail = results[results.length - 1]?.email ?? at.after;
     const kept = results.filter((r) => r.email !== lastEmail);
@@ -275,6 +276,17 @@ async function compareSlice(env: Env, meter: Meter, budget: ReconcileBudget, at:
     if (!listed.has(email) && fitsKv(mirrorKey(at.account, email)))
       drifted.push({ accountId: at.account, email });
   }
+  // Repairs cost a KV write each: past the run's room, compare up to the last address repaired and
+  // leave the rest of the page to the next step (or run).
+  drifted.sort((a, b) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0));
+  const room = Math.max(0, budget.kvOps - meter.kv);
+  if (drifted.length > room) {
+    drifted.length = room;
+    const lastRepaired = drifted.at(-1)?.email;
+    if (lastRepaired === undefined) return { checked: 0, repaired: 0, next: at, stalled: true };
+    truncated = true;
+    end = lastRepaired;
+  }
   let repaired = 0;
   if (drifted.length > 0) {
     meter.kv += drifted.length;
@@ -283,12 +295,12 @@ async function compareSlice(env: Env, meter: Meter, budget: ReconcileBudget, at:
     repaired = drifted.length - failed.length;
     log("warn", "suppression mirror drift repaired", { direction: "sweep", keys: repaired });
   }
-  const checked = new Set([...listed, ...expected.keys()]).size;
+  const checked = [...new Set([...listed, ...expected.keys()])].filter(inRange).length;
   let next: SweepPosition | null;
   if (truncated) next = { account: at.account, after: end ?? at.after, kv: at.kv };
   else if (page.list_complete) next = null;
   else next = { account: at.account, after: upper ?? at.after, kv: page.cursor };
-  return { checked, repaired, next };
+  return { checked, repaired, next, stalled: false };
 }
 
 /**
@@ -300,10 +312,12 @@ async function reconcileOrphans(env: Env, meter: Meter, budget: ReconcileBudget,
   let checked = 0;
   let repaired = 0;
   for (let pages = 0; pages < budget.orphanPages && meter.fits(1 + 20, 3); pages += 1) {
+    // Every key of a page may need a delete: list no more keys than the run has operations left.
+    const room = budget.kvOps - meter.kv - 1;
     meter.kv += 1;
     const page = await env.SUPPRESSIONS.list({
       prefix: MIRROR_PREFIX,
-      limit: budget.pageSize,
+      limit: Math.min(budget.pageSize, room),
       ...(cursor ? { cursor } : {}),
     });
     const refs: AddressRef[] = [];

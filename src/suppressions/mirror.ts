@@ -12,9 +12,11 @@ import { describeError, log } from "../lib/log";
  * account and a key parses back to exactly one (account, email). One key per address means a check
  * needs one multi-key get per 100 addresses, and the topic decision is made from the value; a topic
  * change rewrites the whole small value. The value is always derived from D1 (the truth) after D1 has
- * changed, so writing it twice is harmless, and a lost write is repaired by the scheduled reconcile.
- * KV allows one write per second per key, so callers pass every address a batch touched and each key
- * is written once.
+ * changed, so writing it twice is harmless; each put carries the value's fingerprint as metadata (for
+ * the reconcile's sweep). Every D1 change also writes a journal row (`mirror_pending`, markPending) in
+ * its own transaction, cleared once KV is confirmed (syncMirror), so a lost write is always found by
+ * the next reconcile run. KV allows one write per second per key, so callers pass every address a
+ * batch touched and each key is written once.
  */
 
 export const MIRROR_PREFIX = "sup:";

@@ -229,7 +229,9 @@ describe("a failed KV write is repaired by the next reconcile run", () => {
 });
 
 describe("the sweep over a large list", () => {
-  it("finds every drifted address among 3,000 in one pass, at a thousand addresses per KV list", async () => {
+  it("finds every drifted address among 3,000 in one pass, at a thousand addresses per KV list", {
+    timeout: 180_000,
+  }, async () => {
     await env.SUPPRESSIONS.delete(RECONCILE_CURSOR_KEY);
     const account = freshAccount("big");
     const emails = Array.from({ length: 3000 }, (_, i) => `user${String(i).padStart(5, "0")}@example.com`);
@@ -296,6 +298,44 @@ describe("the sweep over a large list", () => {
     // A second pass finds nothing to do.
     const again = await reconcileMirror(env);
     expect(again.rewritten + again.deleted).toBe(0);
-    // Thousands of real KV writes: give it room on a loaded machine (it measures, it does not time out).
-  }, 180_000);
+  });
+});
+
+describe("the per-run budget", () => {
+  it("repairs a mass loss of KV over several runs, never using more KV operations per run than allowed", async () => {
+    await env.SUPPRESSIONS.delete(RECONCILE_CURSOR_KEY);
+    const account = freshAccount("lost");
+    const emails = Array.from({ length: 120 }, (_, i) => `lost${String(i).padStart(3, "0")}@example.com`);
+    await env.DB.prepare(
+      `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at)
+       SELECT ?1, value, '', 'manual', NULL, 5 FROM json_each(?2)`,
+    )
+      .bind(account, JSON.stringify(emails))
+      .run();
+    let ops = 0;
+    const counted = new Proxy(env.SUPPRESSIONS, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          ops += 1;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const budget = { ...DEFAULT_RECONCILE_BUDGET, kvOps: 50 };
+    const perRun: number[] = [];
+    for (let run = 0; run < 40; run += 1) {
+      ops = 0;
+      await reconcileMirror({ ...env, SUPPRESSIONS: counted } as Env, budget);
+      perRun.push(ops);
+      const mirrored = await Promise.all(emails.map((email) => mirrorOf(account, email)));
+      if (mirrored.every((m) => m !== null)) break;
+    }
+    expect(perRun.length).toBeGreaterThan(2); // 120 writes cannot fit one run of 50 operations
+    // The budget, plus the cursor's own read and write (and a verify round's rewrite, if any).
+    for (const n of perRun) expect(n).toBeLessThanOrEqual(budget.kvOps + 2);
+    for (const email of emails)
+      expect(await mirrorOf(account, email)).toEqual(await expectedMirror(account, email));
+  });
 });

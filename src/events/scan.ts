@@ -1,0 +1,132 @@
+import type { Env } from "../env";
+import { type CursorPosition, type EventFilters, eventAccessPath, type Window } from "./query";
+import type { EventDbRow } from "./serialize";
+
+/**
+ * The bounded scan behind GET /v1/events (SPEC §9 "Bounded work"), reusable by any list that filters
+ * events (the compatibility endpoints add their own row test as `residual`).
+ *
+ * A page reads at most `rowBudget` rows of D1 (10,000 by default) however rare the filter. The scan
+ * walks the access path (eventAccessPath) newest first from `position`, in chunks: each chunk is one
+ * statement that reads at most `chunk` rows in index order and returns only those passing the SQL
+ * filters, stopping as soon as it has enough:
+ *
+ *   SELECT * FROM (SELECT * FROM events … ORDER BY occurred_at DESC, id DESC LIMIT chunk)
+ *    WHERE <residual filters> LIMIT want + 1
+ *
+ * When a chunk yields fewer than `want + 1` rows, it read all of its `chunk` rows (or the window
+ * ended), and the scan needs to know where it stopped: a second statement reads the chunk's last key
+ * (`LIMIT 1 OFFSET chunk - 1`, the same rows again, so a chunk is at most half the remaining budget).
+ * No row there means the window is exhausted. Otherwise the scan goes on from that key while budget
+ * remains, then stops with `hasMore` and `next` = that key: the next page continues where this one
+ * stopped, never repeating or skipping a row, and may itself hold no event.
+ *
+ * Costs: a common filter reads about limit ÷ (share of matching events) rows, as before; a filter
+ * with an index (email_id, recipient, message_id) reads about its matches; a rare residual filter
+ * reads at most `rowBudget` and comes back short with a cursor.
+ */
+
+export const PAGE_ROW_BUDGET = 10_000;
+
+export interface ScanOptions {
+  /** Matching rows wanted at most. */
+  limit: number;
+  /** D1 rows the scan may read (rows_read of its statements); default PAGE_ROW_BUDGET. */
+  rowBudget?: number;
+  /** A row test beyond the SQL filters (the compatibility endpoints' keyword search). */
+  residual?: (row: EventDbRow) => boolean;
+}
+
+export interface ScanResult {
+  /** Matching rows, newest first, at most `limit`. */
+  rows: EventDbRow[];
+  /** Whether rows may remain below `next` (then `next` is set). */
+  hasMore: boolean;
+  /** The position to continue from (exclusive): the last row returned, or where the budget ran out. */
+  next: CursorPosition | null;
+  /** D1 rows read by the scan's statements. */
+  rowsRead: number;
+}
+
+export async function scanEvents(
+  env: Env,
+  accountId: string,
+  filters: EventFilters,
+  window: Window,
+  position: CursorPosition | null,
+  options: ScanOptions,
+): Promise<ScanResult> {
+  const budget = options.rowBudget ?? PAGE_ROW_BUDGET;
+  const { index, seek, residual } = eventAccessPath(accountId, filters);
+  const range = (from: CursorPosition | null) => {
+    const where = ["account_id = ?", "occurred_at >= ?"];
+    const params: (string | number)[] = [accountId, window.start];
+    if (from) {
+      where.push("(occurred_at, id) < (?, ?)");
+      params.push(from.occurredAt, from.id);
+    } else {
+      where.push("occurred_at < ?");
+      params.push(window.end);
+    }
+    if (seek.sql) {
+      where.push(seek.sql);
+      params.push(...seek.params);
+    }
+    return {
+      sql: `FROM events${index} WHERE ${where.join(" AND ")} ORDER BY occurred_at DESC, id DESC`,
+      params,
+    };
+  };
+
+  const rows: EventDbRow[] = [];
+  let rowsRead = 0;
+  let at = position;
+  for (;;) {
+    const want = options.limit - rows.length;
+    // Each statement reads its rows plus one (the seek), hence the 2.
+    const chunk = Math.floor((budget - rowsRead - 2) / 2);
+    if (chunk < 1 && at !== null) return { rows, hasMore: true, next: at, rowsRead };
+    const r = range(at);
+    const filtered = residual.sql
+      ? `SELECT * FROM (SELECT * ${r.sql} LIMIT ?) AS events WHERE ${residual.sql} LIMIT ?`
+      : `SELECT * ${r.sql} LIMIT MIN(?, ?)`;
+    const page = await env.DB.prepare(filtered)
+      .bind(...r.params, Math.max(1, chunk), ...residual.params, want + 1)
+      .all<EventDbRow>();
+    rowsRead += page.meta.rows_read;
+    const candidates = page.results;
+    for (const row of candidates) {
+      if (options.residual && !options.residual(row)) continue;
+      // A match beyond a full page: there is more, and the page ends at its last row.
+      if (rows.length === options.limit)
+        return { rows, hasMore: true, next: positionOf(rows.at(-1)), rowsRead };
+      rows.push(row);
+    }
+    if (candidates.length === want + 1) {
+      // SQL had more rows than wanted, so the scan covered everything down to the last of them (only
+      // a JS residual can have rejected some and left the page short or just full).
+      at = positionOf(candidates.at(-1));
+      if (rows.length === options.limit) return { rows, hasMore: true, next: at, rowsRead };
+      continue;
+    }
+    // Fewer. Without any residual every row of the path matched, so the path itself has ended.
+    if (!residual.sql && !options.residual && chunk >= want + 1)
+      return { rows, hasMore: false, next: null, rowsRead };
+    // A chunk that read fewer rows than it may hold ran out of path: the inner LIMIT stops only
+    // after `chunk` rows, each of them read.
+    if (page.meta.rows_read < chunk) return { rows, hasMore: false, next: null, rowsRead };
+    // Otherwise the chunk was read to its end (or the window's). Where did it end?
+    const boundary = await env.DB.prepare(`SELECT occurred_at, id ${r.sql} LIMIT 1 OFFSET ?`)
+      .bind(...r.params, Math.max(1, chunk) - 1)
+      .all<{ occurred_at: number; id: string }>();
+    rowsRead += boundary.meta.rows_read;
+    const end = boundary.results[0];
+    if (!end) return { rows, hasMore: false, next: null, rowsRead };
+    at = { occurredAt: end.occurred_at, id: end.id };
+    if (rows.length === options.limit) return { rows, hasMore: true, next: at, rowsRead };
+  }
+}
+
+function positionOf(row: EventDbRow | undefined): CursorPosition | null {
+  return row ? { occurredAt: row.occurred_at, id: row.id } : null;
+}
