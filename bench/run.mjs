@@ -553,7 +553,8 @@ function render(r) {
             `p95 ${w.steady.p95_ms} ms, max ${w.steady.max_ms} ms (${w.steady.delivered}/${w.steady.events}); ` +
             `burst of ${w.burst.events} queued at once: ${w.burst.deliveries_per_s} deliveries/s, last after ${w.burst.p95_ms} ms (p95); ` +
             `D1 per delivery: ${w.consumer.d1_rows_written_per_delivery} rows written, ${w.consumer.d1_rows_read_per_delivery} read; ` +
-            `signatures verified ${w.signatures.verified}, rejected ${w.signatures.rejected}`
+            `signatures verified ${w.signatures.verified}, rejected ${w.signatures.rejected}; ` +
+            `load average ${w.load_average.before} -> ${w.load_average.after}`
         : `WEBHOOKS not available: ${w.reason}`,
     );
   }

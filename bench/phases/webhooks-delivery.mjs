@@ -9,6 +9,7 @@
 import { randomUUID, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import http from "node:http";
+import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { SignJWT } from "jose";
@@ -202,6 +203,7 @@ export async function webhooksDeliveryPhase({ bundle, config, secrets, migration
 
     // 1. Steady rate: latency from acceptance to arrival.
     say(`  steady: ${options.steadyEvents} notifications at ${options.rate}/s`);
+    const loadBefore = os.loadavg()[0];
     const before = await client.call("/__bench/webhook-consumer").then((r) => r.data);
     const cpu0 = app.cpuSeconds();
     const steadyIds = [];
@@ -251,6 +253,8 @@ export async function webhooksDeliveryPhase({ bundle, config, secrets, migration
     return {
       available: true,
       queue_settings: consumers,
+      // The machine's 1-minute load average around the measurement (other work competes for its cores).
+      load_average: { before: round(loadBefore), after: round(os.loadavg()[0]) },
       endpoints: 1,
       steady: {
         events: options.steadyEvents,
