@@ -111,6 +111,7 @@ export async function handleWebhookBatch(
   }
 
   const closing: D1PreparedStatement[] = [];
+  const closed: Message<unknown>[] = [];
   const toAttempt: Item[] = [];
   for (const item of items) {
     const { message, m, existing, event, endpoint } = item;
@@ -149,17 +150,18 @@ export async function handleWebhookBatch(
           error: `stopped: ${stop}`,
         }),
       );
-    }
-    message.ack();
+      closed.push(message);
+    } else message.ack();
   }
 
   const attempted = await attemptAll(env, toAttempt, clock, options.timeoutMs ?? DELIVERY_TIMEOUT_MS);
   try {
     await recordAll(env, attempted, closing);
   } catch (err) {
-    retryAll(attempted, err);
+    retryAll([...attempted, ...closed.map((message) => ({ message }))], err);
     return;
   }
+  for (const message of closed) message.ack();
 
   const continuations: Attempted[] = [];
   for (const a of attempted) {
@@ -260,6 +262,16 @@ async function attemptAll(
     const attempts = (item.existing?.attempts ?? 0) + 1;
     const outcome = await attempt(env, endpoint.row, event, at, timeoutMs);
     const next = outcome.kind === "failed" ? nextAttempt(firstAttemptAt, attempts, at) : null;
+    if (outcome.kind !== "succeeded") {
+      log("warn", "webhook attempt failed", {
+        account_id: item.m.account_id,
+        endpoint_id: item.m.endpoint_id,
+        event_id: item.m.event_id,
+        attempt: attempts,
+        response_status: outcome.status,
+        error: outcome.kind === "failed" ? outcome.error : "410 Gone",
+      });
+    }
     out.push({ ...item, event, endpoint, outcome, at, firstAttemptAt, attempts, next });
   };
   await Promise.all(
