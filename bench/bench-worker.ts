@@ -18,6 +18,7 @@ import worker from "../src/index";
 import { rebuildRollups } from "../src/metrics/rollup";
 import { getMetrics } from "../src/metrics/routes";
 import { handleEventsBatch } from "../src/queue/consumer";
+import type { QueueMessage } from "../src/queue/messages";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 
 interface BenchEnv extends Env {
@@ -239,6 +240,16 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
   const route = url.pathname.slice("/__bench/".length);
   if (route === "counters") return json(counters);
   if (route === "webhook-consumer") return json(webhookConsumer);
+  if (route === "enqueue") {
+    // Queue messages straight onto EVENTS_QUEUE (the webhooks phase's burst skips the HTTP edge).
+    const bodies = (await request.json()) as QueueMessage[];
+    for (let i = 0; i < bodies.length; i += 100) {
+      await env.EVENTS_QUEUE.sendBatch(
+        bodies.slice(i, i + 100).map((body) => ({ body, contentType: "json" })),
+      );
+    }
+    return json({ sent: bodies.length });
+  }
 
   if (route === "sql") {
     // Runs statements as given: migrations, the hand-written query baselines, size probes.

@@ -8,15 +8,16 @@ import { matches } from "./match";
 import { type WebhookMessage, webhookMessageSchema } from "./messages";
 import { DELIVERY_WINDOW_MS, nextAttempt } from "./schedule";
 import { signatureHeader } from "./signing";
-import { endpointsOf, forgetAccount, signingSecrets } from "./store";
+import { type CachedEndpoint, endpointsOf, forgetAccount, signingSecrets } from "./store";
 import { checkWebhookUrl } from "./url-safety";
 
 /**
  * The WEBHOOKS_QUEUE consumer (SPEC §14). Each message is one delivery of a stored event to one
- * endpoint; a batch's messages are delivered concurrently, each fetch bounded at 15 s, so one slow
- * endpoint never holds the others for longer than that. Every attempt ends in one upsert of the
- * delivery row (webhook_deliveries; 1 row written) and either an ack or `message.retry` with the
- * §14 schedule's delay. The endpoint row is written only when its health changes.
+ * endpoint. Per batch: one D1 round trip reads the events and the delivery rows of every message;
+ * the POSTs run concurrently (each bounded at 15 s, at most three in flight per endpoint); then one
+ * round trip records every attempt, each as one upsert of its delivery row (webhook_deliveries: 1
+ * row written) — failures first update their endpoint's health, which decides whether they retry.
+ * Each message is then acknowledged or retried with the §14 schedule's delay.
  *
  * Idempotency: a first-run message (not a retry, replay or continuation) for a pair that already
  * has a delivery row is a duplicate fan-out and is dropped, so a redelivered events batch never
@@ -30,51 +31,17 @@ const QUEUE_RETENTION_MS = 4 * 86_400_000;
 const RETENTION_MARGIN_MS = 12 * 3600_000;
 /** Queues allows at most 100 retries per message (the consumer's max_retries). */
 const MAX_MESSAGE_ATTEMPTS = 90;
+/**
+ * Fetches one endpoint may have in flight within a batch. Workers let an invocation wait on six
+ * connections at once (a seventh queues until one has its headers), so one slow endpoint holds at
+ * most three of them, each for at most 15 s, and the rest of the batch keeps the others.
+ */
+const PER_ENDPOINT_CONCURRENCY = 3;
 
 export interface DeliveryOptions {
   /** The clock for the schedule and the records; tests move it instead of waiting. */
   now?: () => number;
   timeoutMs?: number;
-}
-
-/**
- * Fetches one endpoint may have in flight within a batch. Workers let an invocation wait on six
- * connections at once (a seventh queues until one has its headers), so one slow endpoint holds at
- * most two of them, each for at most 15 s, and the rest of the batch keeps four.
- */
-const PER_ENDPOINT_CONCURRENCY = 2;
-
-export async function handleWebhookBatch(
-  batch: MessageBatch<unknown>,
-  env: Env,
-  options: DeliveryOptions = {},
-): Promise<void> {
-  const byEndpoint = new Map<string, Message<unknown>[]>();
-  for (const message of batch.messages) {
-    const endpointId = (message.body as { endpoint_id?: unknown } | null)?.endpoint_id;
-    const key = typeof endpointId === "string" ? endpointId : "";
-    byEndpoint.set(key, [...(byEndpoint.get(key) ?? []), message]);
-  }
-  const one = async (message: Message<unknown>) => {
-    try {
-      await deliverMessage(message, env, options);
-    } catch (err) {
-      // D1 or the queue failed around the attempt: try the message again later.
-      log("error", "webhook delivery failed unexpectedly; retrying", {
-        message_id: message.id,
-        ...describeError(err),
-      });
-      message.retry({ delaySeconds: 30 });
-    }
-  };
-  await Promise.all(
-    [...byEndpoint.values()].map(async (messages) => {
-      const lanes = Array.from({ length: Math.min(PER_ENDPOINT_CONCURRENCY, messages.length) }, async () => {
-        for (let m = messages.shift(); m !== undefined; m = messages.shift()) await one(m);
-      });
-      await Promise.all(lanes);
-    }),
-  );
 }
 
 interface DeliveryRow {
@@ -89,143 +56,305 @@ type Outcome =
   | { kind: "gone"; status: number }
   | { kind: "failed"; status: number | null; error: string };
 
-async function deliverMessage(message: Message<unknown>, env: Env, options: DeliveryOptions): Promise<void> {
-  const parsed = webhookMessageSchema.safeParse(message.body);
-  if (!parsed.success) {
-    log("error", "invalid webhook message dropped", { message_id: message.id });
-    message.ack();
+interface Item {
+  message: Message<unknown>;
+  m: WebhookMessage;
+  existing: DeliveryRow | null;
+  event: EventDbRow | null;
+  endpoint: CachedEndpoint | null;
+}
+
+interface Attempted extends Item {
+  event: EventDbRow;
+  endpoint: CachedEndpoint;
+  outcome: Outcome;
+  at: number;
+  firstAttemptAt: number;
+  attempts: number;
+  next: { at: number; delaySeconds: number } | null;
+}
+
+const key = (endpointId: string, occurredAt: number, eventId: string) =>
+  `${endpointId}|${occurredAt}|${eventId}`;
+
+export async function handleWebhookBatch(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  options: DeliveryOptions = {},
+): Promise<void> {
+  const clock = options.now ?? Date.now;
+  const parsed: { message: Message<unknown>; m: WebhookMessage }[] = [];
+  for (const message of batch.messages) {
+    const result = webhookMessageSchema.safeParse(message.body);
+    if (result.success) parsed.push({ message, m: result.data });
+    else {
+      log("error", "invalid webhook message dropped", { message_id: message.id });
+      message.ack();
+    }
+  }
+  if (parsed.length === 0) return;
+  const retryAll = (items: { message: Message<unknown> }[], err: unknown) => {
+    // D1 or the queue failed around the attempts: try the messages again later.
+    log("error", "webhook deliveries failed unexpectedly; retrying", {
+      size: items.length,
+      ...describeError(err),
+    });
+    for (const { message } of items) message.retry({ delaySeconds: 30 });
+  };
+
+  let items: Item[];
+  try {
+    items = await loadItems(env, parsed, clock());
+  } catch (err) {
+    retryAll(parsed, err);
     return;
   }
-  const m = parsed.data;
-  const now = (options.now ?? Date.now)();
+
+  const closing: D1PreparedStatement[] = [];
+  const closed: Message<unknown>[] = [];
+  const toAttempt: Item[] = [];
+  for (const item of items) {
+    const { message, m, existing, event, endpoint } = item;
+    const newRun = m.replay === true && message.attempts === 1 && m.continued !== true;
+    const continuing = message.attempts > 1 || m.continued === true;
+    // A duplicate fan-out of a pair already delivered or being delivered, or a run already over.
+    if (existing !== null && !newRun && (!continuing || existing.status !== "pending")) {
+      message.ack();
+      continue;
+    }
+    // Nothing to attempt: the endpoint was deleted or disabled, the event is gone (purged, or a
+    // scanner's click removed), or the endpoint no longer wants it. A pending run is closed.
+    const stop =
+      endpoint === null
+        ? "the endpoint was deleted"
+        : endpoint.row.status !== "enabled"
+          ? `the endpoint is disabled (${endpoint.row.disabledReason ?? "manual"})`
+          : event === null
+            ? "the event is no longer stored"
+            : !matches(endpoint.sub, event)
+              ? "the endpoint no longer subscribes to this event"
+              : null;
+    if (stop === null) {
+      toAttempt.push(item);
+      continue;
+    }
+    if (existing?.status === "pending") {
+      closing.push(
+        deliveryUpsert(env, m, event?.type ?? "", {
+          status: "failed",
+          attempts: existing.attempts,
+          counted: false,
+          firstAttemptAt: existing.first_attempt_at,
+          lastAttemptAt: existing.last_attempt_at,
+          responseStatus: null,
+          error: `stopped: ${stop}`,
+        }),
+      );
+      closed.push(message);
+    } else message.ack();
+  }
+
+  const attempted = await attemptAll(env, toAttempt, clock, options.timeoutMs ?? DELIVERY_TIMEOUT_MS);
+  try {
+    await recordAll(env, attempted, closing);
+  } catch (err) {
+    retryAll([...attempted, ...closed.map((message) => ({ message }))], err);
+    return;
+  }
+  for (const message of closed) message.ack();
+
+  const continuations: Attempted[] = [];
+  for (const a of attempted) {
+    if (a.next === null) a.message.ack();
+    else if (
+      Date.now() + a.next.delaySeconds * 1000 >
+        a.message.timestamp.getTime() + QUEUE_RETENTION_MS - RETENTION_MARGIN_MS ||
+      a.message.attempts >= MAX_MESSAGE_ATTEMPTS
+    ) {
+      continuations.push(a);
+    } else a.message.retry({ delaySeconds: a.next.delaySeconds });
+  }
+  if (continuations.length > 0) {
+    // These messages would expire (or run out of retries) before their runs end: continue in new ones.
+    try {
+      await sendDeliveries(
+        env,
+        continuations.map((a) => ({
+          body: { ...a.m, continued: true },
+          delaySeconds: a.next?.delaySeconds ?? 1,
+        })),
+      );
+      for (const a of continuations) a.message.ack();
+    } catch (err) {
+      log("error", "webhook continuation not queued; retrying the message instead", describeError(err));
+      for (const a of continuations) a.message.retry({ delaySeconds: a.next?.delaySeconds ?? 60 });
+    }
+  }
+}
+
+/** One D1 round trip for the batch: each message's stored event and delivery row; endpoints from the cache. */
+async function loadItems(
+  env: Env,
+  parsed: { message: Message<unknown>; m: WebhookMessage }[],
+  now: number,
+): Promise<Item[]> {
+  const events = JSON.stringify(parsed.map(({ m }) => [m.account_id, m.occurred_at, m.event_id]));
+  const rows = JSON.stringify(parsed.map(({ m }) => [m.endpoint_id, m.occurred_at, m.event_id]));
+  // A join on json_each, so each key is one primary-key lookup (a row-value IN would use only the
+  // key's first column and walk the account's events).
   const [endpoints, [eventResult, deliveryResult]] = await Promise.all([
-    endpointsOf(env, [m.account_id], now),
+    endpointsOf(
+      env,
+      parsed.map(({ m }) => m.account_id),
+      now,
+    ),
     env.DB.batch([
-      env.DB.prepare("SELECT * FROM events WHERE account_id = ?1 AND occurred_at = ?2 AND id = ?3").bind(
-        m.account_id,
-        m.occurred_at,
-        m.event_id,
-      ),
       env.DB.prepare(
-        `SELECT status, attempts, first_attempt_at, last_attempt_at FROM webhook_deliveries
-         WHERE endpoint_id = ?1 AND event_occurred_at = ?2 AND event_id = ?3`,
-      ).bind(m.endpoint_id, m.occurred_at, m.event_id),
+        `SELECT e.* FROM json_each(?1) AS k JOIN events AS e
+           ON e.account_id = k.value->>0 AND e.occurred_at = k.value->>1 AND e.id = k.value->>2`,
+      ).bind(events),
+      env.DB.prepare(
+        `SELECT d.endpoint_id, d.event_occurred_at, d.event_id, d.status, d.attempts, d.first_attempt_at,
+                d.last_attempt_at
+         FROM json_each(?1) AS k JOIN webhook_deliveries AS d
+           ON d.endpoint_id = k.value->>0 AND d.event_occurred_at = k.value->>1 AND d.event_id = k.value->>2`,
+      ).bind(rows),
     ]),
   ]);
-  const existing = (deliveryResult?.results[0] as DeliveryRow | undefined) ?? null;
-  const event = (eventResult?.results[0] as EventDbRow | undefined) ?? null;
-  const endpoint = endpoints.get(m.account_id)?.find((e) => e.row.id === m.endpoint_id) ?? null;
+  const eventsByKey = new Map(
+    ((eventResult?.results ?? []) as EventDbRow[]).map((e) => [key(e.account_id, e.occurred_at, e.id), e]),
+  );
+  const deliveriesByKey = new Map(
+    (
+      (deliveryResult?.results ?? []) as (DeliveryRow & {
+        endpoint_id: string;
+        event_occurred_at: number;
+        event_id: string;
+      })[]
+    ).map((d) => [key(d.endpoint_id, d.event_occurred_at, d.event_id), d]),
+  );
+  return parsed.map(({ message, m }) => ({
+    message,
+    m,
+    existing: deliveriesByKey.get(key(m.endpoint_id, m.occurred_at, m.event_id)) ?? null,
+    event: eventsByKey.get(key(m.account_id, m.occurred_at, m.event_id)) ?? null,
+    endpoint: endpoints.get(m.account_id)?.find((e) => e.row.id === m.endpoint_id) ?? null,
+  }));
+}
 
-  const newRun = m.replay === true && message.attempts === 1 && m.continued !== true;
-  const continuing = message.attempts > 1 || m.continued === true;
-  if (existing !== null && !newRun) {
-    // A duplicate fan-out of a pair already delivered or being delivered, or a run already over.
-    if (!continuing || existing.status !== "pending") {
-      message.ack();
-      return;
+/** The POSTs, concurrently: every endpoint at once, at most PER_ENDPOINT_CONCURRENCY each. */
+async function attemptAll(
+  env: Env,
+  items: Item[],
+  clock: () => number,
+  timeoutMs: number,
+): Promise<Attempted[]> {
+  const byEndpoint = new Map<string, Item[]>();
+  for (const item of items)
+    byEndpoint.set(item.m.endpoint_id, [...(byEndpoint.get(item.m.endpoint_id) ?? []), item]);
+  const out: Attempted[] = [];
+  const one = async (item: Item) => {
+    const event = item.event as EventDbRow;
+    const endpoint = item.endpoint as CachedEndpoint;
+    const newRun = item.m.replay === true && item.message.attempts === 1 && item.m.continued !== true;
+    const at = clock();
+    const firstAttemptAt = item.existing === null || newRun ? at : item.existing.first_attempt_at;
+    const attempts = (item.existing?.attempts ?? 0) + 1;
+    const outcome = await attempt(env, endpoint.row, event, at, timeoutMs);
+    const next = outcome.kind === "failed" ? nextAttempt(firstAttemptAt, attempts, at) : null;
+    if (outcome.kind !== "succeeded") {
+      log("warn", "webhook attempt failed", {
+        account_id: item.m.account_id,
+        endpoint_id: item.m.endpoint_id,
+        event_id: item.m.event_id,
+        attempt: attempts,
+        response_status: outcome.status,
+        error: outcome.kind === "failed" ? outcome.error : "410 Gone",
+      });
     }
-  }
+    out.push({ ...item, event, endpoint, outcome, at, firstAttemptAt, attempts, next });
+  };
+  await Promise.all(
+    [...byEndpoint.values()].map((queue) =>
+      Promise.all(
+        Array.from({ length: Math.min(PER_ENDPOINT_CONCURRENCY, queue.length) }, async () => {
+          for (let item = queue.shift(); item !== undefined; item = queue.shift()) await one(item);
+        }),
+      ),
+    ),
+  );
+  return out;
+}
 
-  // Nothing to attempt: the endpoint was deleted or disabled, the event is gone (purged, or a
-  // scanner's click removed), or the endpoint no longer wants it. A pending run is closed.
-  const stop =
-    endpoint === null
-      ? "the endpoint was deleted"
-      : endpoint.row.status !== "enabled"
-        ? `the endpoint is disabled (${endpoint.row.disabledReason ?? "manual"})`
-        : event === null
-          ? "the event is no longer stored"
-          : !matches(endpoint.sub, { ...event, tags: event.tags })
-            ? "the endpoint no longer subscribes to this event"
-            : null;
-  if (stop !== null || event === null || endpoint === null) {
-    if (existing?.status === "pending") {
-      await deliveryUpsert(env, m, event?.type ?? "", {
-        status: "failed",
-        attempts: existing.attempts,
-        counted: false,
-        firstAttemptAt: existing.first_attempt_at,
-        lastAttemptAt: existing.last_attempt_at,
-        responseStatus: null,
-        error: `stopped: ${stop}`,
-      }).run();
+/**
+ * Records the batch's attempts. Failures first update their endpoint's health (start a failure
+ * streak; disable on 410, or after 72 hours without a success), and an endpoint disabled now ends
+ * its deliveries' runs. Then one round trip: each delivery's upsert, and for endpoints that
+ * succeeded the end of a failure streak (a write only when there was one).
+ */
+async function recordAll(env: Env, attempted: Attempted[], closing: D1PreparedStatement[]): Promise<void> {
+  const failures = attempted.filter((a) => a.outcome.kind !== "succeeded");
+  if (failures.length > 0) {
+    const results = await env.DB.batch(failures.map((a) => endpointFailure(env, a)));
+    const disabled = new Set<string>();
+    results.forEach((r, i) => {
+      const a = failures[i];
+      if (a && (r.results[0] as { status?: string } | undefined)?.status === "disabled") {
+        disabled.add(a.m.endpoint_id);
+        forgetAccount(a.m.account_id);
+      }
+    });
+    for (const a of failures) if (disabled.has(a.m.endpoint_id)) a.next = null;
+  }
+  const statements = [...closing];
+  const healed = new Set<string>();
+  for (const a of attempted) {
+    if (a.outcome.kind === "succeeded" && !healed.has(a.m.endpoint_id)) {
+      healed.add(a.m.endpoint_id);
+      statements.push(
+        env.DB.prepare(
+          "UPDATE webhook_endpoints SET failing_since = NULL WHERE account_id = ?1 AND id = ?2 AND failing_since IS NOT NULL",
+        ).bind(a.m.account_id, a.m.endpoint_id),
+      );
     }
-    message.ack();
-    return;
+    statements.push(
+      deliveryUpsert(env, a.m, a.event.type, {
+        status: a.outcome.kind === "succeeded" ? "succeeded" : a.next === null ? "failed" : "pending",
+        attempts: a.attempts - 1,
+        counted: true,
+        firstAttemptAt: a.firstAttemptAt,
+        lastAttemptAt: a.at,
+        nextAttemptAt: a.next?.at ?? null,
+        responseStatus: a.outcome.status,
+        error:
+          a.outcome.kind === "failed"
+            ? a.outcome.error
+            : a.outcome.kind === "gone"
+              ? "410 Gone: the endpoint was disabled"
+              : null,
+      }),
+    );
   }
+  if (statements.length > 0) await env.DB.batch(statements);
+}
 
-  const firstAttemptAt = existing === null || newRun ? now : existing.first_attempt_at;
-  const attempts = (existing?.attempts ?? 0) + 1;
-  const outcome = await attempt(env, endpoint.row, event, now, options.timeoutMs ?? DELIVERY_TIMEOUT_MS);
-
-  let next: { at: number; delaySeconds: number } | null = null;
-  const statements: D1PreparedStatement[] = [];
-  if (outcome.kind === "succeeded") {
-    statements.push(
-      env.DB.prepare(
-        "UPDATE webhook_endpoints SET failing_since = NULL WHERE account_id = ?1 AND id = ?2 AND failing_since IS NOT NULL",
-      ).bind(m.account_id, m.endpoint_id),
-    );
-  } else if (outcome.kind === "gone") {
-    statements.push(
-      env.DB.prepare(
-        `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'gone', updated_at = ?3
-         WHERE account_id = ?1 AND id = ?2 AND status = 'enabled' RETURNING status`,
-      ).bind(m.account_id, m.endpoint_id, now),
-    );
-  } else {
-    next = nextAttempt(firstAttemptAt, attempts, now);
-    // Starts the failure streak, or disables an endpoint without a success for 72 hours.
-    statements.push(
-      env.DB.prepare(
-        `UPDATE webhook_endpoints SET
-           failing_since = COALESCE(failing_since, ?3),
-           status = CASE WHEN failing_since <= ?4 THEN 'disabled' ELSE status END,
-           disabled_reason = CASE WHEN failing_since <= ?4 THEN 'failing' ELSE disabled_reason END,
-           updated_at = CASE WHEN failing_since <= ?4 THEN ?3 ELSE updated_at END
-         WHERE account_id = ?1 AND id = ?2 AND status = 'enabled' AND (failing_since IS NULL OR failing_since <= ?4)
-         RETURNING status`,
-      ).bind(m.account_id, m.endpoint_id, now, now - DELIVERY_WINDOW_MS),
-    );
+/** A 410 disables at once; another failure starts the streak or, 72 hours into it, disables. */
+function endpointFailure(env: Env, a: Attempted): D1PreparedStatement {
+  if (a.outcome.kind === "gone") {
+    return env.DB.prepare(
+      `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'gone', updated_at = ?3
+       WHERE account_id = ?1 AND id = ?2 AND status = 'enabled' RETURNING status`,
+    ).bind(a.m.account_id, a.m.endpoint_id, a.at);
   }
-  if (outcome.kind !== "succeeded") {
-    // The endpoint's answer decides the delivery's: disabled now means no retry.
-    const [result] = await env.DB.batch(statements.splice(0));
-    if ((result?.results[0] as { status?: string } | undefined)?.status === "disabled") {
-      forgetAccount(m.account_id);
-      next = null;
-    }
-  }
-  const upsert = deliveryUpsert(env, m, event.type, {
-    status: outcome.kind === "succeeded" ? "succeeded" : next === null ? "failed" : "pending",
-    attempts: attempts - 1,
-    counted: true,
-    firstAttemptAt,
-    lastAttemptAt: now,
-    nextAttemptAt: next?.at ?? null,
-    responseStatus: outcome.status,
-    error:
-      outcome.kind === "failed"
-        ? outcome.error
-        : outcome.kind === "gone"
-          ? "410 Gone: the endpoint was disabled"
-          : null,
-  });
-  // One round trip; the success path's endpoint statement writes only when a failure streak ends.
-  await env.DB.batch([...statements, upsert]);
-  if (next === null) {
-    message.ack();
-  } else if (
-    Date.now() + next.delaySeconds * 1000 >
-      message.timestamp.getTime() + QUEUE_RETENTION_MS - RETENTION_MARGIN_MS ||
-    message.attempts >= MAX_MESSAGE_ATTEMPTS
-  ) {
-    // This message would expire (or run out of retries) before the run ends: continue in a new one.
-    await sendDeliveries(env, [{ body: { ...m, continued: true }, delaySeconds: next.delaySeconds }]);
-    message.ack();
-  } else {
-    message.retry({ delaySeconds: next.delaySeconds });
-  }
+  return env.DB.prepare(
+    `UPDATE webhook_endpoints SET
+       failing_since = COALESCE(failing_since, ?3),
+       status = CASE WHEN failing_since <= ?4 THEN 'disabled' ELSE status END,
+       disabled_reason = CASE WHEN failing_since <= ?4 THEN 'failing' ELSE disabled_reason END,
+       updated_at = CASE WHEN failing_since <= ?4 THEN ?3 ELSE updated_at END
+     WHERE account_id = ?1 AND id = ?2 AND status = 'enabled' AND (failing_since IS NULL OR failing_since <= ?4)
+     RETURNING status`,
+  ).bind(a.m.account_id, a.m.endpoint_id, a.at, a.at - DELIVERY_WINDOW_MS);
 }
 
 /** POSTs the event, signed; never follows a redirect. */

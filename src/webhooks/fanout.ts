@@ -81,9 +81,11 @@ async function loadStored(
   for (let i = 0; i < keys.length; i += 500) {
     const param = JSON.stringify(keys.slice(i, i + 500).map((k) => [k.account_id, k.occurred_at, k.id]));
     const { results } = await env.DB.prepare(
-      `SELECT ${FANOUT_COLUMNS} FROM events
-       WHERE (account_id, occurred_at, id) IN (
-         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?1))`,
+      // One primary-key lookup per key (a row-value IN would walk the account's events).
+      `SELECT ${FANOUT_COLUMNS.split(", ")
+        .map((c) => `e.${c}`)
+        .join(", ")} FROM json_each(?1) AS k JOIN events AS e
+         ON e.account_id = k.value->>0 AND e.occurred_at = k.value->>1 AND e.id = k.value->>2`,
     )
       .bind(param)
       .all<StoredEvent>();

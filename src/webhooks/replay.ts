@@ -3,8 +3,7 @@ import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 import { sendDeliveries } from "./enqueue";
-import type { StoredEvent } from "./fanout";
-import { FANOUT_COLUMNS } from "./fanout";
+import { FANOUT_COLUMNS, type StoredEvent } from "./fanout";
 import { matches, subscriptionOf } from "./match";
 import { MAX_REPLAY_WINDOW_EVENTS } from "./schema";
 

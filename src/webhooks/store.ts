@@ -2,7 +2,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { type WebhookEndpointRow, webhookEndpoints } from "../db/webhooks";
 import type { Env } from "../env";
-import { validationError } from "../lib/errors";
+import { ApiError } from "../lib/errors";
 import { type Subscription, subscriptionOf } from "./match";
 import type { PatchBody, WebhookFilters } from "./schema";
 import { newEndpointId, newSecret } from "./signing";
@@ -129,7 +129,11 @@ export async function createEndpoint(
     )
     .run();
   if (meta.changes === 0) {
-    throw validationError("url", `an account has at most ${MAX_ENDPOINTS_PER_ACCOUNT} webhook endpoints`);
+    // No parameter is at fault: the account is full.
+    throw new ApiError(
+      "validation_error",
+      `an account has at most ${MAX_ENDPOINTS_PER_ACCOUNT} webhook endpoints; delete one first`,
+    );
   }
   forgetAccount(accountId);
   return row;

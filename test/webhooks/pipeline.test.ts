@@ -5,6 +5,8 @@ import type { Env } from "../../src/env";
 import type { EventRecord } from "../../src/events/record";
 import worker from "../../src/index";
 import { clearSigningKeyCache } from "../../src/ses/sns";
+import { CLICK_DELAY_SECONDS } from "../../src/webhooks/enqueue";
+import { fanOutNewEvents } from "../../src/webhooks/fanout";
 import { call, consume, eventMessage, freshAccount, json, mintToken } from "../helpers";
 import { AWS_CERT_URL, notification, signed, testCertPem } from "../ses/sns-fixtures";
 import {
@@ -327,5 +329,68 @@ describe("webhook pipeline", () => {
         });
       }
     });
+  });
+});
+
+describe("fan-out details", () => {
+  it("matches and delivers the stored event, enriched with its message's registration", async () => {
+    const account = freshAccount();
+    const name = hookName();
+    const ep = await createEndpoint(account, {
+      url: hookUrl(name),
+      filters: { campaign: "spring", tags: ["vip"] },
+    });
+    const emailId = `email_${crypto.randomUUID()}`;
+    await consume([
+      {
+        type: "register",
+        account_id: account,
+        registered_at: Date.now(),
+        message: {
+          email_id: emailId,
+          message_id: null,
+          from: "news@mail.example.com",
+          from_domain: "mail.example.com",
+          subject: "Spring sale",
+          topic: null,
+          campaign: "spring",
+          template_id: null,
+          tags: ["vip"],
+        },
+      },
+    ]);
+    // The event itself knows neither campaign nor tags: the consumer fills them from the registration.
+    const e = event({ account_id: account, email_id: emailId });
+    await consume([eventMessage(e)]);
+    const [c] = await waitForCalls(name, 1);
+    expect(verify(ep.secret, c!).data).toMatchObject({
+      id: e.id,
+      campaign: "spring",
+      tags: ["vip"],
+      subject: "Spring sale",
+    });
+  });
+
+  it("holds clicks back a few seconds, so a scanner's burst can be removed first", async () => {
+    const account = freshAccount();
+    await createEndpoint(account, { url: hookUrl(hookName()) });
+    const sent: MessageSendRequest[] = [];
+    const capturing = new Proxy(env.WEBHOOKS_QUEUE, {
+      get: (target, prop) =>
+        prop === "sendBatch"
+          ? async (batch: MessageSendRequest[]) => {
+              sent.push(...batch);
+            }
+          : Reflect.get(target, prop),
+    });
+    const click = event({ account_id: account, type: "email.clicked" });
+    const open = event({ account_id: account, type: "email.opened" });
+    const stored = [click, open].map((e) => ({ ...e, from_domain: null, tags: "[]" }));
+    const n = await fanOutNewEvents({ ...env, WEBHOOKS_QUEUE: capturing } as Env, [], stored);
+    expect(n).toBe(2);
+    const byEvent = Object.fromEntries(
+      sent.map((s) => [(s.body as { event_id: string }).event_id, s.delaySeconds]),
+    );
+    expect(byEvent).toEqual({ [click.id]: CLICK_DELAY_SECONDS, [open.id]: undefined });
   });
 });
