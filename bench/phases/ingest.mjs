@@ -122,7 +122,12 @@ export async function ingestPhase({ client, app, options, largeAccount = null })
   // (24 hours from the median send time of the rest of its stream), so that a batch of 100 spans
   // minutes, as the live consumer sees it. The mix above samples the whole month, so each of its
   // batches spans hours and few events share a rollup key: the worst case for rollup rows.
-  const rest = [...source];
+  // Generated in slices, yielding to the event loop: Miniflare serves the workerd process from it.
+  const rest = [];
+  for (const m of source) {
+    rest.push(m);
+    if (rest.length % 2000 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
   const sends = rest.map((m) => m.message.sent_at).sort((a, b) => a - b);
   const dayStart = sends[Math.floor(sends.length / 2)] ?? 0;
   const day = rest.filter((m) => m.message.sent_at >= dayStart && m.message.sent_at < dayStart + 86_400_000);
