@@ -23,6 +23,8 @@ async function runBatches(client, app, kind, batches, bar) {
   let registrations = 0;
   let rowsWritten = 0;
   let rollupRowsWritten = 0;
+  let sqlMs = 0;
+  let rollupSqlMs = 0;
   let rowsRead = 0;
   let kvWrites = 0;
   let kvReads = 0;
@@ -39,7 +41,11 @@ async function runBatches(client, app, kind, batches, bar) {
     for (const s of data.statements) {
       rowsWritten += s.rows_written ?? 0;
       // The metrics rollup statements (src/metrics/rollup.ts) are the consumer's only WITH statements.
-      if (s.sql.startsWith("WITH ")) rollupRowsWritten += s.rows_written ?? 0;
+      if (s.sql.startsWith("WITH ")) {
+        rollupRowsWritten += s.rows_written ?? 0;
+        rollupSqlMs += s.duration ?? 0;
+      }
+      sqlMs += s.duration ?? 0;
       rowsRead += s.rows_read ?? 0;
     }
     kvWrites += data.kv.writes + data.kv.deletes;
@@ -62,6 +68,9 @@ async function runBatches(client, app, kind, batches, bar) {
     rows_written_per_unit: round(rowsWritten / unit),
     rollup_rows_written: rollupRowsWritten,
     rollup_rows_written_per_unit: round(rollupRowsWritten / unit),
+    // D1's own execution time (meta.duration) of every statement, and the rollup statements' share.
+    sql_ms_per_batch: round(sqlMs / batches.length),
+    rollup_sql_share: sqlMs > 0 ? round(rollupSqlMs / sqlMs) : null,
     rows_read_per_unit: round(rowsRead / unit),
     kv_writes_per_unit: round(kvWrites / unit),
     kv_reads_per_unit: round(kvReads / unit),
