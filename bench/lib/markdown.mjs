@@ -131,6 +131,7 @@ export function markdown(r) {
           "per second",
           "rows written / msg",
           "of which rollups",
+          "SQL ms / batch (rollups' share)",
           "rows read / msg",
           "KV writes / msg",
           "batch p50 ms",
@@ -142,6 +143,9 @@ export function markdown(r) {
           k.per_second,
           k.rows_written_per_unit,
           k.rollup_rows_written_per_unit ?? "",
+          k.sql_ms_per_batch === undefined
+            ? ""
+            : `${k.sql_ms_per_batch} (${Math.round((k.rollup_sql_share ?? 0) * 100)} %)`,
           k.rows_read_per_unit,
           k.kv_writes_per_unit,
           k.batch_ms.p50,

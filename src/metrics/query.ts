@@ -156,7 +156,8 @@ export function metricsWindow(q: MetricsQuery, now: number): MetricsWindow {
   const end = q.end ?? now;
   const start = q.start ?? (q.days !== undefined ? now - q.days * DAY_MS : end - DEFAULT_DAYS * DAY_MS);
   if (start > end) {
-    throw validationError(q.days !== undefined ? "days" : "end", "the window's start is after its end");
+    const param = q.start !== undefined ? "start" : q.days !== undefined ? "days" : "end";
+    throw validationError(param, "the window's start is after its end");
   }
   const earliest = floorGrid(now - MAX_DAYS * DAY_MS);
   const s = floorGrid(start);

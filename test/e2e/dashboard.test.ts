@@ -197,6 +197,9 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("the dashboard shows seeded metrics an
     expect(page.status).toBe(200);
     expect(page.headers.get("content-type")).toContain("text/html");
     expect(await page.text()).toContain('src="/dashboard/app.js"');
+    // public/_headers: the page may load scripts from this origin only, and never in a frame.
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(page.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
     const script = await fetch(`${origin}/dashboard/app.js`);
     expect(script.status).toBe(200);
     expect(await script.text()).not.toMatch(/https?:\/\/(?!www\.w3\.org)/); // nothing from a CDN

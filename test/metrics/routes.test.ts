@@ -69,6 +69,7 @@ describe("GET /v1/metrics", () => {
     ["start=yesterday", "start"],
     ["end=2026-13-01T00:00:00Z", "end"],
     ["start=2026-02-01&end=2026-01-01", "start"],
+    ["start=2999-01-01T00:00:00Z", "start"],
     ["topic=Not%20A%20Topic", "topic"],
     ["tags=a,,b", "tags"],
     ["tags=1,2,3,4,5,6,7,8,9,10,11", "tags"],
