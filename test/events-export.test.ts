@@ -126,7 +126,7 @@ describe("GET /v1/events/export", () => {
     const bytes = new Uint8Array(await res.arrayBuffer());
     // UTF-8, no byte-order mark.
     expect([...bytes.slice(0, 3)]).not.toEqual([0xef, 0xbb, 0xbf]);
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
     expect(text.split("\r\n", 1)[0]).toBe(CSV_COLUMNS.join(","));
     const rows = parse(text, { columns: true, bom: false, relax_quotes: false }) as Record<string, string>[];
     const expected = (await allPages(token, "days=30")).map(asCsvRow);
