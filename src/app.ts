@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import * as z from "zod";
 import { registerAccountRoutes } from "./accounts/routes";
 import type { AppEnv } from "./app-env";
+import { registerCompatRoutes } from "./compat/routes";
 import { registerEventExportRoute } from "./events/export";
 import { registerEventRoutes } from "./events/routes";
 import { renderDocsPage } from "./lib/docs-page";
@@ -71,6 +72,7 @@ export function newApp(): App {
 
   registerEventRoutes(app);
   registerEventExportRoute(app);
+  registerCompatRoutes(app);
   registerAccountRoutes(app);
   registerMessageRoutes(app);
   registerSesRoutes(app);

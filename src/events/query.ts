@@ -60,7 +60,7 @@ const ISO_8601 =
   /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
 const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
-function parseTimestamp(param: string, value: string): number {
+export function parseTimestamp(param: string, value: string): number {
   if (!ISO_8601.test(value)) throw validationError(param, `${param} must be an ISO 8601 timestamp`);
   const hasZone = /(?:Z|[+-]\d{2}(?::?\d{2})?)$/i.test(value) && value.length > 10;
   const ms = Date.parse(hasZone ? value : value.length === 10 ? `${value}T00:00:00Z` : `${value}Z`);
