@@ -6,7 +6,7 @@
 //   npm run bench -- --quick      quick check: 50,000 events, 3 s rounds (about 1-2 minutes)
 //   npm run bench -- --self-test  no workerd: checks the generator, statistics, cost math and
 //                                 shard simulation on tiny data (seconds)
-//   options: --only hot,query,ingest,size   --events N   --keep (keep the temp dir)   --out FILE
+//   options: --only hot,query,ingest,size,export   --events N   --keep (keep the temp dir)   --out FILE
 //   node bench/run.mjs --markdown [results.json]   the figures as Markdown tables, for BENCHMARKS.md
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -57,7 +57,7 @@ const SETTINGS = {
   },
 }[MODE];
 if (args.events) SETTINGS.events = Number(args.events);
-const PHASES = new Set((args.only ?? "hot,query,ingest,size").split(",").map((s) => s.trim()));
+const PHASES = new Set((args.only ?? "hot,query,ingest,size,export").split(",").map((s) => s.trim()));
 const OUT = args.out ? path.resolve(args.out) : path.join(ROOT, "bench", "results.json");
 
 const { benchSecrets, buildBundle, bundleComposition, bundleSize, startWorker, workerConfig } = await import(
@@ -70,6 +70,8 @@ const { round } = await import("./lib/stats.mjs");
 const { toQueueMessage, syntheticEvent, buildUniverse, accountMessages } = await import("./lib/generate.mjs");
 
 const startedAt = new Date();
+/** The export phase's console lines (bench/phases/export.mjs renders them). */
+let exportLines = [];
 const t0 = Date.now();
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(0)}s`;
 const say = (line) => process.stderr.write(`${line}\n`);
@@ -205,7 +207,7 @@ try {
     if (!results.webhook.available) say(`  SES webhook not available: ${results.webhook.reason}`);
   }
 
-  if (PHASES.has("query") || PHASES.has("size")) {
+  if (PHASES.has("query") || PHASES.has("size") || PHASES.has("export")) {
     say(`[${elapsed()}] phase 3: query dataset, ${SETTINGS.events.toLocaleString("en-US")} events`);
     const { seedPhase } = await import("./phases/seed.mjs");
     const seeded = await seedPhase({ client, totalEvents: SETTINGS.events });
@@ -219,6 +221,18 @@ try {
         values: seeded.values,
         options: SETTINGS.query,
       });
+    }
+    if (PHASES.has("export")) {
+      say(`[${elapsed()}] phase: export and SparkPost pages`);
+      const { exportPhase, renderExport } = await import("./phases/export.mjs");
+      results.export = await exportPhase({
+        app,
+        client,
+        secret: secrets.JWT_SECRET,
+        values: seeded.values,
+        options: { repeats: SETTINGS.query.repeats },
+      });
+      exportLines = renderExport(results.export);
     }
   }
 
@@ -624,6 +638,7 @@ function render(r) {
       ),
     );
   }
+  parts.push(...exportLines);
   parts.push("", "TARGETS");
   for (const t of r.targets) parts.push(`  [${t.status}] ${t.target}: ${t.detail}`);
   parts.push("", `${r.seconds} s in all`);
