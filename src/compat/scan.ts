@@ -89,9 +89,13 @@ export async function* scanPage(
   let scanned = 0;
   let rowsRead = 0;
   let matched = 0;
+  // Rows D1 counts per statement beyond those it returns and the seek's (none with literal filters;
+  // measured, so that a filter costing more per statement still never overruns the budget).
+  let overhead = 0;
   for (;;) {
     // The budget is D1's own rows_read: a keyset seek costs the row it lands on.
-    const chunk = Math.min(SCAN_CHUNK, budget - rowsRead - (at ? 1 : 0));
+    const seek = at ? 1 : 0;
+    const chunk = Math.min(SCAN_CHUNK, budget - rowsRead - seek - overhead);
     if (chunk <= 0 || matched >= limit) break;
     const upper = at ? "(occurred_at, id) < (?, ?)" : "occurred_at < ?";
     const sql =
@@ -110,6 +114,7 @@ export async function* scanPage(
       .all<ScanRow>();
     rowsRead += result.meta.rows_read;
     const rows = result.results;
+    overhead = Math.max(overhead, result.meta.rows_read - rows.length - seek);
     const out: ScanRow[] = [];
     let consumed = 0;
     for (const row of rows) {

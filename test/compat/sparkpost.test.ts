@@ -212,6 +212,7 @@ describe("SparkPost Events API: parameters", () => {
     ["cursor=not-a-cursor", "cursor"],
     ["delimiter=;;", "delimiter"],
     ["ab_test_versions=1", "ab_tests"],
+    ["campaigns=a%00b", "control characters"],
   ])("%s is a 400 in SparkPost's error shape", async (query, mention) => {
     const { res, body } = await sp(freshAccount(), query);
     expect(res.status).toBe(400);
@@ -500,7 +501,7 @@ describe("SparkPost Events API: keyword search", () => {
     },
     {
       campaign: "cyber-monday",
-      subject: "Été à Paris",
+      subject: "Été à Paris with O'Brien",
       from_domain: "examples.com",
       recipient: "d@gmail-like.net",
       smtp_response: null,
@@ -539,6 +540,9 @@ describe("SparkPost Events API: keyword search", () => {
     ["templates", "welcome", [0, 1, 3]],
     ["templates", "v2", [0]],
     ["templates", "receipt", [2]],
+    // Quotes are data, not SQL.
+    ["subjects", "o'brien", [3]],
+    ["subjects", "x') OR 1=1 --", []],
   ];
   const COLUMN = {
     campaigns: "campaign",
@@ -625,6 +629,23 @@ describe("SparkPost Events API: bounded pages", () => {
     expect(returned).toBe(9_999);
     expect(result.rowsRead).toBeLessThanOrEqual(10_000);
     expect(page.totalCount).toBe(10_051);
+    // Filters cost no extra reads: a page stays within 10,000, and total_count reads the window once.
+    const cases: Record<string, string>[] = [
+      { campaigns: "needle" },
+      { events: "delivery,bounce,open" },
+      { bounce_classes: "10,25" },
+    ];
+    for (const filters of cases) {
+      const q = parseSparkPostQuery(
+        new URLSearchParams({ per_page: "10000", from: new Date(now - 2 * DAY).toISOString(), ...filters }),
+      );
+      const p = await openSparkPostPage(env, account, q);
+      let step = await p.chunks.next();
+      while (!step.done) step = await p.chunks.next();
+      expect(step.value.rowsRead, JSON.stringify(filters)).toBeLessThanOrEqual(10_000);
+      expect(step.value.rowsRead, JSON.stringify(filters)).toBeGreaterThanOrEqual(9_990);
+      expect(p.countRowsRead, JSON.stringify(filters)).toBeLessThanOrEqual(10_052);
+    }
     const full = await sp(account, `per_page=10000&from=${new Date(now - 2 * DAY).toISOString()}`);
     expect(full.body.results).toHaveLength(9_999);
     const rest = await call("GET", full.body.links.next, {

@@ -95,6 +95,9 @@ export function parseSparkPostQuery(params: URLSearchParams): SparkPostQuery {
       );
     if (items.length > MAX_VALUES) throw validationError(name, `${name} takes at most ${MAX_VALUES} values`);
     for (const item of items) {
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+      if (/[\u0000-\u001f\u007f]/.test(item))
+        throw validationError(name, `${name} values must not hold control characters`);
       const problem = check?.(item);
       if (problem) throw validationError(name, problem);
     }
