@@ -137,6 +137,7 @@ export function registerEventExportRoute(app: App): void {
     {
       method: "get",
       path: "/v1/events/export",
+      operationId: "exportEvents",
       summary: "Export a window of events as NDJSON or CSV",
       description:
         "Takes the window and filters of `GET /v1/events` (not `limit`, `after` or `count`: 400) and streams " +

@@ -225,6 +225,9 @@ describe("Numonic suppression list", () => {
       success: false,
       error: { code: "NOT_FOUND", message: "No suppression entry found for this address" },
     });
+    const invalid = await call("DELETE", `${SUPPRESSION}/not-an-address`, { token });
+    expect(invalid.status).toBe(400);
+    expect((await json(invalid)).error.code).toBe("VALIDATION_ERROR");
     // Gone from the native list too.
     const native = await call("GET", "/v1/suppressions/bounced%40example.com", { token: readOnly });
     expect(native.status).toBe(404);
