@@ -258,7 +258,7 @@ try {
   console.log(render(results));
   say(`[${elapsed()}] wrote ${path.relative(process.cwd(), OUT)}`);
 } catch (err) {
-  say(`benchmark failed: ${err.stack ?? err}`);
+  say(`benchmark failed: ${err.stack ?? err}${err.cause ? `\ncause: ${err.cause.stack ?? err.cause}` : ""}`);
   say(`worker log: ${path.join(tmp, "worker.log")} (kept)`);
   args.keep = true;
   process.exitCode = 1;
