@@ -154,6 +154,22 @@ describe("GET /v1/events/export", () => {
     expect(parse(csv, { columns: true })).toEqual(expected.map(asCsvRow));
   });
 
+  it("streams: the body arrives in several chunks, one per page read", async () => {
+    await ready;
+    const res = await call("GET", "/v1/events/export?days=30", { token });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let chunks = 0;
+    let lines = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks += 1;
+      lines += value.filter((b) => b === 10).length;
+    }
+    expect(lines).toBe(2300);
+    expect(chunks).toBeGreaterThanOrEqual(3);
+  });
+
   it("answers an empty window with an empty NDJSON file and a CSV header only", async () => {
     await ready;
     const other = freshAccount();
