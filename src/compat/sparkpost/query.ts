@@ -6,6 +6,7 @@ import { toPublicEvent } from "../../events/serialize";
 import { openCursor, sealCursor } from "../../lib/cursor";
 import { ApiError, validationError } from "../../lib/errors";
 import { hashId } from "../../lib/ids";
+import { log } from "../../lib/log";
 import { countMatches, SCAN_BUDGET, type ScanFilter, type ScanResult, type ScanRow, scanPage } from "../scan";
 import { BOUNCE_CLASS_SQL, isBounceClass } from "./bounce-class";
 import { KNOWN_SPARKPOST_TYPES, type SparkPostType, toSparkPostEvent } from "./event-map";
@@ -181,15 +182,18 @@ interface CursorState {
 const fingerprintOf = async (accountId: string, repeat: [string, string][]) =>
   (await hashId(accountId, ...repeat.map(([n, v]) => `${n}=${v}`).sort())).slice(0, 16);
 
+/** openCursor's message for a cursor of another search; recognised below and reworded for `cursor`. */
+const OTHER_SEARCH = "cursor of another search";
+
 function openSparkPostCursor(cursor: string, fingerprint: string): CursorState {
   try {
-    const c = openCursor(cursor, fingerprint, cursorSchema, "x");
+    const c = openCursor(cursor, fingerprint, cursorSchema, OTHER_SEARCH);
     return { window: { start: c.s, end: c.e }, position: { occurredAt: c.t, id: c.i }, total: c.n };
   } catch (err) {
     if (err instanceof ApiError)
       throw validationError(
         "cursor",
-        err.message === "x"
+        err.message === OTHER_SEARCH
           ? "cursor belongs to a search with other filters or dates; follow links.next as given"
           : "cursor is not one this API returned",
       );
@@ -296,6 +300,8 @@ export function streamSparkPostPage(
             return;
           }
         } catch (err) {
+          // Headers are sent: an aborted body is the only signal left; the log says why.
+          log("error", "SparkPost page failed mid-stream", { error: String(err) });
           controller.error(err);
         }
       },

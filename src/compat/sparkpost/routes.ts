@@ -8,8 +8,10 @@ import { requireSparkPostScope } from "./auth";
 import { BOUNCE_CLASSES } from "./bounce-class";
 import {
   documentationOf,
+  FIELD_DESCRIPTIONS,
   KNOWN_SPARKPOST_TYPES,
   MAPPED_SPARKPOST_TYPES,
+  type SparkPostField,
   type SparkPostType,
   sampleOf,
 } from "./event-map";
@@ -45,10 +47,27 @@ const q = (description: string) => z.string().optional().meta({ description });
 const listParam = (what: string) => q(`${what}; delimited by \`delimiter\``);
 const keywordParam = (what: string) => q(`${what}; keyword search (see the description)`);
 
-const sparkPostEventSchema = z.record(z.string(), z.unknown()).meta({
-  id: "SparkPostMessageEvent",
-  description: "A message event in SparkPost's shape; its fields depend on `type` (see …/documentation)",
-});
+/** Every field any type carries, documented from the one description table; `type` says which apply. */
+const sparkPostEventSchema = z
+  .object({
+    ...Object.fromEntries(
+      (Object.keys(FIELD_DESCRIPTIONS) as SparkPostField[]).map((field) => [
+        field,
+        z.unknown().optional().meta({ description: FIELD_DESCRIPTIONS[field] }),
+      ]),
+    ),
+    type: z.enum(MAPPED_SPARKPOST_TYPES as [SparkPostType, ...SparkPostType[]]),
+  })
+  .meta({
+    id: "SparkPostMessageEvent",
+    description:
+      "A message event in SparkPost's shape. Each type carries its own fields (see …/documentation): every type " +
+      "the common ones (type, event_id, timestamp, message_id, transmission_id, rcpt_to, raw_rcpt_to, " +
+      "recipient_domain, friendly_from, msg_from, sending_domain, subject, campaign_id, template_id, rcpt_tags); " +
+      "delay, bounce and policy_rejection error_code, reason, raw_reason, bounce_class; delivery, delay and bounce " +
+      "num_retries; spam_complaint fbtype; open and click ip_address, user_agent, geo_ip; click target_link_url " +
+      "and target_link_name. A field mailtrail does not know is null.",
+  });
 
 const MESSAGE_EVENTS_DESCRIPTION = [
   "SparkPost's Events API search over mailtrail's events, for clients written against SparkPost: point the",
