@@ -1,6 +1,6 @@
 import { parse } from "csv-parse/sync";
 import { describe, expect, it } from "vitest";
-import { CSV_COLUMNS } from "../src/events/export";
+import { CSV_COLUMNS, csvField, exportFileName } from "../src/events/export";
 import type { EventRecord } from "../src/events/record";
 import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "./helpers";
 
@@ -83,6 +83,28 @@ function dataset(account: string, now: number): EventRecord[] {
   }
   return records;
 }
+
+describe("export helpers", () => {
+  it.each([
+    ["plain", "plain"],
+    ["a,b", '"a,b"'],
+    ['say "hi"', '"say ""hi"""'],
+    ["line\nbreak", '"line\nbreak"'],
+    ["cr\rlf", '"cr\rlf"'],
+    ["Été 夏", "Été 夏"],
+    ["", ""],
+  ])("csvField(%j) is %j", (value, field) => {
+    expect(csvField(value)).toBe(field);
+  });
+
+  it("names the file after the account and the window, safely", () => {
+    const window = { start: "2026-04-09T10:30:09.000Z", end: "2026-04-10T00:00:00.000Z", clamped: false };
+    expect(exportFileName("acct_1", window, "csv")).toBe(
+      "mailtrail-events-acct_1-20260409T103009Z-20260410T000000Z.csv",
+    );
+    expect(exportFileName('a"b/c', window, "ndjson")).toMatch(/^mailtrail-events-a_b_c-/);
+  });
+});
 
 describe("GET /v1/events/export", () => {
   const account = freshAccount();

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { BOUNCE_CLASS_RULES } from "../../src/compat/sparkpost/bounce-class";
-import { SPARKPOST_TYPES } from "../../src/compat/sparkpost/event-map";
-import { keywordMatches } from "../../src/compat/sparkpost/filters";
+import { canonicalReason, SPARKPOST_TYPES } from "../../src/compat/sparkpost/event-map";
+import { keywordMatches, keywordsOf } from "../../src/compat/sparkpost/filters";
 import { openSparkPostPage, parseSparkPostQuery } from "../../src/compat/sparkpost/query";
 import type { EventRecord, EventType } from "../../src/events/record";
 import { call, event, freshAccount, json, mintToken } from "../helpers";
@@ -187,6 +187,10 @@ describe("SparkPost Events API: the seed's examples", () => {
     expect(Object.keys(sample)).toEqual(
       expect.arrayContaining(["bounce_class", "error_code", "reason", "raw_reason"]),
     );
+    const emptyEvents = await getJson("/compat/sparkpost/api/v1/events/message/samples?events=", {
+      authorization: token,
+    });
+    expect(emptyEvents.body.results).toHaveLength(new Set(Object.values(SPARKPOST_TYPES)).size);
     const all = await getJson("/compat/sparkpost/api/v1/events/message/samples", { authorization: token });
     expect(all.body.results.map((r: any) => r.type).sort()).toEqual(
       [...new Set(Object.values(SPARKPOST_TYPES))].sort(),
@@ -196,6 +200,27 @@ describe("SparkPost Events API: the seed's examples", () => {
     });
     expect(bad.res.status).toBe(400);
     expect(bad.body.errors[0].message).toBe("invalid params");
+  });
+});
+
+describe("SparkPost pure helpers", () => {
+  it.each([
+    ["550 host 192.0.2.10 said no", "550 host a.b.c.d said no"],
+    ["MAIL REFUSED - IP (17.99.99.99) is in black list", "MAIL REFUSED - IP (a.b.c.d) is in black list"],
+    ["550 5.1.1 user unknown", "550 5.1.1 user unknown"],
+  ])("canonicalReason(%s)", (raw, canonical) => {
+    expect(canonicalReason(raw)).toBe(canonical);
+  });
+
+  it.each([
+    ["blackfriday-specials", false, ["blackfriday", "specials"]],
+    ["BlackFriday_members", false, ["blackfriday", "members"]],
+    ["mail.Example.com", true, ["mail", "example", "com"]],
+    ["mail.example.com", false, ["mail.example.com"]],
+    ["  a -- b__c ", false, ["a", "b", "c"]],
+    ["Été", false, ["Été"]],
+  ] as const)("keywordsOf(%s, periods %s)", (value, periods, words) => {
+    expect(keywordsOf(value, periods)).toEqual(words);
   });
 });
 

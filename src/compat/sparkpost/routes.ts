@@ -253,7 +253,8 @@ export function registerSparkPostRoutes(app: App): void {
       if (params.getAll("events").length > 1) throw validationError("events", "events may be given once");
       const raw = params.get("events");
       let types: SparkPostType[] = MAPPED_SPARKPOST_TYPES;
-      if (raw !== null) {
+      // `events=` with no value asks for every type, as leaving it out does.
+      if (raw !== null && raw.trim() !== "") {
         const asked = raw.split(",").map((s) => s.trim());
         for (const t of asked) {
           if (!KNOWN_SPARKPOST_TYPES.includes(t))
