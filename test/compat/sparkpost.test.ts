@@ -138,6 +138,21 @@ describe("SparkPost Events API: the seed's examples", () => {
     // Newest first.
     const times = results.map((r) => Date.parse(r.timestamp));
     expect([...times].sort((a, b) => b - a)).toEqual(times);
+    // A small page reads what it returns (plus one row to see that more follow), not a whole chunk.
+    const small = await openSparkPostPage(
+      env,
+      account,
+      parseSparkPostQuery(new URLSearchParams({ per_page: "7" })),
+    );
+    let step = await small.chunks.next();
+    let returned = 0;
+    while (!step.done) {
+      returned += step.value.length;
+      step = await small.chunks.next();
+    }
+    expect(returned).toBe(7);
+    expect(step.value.rowsRead).toBeLessThanOrEqual(8);
+    expect(step.value.next).not.toBeNull();
   });
 
   it("answers …/documentation and …/samples as the seed documents them", async () => {
