@@ -58,7 +58,8 @@ const INDEX = {
   recipient: " INDEXED BY events_recipient_idx",
 };
 
-function rangeSql(filter: ScanFilter, position: CursorPosition | null) {
+/** The access path's part of WHERE (the account, and the indexed value when there is one). */
+function rangeSql(filter: ScanFilter) {
   const access = filter.access;
   const where = ["account_id = ?"];
   const params: (string | number)[] = [];
@@ -66,7 +67,7 @@ function rangeSql(filter: ScanFilter, position: CursorPosition | null) {
     where.push(`${access.kind} = ?`);
     params.push(access.value);
   }
-  return { where, params, index: INDEX[access.kind], position };
+  return { where, params, index: INDEX[access.kind] };
 }
 
 /**
@@ -83,7 +84,7 @@ export async function* scanPage(
   filter: ScanFilter,
   budget = SCAN_BUDGET,
 ): AsyncGenerator<ScanRow[], ScanResult> {
-  const { where, params, index } = rangeSql(filter, position);
+  const { where, params, index } = rangeSql(filter);
   const match = filter.sql === null ? "1" : `COALESCE((${filter.sql}), 0)`;
   const columns = filter.columns ? `, ${filter.columns}` : "";
   let at = position;
@@ -153,7 +154,7 @@ export async function countMatches(
   window: Window,
   filter: ScanFilter,
 ): Promise<{ total: number; rowsRead: number }> {
-  const { where, params, index } = rangeSql(filter, null);
+  const { where, params, index } = rangeSql(filter);
   const conditions = [...where, "occurred_at >= ?", "occurred_at < ?"];
   if (filter.sql !== null) conditions.push(`COALESCE((${filter.sql}), 0)`);
   const result = await env.DB.prepare(
