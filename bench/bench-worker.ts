@@ -12,6 +12,7 @@
  *
  * Every /__bench/ request must carry `x-bench-key: $BENCH_KEY` (a random value the runner sets).
  */
+import { openSparkPostPage, parseSparkPostQuery } from "../src/compat/sparkpost/query";
 import type { Env } from "../src/env";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
@@ -340,6 +341,25 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
       totals: metrics.totals,
       statements,
     });
+  }
+  if (route === "sparkpost") {
+    // The real SparkPost search page for an account, drained: D1's rows read by the scan and the count.
+    const account = request.headers.get("x-bench-account") ?? "";
+    const page = await openSparkPostPage(env, account, parseSparkPostQuery(url.searchParams));
+    let returned = 0;
+    for (;;) {
+      const step = await page.chunks.next();
+      if (step.done) {
+        return json({
+          returned,
+          total_count: page.totalCount,
+          scan_rows_read: step.value.rowsRead,
+          count_rows_read: page.countRowsRead,
+          next: page.linkFor(step.value.next),
+        });
+      }
+      returned += step.value.length;
+    }
   }
   return json({ error: "unknown bench route" }, 404);
 }

@@ -7,7 +7,7 @@
 //   npm run bench -- --self-test  no workerd: checks the generator, statistics, cost math and
 //                                 shard simulation on tiny data (seconds)
 //   npm run bench -- --classify   no workerd: classifier and burst precision/recall (bench/classify.mjs)
-//   options: --only hot,query,ingest,metrics,size,webhooks-delivery   --events N   --keep (keep the temp dir)   --out FILE
+//   options: --only hot,query,ingest,metrics,size,export,webhooks-delivery   --events N   --keep (keep the temp dir)   --out FILE
 //   node bench/run.mjs --markdown [results.json]   the figures as Markdown tables, for BENCHMARKS.md
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -71,7 +71,7 @@ const SETTINGS = {
 }[MODE];
 if (args.events) SETTINGS.events = Number(args.events);
 const PHASES = new Set(
-  (args.only ?? "hot,query,ingest,metrics,size,webhooks-delivery").split(",").map((s) => s.trim()),
+  (args.only ?? "hot,query,ingest,metrics,size,export,webhooks-delivery").split(",").map((s) => s.trim()),
 );
 const OUT = args.out ? path.resolve(args.out) : path.join(ROOT, "bench", "results.json");
 
@@ -85,6 +85,8 @@ const { round } = await import("./lib/stats.mjs");
 const { toQueueMessage, syntheticEvent, buildUniverse, accountMessages } = await import("./lib/generate.mjs");
 
 const startedAt = new Date();
+/** The export phase's console lines (bench/phases/export.mjs renders them). */
+let exportLines = [];
 const t0 = Date.now();
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(0)}s`;
 const say = (line) => process.stderr.write(`${line}\n`);
@@ -221,7 +223,7 @@ try {
   }
 
   let seeded = null;
-  if (PHASES.has("query") || PHASES.has("size") || PHASES.has("metrics")) {
+  if (PHASES.has("query") || PHASES.has("size") || PHASES.has("metrics") || PHASES.has("export")) {
     say(`[${elapsed()}] phase 3: query dataset, ${SETTINGS.events.toLocaleString("en-US")} events`);
     const { seedPhase } = await import("./phases/seed.mjs");
     seeded = await seedPhase({ client, totalEvents: SETTINGS.events });
@@ -235,6 +237,18 @@ try {
         values: seeded.values,
         options: SETTINGS.query,
       });
+    }
+    if (PHASES.has("export")) {
+      say(`[${elapsed()}] phase: export and SparkPost pages`);
+      const { exportPhase, renderExport } = await import("./phases/export.mjs");
+      results.export = await exportPhase({
+        app,
+        client,
+        secret: secrets.JWT_SECRET,
+        values: seeded.values,
+        options: { repeats: SETTINGS.query.repeats },
+      });
+      exportLines = renderExport(results.export);
     }
   }
 
@@ -290,7 +304,7 @@ try {
   console.log(render(results));
   say(`[${elapsed()}] wrote ${path.relative(process.cwd(), OUT)}`);
 } catch (err) {
-  say(`benchmark failed: ${err.stack ?? err}`);
+  say(`benchmark failed: ${err.stack ?? err}${err.cause ? `\ncause: ${err.cause.stack ?? err.cause}` : ""}`);
   say(`worker log: ${path.join(tmp, "worker.log")} (kept)`);
   args.keep = true;
   process.exitCode = 1;
@@ -743,6 +757,7 @@ function render(r) {
       ),
     );
   }
+  parts.push(...exportLines);
   parts.push("", "TARGETS");
   for (const t of r.targets) parts.push(`  [${t.status}] ${t.target}: ${t.detail}`);
   parts.push("", `${r.seconds} s in all`);

@@ -4,6 +4,8 @@ import * as z from "zod";
 import { registerAccountRoutes } from "./accounts/routes";
 import { registerAdminRoutes } from "./admin/routes";
 import type { AppEnv } from "./app-env";
+import { registerCompatRoutes } from "./compat/routes";
+import { registerEventExportRoute } from "./events/export";
 import { registerEventRoutes } from "./events/routes";
 import { isDependencyFailure } from "./lib/dependency";
 import { renderDocsPage } from "./lib/docs-page";
@@ -77,6 +79,8 @@ export function newApp(): App {
   );
 
   registerEventRoutes(app);
+  registerEventExportRoute(app);
+  registerCompatRoutes(app);
   registerAccountRoutes(app);
   registerAdminRoutes(app);
   registerMessageRoutes(app);

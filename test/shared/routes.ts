@@ -18,6 +18,13 @@ export interface V1Route {
 
 export const V1_ROUTES: V1Route[] = [
   { method: "GET", doc: "/v1/events", path: "/v1/events", scope: "events:read", account: "query" },
+  {
+    method: "GET",
+    doc: "/v1/events/export",
+    path: "/v1/events/export",
+    scope: "events:read",
+    account: "query",
+  },
   { method: "GET", doc: "/v1/account", path: "/v1/account", scope: "events:read", account: "query" },
   {
     method: "PUT",

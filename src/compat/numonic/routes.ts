@@ -1,0 +1,289 @@
+import { count, desc, eq } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import * as z from "zod";
+import { getAccountPlan } from "../../accounts/plans";
+import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
+import { suppressions } from "../../db/suppressions";
+import type { Env } from "../../env";
+import type { EventType } from "../../events/record";
+import type { EventDbRow } from "../../events/serialize";
+import { ApiError, validationError } from "../../lib/errors";
+import { type App, jsonContent, route } from "../../lib/openapi";
+import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
+import { toSuppression } from "../../suppressions/schema";
+import { removeEntries } from "../../suppressions/store";
+import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
+import { intParam, knownParams, offsetPage } from "../offset";
+
+/** Numonic's events and suppression APIs (SPEC §16) over mailtrail's events and suppressions. */
+
+export const NUMONIC_PREFIX = "/compat/numonic";
+const DAY_MS = 86_400_000;
+
+/** The one mapping table: the mailtrail types Numonic has, and their Numonic names. */
+export const NUMONIC_TYPES = {
+  "email.delivered": "Delivery",
+  "email.bounced": "Bounce",
+  "email.complained": "Complaint",
+  "email.suppressed": "Suppression",
+} as const satisfies Partial<Record<EventType, string>>;
+type NumonicType = (typeof NUMONIC_TYPES)[keyof typeof NUMONIC_TYPES];
+const BY_NUMONIC = Object.fromEntries(
+  Object.entries(NUMONIC_TYPES).map(([m, n]) => [n, m as EventType]),
+) as Record<NumonicType, EventType>;
+const BOUNCE_TYPES: Record<string, string> = {
+  permanent: "Permanent",
+  transient: "Transient",
+  undetermined: "Undetermined",
+};
+
+export function toNumonicEvent(row: EventDbRow) {
+  const type = NUMONIC_TYPES[row.type as keyof typeof NUMONIC_TYPES];
+  return {
+    id: row.id,
+    email_id: row.email_id,
+    event_type: type,
+    event_timestamp: new Date(row.occurred_at).toISOString(),
+    recipient: row.recipient,
+    ...(type === "Bounce"
+      ? {
+          bounce_type: row.bounce_type === null ? null : (BOUNCE_TYPES[row.bounce_type] ?? null),
+          bounce_subtype: row.bounce_classification,
+        }
+      : {}),
+    ...(type === "Complaint" ? { complaint_type: row.complaint_type } : {}),
+  };
+}
+
+const DEFAULT_LIMIT = 50;
+const MAX_LIMIT = 100;
+const MAX_PAGE = 1_000_000;
+
+const pagination = z.object({
+  page: z.number().int(),
+  limit: z.number().int(),
+  total: z.number().int(),
+  total_pages: z.number().int(),
+});
+const paginationOf = (page: number, limit: number, total: number) => ({
+  page,
+  limit,
+  total,
+  total_pages: Math.ceil(total / limit),
+});
+
+export async function listNumonicEvents(
+  env: Env,
+  accountId: string,
+  params: Record<string, string | undefined>,
+  now = Date.now(),
+) {
+  let types: EventType[] = Object.keys(NUMONIC_TYPES) as EventType[];
+  if (params.type !== undefined) {
+    const type = BY_NUMONIC[params.type as NumonicType];
+    if (!type) throw validationError("type", "type must be Delivery, Bounce, Complaint or Suppression");
+    types = [type];
+  }
+  const page = intParam("page", params.page, 1, MAX_PAGE, 1);
+  const limit = intParam("limit", params.limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
+  const plan = await getAccountPlan(env, accountId);
+  const { rows, total, rowsRead } = await offsetPage(env, accountId, {
+    window: { start: now - plan.retention_days * DAY_MS, end: now },
+    types,
+    emailId: null,
+    limit,
+    offset: (page - 1) * limit,
+  });
+  return {
+    body: {
+      success: true as const,
+      data: { events: rows.map(toNumonicEvent), pagination: paginationOf(page, limit, total) },
+    },
+    rowsRead,
+  };
+}
+
+const numonicEventSchema = z
+  .object({
+    id: z.string(),
+    email_id: z.string(),
+    event_type: z.enum(["Delivery", "Bounce", "Complaint", "Suppression"]),
+    event_timestamp: z.string(),
+    recipient: z.string(),
+    bounce_type: z.enum(["Permanent", "Transient", "Undetermined"]).nullable().optional(),
+    bounce_subtype: z.string().nullable().optional(),
+    complaint_type: z.string().nullable().optional(),
+  })
+  .meta({ id: "NumonicEvent" });
+
+const errorSchema = successFalseErrorSchema("NumonicError");
+const tags = ["compat: Numonic"];
+const security = [{ bearer: [] }];
+const q = (description: string) => z.string().optional().meta({ description });
+
+export function registerNumonicRoutes(app: App): void {
+  app.use(`${NUMONIC_PREFIX}/*`, surfaceErrors(successFalseMapper));
+
+  route(
+    app,
+    {
+      method: "get",
+      path: `${NUMONIC_PREFIX}/api/v1/events`,
+      operationId: "numonicListEvents",
+      summary: "List delivery events (Numonic)",
+      description:
+        "Numonic's events list over mailtrail's events: email.delivered→Delivery, email.bounced→Bounce, " +
+        "email.complained→Complaint, email.suppressed→Suppression; no other type is returned. Newest first over the " +
+        "plan's whole retention. `bounce_type` (Permanent, Transient or Undetermined) and `bounce_subtype` (SES's " +
+        "bounceSubType) are present on Bounce events only, `complaint_type` on Complaint events only (null when the " +
+        "ISP gave none). `page` (from 1, default 1) and `limit` (1-100, default 50) page the list; `total_pages` is " +
+        "ceil(total / limit) and a page past it is empty. Events arriving while a client pages shift later pages " +
+        "(offset paging). Costs: a page reads the rows before it; `total` reads the window (BENCHMARKS.md). " +
+        "Errors are `{success: false, error: {code, message}}` with mailtrail's status codes.",
+      tags,
+      security,
+      request: {
+        query: z.object({
+          type: q("Delivery, Bounce, Complaint or Suppression"),
+          page: q("page number, from 1; default 1"),
+          limit: q("1-100, default 50"),
+          account_id: q("admin tokens only: the account to read"),
+        }),
+      },
+      responses: {
+        200: jsonContent(
+          z
+            .object({
+              success: z.literal(true),
+              data: z.object({ events: z.array(numonicEventSchema), pagination }),
+            })
+            .meta({ id: "NumonicEventList" }),
+          "A page of events",
+        ),
+        ...surfaceErrorResponses(errorSchema),
+      },
+    },
+    requireScope("events:read"),
+    async (c) => {
+      const params = knownParams(c.req.url, ["type", "page", "limit", "account_id"]);
+      const accountId = actingAccount(principalOf(c), params.account_id);
+      return c.json((await listNumonicEvents(c.env, accountId, params)).body);
+    },
+  );
+
+  route(
+    app,
+    {
+      method: "get",
+      path: `${NUMONIC_PREFIX}/api/v1/suppression`,
+      operationId: "numonicListSuppressions",
+      summary: "List suppressed addresses (Numonic)",
+      description:
+        "Every suppression entry of the account, newest first, `{id, email, reason, suppressed_at}`. mailtrail's " +
+        "reasons are hard_bounce, complaint, unsubscribe and manual; an address unsubscribed from one topic has an " +
+        "entry per topic (each its own id). `page` from 1 (default 1), `limit` 1-100 (default 50).",
+      tags,
+      security,
+      request: {
+        query: z.object({
+          page: q("page number, from 1; default 1"),
+          limit: q("1-100, default 50"),
+          account_id: q("admin tokens only: the account to read"),
+        }),
+      },
+      responses: {
+        200: jsonContent(
+          z
+            .object({
+              success: z.literal(true),
+              data: z.array(
+                z.object({
+                  id: z.string(),
+                  email: z.string(),
+                  reason: z.string(),
+                  suppressed_at: z.string(),
+                }),
+              ),
+              pagination,
+            })
+            .meta({ id: "NumonicSuppressionList" }),
+          "A page of suppression entries",
+        ),
+        ...surfaceErrorResponses(errorSchema),
+      },
+    },
+    requireScope("suppressions:read"),
+    async (c) => {
+      const params = knownParams(c.req.url, ["page", "limit", "account_id"]);
+      const accountId = actingAccount(principalOf(c), params.account_id);
+      const page = intParam("page", params.page, 1, MAX_PAGE, 1);
+      const limit = intParam("limit", params.limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
+      const db = drizzle(c.env.DB);
+      const mine = eq(suppressions.accountId, accountId);
+      const [rows, counted] = await db.batch([
+        db
+          .select()
+          .from(suppressions)
+          .where(mine)
+          .orderBy(desc(suppressions.suppressedAt), desc(suppressions.email), desc(suppressions.topic))
+          .limit(limit)
+          .offset((page - 1) * limit),
+        db.select({ total: count() }).from(suppressions).where(mine),
+      ]);
+      const data = await Promise.all(
+        rows.map(async (row) => {
+          const entry = await toSuppression(row);
+          return {
+            id: entry.id,
+            email: entry.email,
+            reason: entry.reason,
+            suppressed_at: entry.suppressed_at,
+          };
+        }),
+      );
+      return c.json({
+        success: true as const,
+        data,
+        pagination: paginationOf(page, limit, counted[0]?.total ?? 0),
+      });
+    },
+  );
+
+  route(
+    app,
+    {
+      method: "delete",
+      path: `${NUMONIC_PREFIX}/api/v1/suppression/{email}`,
+      operationId: "numonicRemoveSuppression",
+      summary: "Remove a suppressed address (Numonic)",
+      description:
+        "Removes every entry of the address (all topics), in D1 and the KV mirror. The address is URL-encoded " +
+        "(`@` as `%40`) and matched case-insensitively; an address with no entry is 404 NOT_FOUND.",
+      tags,
+      security,
+      request: {
+        params: z.object({ email: z.string().meta({ description: "the address, URL-encoded" }) }),
+        query: z.object({ account_id: q("admin tokens only: the account") }),
+      },
+      responses: {
+        200: jsonContent(
+          z
+            .object({ success: z.literal(true), message: z.string() })
+            .meta({ id: "NumonicSuppressionRemoved" }),
+          "Removed",
+        ),
+        ...surfaceErrorResponses(errorSchema, true),
+      },
+    },
+    requireScope("suppressions:write"),
+    async (c) => {
+      const params = knownParams(c.req.url, ["account_id"]);
+      const email = normalizeEmail(c.req.param("email") ?? "");
+      if (email === null) throw validationError("email", `email ${INVALID_EMAIL}`);
+      const accountId = actingAccount(principalOf(c), params.account_id);
+      const removed = await removeEntries(c.env, accountId, email, null);
+      if (removed === 0) throw new ApiError("not_found", "No suppression entry found for this address");
+      return c.json({ success: true as const, message: `Suppression removed for ${email}` });
+    },
+  );
+}

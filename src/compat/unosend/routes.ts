@@ -1,0 +1,213 @@
+import * as z from "zod";
+import { getAccountPlan } from "../../accounts/plans";
+import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
+import type { Env } from "../../env";
+import { clampWindow } from "../../events/query";
+import type { EventType, Tracking } from "../../events/record";
+import type { EventDbRow } from "../../events/serialize";
+import { validationError } from "../../lib/errors";
+import { type App, jsonContent, route } from "../../lib/openapi";
+import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
+import { intParam, knownParams, offsetPage } from "../offset";
+
+/** Unosend's events API (SPEC §16) over mailtrail's events. */
+
+export const UNOSEND_PREFIX = "/compat/unosend";
+const DAY_MS = 86_400_000;
+
+/** The one mapping table: the mailtrail types Unosend has, and their Unosend names. */
+export const UNOSEND_TYPES = {
+  "email.sent": "sent",
+  "email.delivered": "delivered",
+  "email.opened": "opened",
+  "email.clicked": "clicked",
+  "email.bounced": "bounced",
+  "email.complained": "complained",
+  "email.unsubscribed": "unsubscribed",
+} as const satisfies Partial<Record<EventType, string>>;
+type UnosendType = (typeof UNOSEND_TYPES)[keyof typeof UNOSEND_TYPES];
+const BY_UNOSEND = Object.fromEntries(
+  Object.entries(UNOSEND_TYPES).map(([m, u]) => [u, m as EventType]),
+) as Record<UnosendType, EventType>;
+/** Unosend calls bounces hard or soft: SES's permanent is hard; transient and undetermined are soft (not suppressed). */
+const BOUNCE_TYPES: Record<string, string> = { permanent: "hard", transient: "soft", undetermined: "soft" };
+
+/** `metadata` per type, as the seed lists it. */
+function metadataOf(type: UnosendType, row: EventDbRow): Record<string, unknown> {
+  const tracking = row.tracking === null ? null : (JSON.parse(row.tracking) as Tracking);
+  switch (type) {
+    case "sent":
+      return { message_id: row.message_id };
+    case "delivered":
+      return { smtp_response: row.smtp_response };
+    case "opened":
+      return { user_agent: tracking?.user_agent ?? null, ip_address: tracking?.ip_address ?? null };
+    case "clicked":
+      return { url: tracking?.url ?? null, user_agent: tracking?.user_agent ?? null };
+    case "bounced":
+      return {
+        bounce_type: row.bounce_type === null ? null : (BOUNCE_TYPES[row.bounce_type] ?? null),
+        reason: row.smtp_response,
+      };
+    case "complained":
+      return { complaint_type: row.complaint_type };
+    case "unsubscribed":
+      return {};
+  }
+}
+
+export function toUnosendEvent(row: EventDbRow) {
+  const type = UNOSEND_TYPES[row.type as keyof typeof UNOSEND_TYPES];
+  return {
+    id: row.id,
+    email_id: row.email_id,
+    type,
+    metadata: metadataOf(type, row),
+    created_at: new Date(row.occurred_at).toISOString(),
+    email: { to: [row.recipient], subject: row.subject },
+  };
+}
+
+const DEFAULT_DAYS = 7;
+const MAX_DAYS = 90;
+const DEFAULT_LIMIT = 50;
+const MAX_LIMIT = 100;
+const MAX_OFFSET = 10_000_000;
+
+export async function listUnosendEvents(
+  env: Env,
+  accountId: string,
+  params: Record<string, string | undefined>,
+  now = Date.now(),
+) {
+  let types: EventType[] = Object.keys(UNOSEND_TYPES) as EventType[];
+  const eventType = params.event_type ?? null;
+  if (eventType !== null) {
+    const type = BY_UNOSEND[eventType as UnosendType];
+    if (!type)
+      throw validationError(
+        "event_type",
+        `event_type must be one of ${Object.values(UNOSEND_TYPES).join(", ")}`,
+      );
+    types = [type];
+  }
+  const emailId = params.email_id ?? null;
+  if (emailId !== null && (emailId.trim() === "" || emailId.length > 256))
+    throw validationError("email_id", "email_id must be 1-256 characters");
+  const days = intParam("days", params.days, 1, MAX_DAYS, DEFAULT_DAYS);
+  const limit = intParam("limit", params.limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
+  const offset = intParam("offset", params.offset, 0, MAX_OFFSET, 0);
+  const plan = await getAccountPlan(env, accountId);
+  const window = clampWindow({ start: now - days * DAY_MS, end: now }, plan.retention_days, now);
+  const { rows, total, rowsRead } = await offsetPage(env, accountId, {
+    window,
+    types,
+    emailId,
+    limit,
+    offset,
+  });
+  return {
+    body: {
+      success: true as const,
+      data: {
+        data: rows.map(toUnosendEvent),
+        pagination: { total, limit, offset, has_more: offset + rows.length < total },
+        filters: { email_id: emailId, event_type: eventType, days },
+      },
+    },
+    rowsRead,
+  };
+}
+
+const unosendEventSchema = z
+  .object({
+    id: z.string(),
+    email_id: z.string(),
+    type: z.enum(Object.values(UNOSEND_TYPES) as [UnosendType, ...UnosendType[]]),
+    metadata: z.record(z.string(), z.unknown()),
+    created_at: z.string(),
+    email: z.object({ to: z.array(z.string()), subject: z.string().nullable() }),
+  })
+  .meta({ id: "UnosendEvent" });
+
+const errorSchema = successFalseErrorSchema("UnosendError");
+const q = (description: string) => z.string().optional().meta({ description });
+
+const DESCRIPTION =
+  "Unosend's events API over mailtrail's events: email.sent→sent, delivered→delivered, opened→opened, " +
+  "clicked→clicked, bounced→bounced, complained→complained, unsubscribed→unsubscribed; no other type is returned. " +
+  "`metadata` per type: sent {message_id}; delivered {smtp_response}; opened {user_agent, ip_address}; clicked " +
+  "{url, user_agent}; bounced {bounce_type: hard (SES permanent) or soft (transient, undetermined), reason (the SMTP " +
+  "response)}; complained {complaint_type}; unsubscribed {}. A value mailtrail lacks is null. `email.to` is the " +
+  "event's recipient. `days` (1-90, default 7) looks back from now, clamped silently to the plan's retention; " +
+  "`limit` 1-100 (default 50); `offset` from 0; `has_more` is offset + returned < total. Newest first. " +
+  "Errors are `{success: false, error: {code, message}}` with mailtrail's status codes.";
+
+export function registerUnosendRoutes(app: App): void {
+  app.use(`${UNOSEND_PREFIX}/*`, surfaceErrors(successFalseMapper));
+  for (const [path, operationId] of [
+    [`${UNOSEND_PREFIX}/api/v1/events`, "unosendListEvents"],
+    [`${UNOSEND_PREFIX}/v1/events`, "unosendListEventsV1"],
+  ] as const) {
+    route(
+      app,
+      {
+        method: "get",
+        path,
+        operationId,
+        summary: `Get email events (Unosend)${path.includes("/api/") ? "" : ", alias without /api"}`,
+        description: DESCRIPTION,
+        tags: ["compat: Unosend"],
+        security: [{ bearer: [] }],
+        request: {
+          query: z.object({
+            email_id: q("events of one email"),
+            event_type: q("sent, delivered, opened, clicked, bounced, complained or unsubscribed"),
+            days: q("1-90, default 7"),
+            limit: q("1-100, default 50"),
+            offset: q("default 0"),
+            account_id: q("admin tokens only: the account to read"),
+          }),
+        },
+        responses: {
+          200: jsonContent(
+            z
+              .object({
+                success: z.literal(true),
+                data: z.object({
+                  data: z.array(unosendEventSchema),
+                  pagination: z.object({
+                    total: z.number().int(),
+                    limit: z.number().int(),
+                    offset: z.number().int(),
+                    has_more: z.boolean(),
+                  }),
+                  filters: z.object({
+                    email_id: z.string().nullable(),
+                    event_type: z.string().nullable(),
+                    days: z.number().int(),
+                  }),
+                }),
+              })
+              .meta({ id: "UnosendEventList" }),
+            "A page of events",
+          ),
+          ...surfaceErrorResponses(errorSchema),
+        },
+      },
+      requireScope("events:read"),
+      async (c) => {
+        const params = knownParams(c.req.url, [
+          "email_id",
+          "event_type",
+          "days",
+          "limit",
+          "offset",
+          "account_id",
+        ]);
+        const accountId = actingAccount(principalOf(c), params.account_id);
+        return c.json((await listUnosendEvents(c.env, accountId, params)).body);
+      },
+    );
+  }
+}

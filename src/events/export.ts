@@ -1,0 +1,201 @@
+import * as z from "zod";
+import { actingAccount, principalOf, requireScope } from "../auth/middleware";
+import type { Env } from "../env";
+import { validationError } from "../lib/errors";
+import { log } from "../lib/log";
+import { type App, commonErrors, route } from "../lib/openapi";
+import { type EventPage, listEvents } from "./list";
+import { eventSchema, type PublicEvent } from "./serialize";
+
+/**
+ * GET /v1/events/export (SPEC §9): every matching event of the clamped window as NDJSON or CSV,
+ * streamed. It pages through GET /v1/events itself (listEvents with `after`), one page per pull of
+ * the response stream, so the file is by construction the concatenation of the API's pages and the
+ * Worker holds one page at a time whatever the window's size. The first page is read before the
+ * response starts: every bad parameter is a 400 before any byte is sent.
+ */
+
+export const EXPORT_FORMATS = ["ndjson", "csv"] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+/** Events per D1 page: GET /v1/events's own maximum `limit`. */
+export const EXPORT_PAGE_SIZE = 1000;
+/** Parameters of GET /v1/events that make no sense for a whole-window file. */
+const REFUSED = ["limit", "after", "count"] as const;
+
+/** The §8 fields in their documented order: the CSV header. Derived from the event schema. */
+export const CSV_COLUMNS = Object.keys(eventSchema.shape) as (keyof PublicEvent)[];
+
+/** One CSV field per RFC 4180: quoted when it holds a comma, a quote, CR or LF; quotes doubled. */
+export function csvField(value: string): string {
+  return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+}
+
+/** A §8 event as one CSV record (CRLF-terminated): null is empty, `tags` joined with `,`, `tracking` as JSON. */
+export function csvRecord(event: PublicEvent): string {
+  const cells = CSV_COLUMNS.map((column) => {
+    const value = event[column];
+    if (value === null) return "";
+    if (column === "tags") return csvField((value as string[]).join(","));
+    if (typeof value === "object") return csvField(JSON.stringify(value));
+    return csvField(String(value));
+  });
+  return `${cells.join(",")}\r\n`;
+}
+
+export const csvHeader = () => `${CSV_COLUMNS.join(",")}\r\n`;
+export const ndjsonLine = (event: PublicEvent) => `${JSON.stringify(event)}\n`;
+
+export function parseExportFormat(value: string | null): ExportFormat {
+  if (value === null) return "ndjson";
+  if (!(EXPORT_FORMATS as readonly string[]).includes(value))
+    throw validationError("format", "format must be ndjson or csv");
+  return value as ExportFormat;
+}
+
+/** `2026-04-09T10:30:09.000Z` → `20260409T103009Z`, safe in a file name everywhere. */
+const compactInstant = (iso: string) => iso.replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+
+export function exportFileName(accountId: string, window: EventPage["window"], format: ExportFormat): string {
+  const account = accountId.replace(/[^A-Za-z0-9_.-]/g, "_");
+  return `mailtrail-events-${account}-${compactInstant(window.start)}-${compactInstant(window.end)}.${format}`;
+}
+
+/**
+ * Starts an export: validates the parameters and reads the first page (throwing ApiErrors before any
+ * byte), then returns the streamed body. `now` is fixed for the whole export, so every page clamps
+ * the window the same way.
+ */
+export async function startExport(
+  env: Env,
+  accountId: string,
+  input: URLSearchParams,
+  now = Date.now(),
+): Promise<{ body: ReadableStream<Uint8Array>; format: ExportFormat; fileName: string }> {
+  for (const name of REFUSED) {
+    if (input.has(name))
+      throw validationError(name, `${name} is not an export parameter: the export streams the whole window`);
+  }
+  const formats = input.getAll("format");
+  if (formats.length > 1) throw validationError("format", "format may be given once");
+  const format = parseExportFormat(formats[0] ?? null);
+  const params = new URLSearchParams([...input].filter(([name]) => name !== "format"));
+
+  const pageParams = (after: string | null) => {
+    const p = new URLSearchParams(params);
+    p.set("limit", String(EXPORT_PAGE_SIZE));
+    if (after !== null) p.set("after", after);
+    return p;
+  };
+  const first = await listEvents(env, accountId, pageParams(null), now);
+  const encoder = new TextEncoder();
+  const line = format === "csv" ? csvRecord : ndjsonLine;
+
+  let pending: EventPage | null = first;
+  let cursor: string | null = null;
+  let headerSent = format !== "csv";
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          let text = headerSent ? "" : csvHeader();
+          headerSent = true;
+          // A page may hold no events while the scan continues (bounded pages): read on until one
+          // does or the window ends, so each pull enqueues something or closes.
+          for (;;) {
+            const page: EventPage | null =
+              pending ?? (cursor !== null ? await listEvents(env, accountId, pageParams(cursor), now) : null);
+            pending = null;
+            if (page === null) {
+              if (text !== "") controller.enqueue(encoder.encode(text));
+              controller.close();
+              return;
+            }
+            cursor = page.has_more ? page.next_cursor : null;
+            for (const event of page.data) text += line(event);
+            if (text !== "") {
+              controller.enqueue(encoder.encode(text));
+              return;
+            }
+          }
+        } catch (err) {
+          // Headers are sent: the only signal left is an aborted body, which curl reports.
+          log("error", "export failed mid-stream", { account_id: accountId, error: String(err) });
+          controller.error(err);
+        }
+      },
+    },
+    { highWaterMark: 1 },
+  );
+  return { body, format, fileName: exportFileName(accountId, first.window, format) };
+}
+
+const q = (description: string) => z.string().optional().meta({ description });
+
+export function registerEventExportRoute(app: App): void {
+  route(
+    app,
+    {
+      method: "get",
+      path: "/v1/events/export",
+      operationId: "exportEvents",
+      summary: "Export a window of events as NDJSON or CSV",
+      description:
+        "Takes the window and filters of `GET /v1/events` (not `limit`, `after` or `count`: 400) and streams " +
+        "every matching event of the clamped window, newest first, in constant memory: the file is GET /v1/events's " +
+        "pages concatenated, read one page at a time as the client downloads. Bad parameters are a 400 before " +
+        "any byte. NDJSON: one event object per line, LF-terminated. CSV (RFC 4180): a header row of the event's " +
+        "fields in their documented order, CRLF line ends, fields quoted when they hold a comma, quote or line " +
+        "break (quotes doubled), null as an empty field, `tags` joined with `,`, `tracking` as JSON text, UTF-8 " +
+        "without a byte-order mark; values are written as stored (no spreadsheet-formula escaping). " +
+        "`Content-Disposition: attachment` names the file after the account and the window, so `curl -OJ` " +
+        "or `curl -o` saves it. A failure after the first byte aborts the transfer (curl reports it).",
+      tags: ["events"],
+      security: [{ bearer: [] }],
+      request: {
+        query: z.object({
+          format: q("ndjson (default) or csv"),
+          start: q("ISO 8601, inclusive; default 24 hours before end"),
+          end: q("ISO 8601, exclusive; default now"),
+          days: q("1-90: start = now - days; not with start"),
+          event_type: q("one event type or a comma list"),
+          recipient: q("exact, case-insensitive"),
+          email_id: q("exact"),
+          message_id: q("exact"),
+          topic: q("exact"),
+          template_id: q("exact"),
+          campaign: q("exact, case-sensitive"),
+          domain: q("a sending domain the account has sent from"),
+          tags: q("events carrying any of up to 10 comma-separated tags"),
+          account_id: q("admin tokens only: the account to read"),
+        }),
+      },
+      responses: {
+        200: {
+          description: "The events, streamed",
+          content: {
+            "application/x-ndjson": { schema: z.string().meta({ description: "one event per line" }) },
+            "text/csv": { schema: z.string().meta({ description: "a header row, then one event per row" }) },
+          },
+        },
+        ...commonErrors,
+      },
+    },
+    requireScope("events:read"),
+    async (c) => {
+      const params = new URL(c.req.url).searchParams;
+      const accountId = actingAccount(principalOf(c), params.get("account_id"));
+      const { body, format, fileName } = await startExport(c.env, accountId, params);
+      return new Response(body, {
+        headers: {
+          "Content-Type":
+            format === "csv"
+              ? "text/csv; charset=utf-8; header=present"
+              : "application/x-ndjson; charset=utf-8",
+          "Content-Disposition": `attachment; filename="${fileName}"`,
+          "Cache-Control": "no-store",
+          "X-Content-Type-Options": "nosniff",
+        },
+      });
+    },
+  );
+}

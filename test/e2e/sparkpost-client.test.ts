@@ -1,0 +1,202 @@
+/**
+ * The `sparkpost` npm client (v2, a Node library built on `request`) pointed at mailtrail's
+ * /compat/sparkpost under `wrangler dev`: its `origin` option takes a base URL with a path, so
+ * `origin: <dev>/compat/sparkpost` makes it call /compat/sparkpost/api/v1/events/message with the
+ * JWT as its bare API key, exactly as it calls api.sparkpost.com. Events are written straight into
+ * the local D1 before the server starts; the client searches, follows links.next with its own
+ * `get`, and sees errors in SparkPost's shape.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+interface SparkPostError extends Error {
+  statusCode: number;
+  errors: { message: string; description: string }[];
+}
+interface SparkPostClient {
+  events: { searchMessage(params: Record<string, unknown>): Promise<any> };
+  get(options: { uri: string }): Promise<any>;
+}
+const SparkPost = createRequire(import.meta.url)("sparkpost") as new (
+  key: string,
+  options: { origin: string },
+) => SparkPostClient;
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+const ACCOUNT = `acct_sp_${randomBytes(4).toString("hex")}`;
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function wrangler(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    child.on("error", reject);
+    child.on("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`wrangler ${args.join(" ")} exited ${code}:\n${output}`)),
+    );
+  });
+}
+
+const sqlText = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+describe("the sparkpost npm client against /compat/sparkpost", () => {
+  let dir = "";
+  const secret = randomBytes(36).toString("base64url");
+  const childEnv = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
+  let origin = "";
+  let dev: ChildProcess | undefined;
+  let devOutput = "";
+  const now = Date.now();
+  // 25 events of this account: every third in a blackfriday campaign; one of another account.
+  const rows = Array.from({ length: 25 }, (_, i) => ({
+    account: ACCOUNT,
+    id: `evt_sp${String(i).padStart(8, "0")}`,
+    at: now - 60_000 - i * 60_000,
+    type: i % 2 === 0 ? "email.delivered" : "email.bounced",
+    campaign: i % 3 === 0 ? (i % 2 === 0 ? "blackfriday-specials" : "BlackFriday_members") : "friday-deals",
+  }));
+  rows.push({
+    account: "acct_other",
+    id: "evt_spother00",
+    at: now - 60_000,
+    type: "email.delivered",
+    campaign: "blackfriday-specials",
+  });
+
+  const token = (sub: string, scope = "events:read") =>
+    new SignJWT({ scope })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject(sub)
+      .setIssuedAt()
+      .setExpirationTime("10m")
+      .sign(new TextEncoder().encode(secret));
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), "mailtrail-sparkpost-"));
+    const [port, inspectorPort] = [await freePort(), await freePort()];
+    origin = `http://127.0.0.1:${port}`;
+    const persist = path.join(dir, "state");
+    const envFile = path.join(dir, "e2e.env");
+    writeFileSync(envFile, `JWT_SECRET=${secret}\nTRACKING_KEYS=${randomBytes(32).toString("base64url")}\n`, {
+      mode: 0o600,
+    });
+    await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
+    const values = rows
+      .map(
+        (r) =>
+          `(${sqlText(r.account)}, ${r.at}, ${sqlText(r.id)}, ${sqlText(r.type)}, 'email_1', 'user@example.com', ` +
+          `${sqlText(r.campaign)}, ${r.type === "email.bounced" ? "'permanent', 'NoEmail', 550, '550 5.1.1 unknown'" : "NULL, NULL, NULL, NULL"})`,
+      )
+      .join(", ");
+    await wrangler(
+      [
+        "d1",
+        "execute",
+        "DB",
+        "--local",
+        "--persist-to",
+        persist,
+        "--command",
+        `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient, campaign, bounce_type, bounce_classification, smtp_code, smtp_response) VALUES ${values}`,
+      ],
+      childEnv,
+    );
+    dev = spawn(
+      process.execPath,
+      [
+        WRANGLER,
+        "dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--inspector-port",
+        String(inspectorPort),
+        "--persist-to",
+        persist,
+        "--env-file",
+        envFile,
+        "--show-interactive-dev-session=false",
+      ],
+      { cwd: ROOT, env: childEnv, detached: true },
+    );
+    dev.stdout?.on("data", (d) => (devOutput += d));
+    dev.stderr?.on("data", (d) => (devOutput += d));
+    const deadline = Date.now() + 45_000;
+    for (;;) {
+      try {
+        if ((await fetch(`${origin}/healthz`)).ok) break;
+      } catch {}
+      if (Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${devOutput.slice(-4000)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }, 90_000);
+
+  afterAll(async () => {
+    if (dev?.pid && dev.exitCode === null) {
+      try {
+        process.kill(-dev.pid, "SIGTERM");
+      } catch {}
+      await new Promise((r) => setTimeout(r, 500));
+      try {
+        process.kill(-dev.pid, "SIGKILL");
+      } catch {}
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("searches with keyword filters and follows links.next to the end", async () => {
+    const client = new SparkPost(await token(ACCOUNT), { origin: `${origin}/compat/sparkpost` });
+    const from = new Date(now - 2 * 3_600_000).toISOString();
+    const first = await client.events.searchMessage({ campaigns: ["blackfriday"], per_page: 3, from });
+    const expected = rows
+      .filter((r) => r.account === ACCOUNT && /blackfriday/i.test(r.campaign))
+      .map((r) => r.id);
+    expect(first.total_count).toBe(expected.length);
+    expect(first.results).toHaveLength(3);
+    expect(first.links.next).toMatch(/^\/compat\/sparkpost\/api\/v1\/events\/message\?/);
+    const seen: string[] = first.results.map((e: { event_id: string }) => e.event_id);
+    let next: string | undefined = first.links.next;
+    while (next) {
+      const page = await client.get({ uri: next });
+      seen.push(...page.results.map((e: { event_id: string }) => e.event_id));
+      next = page.links.next;
+    }
+    expect(seen).toEqual(expected);
+    const bounces = await client.events.searchMessage({ events: "bounce", bounce_classes: "10", from });
+    expect(bounces.results.length).toBe(
+      rows.filter((r) => r.account === ACCOUNT && r.type === "email.bounced").length,
+    );
+    expect(bounces.results[0]).toMatchObject({ type: "bounce", bounce_class: "10", error_code: "550" });
+    expect((await client.events.searchMessage({ campaigns: "black", from })).total_count).toBe(0);
+  });
+
+  it("rejects with SparkPost's error shape", async () => {
+    const client = new SparkPost(await token(ACCOUNT), { origin: `${origin}/compat/sparkpost` });
+    const tooMany = await client.events.searchMessage({ per_page: 10001 }).catch((e: SparkPostError) => e);
+    expect(tooMany).toBeInstanceOf(Error);
+    expect((tooMany as SparkPostError).statusCode).toBe(400);
+    expect((tooMany as SparkPostError).errors[0]?.message).toBe("invalid params");
+    const forged = new SparkPost("not-a-jwt", { origin: `${origin}/compat/sparkpost` });
+    const denied = (await forged.events.searchMessage({}).catch((e: SparkPostError) => e)) as SparkPostError;
+    expect(denied.statusCode).toBe(401);
+    expect(denied.errors[0]?.message).toBe("Unauthorized.");
+  });
+});
