@@ -102,6 +102,23 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
   }
 }
 
+/**
+ * Writes messages that failed before (dead letters, parked messages) and hands their new events to
+ * the webhook fan-out, as the consumer does. They count as retried: an earlier attempt may have
+ * committed and failed only at the fan-out, so their stored events are fanned out again and the
+ * delivery side drops any (endpoint, event) pair already delivered (webhooks/fanout.ts).
+ */
+export async function writeRetried(env: Env, bodies: QueueMessage[]): Promise<AddressRef[]> {
+  const inserted: StoredEvent[] = [];
+  const touched = await writeBatch(env, bodies, inserted);
+  await fanOutNewEvents(
+    env,
+    bodies.map((body) => ({ attempts: 2, body })),
+    inserted,
+  );
+  return touched;
+}
+
 /** Writes a batch of valid messages in one D1 transaction; returns the addresses whose suppressions changed. */
 export async function writeBatch(
   env: Env,

@@ -1,7 +1,7 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { type QueueMessage, queueMessageSchema } from "../pipeline/messages";
-import { writeBatch } from "./consumer";
+import { writeRetried } from "./consumer";
 import { type ParkedRecord, parkedKey, syncMirrorLogged } from "./parked";
 
 /** Seconds before a dead letter whose parking failed (R2 trouble) is offered again. */
@@ -32,7 +32,7 @@ export async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env):
   if (valid.length === 0) return;
 
   try {
-    const touched = await writeBatch(
+    const touched = await writeRetried(
       env,
       valid.map((v) => v.body),
     );

@@ -2,13 +2,13 @@ import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { type QueueMessage, queueMessageSchema } from "../pipeline/messages";
 import { syncMirror } from "../suppressions/mirror";
-import { writeBatch } from "./consumer";
+import { writeRetried } from "./consumer";
 
 /**
  * Parked messages: what the EVENTS_QUEUE consumer could not write through its whole retry budget
  * (D1 down for minutes or hours). The dead-letter consumer keeps each one in the R2 bucket PARKED,
  * and `scheduled()` writes them into D1 once it answers again, through the consumer's own
- * idempotent writeBatch, then deletes them (SPEC §12: nothing accepted is lost or written twice).
+ * idempotent writeBatch (with the webhook fan-out), then deletes them (SPEC §12: nothing accepted is lost or written twice).
  *
  * Key: `parked/<enqueue time, 15 digits of epoch ms>-<queue message id>`. R2 lists keys in
  * lexicographic order, so the first key listed is the oldest message, and a dead letter delivered
@@ -92,9 +92,9 @@ export async function replayParkedMessages(
     }
     if (bodies.length === 0) continue;
 
-    let touched: Awaited<ReturnType<typeof writeBatch>>;
+    let touched: Awaited<ReturnType<typeof writeRetried>>;
     try {
-      touched = await writeBatch(env, bodies);
+      touched = await writeRetried(env, bodies);
     } catch (err) {
       // D1 is still down, or one message is one it can never take, which would hold back every
       // batch behind it: find out by writing them one at a time.
@@ -131,7 +131,7 @@ async function replayOneByOne(
   for (const [i, body] of bodies.entries()) {
     const key = keys[i] ?? "";
     try {
-      const touched = await writeBatch(env, [body]);
+      const touched = await writeRetried(env, [body]);
       succeeded += 1;
       await env.PARKED.delete(key);
       result.replayed += 1;
@@ -192,7 +192,7 @@ function enqueuedAtOfKey(key: string): string | null {
 
 export async function syncMirrorLogged(
   env: Env,
-  touched: Awaited<ReturnType<typeof writeBatch>>,
+  touched: Awaited<ReturnType<typeof writeRetried>>,
 ): Promise<void> {
   if (touched.length === 0) return;
   try {

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/env";
 import type { EventRecord } from "../../src/events/record";
 import worker from "../../src/index";
+import { replayParkedMessages } from "../../src/queue/parked";
 import { clearSigningKeyCache } from "../../src/ses/sns";
 import { CLICK_DELAY_SECONDS } from "../../src/webhooks/enqueue";
 import { fanOutNewEvents } from "../../src/webhooks/fanout";
@@ -392,5 +393,50 @@ describe("fan-out details", () => {
       sent.map((s) => [(s.body as { event_id: string }).event_id, s.delaySeconds]),
     );
     expect(byEvent).toEqual({ [click.id]: CLICK_DELAY_SECONDS, [open.id]: undefined });
+  });
+});
+
+describe("webhooks of events that waited in the dead-letter path", () => {
+  const runDeadLetters = async (messages: { id: string; body: unknown }[], targetEnv: Env) => {
+    const batch = createMessageBatch<unknown>(
+      "mailtrail-events-dlq",
+      messages.map((m) => ({ ...m, timestamp: new Date(), attempts: 1 })),
+    );
+    const ctx = createExecutionContext();
+    await worker.queue(batch, targetEnv, ctx);
+    return getQueueResult(batch, ctx);
+  };
+
+  it("delivers an event the dead-letter consumer writes on arrival, once", async () => {
+    const account = freshAccount();
+    const name = hookName();
+    await createEndpoint(account, { url: hookUrl(name) });
+    const e = event({ account_id: account });
+    const result = await runDeadLetters([{ id: `dlq-${account}`, body: eventMessage(e) }], env);
+    expect(result.explicitAcks).toHaveLength(1);
+    const calls = await waitForCalls(name, 1);
+    expect(JSON.parse(calls[0]?.body ?? "{}").data.id).toBe(e.id);
+    // A redelivered dead letter writes nothing new and delivers nothing again.
+    await runDeadLetters([{ id: `dlq-${account}`, body: eventMessage(e) }], env);
+    await quiet();
+    expect(await received(name)).toHaveLength(1);
+  });
+
+  it("delivers an event parked in R2 during a D1 outage once the cron writes it", async () => {
+    const account = freshAccount();
+    const name = hookName();
+    await createEndpoint(account, { url: hookUrl(name) });
+    const e = event({ account_id: account });
+    await env.DB.exec("ALTER TABLE events RENAME TO events_away");
+    try {
+      const parked = await runDeadLetters([{ id: `park-${account}`, body: eventMessage(e) }], env);
+      expect(parked.explicitAcks).toHaveLength(1);
+    } finally {
+      await env.DB.exec("ALTER TABLE events_away RENAME TO events");
+    }
+    expect(await received(name)).toHaveLength(0);
+    await replayParkedMessages(env);
+    const calls = await waitForCalls(name, 1);
+    expect(JSON.parse(calls[0]?.body ?? "{}").data.id).toBe(e.id);
   });
 });
