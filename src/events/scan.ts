@@ -27,6 +27,8 @@ import type { EventDbRow } from "./serialize";
  */
 
 export const PAGE_ROW_BUDGET = 10_000;
+/** The first chunk of a filtered scan, before its cost per row is known (at most 12 rows read a row). */
+const PROBE_ROWS = 400;
 
 export interface ScanOptions {
   /** Matching rows wanted at most. */
@@ -81,10 +83,19 @@ export async function scanEvents(
   const rows: EventDbRow[] = [];
   let rowsRead = 0;
   let at = position;
+  // D1 rows read per row a filtered chunk walks: 1 for a column filter, more when the residual SQL
+  // reads a JSON array (`tags` through json_each counts its elements, up to 10 an event). Measured
+  // on each chunk read to its end, with a margin; until then the first chunk is a small probe, so a
+  // page stays within its budget whatever the filter costs.
+  let costPerRow = 1;
+  // Column filters cost exactly one row a row; only a JSON residual needs the probe.
+  let measured = !residual.sql.includes("json_each");
   for (;;) {
     const want = options.limit - rows.length;
-    // Each statement reads its rows plus one (the seek), hence the 2.
-    const chunk = Math.floor((budget - rowsRead - 2) / 2);
+    // A chunk costs its filtered statement (costPerRow a row) plus the boundary seek (1 a row), plus
+    // one row each for the seeks; the first one stays small until the filter's cost is known.
+    const room = budget - rowsRead - 2;
+    const chunk = Math.floor(measured ? room / (costPerRow * 1.25 + 1) : Math.min(room / 2, PROBE_ROWS));
     if (chunk < 1 && at !== null) return { rows, hasMore: true, next: at, rowsRead };
     const r = range(at);
     const filtered = residual.sql
@@ -115,7 +126,10 @@ export async function scanEvents(
     // A chunk that read fewer rows than it may hold ran out of path: the inner LIMIT stops only
     // after `chunk` rows, each of them read.
     if (page.meta.rows_read < chunk) return { rows, hasMore: false, next: null, rowsRead };
-    // Otherwise the chunk was read to its end (or the window's). Where did it end?
+    // Otherwise the chunk was read to its end (or the window's): what each walked row cost is known.
+    costPerRow = Math.max(costPerRow, page.meta.rows_read / Math.max(1, chunk));
+    measured = true;
+    // Where did it end?
     const boundary = await env.DB.prepare(`SELECT occurred_at, id ${r.sql} LIMIT 1 OFFSET ?`)
       .bind(...r.params, Math.max(1, chunk) - 1)
       .all<{ occurred_at: number; id: string }>();
