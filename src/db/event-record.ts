@@ -40,6 +40,20 @@ export const EVENT_TYPES = [
 export const eventTypeSchema = z.enum(EVENT_TYPES);
 export type EventType = z.infer<typeof eventTypeSchema>;
 
+/**
+ * Types whose time is the request's (a suppression check, a tracking hit), so a repeat shares only
+ * its deterministic id with the first (a replayed token within its bucket, SPEC §5): the consumer
+ * finds repeats by id on the email index. The events INSERT and the metrics rollups use this one list.
+ */
+export const ID_DEDUPED_TYPES = [
+  "email.suppressed",
+  "email.opened",
+  "email.clicked",
+  "email.unsubscribed",
+] as const;
+/** ID_DEDUPED_TYPES as an SQL list: `'email.suppressed', …`. */
+export const ID_DEDUPED_SQL = ID_DEDUPED_TYPES.map((t) => `'${t}'`).join(", ");
+
 /** Tag and topic syntax of SPEC §6. */
 export const TAG_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const TOPIC_PATTERN = /^[a-z0-9_.-]{1,64}$/;

@@ -1,3 +1,4 @@
+import { ID_DEDUPED_SQL } from "../db/event-record";
 import { METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
 
 /**
@@ -162,7 +163,7 @@ const NEW_EVENTS = (() => {
   FROM b LEFT JOIN messages AS m ON m.account_id = b.account_id AND m.email_id = b.email_id
   WHERE NOT EXISTS (SELECT 1 FROM events AS x
                      WHERE x.account_id = b.account_id AND x.occurred_at = b.occurred_at AND x.id = b.id)
-    AND (b.type <> 'email.suppressed'
+    AND (b.type NOT IN (${ID_DEDUPED_SQL})
          OR NOT EXISTS (SELECT 1 FROM events AS x INDEXED BY events_email_idx
                          WHERE x.account_id = b.account_id AND x.email_id = b.email_id AND x.id = b.id)))`;
   // A new event takes the credit when it is the earliest new one of its pair and earlier than every

@@ -4,6 +4,7 @@ import {
   type Dimension,
   EVENT_FIELD_NAMES,
   type EventField,
+  ID_DEDUPED_SQL,
   isList,
 } from "../db/event-record";
 import { EVERY_TOPIC } from "../db/suppressions";
@@ -277,7 +278,7 @@ LEFT JOIN messages AS m ON m.account_id = e.account_id AND m.email_id = e.email_
 -- These types take their time from the request that recorded them, so their deterministic id is the
 -- only thing a repeat shares with the first (a repeated check; a replayed tracking token within its
 -- bucket, SPEC §5): look it up (a few rows of one email's index).
-WHERE e.type NOT IN ('email.suppressed', 'email.opened', 'email.clicked', 'email.unsubscribed')
+WHERE e.type NOT IN (${ID_DEDUPED_SQL})
    OR NOT EXISTS (SELECT 1 FROM events AS x INDEXED BY events_email_idx
                    WHERE x.account_id = e.account_id AND x.email_id = e.email_id AND x.id = e.id)
 ON CONFLICT DO NOTHING
