@@ -154,6 +154,7 @@ describe("scanEvents", () => {
       templateId: null,
       campaign: null,
       domain: null,
+      recipientDomain: null,
       tags: null,
     };
     const cases = [

@@ -97,6 +97,7 @@ describe("GET /v1/events parameters", () => {
     const noise = event({
       ...base,
       occurred_at: now - 2 * HOUR,
+      recipient: "someone@elsewhere.example.org",
       from: "b@other.example.com",
       from_domain: "other.example.com",
     });
@@ -111,6 +112,7 @@ describe("GET /v1/events parameters", () => {
       "template_id=tpl-target",
       "campaign=Launch",
       "domain=send.example.com",
+      "recipient_domain=EXAMPLE.com",
       "tags=nope,beta",
     ];
     for (const query of cases) {
@@ -174,6 +176,7 @@ describe("GET /v1/events parameters", () => {
     ["campaign=", "campaign"],
     ["domain=not_a_host", "domain"],
     ["domain=never-sent.example.com", "domain"],
+    ["recipient_domain=not_a_host", "recipient_domain"],
     ["tags=ok,bad%20tag", "tags"],
     ["tags=a,b,c,d,e,f,g,h,i,j,k", "tags"],
     ["limit=0", "limit"],

@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { validationError } from "../lib/errors";
-import { canonicalAddress } from "../lib/idna";
+import { asciiDomain, canonicalAddress } from "../lib/idna";
 import { hashId } from "../lib/ids";
 import { cursorTime, openCursor, sealCursor } from "../lib/keyset-cursor";
 import {
@@ -61,6 +61,13 @@ export const eventFilterParams = {
       .refine((v) => HOSTNAME.test(v), "must be a hostname such as mail.example.com"),
     "a sending domain the account has sent from",
   ),
+  recipient_domain: describe(
+    z
+      .string()
+      .transform((v) => asciiDomain(v.trim().toLowerCase()) ?? v.trim().toLowerCase())
+      .refine((v) => HOSTNAME.test(v), "must be a hostname such as example.com"),
+    "the domain of recipient, exact, case-insensitive; an internationalised domain in either spelling",
+  ),
   tags: describe(listParam(MAX_TAGS, tagParam), "events carrying any of up to 10 comma-separated tags"),
 };
 
@@ -84,6 +91,7 @@ export interface EventFilters {
   templateId: string | null;
   campaign: string | null;
   domain: string | null;
+  recipientDomain: string | null;
   tags: string[] | null;
 }
 
@@ -126,6 +134,7 @@ export function toEventQuery(p: EventQueryParams): EventQuery {
       templateId: p.template_id ?? null,
       campaign: p.campaign ?? null,
       domain: p.domain ?? null,
+      recipientDomain: p.recipient_domain ?? null,
       tags: p.tags ?? null,
     },
     start: p.start ?? null,
@@ -256,6 +265,8 @@ export function eventAccessPath(
   eq("template_id", filters.templateId);
   eq("campaign", filters.campaign);
   eq("from_domain", filters.domain);
+  // Recipients are stored lowercased, domains in their ASCII (punycode) spelling.
+  eq("substr(recipient, instr(recipient, '@') + 1)", filters.recipientDomain);
   if (filters.types) {
     where.push(`type IN (${filters.types.map(() => "?").join(", ")})`);
     params.push(...filters.types);
