@@ -4,22 +4,31 @@ import { ApiError } from "../lib/errors";
 import { API_RETRY_AFTER_SECONDS, withinLimit } from "../lib/rate-limit";
 import { type Principal, type Scope, verifyApiToken } from "./jwt";
 
+/**
+ * Verifies a token, counts the request against its account's limit (API_LIMITER), requires `scope`
+ * (or `admin`), and records the principal: every authenticated route, native or compatible, comes here.
+ */
+export async function authorize(c: Context<AppEnv>, token: string, scope: Scope): Promise<Principal> {
+  const principal = await verifyApiToken(c.env, token);
+  if (!(await withinLimit(c.env.API_LIMITER, principal.accountId))) {
+    throw new ApiError("rate_limit_exceeded", "too many requests for this account; retry later", {
+      headers: { "Retry-After": String(API_RETRY_AFTER_SECONDS) },
+    });
+  }
+  if (!principal.scopes.has(scope) && !principal.scopes.has("admin")) {
+    throw new ApiError("permission_error", `this token lacks the ${scope} scope`);
+  }
+  c.set("principal", principal);
+  return principal;
+}
+
 /** Authenticates the bearer token, counts the request against its account's limit, and requires `scope` (or `admin`). */
 export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+([A-Za-z0-9_.~+/=-]+)\s*$/i.exec(header);
     if (!match?.[1]) throw new ApiError("authentication_error", "send Authorization: Bearer <JWT>");
-    const principal = await verifyApiToken(c.env, match[1]);
-    if (!(await withinLimit(c.env.API_LIMITER, principal.accountId))) {
-      throw new ApiError("rate_limit_exceeded", "too many requests for this account; retry later", {
-        headers: { "Retry-After": String(API_RETRY_AFTER_SECONDS) },
-      });
-    }
-    if (!principal.scopes.has(scope) && !principal.scopes.has("admin")) {
-      throw new ApiError("permission_error", `this token lacks the ${scope} scope`);
-    }
-    c.set("principal", principal);
+    await authorize(c, match[1], scope);
     await next();
   };
 }

@@ -47,6 +47,16 @@ describe("API_LIMITER: per account on /v1", () => {
     expect((await call("GET", "/v1/account", { token: await mintToken(other, "events:read") })).status).toBe(
       200,
     );
+    // The compatibility surfaces count against the same budget, each answering in its own shape.
+    const sparkpost = await call("GET", "/compat/sparkpost/api/v1/events/message", {
+      headers: { authorization: token },
+    });
+    expect(sparkpost.status).toBe(429);
+    expect(sparkpost.headers.get("retry-after")).toBe("60");
+    expect((await json(sparkpost)).errors).toHaveLength(1);
+    const numonic = await call("GET", "/compat/numonic/api/v1/events", { token });
+    expect(numonic.status).toBe(429);
+    expect(await json(numonic)).toMatchObject({ success: false });
   });
 });
 

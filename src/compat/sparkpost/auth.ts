@@ -1,11 +1,12 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../../app-env";
-import { type Scope, verifyApiToken } from "../../auth/jwt";
+import type { Scope } from "../../auth/jwt";
+import { authorize } from "../../auth/middleware";
 import { ApiError } from "../../lib/errors";
 
 /**
  * SparkPost clients send the API key bare (`Authorization: <key>`); mailtrail's JWT goes in its place.
- * `Bearer <JWT>` is accepted too. Verification and scopes are exactly those of the native routes.
+ * `Bearer <JWT>` is accepted too. Verification, the account's rate limit and scopes are exactly those of the native routes.
  */
 export function requireSparkPostScope(scope: Scope): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -13,10 +14,7 @@ export function requireSparkPostScope(scope: Scope): MiddlewareHandler<AppEnv> {
     const match = /^(?:Bearer\s+)?([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i.exec(header);
     if (!match?.[1])
       throw new ApiError("authentication_error", "send Authorization: <JWT> (or Bearer <JWT>)");
-    const principal = await verifyApiToken(c.env, match[1]);
-    if (!principal.scopes.has(scope) && !principal.scopes.has("admin"))
-      throw new ApiError("permission_error", `this token lacks the ${scope} scope`);
-    c.set("principal", principal);
+    await authorize(c, match[1], scope);
     await next();
   };
 }
