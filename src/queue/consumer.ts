@@ -112,12 +112,21 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
 export async function writeRetried(env: Env, bodies: QueueMessage[]): Promise<AddressRef[]> {
   const inserted: StoredEvent[] = [];
   const touched = await writeBatch(env, bodies, inserted);
+  await fanOutRetried(env, bodies, inserted);
+  return touched;
+}
+
+/** The webhook half of writeRetried, for callers that must tell a D1 failure from a fan-out failure. */
+export async function fanOutRetried(
+  env: Env,
+  bodies: QueueMessage[],
+  inserted: StoredEvent[],
+): Promise<void> {
   await fanOutNewEvents(
     env,
     bodies.map((body) => ({ attempts: 2, body })),
     inserted,
   );
-  return touched;
 }
 
 /** Writes a batch of valid messages in one D1 transaction; returns the addresses whose suppressions changed. */

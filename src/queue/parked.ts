@@ -2,7 +2,8 @@ import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { type QueueMessage, queueMessageSchema } from "../pipeline/messages";
 import { syncMirror } from "../suppressions/mirror";
-import { writeRetried } from "./consumer";
+import type { StoredEvent } from "../webhooks/fanout";
+import { fanOutRetried, writeBatch } from "./consumer";
 
 /**
  * Parked messages: what the EVENTS_QUEUE consumer could not write through its whole retry budget
@@ -41,6 +42,11 @@ export interface ReplayResult {
   stuck: number;
   /** true when D1 failed again: the rest waits for the next run. */
   d1_failed: boolean;
+  /**
+   * true when D1 took messages but WEBHOOKS_QUEUE refused their fan-out: they stay parked, and the
+   * next run (whose write is then a no-op) fans their stored events out again.
+   */
+  fanout_failed: boolean;
 }
 
 /** Messages per D1 transaction: the consumer's own batch size (wrangler.toml max_batch_size). */
@@ -58,7 +64,7 @@ export async function replayParkedMessages(
 ): Promise<ReplayResult> {
   const maxMessages = options.maxMessages ?? 5_000;
   const deadline = options.deadline ?? Date.now() + 20_000;
-  const result: ReplayResult = { replayed: 0, dropped: 0, stuck: 0, d1_failed: false };
+  const result: ReplayResult = { replayed: 0, dropped: 0, stuck: 0, d1_failed: false, fanout_failed: false };
 
   while (result.replayed + result.dropped + result.stuck < maxMessages && Date.now() < deadline) {
     const listed = await env.PARKED.list({ prefix: PARKED_PREFIX, limit: REPLAY_BATCH });
@@ -92,9 +98,10 @@ export async function replayParkedMessages(
     }
     if (bodies.length === 0) continue;
 
-    let touched: Awaited<ReturnType<typeof writeRetried>>;
+    let touched: Awaited<ReturnType<typeof writeBatch>>;
+    const inserted: StoredEvent[] = [];
     try {
-      touched = await writeRetried(env, bodies);
+      touched = await writeBatch(env, bodies, inserted);
     } catch (err) {
       // D1 is still down, or one message is one it can never take, which would hold back every
       // batch behind it: find out by writing them one at a time.
@@ -105,11 +112,29 @@ export async function replayParkedMessages(
       }
       continue;
     }
+    await syncMirrorLogged(env, touched);
+    if (!(await fanOutOrKeep(env, bodies, inserted, result))) break;
     await env.PARKED.delete(keys);
     result.replayed += keys.length;
-    await syncMirrorLogged(env, touched);
   }
   return result;
+}
+
+/** Fans written messages out to webhooks; on failure they stay parked for the next run (logged). */
+async function fanOutOrKeep(
+  env: Env,
+  bodies: QueueMessage[],
+  inserted: StoredEvent[],
+  result: ReplayResult,
+): Promise<boolean> {
+  try {
+    await fanOutRetried(env, bodies, inserted);
+    return true;
+  } catch (err) {
+    result.fanout_failed = true;
+    log("warn", "webhook fan-out of replayed messages failed; they stay parked", describeError(err));
+    return false;
+  }
 }
 
 /** Single writes that fail before any succeeds: D1 is down, not a message at fault. */
@@ -130,17 +155,22 @@ async function replayOneByOne(
   const failed: string[] = [];
   for (const [i, body] of bodies.entries()) {
     const key = keys[i] ?? "";
+    const inserted: StoredEvent[] = [];
+    let touched: Awaited<ReturnType<typeof writeBatch>>;
     try {
-      const touched = await writeRetried(env, [body]);
-      succeeded += 1;
-      await env.PARKED.delete(key);
-      result.replayed += 1;
-      await syncMirrorLogged(env, touched);
+      touched = await writeBatch(env, [body], inserted);
     } catch (err) {
       failed.push(key);
       if (succeeded === 0 && failed.length >= FAILURES_MEANING_DOWN) return false;
       log("warn", "parked message refused by D1 on its own", { key, ...describeError(err) });
+      continue;
     }
+    succeeded += 1;
+    await syncMirrorLogged(env, touched);
+    // Written: only a failed fan-out keeps it parked (for the next run), never in stuck/.
+    if (!(await fanOutOrKeep(env, [body], inserted, result))) continue;
+    await env.PARKED.delete(key);
+    result.replayed += 1;
   }
   if (succeeded === 0) return false;
   for (const key of failed) {
@@ -192,7 +222,7 @@ function enqueuedAtOfKey(key: string): string | null {
 
 export async function syncMirrorLogged(
   env: Env,
-  touched: Awaited<ReturnType<typeof writeRetried>>,
+  touched: Awaited<ReturnType<typeof writeBatch>>,
 ): Promise<void> {
   if (touched.length === 0) return;
   try {

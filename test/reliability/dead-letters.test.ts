@@ -194,7 +194,7 @@ describe("dead letters survive a long D1 outage", () => {
     } finally {
       await env.DB.exec("DROP TRIGGER poison");
     }
-    expect(result).toEqual({ replayed: 2, dropped: 0, stuck: 1, d1_failed: false });
+    expect(result).toEqual({ replayed: 2, dropped: 0, stuck: 1, d1_failed: false, fanout_failed: false });
     expect(await rows(account)).toEqual({ events: 1, suppressions: 1, registrations: 1 });
     expect(await parkedKeys()).toHaveLength(0);
     const stuck = (await env.PARKED.list({ prefix: STUCK_PREFIX })).objects.map((o) => o.key);

@@ -439,4 +439,42 @@ describe("webhooks of events that waited in the dead-letter path", () => {
     const calls = await waitForCalls(name, 1);
     expect(JSON.parse(calls[0]?.body ?? "{}").data.id).toBe(e.id);
   });
+
+  it("keeps a written message parked (never stuck) while the webhook queue refuses, and delivers it on the next run", async () => {
+    const account = freshAccount();
+    const name = hookName();
+    await createEndpoint(account, { url: hookUrl(name) });
+    const events = [event({ account_id: account }), event({ account_id: account })];
+    await env.DB.exec("ALTER TABLE events RENAME TO events_away");
+    try {
+      await runDeadLetters(
+        events.map((e, i) => ({ id: `park2-${account}-${i}`, body: eventMessage(e) })),
+        env,
+      );
+    } finally {
+      await env.DB.exec("ALTER TABLE events_away RENAME TO events");
+    }
+    const refusing = new Proxy(env.WEBHOOKS_QUEUE, {
+      get: (target, prop) =>
+        prop === "send" || prop === "sendBatch"
+          ? () => Promise.reject(new Error("queue unavailable"))
+          : Reflect.get(target, prop),
+    });
+    const first = await replayParkedMessages({ ...env, WEBHOOKS_QUEUE: refusing } as Env);
+    expect(first).toMatchObject({ replayed: 0, stuck: 0, fanout_failed: true });
+    const stored = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
+      .bind(account)
+      .first<{ n: number }>();
+    expect(stored?.n).toBe(2);
+    const parkedNow = await env.PARKED.list({ prefix: "parked/" });
+    expect(parkedNow.objects.filter((o) => o.key.includes(`park2-${account}`))).toHaveLength(2);
+
+    const second = await replayParkedMessages(env);
+    expect(second.fanout_failed).toBe(false);
+    await waitForCalls(name, 2);
+    const left = await env.PARKED.list({ prefix: "parked/" });
+    expect(left.objects.filter((o) => o.key.includes(`park2-${account}`))).toHaveLength(0);
+    const stuck = await env.PARKED.list({ prefix: "stuck/" });
+    expect(stuck.objects.filter((o) => o.key.includes(`park2-${account}`))).toHaveLength(0);
+  });
 });
