@@ -11,12 +11,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { type AddressInfo, createServer as createNetServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { SignJWT } from "jose";
 import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, runWrangler, until } from "./wrangler-dev";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -45,43 +46,6 @@ const USER_AGENT =
 
 const ACCOUNT = `acct_e2e_${randomBytes(4).toString("hex")}`;
 const EMAIL_ID = `email_${crypto.randomUUID()}`;
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Runs wrangler to completion; throws with its output on failure. */
-function wrangler(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env });
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
-    child.on("error", reject);
-    child.on("exit", (code) =>
-      code === 0 ? resolve() : reject(new Error(`wrangler ${args.join(" ")} exited ${code}:\n${output}`)),
-    );
-  });
-}
-
-async function until<T>(what: string, timeoutMs: number, attempt: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await attempt();
-      if (value !== undefined) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError}` : ""}`);
-}
 
 describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("a real browser opens and clicks an instrumented email", () => {
   let dir = "";
@@ -112,7 +76,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("a real browser opens and clicks an in
       `JWT_SECRET=${vars.JWT_SECRET}\nTRACKING_KEYS=${vars.TRACKING_KEYS}\nPUBLIC_BASE_URL=${origin}\n`,
       { mode: 0o600 },
     );
-    await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
+    await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
 
     dev = spawn(
       process.execPath,

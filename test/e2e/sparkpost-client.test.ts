@@ -10,11 +10,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, runWrangler } from "./wrangler-dev";
 
 interface SparkPostError extends Error {
   statusCode: number;
@@ -32,27 +32,6 @@ const SparkPost = createRequire(import.meta.url)("sparkpost") as new (
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 const ACCOUNT = `acct_sp_${randomBytes(4).toString("hex")}`;
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-function wrangler(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env });
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
-    child.on("error", reject);
-    child.on("exit", (code) =>
-      code === 0 ? resolve() : reject(new Error(`wrangler ${args.join(" ")} exited ${code}:\n${output}`)),
-    );
-  });
-}
 
 const sqlText = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
@@ -97,7 +76,7 @@ describe("the sparkpost npm client against /compat/sparkpost", () => {
     writeFileSync(envFile, `JWT_SECRET=${secret}\nTRACKING_KEYS=${randomBytes(32).toString("base64url")}\n`, {
       mode: 0o600,
     });
-    await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
+    await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
     const values = rows
       .map(
         (r) =>
@@ -105,7 +84,7 @@ describe("the sparkpost npm client against /compat/sparkpost", () => {
           `${sqlText(r.campaign)}, ${r.type === "email.bounced" ? "'permanent', 'NoEmail', 550, '550 5.1.1 unknown'" : "NULL, NULL, NULL, NULL"})`,
       )
       .join(", ");
-    await wrangler(
+    await runWrangler(
       [
         "d1",
         "execute",

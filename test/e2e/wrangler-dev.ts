@@ -21,9 +21,10 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-function runWrangler(args: string[]): Promise<void> {
+/** Runs a wrangler command to completion; throws with its output on failure. */
+export function runWrangler(args: string[], env: NodeJS.ProcessEnv = CHILD_ENV): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: CHILD_ENV });
+    const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env });
     let output = "";
     child.stdout.on("data", (d) => (output += d));
     child.stderr.on("data", (d) => (output += d));
