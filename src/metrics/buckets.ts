@@ -1,4 +1,5 @@
 import { ROLLUP_BUCKET_MS } from "../db/metrics";
+import { DAY_MS } from "../lib/params";
 
 /**
  * Re-bucketing 15-minute UTC rollups into hours, days, weeks (from Monday) and months of an IANA
@@ -17,7 +18,6 @@ export const INTERVALS = ["hour", "day", "week", "month"] as const;
 export type Interval = (typeof INTERVALS)[number];
 
 const HOUR_MS = 3_600_000;
-const DAY_MS = 86_400_000;
 const SAMPLE_MS = 12 * HOUR_MS;
 
 const formatters = new Map<string, Intl.DateTimeFormat>();

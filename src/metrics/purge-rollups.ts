@@ -1,4 +1,5 @@
 import type { Env } from "../env";
+import { DAY_MS } from "../lib/params";
 import { readCursor, writeCursor } from "../retention/task-cursor";
 import { MAX_DAYS } from "./query";
 
@@ -9,7 +10,6 @@ import { MAX_DAYS } from "./query";
  * event purge. Bounded per run; resumes from a KV cursor.
  */
 
-const DAY_MS = 86_400_000;
 export const ROLLUP_PURGE_CURSOR_KEY = "meta:purge-rollups";
 
 export interface RollupPurgeBudget {

@@ -4,6 +4,7 @@ import { HOSTNAME, parseTimestamp } from "../events/query";
 import { TAG_PATTERN, TOPIC_PATTERN } from "../events/record";
 import { validationError } from "../lib/errors";
 import { zodToApiError } from "../lib/http";
+import { DAY_MS } from "../lib/params";
 import { canonicalTimeZone, INTERVALS, type Interval, labelSql, type ZoneOffsets } from "./buckets";
 
 /**
@@ -11,7 +12,6 @@ import { canonicalTimeZone, INTERVALS, type Interval, labelSql, type ZoneOffsets
  * them, every fault a 400 naming its parameter. Also the window rule and the rollup SQL.
  */
 
-const DAY_MS = 86_400_000;
 export const MAX_DAYS = 400;
 const DEFAULT_DAYS = 7;
 

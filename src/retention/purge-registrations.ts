@@ -1,5 +1,6 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
+import { DAY_MS } from "../lib/params";
 import { readCursor, writeCursor } from "./task-cursor";
 
 /**
@@ -19,7 +20,6 @@ import { readCursor, writeCursor } from "./task-cursor";
  */
 
 export const REGISTRATION_MARGIN_DAYS = 7;
-const DAY_MS = 86_400_000;
 
 export interface RegistrationPurgeBudget {
   /** Rows one statement examines at most. */

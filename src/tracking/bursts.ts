@@ -1,3 +1,5 @@
+import { DAY_MS } from "../lib/params";
+
 /**
  * Scanner bursts (SPEC §5): what the edge cannot see, because each click is one request. A link
  * scanner walks a message: it fetches every link of one message and recipient within a second or
@@ -38,7 +40,7 @@ export const HUMAN_MIN_GAP_MS = 1_000;
  */
 export const BURST_LOOKAROUND_MS = 10 * 60_000;
 /** Dropped-burst marks are kept this long: past any queue retry of a burst's last click. */
-export const BURST_MARK_RETENTION_MS = 2 * 86_400_000;
+export const BURST_MARK_RETENTION_MS = 2 * DAY_MS;
 
 /** The network a click came from, as compared by burst detection: the ASN, else an address prefix. */
 export function networkOf(

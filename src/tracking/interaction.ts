@@ -1,5 +1,6 @@
 import { blankEvent, type EventRecord, type Geo, type Tracking } from "../events/record";
 import { canonicalAddress } from "../lib/idna";
+import { DAY_MS } from "../lib/params";
 import type { EventMessage } from "../pipeline/messages";
 import { networkOf } from "./bursts";
 import { type Classification, classifyInteraction, prefetchPurpose } from "./classify";
@@ -101,7 +102,7 @@ export function unsubscribeMessage(payload: TokenPayload, now: number, nonce: st
 export const REPLAY_BUCKET_MS = {
   "email.opened": 60_000,
   "email.clicked": 10_000,
-  "email.unsubscribed": 86_400_000,
+  "email.unsubscribed": DAY_MS,
 } as const;
 type TokenEventType = keyof typeof REPLAY_BUCKET_MS;
 const TYPE_CODE: Record<TokenEventType, string> = {

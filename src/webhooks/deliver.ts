@@ -3,6 +3,7 @@ import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
 import { type EventDbRow, toPublicEvent } from "../events/serialize";
 import { describeError, log } from "../lib/log";
+import { DAY_MS } from "../lib/params";
 import { sendDeliveries } from "./enqueue";
 import { matches } from "./match";
 import { type WebhookMessage, webhookMessageSchema } from "./messages";
@@ -27,7 +28,7 @@ import { checkWebhookUrl } from "./url-safety";
 export const DELIVERY_TIMEOUT_MS = 15_000;
 export const USER_AGENT = "mailtrail-webhooks/1";
 /** Queues keeps a message 4 days by default; a run that would outlive that is re-enqueued. */
-const QUEUE_RETENTION_MS = 4 * 86_400_000;
+const QUEUE_RETENTION_MS = 4 * DAY_MS;
 const RETENTION_MARGIN_MS = 12 * 3600_000;
 /** Queues allows at most 100 retries per message (the consumer's max_retries). */
 const MAX_MESSAGE_ATTEMPTS = 90;

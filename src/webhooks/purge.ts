@@ -1,5 +1,6 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
+import { DAY_MS } from "../lib/params";
 import { DEFAULT_PURGE_BUDGET, type PurgeBudget } from "../retention/purge";
 import { readCursor, writeCursor } from "../retention/task-cursor";
 
@@ -12,7 +13,6 @@ import { readCursor, writeCursor } from "../retention/task-cursor";
  */
 
 export const DELIVERY_PURGE_CURSOR_KEY = "meta:purge-webhook-deliveries";
-const DAY_MS = 86_400_000;
 
 const NEXT_ENDPOINT = `
 SELECT d.endpoint_id AS endpoint_id, (w.id IS NOT NULL) AS live, a.plan AS plan

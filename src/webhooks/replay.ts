@@ -2,6 +2,7 @@ import { getAccountPlan } from "../accounts/plans";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
+import { DAY_MS } from "../lib/params";
 import { sendDeliveries } from "./enqueue";
 import { FANOUT_COLUMNS, type StoredEvent } from "./fanout";
 import { matches, subscriptionOf } from "./match";
@@ -13,8 +14,6 @@ import { MAX_REPLAY_WINDOW_EVENTS } from "./schema";
  * subscribes to now (its event_types and filters) are queued; unknown or purged ids are skipped,
  * and `queued` says how many went. Both forms read only within the plan's retention.
  */
-
-const DAY_MS = 86_400_000;
 
 export type ReplayRequest =
   | { kind: "ids"; eventIds: string[] }

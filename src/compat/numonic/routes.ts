@@ -9,6 +9,7 @@ import type { EventType } from "../../events/record";
 import type { EventDbRow } from "../../events/serialize";
 import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
+import { DAY_MS } from "../../lib/params";
 import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
 import { removeEntries } from "../../suppressions/store";
@@ -18,7 +19,6 @@ import { intParam, knownParams, offsetPage } from "../offset";
 /** Numonic's events and suppression APIs (SPEC §16) over mailtrail's events and suppressions. */
 
 export const NUMONIC_PREFIX = "/compat/numonic";
-const DAY_MS = 86_400_000;
 
 /** The one mapping table: the mailtrail types Numonic has, and their Numonic names. */
 export const NUMONIC_TYPES = {

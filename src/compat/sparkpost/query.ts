@@ -7,6 +7,7 @@ import { ApiError, validationError } from "../../lib/errors";
 import { hashId } from "../../lib/ids";
 import { openCursor, sealCursor } from "../../lib/keyset-cursor";
 import { log } from "../../lib/log";
+import { DAY_MS } from "../../lib/params";
 import { countMatches, SCAN_BUDGET, type ScanFilter, type ScanResult, type ScanRow, scanPage } from "../scan";
 import { BOUNCE_CLASS_SQL, isBounceClass } from "./bounce-class";
 import { KNOWN_SPARKPOST_TYPES, type SparkPostType, toSparkPostEvent } from "./event-map";
@@ -23,7 +24,6 @@ import {
 
 export const SPARKPOST_PREFIX = "/compat/sparkpost";
 export const MESSAGE_EVENTS_PATH = `${SPARKPOST_PREFIX}/api/v1/events/message`;
-const DAY_MS = 86_400_000;
 export const DEFAULT_PER_PAGE = 1000;
 export const MAX_PER_PAGE = 10_000;
 const MAX_VALUES = 1000;

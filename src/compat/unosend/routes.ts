@@ -7,13 +7,13 @@ import type { EventType, Tracking } from "../../events/record";
 import type { EventDbRow } from "../../events/serialize";
 import { validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
+import { DAY_MS } from "../../lib/params";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
 import { intParam, knownParams, offsetPage } from "../offset";
 
 /** Unosend's events API (SPEC §16) over mailtrail's events. */
 
 export const UNOSEND_PREFIX = "/compat/unosend";
-const DAY_MS = 86_400_000;
 
 /** The one mapping table: the mailtrail types Unosend has, and their Unosend names. */
 export const UNOSEND_TYPES = {
