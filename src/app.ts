@@ -17,6 +17,7 @@ import { type App, createApp, route } from "./lib/openapi";
 import { registerMessageRoutes } from "./messages/routes";
 import { registerMetricsRoutes } from "./metrics/routes";
 import { registerSesRoutes } from "./ses/routes";
+import { registerShardRoutes } from "./shards/routes";
 import { registerSuppressionRoutes } from "./suppressions/routes";
 import { registerTrackingRoutes } from "./tracking/routes";
 import { registerWebhookRoutes } from "./webhooks/routes";
@@ -86,6 +87,7 @@ export function newApp(): App {
   registerMessageRoutes(app);
   registerMetricsRoutes(app);
   registerSesRoutes(app);
+  registerShardRoutes(app);
   registerSuppressionRoutes(app);
   registerTrackingRoutes(app);
   registerWebhookRoutes(app);

@@ -105,7 +105,28 @@ const parsers = {
       .nullable()
       .transform((v) => v === "true"),
   ),
+  // Indexes of bound EVENTS_i (src/shards/bindings.ts checks that each is bound).
+  EVENT_SHARDS: optionalString.transform((v, ctx) => {
+    if (v === null) return [0];
+    const entries = v.split(",").map((s) => s.trim());
+    const shards = entries.map(Number);
+    if (entries.some((s) => !/^\d{1,2}$/.test(s)) || shards.some((i) => i > MAX_SHARD_INDEX)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be comma-separated shard indexes from 0 to ${MAX_SHARD_INDEX}`,
+      });
+      return z.NEVER;
+    }
+    if (new Set(shards).size !== shards.length) {
+      ctx.addIssue({ code: "custom", message: "names a shard twice" });
+      return z.NEVER;
+    }
+    return shards;
+  }),
 } satisfies { [K in keyof Env]?: z.ZodType };
+
+/** The highest event shard index (`EVENTS_63`): far more than any deployment binds. */
+export const MAX_SHARD_INDEX = 63;
 
 /** Hosts no certificate pattern may admit: anything an attacker could register or serve from. */
 const LOOK_ALIKE_PROBES = [

@@ -1,6 +1,12 @@
 /** Bindings and variables of SPEC §2, typed once. Variables arrive as strings and are parsed in config.ts. */
 export interface Env {
+  /** The control database (SPEC §17): accounts, placements, webhook endpoints, alert rules, imports, erasures. */
   DB: D1Database;
+  /**
+   * The event shards `EVENTS_0 … EVENTS_{n-1}` (SPEC §17): everything that grows with mail. Reached
+   * only through src/shards/ (which one holds an account, an email, its suppressions).
+   */
+  [shard: `EVENTS_${number}`]: D1Database | undefined;
   /** Message bodies are typed where they are sent (pipeline/enqueue.ts) and checked where they are read. */
   EVENTS_QUEUE: Queue<unknown>;
   /** Webhook deliveries (webhooks/enqueue.ts sends them, webhooks/deliver.ts reads them). */
@@ -23,4 +29,6 @@ export interface Env {
   PLANS?: string;
   DEFAULT_PLAN?: string;
   WEBHOOK_ALLOW_INSECURE_URLS?: string;
+  /** Comma-separated indexes of the event shards that take new accounts (SPEC §2, §17). */
+  EVENT_SHARDS?: string;
 }

@@ -6,5 +6,6 @@ export * from "./messages";
 export * from "./metrics";
 export * from "./mirror-pending";
 export * from "./sending-domains";
+export * from "./shards";
 export * from "./suppressions";
 export * from "./webhooks";
