@@ -31,13 +31,10 @@ export const placementSchema = z
     shards: z
       .array(shardIndex)
       .meta({ description: "Where new rows go (the hashed shard alone without a placement)" }),
-    previous: z
-      .array(shardIndex)
-      .nullable()
-      .meta({
-        description:
-          "Shards still read until they hold nothing of the account; then the scheduled work drops them",
-      }),
+    previous: z.array(shardIndex).nullable().meta({
+      description:
+        "Shards still read until they hold nothing of the account; then the scheduled work drops them",
+    }),
     since: z.iso
       .datetime()
       .nullable()
@@ -51,11 +48,9 @@ export const shardSchema = z
     active: z.boolean().meta({ description: "In EVENT_SHARDS: takes new accounts" }),
     accounts: z.number().int().min(0).meta({ description: "Accounts with events on the shard" }),
     events: z.number().int().min(0),
-    estimated: z
-      .boolean()
-      .meta({
-        description: "true when `events` (past 9,000) or `accounts` (past 900) is estimated, not counted",
-      }),
+    estimated: z.boolean().meta({
+      description: "true when `events` (past 9,000) or `accounts` (past 900) is estimated, not counted",
+    }),
     bytes: z.number().int().min(0).meta({ description: "The database's size as D1 reports it" }),
     size_limit_bytes: z.number().int(),
   })
