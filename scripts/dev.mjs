@@ -3,7 +3,7 @@
 // 1. .dev.vars with fresh local secrets (only when absent), 2. local D1 migrations, 3. a demo account
 // with sample events, 4. wrangler dev, 5. a working token, a curl line and a tracked sample.
 import { spawn, spawnSync } from "node:child_process";
-import { DEMO_ACCOUNT, ensureDevVars, mintToken, ROOT } from "./lib.mjs";
+import { DEMO_ACCOUNT, d1Bindings, ensureDevVars, mintToken, ROOT, shardBindingOf } from "./lib.mjs";
 
 const PORT = Number(process.env.PORT ?? 8787);
 const ORIGIN = `http://127.0.0.1:${PORT}`;
@@ -17,8 +17,11 @@ const wrangler = (args, opts = {}) =>
 
 if (ensureDevVars(PORT)) console.log("wrote .dev.vars with fresh local secrets");
 
-const migrate = wrangler(["d1", "migrations", "apply", "DB", "--local"]);
-if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+// Every D1 binding: the control database and each event shard (SPEC §17), from one migrations dir.
+for (const binding of d1Bindings()) {
+  const migrate = wrangler(["d1", "migrations", "apply", binding, "--local"]);
+  if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+}
 
 // The demo account (scale plan: 30 days) and a few sample events from the last hour.
 const now = Date.now();
@@ -59,9 +62,11 @@ const rollupValues = [...rollups]
       `${c.sent}, ${c.delivered}, ${c.opened}, ${c.opened}, ${c.opened}, ${c.opened})`,
   )
   .join(",\n");
-const seed = `
+const account = `
 INSERT INTO accounts (id, plan, created_at, updated_at) VALUES ('${DEMO_ACCOUNT}', 'scale', ${now}, ${now})
-  ON CONFLICT (id) DO NOTHING;
+  ON CONFLICT (id) DO NOTHING;`;
+// The rows that grow with mail go to the demo account's event shard, where the Worker routes it.
+const seed = `
 INSERT INTO sending_domains (account_id, domain, first_seen_at) VALUES ('${DEMO_ACCOUNT}', 'mail.example.com', ${now})
   ON CONFLICT DO NOTHING;
 INSERT INTO events (account_id, occurred_at, id, type, email_id, message_id, from_address, from_domain, recipient,
@@ -72,10 +77,15 @@ INSERT INTO metric_rollups (account_id, bucket, campaign, template_id, topic, fr
   sent, delivered, opened, opened_by_person, unique_opened, unique_opened_by_person) VALUES
 ${rollupValues}
   ON CONFLICT DO NOTHING;`;
-const seeded = wrangler(["d1", "execute", "DB", "--local", "--command", seed], {
-  stdio: ["ignore", "ignore", "inherit"],
-});
-if (seeded.status !== 0) process.exit(seeded.status ?? 1);
+for (const [binding, sql] of [
+  ["DB", account],
+  [shardBindingOf(DEMO_ACCOUNT), seed],
+]) {
+  const seeded = wrangler(["d1", "execute", binding, "--local", "--command", sql], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  if (seeded.status !== 0) process.exit(seeded.status ?? 1);
+}
 
 const child = spawn("npx", ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(PORT)], {
   cwd: ROOT,

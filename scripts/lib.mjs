@@ -52,3 +52,57 @@ export async function mintToken({
     .setExpirationTime(ttl)
     .sign(new TextEncoder().encode(secret));
 }
+
+/** The D1 bindings of wrangler.toml: DB and every event shard EVENTS_i (SPEC §17). */
+export function d1Bindings() {
+  const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+  return toml
+    .split(/^\[\[/m)
+    .filter((block) => block.startsWith("d1_databases]]"))
+    .map((block) => /^binding\s*=\s*"([^"]+)"/m.exec(block)?.[1])
+    .filter(Boolean);
+}
+
+/** The event shards `EVENT_SHARDS` lists in wrangler.toml's [vars] (default "0"). */
+export function eventShards() {
+  const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+  const value = /^EVENT_SHARDS\s*=\s*"([^"]*)"/m.exec(toml)?.[1] ?? "0";
+  return value.split(",").map((s) => Number(s.trim()));
+}
+
+/** src/shards/hash.ts's hash53 (cyrb53), for the scripts; test/node/shard-hash.test.ts keeps them equal. */
+export function hash53(text) {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+}
+
+/** The shard an account without a placement lives on (rendezvous over `shards`), as the Worker routes it. */
+export function hashedShard(accountId, shards = eventShards()) {
+  let best = shards[0] ?? 0;
+  let bestScore = -1;
+  for (const shard of shards) {
+    const score = hash53(`${accountId}\u0000shard-${shard}`);
+    if (score > bestScore || (score === bestScore && shard < best)) {
+      best = shard;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+/** The binding that holds an account's rows in a local run: `EVENTS_i`, or DB when no shard is bound. */
+export function shardBindingOf(accountId) {
+  const bindings = d1Bindings();
+  const binding = `EVENTS_${hashedShard(accountId)}`;
+  return bindings.includes(binding) ? binding : "DB";
+}

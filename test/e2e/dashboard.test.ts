@@ -17,7 +17,7 @@ import path from "node:path";
 import { SignJWT } from "jose";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, runWrangler, until } from "./wrangler-dev";
+import { freePort, migrateLocal, until } from "./wrangler-dev";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -111,7 +111,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("the dashboard shows seeded metrics an
       ].join("\n"),
       { mode: 0o600 },
     );
-    await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
+    await migrateLocal(persist, childEnv);
     dev = spawn(
       process.execPath,
       [

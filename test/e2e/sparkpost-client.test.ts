@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, runWrangler } from "./wrangler-dev";
+import { freePort, migrateLocal, runWrangler } from "./wrangler-dev";
 
 interface SparkPostError extends Error {
   statusCode: number;
@@ -76,7 +76,7 @@ describe("the sparkpost npm client against /compat/sparkpost", () => {
     writeFileSync(envFile, `JWT_SECRET=${secret}\nTRACKING_KEYS=${randomBytes(32).toString("base64url")}\n`, {
       mode: 0o600,
     });
-    await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
+    await migrateLocal(persist, childEnv);
     const values = rows
       .map(
         (r) =>

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { d1Bindings } from "../../scripts/lib.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -33,6 +34,18 @@ export function runWrangler(args: string[], env: NodeJS.ProcessEnv = CHILD_ENV):
       code === 0 ? resolve() : reject(new Error(`wrangler ${args.join(" ")} exited ${code}:\n${output}`)),
     );
   });
+}
+
+/**
+ * Applies the migrations to every D1 binding of wrangler.toml (the control database and each event
+ * shard, SPEC §17) in a local persist dir, in parallel: each binding is its own SQLite file.
+ */
+export async function migrateLocal(persist: string, env: NodeJS.ProcessEnv = CHILD_ENV): Promise<void> {
+  await Promise.all(
+    d1Bindings().map((binding) =>
+      runWrangler(["d1", "migrations", "apply", binding, "--local", "--persist-to", persist], env),
+    ),
+  );
 }
 
 export async function until<T>(
@@ -69,7 +82,7 @@ export async function startWranglerDev(vars: Record<string, string>): Promise<De
   const envFile = path.join(dir, "e2e.env");
   const lines = Object.entries(vars).map(([k, v]) => `${k}=${v.replaceAll("{origin}", origin)}`);
   writeFileSync(envFile, `${lines.join("\n")}\n`, { mode: 0o600 });
-  await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
+  await migrateLocal(persist);
   const dev: ChildProcess = spawn(
     process.execPath,
     [
