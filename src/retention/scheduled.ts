@@ -2,6 +2,7 @@ import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { purgeExpiredRollups } from "../metrics/purge-rollups";
 import { parkedStatus, replayParkedMessages } from "../queue/parked";
+import { dropDrainedPlacements, recordShardSet } from "../shards/placements";
 import { purgeBurstMarks } from "../tracking/burst-store";
 import { purgeExpiredDeliveries } from "../webhooks/purge";
 import { purgeExpiredEvents } from "./purge";
@@ -24,6 +25,11 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
     ["burst marks purge", () => purgeBurstMarks(env.DB, now)],
+    // After the purges: a previous placement is dropped once they left nothing of the account on it.
+    [
+      "shard placements",
+      async () => ({ ...(await recordShardSet(env, now)), ...(await dropDrainedPlacements(env)) }),
+    ],
   ] as const;
   const failed: string[] = [];
   for (const [name, task] of tasks) {

@@ -1,7 +1,8 @@
 import type { Env } from "../env";
-import { ApiError, validationError } from "../lib/errors";
+import { validationError } from "../lib/errors";
+import { holdsAccount, moveAccountRows } from "../store/shard-rows";
 import { activeShards, boundShards, shardDb } from "./bindings";
-import { forgetDirectory, loadDirectory, parseShardList, shardListText } from "./directory";
+import { forgetDirectory, loadDirectory, shardListText } from "./directory";
 import { rendezvousShard } from "./hash";
 import { type AccountShards, routeAccount } from "./route";
 
@@ -9,7 +10,8 @@ import { type AccountShards, routeAccount } from "./route";
  * Placements (SPEC §17): `PUT`, `GET` and `DELETE /v1/admin/placements/{account_id}`. A change
  * copies no event: new writes go to the new shards at once, reads merge the previous ones until the
  * scheduled work finds nothing of the account left there and drops them. Suppressions (few per
- * account) and what else is kept per account rather than per email move in the same request.
+ * account) and what else is kept per account rather than per email move in the same request
+ * (store/shard-rows.ts).
  */
 
 export const MAX_PLACEMENT_SHARDS = 8;
@@ -71,60 +73,15 @@ export async function putPlacement(
     forgetDirectory(env);
     next = routeAccount(env, accountId, await loadDirectory(env));
   }
-  await moveAccountRows(env, accountId, next.home, [...new Set([...current.read, ...next.read])]);
+  await moveToHome(env, accountId, next.home, [...new Set([...current.read, ...next.read])]);
   return view(next);
 }
 
-/**
- * What lives with the account rather than with an email: its suppressions, their mirror journal,
- * and the sending domains it has used. Moved whole to the account's home on every placement change.
- */
-export const ACCOUNT_TABLES = ["suppressions", "mirror_pending", "sending_domains"] as const;
-const MOVE_CHUNK = 2_000;
-
-async function moveAccountRows(env: Env, accountId: string, home: number, shards: number[]): Promise<void> {
-  const target = shardDb(env, home);
+async function moveToHome(env: Env, accountId: string, home: number, shards: number[]): Promise<void> {
   for (const shard of shards) {
-    if (shard === home) continue;
-    const source = shardDb(env, shard);
-    for (const table of ACCOUNT_TABLES) {
-      for (;;) {
-        const { results } = await source
-          .prepare(`SELECT * FROM ${table} WHERE account_id = ? LIMIT ${MOVE_CHUNK}`)
-          .bind(accountId)
-          .all<Record<string, unknown>>();
-        const first = results[0];
-        if (!first) break;
-        const columns = Object.keys(first);
-        const keys = primaryKeyOf[table];
-        // Written on the home first (an entry already there wins), then removed here: a failure
-        // between the two leaves a copy that the next PUT moves again, never a loss.
-        await target
-          .prepare(
-            `INSERT INTO ${table} (${columns.join(", ")})
-             SELECT ${columns.map((c) => `json_extract(value, '$.${c}')`).join(", ")} FROM json_each(?1) WHERE true
-             ON CONFLICT DO NOTHING`,
-          )
-          .bind(JSON.stringify(results))
-          .run();
-        await source
-          .prepare(
-            `DELETE FROM ${table} WHERE account_id = ?1 AND (${keys.join(", ")}) IN
-               (SELECT ${keys.map((c) => `json_extract(value, '$.${c}')`).join(", ")} FROM json_each(?2))`,
-          )
-          .bind(accountId, JSON.stringify(results))
-          .run();
-        if (results.length < MOVE_CHUNK) break;
-      }
-    }
+    if (shard !== home) await moveAccountRows(shardDb(env, shard), shardDb(env, home), accountId);
   }
 }
-
-const primaryKeyOf: Record<(typeof ACCOUNT_TABLES)[number], string[]> = {
-  suppressions: ["email", "topic"],
-  mirror_pending: ["email"],
-  sending_domains: ["domain"],
-};
 
 /**
  * The scheduled work's part (SPEC §17): a previous shard that holds nothing of the account any more
@@ -170,25 +127,6 @@ export async function dropDrainedPlacements(env: Env): Promise<{ dropped: number
   return { dropped, deleted };
 }
 
-/** Per-email tables whose rows tie an account to a shard until they expire. */
-const PER_EMAIL_TABLES = [
-  "events",
-  "messages",
-  "message_ids",
-  "metric_rollups",
-  "suppressions",
-  "mirror_pending",
-];
-
-async function holdsAccount(db: D1Database, accountId: string): Promise<boolean> {
-  const found = await db.batch(
-    PER_EMAIL_TABLES.map((t) =>
-      db.prepare(`SELECT 1 AS found FROM ${t} WHERE account_id = ? LIMIT 1`).bind(accountId),
-    ),
-  );
-  return found.some((r) => (r.results?.length ?? 0) > 0);
-}
-
 /**
  * Records the `EVENT_SHARDS` list in the control database when it changed, retiring the one before
  * (whose shards reads keep visiting for the accounts it hashed elsewhere). Run by the scheduled work.
@@ -210,9 +148,3 @@ export async function recordShardSet(env: Env, now: number): Promise<{ changed: 
   forgetDirectory(env);
   return { changed: directory.storedCurrent !== null };
 }
-
-export const placementShards = (text: string): number[] => parseShardList(text);
-
-/** Thrown when a route names an account the placement table cannot route. */
-export const unroutable = (accountId: string) =>
-  new ApiError("internal_error", `no event shard for account ${accountId}`);

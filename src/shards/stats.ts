@@ -1,4 +1,5 @@
 import type { Env } from "../env";
+import { shardLoad } from "../store/shard-rows";
 import { activeShards, boundShards, shardDb } from "./bindings";
 
 /** What `GET /v1/admin/shards` shows of one event shard (SPEC §17). */
@@ -34,27 +35,15 @@ export async function shardStats(env: Env): Promise<ShardStats[]> {
   return Promise.all(
     boundShards(env).map(async (shard) => {
       const db = shardDb(env, shard);
-      const [counted, accounts] = await db.batch<{ n: number }>([
-        db.prepare(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM events LIMIT ${COUNT_CAP + 1})`),
-        db.prepare(
-          `WITH RECURSIVE a(id) AS (
-             SELECT (SELECT account_id FROM events ORDER BY account_id LIMIT 1)
-             UNION ALL
-             SELECT (SELECT account_id FROM events WHERE account_id > a.id ORDER BY account_id LIMIT 1)
-             FROM a WHERE a.id IS NOT NULL LIMIT ${ACCOUNT_CAP + 1})
-           SELECT COUNT(id) AS n FROM a`,
-        ),
-      ]);
-      const bytes = await sizeOf(db, counted?.meta);
-      const events = counted?.results[0]?.n ?? 0;
-      const accountCount = accounts?.results[0]?.n ?? 0;
-      const eventsEstimated = events > COUNT_CAP;
+      const load = await shardLoad(db, COUNT_CAP, ACCOUNT_CAP);
+      const bytes = load.sizeAfter ?? (await pageBytes(db));
+      const eventsEstimated = load.events > COUNT_CAP;
       return {
         shard,
         active: active.has(shard),
-        accounts: accountCount,
-        events: eventsEstimated ? Math.max(events, Math.round(bytes / BYTES_PER_EVENT)) : events,
-        estimated: eventsEstimated || accountCount > ACCOUNT_CAP,
+        accounts: load.accounts,
+        events: eventsEstimated ? Math.max(load.events, Math.round(bytes / BYTES_PER_EVENT)) : load.events,
+        estimated: eventsEstimated || load.accounts > ACCOUNT_CAP,
         bytes,
         size_limit_bytes: SIZE_LIMIT_BYTES,
       };
@@ -62,9 +51,8 @@ export async function shardStats(env: Env): Promise<ShardStats[]> {
   );
 }
 
-async function sizeOf(db: D1Database, meta: D1Meta | undefined): Promise<number> {
-  const reported = (meta as (D1Meta & { size_after?: number }) | undefined)?.size_after;
-  if (typeof reported === "number" && reported > 0) return reported;
+/** page_count × page_size, where the runtime does not report `meta.size_after`. */
+async function pageBytes(db: D1Database): Promise<number> {
   const [count, size] = await db.batch<Record<string, number>>([
     db.prepare("PRAGMA page_count"),
     db.prepare("PRAGMA page_size"),
