@@ -53,15 +53,26 @@ function counting<T extends object>(target: T, onCall: (method: string, args: un
   });
 }
 
+/** Every D1 binding of the env (DB and each event shard EVENTS_i, SPEC §17), each passed through `wrap`. */
+function d1Bindings(env: BenchEnv, wrap: (db: D1Database) => D1Database): Record<string, D1Database> {
+  const out: Record<string, D1Database> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if ((name === "DB" || /^EVENTS_\d+$/.test(name)) && value) out[name] = wrap(value as D1Database);
+  }
+  return out;
+}
+
 const countedEnvs = new WeakMap<object, BenchEnv>();
 function countedEnv(env: BenchEnv): BenchEnv {
   let wrapped = countedEnvs.get(env);
   if (!wrapped) {
     wrapped = {
       ...env,
-      DB: counting(env.DB, () => {
-        counters.d1Calls += 1;
-      }),
+      ...d1Bindings(env, (db) =>
+        counting(db, () => {
+          counters.d1Calls += 1;
+        }),
+      ),
       SUPPRESSIONS: counting(env.SUPPRESSIONS, () => {
         counters.kvCalls += 1;
       }),
@@ -130,21 +141,22 @@ function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog): BenchEnv 
     sqlOf.set(proxy, sql);
     return proxy;
   };
-  const db = new Proxy(env.DB, {
-    get(t, prop) {
-      if (prop === "prepare") return (sql: string) => wrapStatement(t.prepare(sql), sql);
-      if (prop === "batch")
-        return async (statements: D1PreparedStatement[]) => {
-          const results = await t.batch(statements.map((s) => real.get(s) ?? s));
-          results.forEach((r, i) => {
-            record(sqlOf.get(statements[i] as object) ?? "?", r.meta);
-          });
-          return results;
-        };
-      const value = Reflect.get(t, prop, t) as unknown;
-      return typeof value === "function" ? value.bind(t) : value;
-    },
-  });
+  const capture = (database: D1Database) =>
+    new Proxy(database, {
+      get(t, prop) {
+        if (prop === "prepare") return (sql: string) => wrapStatement(t.prepare(sql), sql);
+        if (prop === "batch")
+          return async (statements: D1PreparedStatement[]) => {
+            const results = await t.batch(statements.map((s) => real.get(s) ?? s));
+            results.forEach((r, i) => {
+              record(sqlOf.get(statements[i] as object) ?? "?", r.meta);
+            });
+            return results;
+          };
+        const value = Reflect.get(t, prop, t) as unknown;
+        return typeof value === "function" ? value.bind(t) : value;
+      },
+    });
   const kvClass: Record<string, keyof KvLog> = {
     get: "reads",
     getWithMetadata: "reads",
@@ -158,7 +170,7 @@ function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog): BenchEnv 
     // A multi-key get is billed per key.
     kv[cls] += cls === "reads" && Array.isArray(args[0]) ? args[0].length : 1;
   });
-  return { ...env, DB: db, SUPPRESSIONS: suppressions };
+  return { ...env, ...d1Bindings(env, capture), SUPPRESSIONS: suppressions };
 }
 
 const json = (body: unknown, status = 200) =>
@@ -253,15 +265,24 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
   }
 
   if (route === "sql") {
-    // Runs statements as given: migrations, the hand-written query baselines, size probes.
-    const body = (await request.json()) as { statements: { sql: string; params?: unknown[] }[] };
+    // Runs statements as given: migrations, the hand-written query baselines, size probes. `on` names
+    // the D1 binding (default DB); "all" runs it on every D1 binding (migrations), answering the last.
+    const body = (await request.json()) as { statements: { sql: string; params?: unknown[]; on?: string }[] };
     const out = [];
+    const bindings = d1Bindings(env, (db) => db);
     for (const s of body.statements) {
-      const started = performance.now();
-      const result = await env.DB.prepare(s.sql)
-        .bind(...(s.params ?? []))
-        .all();
-      out.push({ results: result.results, meta: result.meta, ms: performance.now() - started });
+      const targets = s.on === "all" ? Object.values(bindings) : [bindings[s.on ?? "DB"]];
+      let last: { results: unknown[]; meta: D1Meta; ms: number } | null = null;
+      for (const db of targets) {
+        if (!db) return json({ error: `no D1 binding ${s.on}` }, 400);
+        const started = performance.now();
+        const result = await db
+          .prepare(s.sql)
+          .bind(...(s.params ?? []))
+          .all();
+        last = { results: result.results, meta: result.meta, ms: performance.now() - started };
+      }
+      out.push(last);
     }
     return json(out);
   }

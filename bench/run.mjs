@@ -194,7 +194,8 @@ try {
     `[${elapsed()}] worker on ${app.url} (workerd pid ${app.pid}), bare worker on ${bare.url} (pid ${bare.pid})`,
   );
 
-  // Schema from migrations/, applied in order, as `wrangler d1 migrations apply` would.
+  // Schema from migrations/, applied in order to every D1 binding (the control database and each
+  // event shard), as `wrangler d1 migrations apply` would.
   const migrationsDir = path.join(ROOT, "migrations");
   const statements = readdirSync(migrationsDir)
     .filter((f) => f.endsWith(".sql"))
@@ -205,7 +206,7 @@ try {
         .map((s) => s.trim())
         .filter(Boolean),
     )
-    .map((sql) => ({ sql }));
+    .map((sql) => ({ sql, on: "all" }));
   await client.sql(statements);
 
   if (PHASES.has("hot")) {
