@@ -7,7 +7,7 @@
 //   npm run bench -- --self-test  no workerd: checks the generator, statistics, cost math and
 //                                 shard simulation on tiny data (seconds)
 //   npm run bench -- --classify   no workerd: classifier and burst precision/recall (bench/classify.mjs)
-//   options: --only hot,query,ingest,metrics,size,export,webhooks-delivery   --events N   --keep (keep the temp dir)   --out FILE
+//   options: --only hot,query,ingest,metrics,size,export,webhooks-delivery,shards   --events N   --keep (keep the temp dir)   --out FILE
 //   node bench/run.mjs --markdown [results.json]   the figures as Markdown tables, for BENCHMARKS.md
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -59,6 +59,7 @@ const SETTINGS = {
     ingest: { batchesPerKind: 5, mixMessages: 300 },
     webhooks: { steadyEvents: 100, rate: 20, burstEvents: 500 },
     metrics: { repeats: 20 },
+    shards: { throughputEvents: 6_000, balanceEvents: 20_000, inFlight: 4, deliveryRows: 10_000 },
   },
   full: {
     events: 1_000_000,
@@ -67,11 +68,14 @@ const SETTINGS = {
     ingest: { batchesPerKind: 50, mixMessages: 3000 },
     webhooks: { steadyEvents: 300, rate: 20, burstEvents: 2000 },
     metrics: { repeats: 100 },
+    shards: { throughputEvents: 60_000, balanceEvents: 200_000, inFlight: 4, deliveryRows: 50_000 },
   },
 }[MODE];
 if (args.events) SETTINGS.events = Number(args.events);
 const PHASES = new Set(
-  (args.only ?? "hot,query,ingest,metrics,size,export,webhooks-delivery").split(",").map((s) => s.trim()),
+  (args.only ?? "hot,query,ingest,metrics,size,export,webhooks-delivery,shards")
+    .split(",")
+    .map((s) => s.trim()),
 );
 const OUT = args.out ? path.resolve(args.out) : path.join(ROOT, "bench", "results.json");
 
@@ -292,6 +296,20 @@ try {
       say,
     });
     if (!results.webhooks_delivery.available) say(`  not available: ${results.webhooks_delivery.reason}`);
+  }
+
+  if (PHASES.has("shards")) {
+    say(`[${elapsed()}] phase 6: event shards (1 vs 4, placement balance, striped pages, capacity)`);
+    const { shardsPhase } = await import("./phases/shards.mjs");
+    results.shards = await shardsPhase({
+      bundle: benchBundle,
+      config,
+      secrets,
+      migrations: statements,
+      tmp,
+      options: SETTINGS.shards,
+      say,
+    });
   }
 
   if (results.dataset) {
@@ -660,6 +678,32 @@ function render(r) {
     parts.push(
       `metrics rollups: ${r.ingest.mix.rollup_rows_written_per_event} rows written per event over the mix, ` +
         `${r.ingest.day.rollup_rows_written_per_event} over one day at real density (${r.ingest.day.events} events)`,
+    );
+  }
+  if (r.shards?.available) {
+    const x = r.shards;
+    parts.push(
+      "",
+      `EVENT SHARDS (SPEC §17): ingest ${x.throughput.one_shard.per_second}/s on 1 shard, ${x.throughput.four_shards.per_second}/s on 4 (${x.throughput.ratio}x, ${x.settings.inFlight} batches in flight)`,
+      `  balance on ${x.balance.accounts} Zipf accounts (${x.balance.events} events, ${x.balance.placed_accounts} placed, ${x.balance.striped.length} striped): max/mean bytes ${x.balance.max_over_mean}, min/mean ${x.balance.min_over_mean}; rendezvous alone ${x.balance.rendezvous_alone_max_over_mean}`,
+      `  capacity: ${x.capacity.bytes_per_event} bytes per event (${x.capacity.bytes_per_event_without_deliveries} + ${x.capacity.bytes_per_delivery} for one delivery); events/day per shard at 3/7/30 days: ${Object.values(
+        x.capacity.events_per_day_per_shard,
+      )
+        .map((n) => n.toLocaleString("en-US"))
+        .join(" / ")}`,
+    );
+    parts.push(
+      table(
+        ["striped page", "stripes", "returned", "rows read", "budget", "ok"],
+        x.page_cost.map((c) => [
+          c.query,
+          c.stripes,
+          c.returned,
+          c.rows_read,
+          c.budget,
+          c.within ? "yes" : "NO",
+        ]),
+      ),
     );
   }
   if (r.metrics) {
