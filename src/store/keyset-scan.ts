@@ -1,4 +1,3 @@
-import type { Env } from "../env";
 import type { CursorPosition, Window } from "../events/query";
 import type { EventDbRow } from "../events/serialize";
 
@@ -43,7 +42,7 @@ export interface ScanRow extends EventDbRow {
   [computed: string]: unknown;
 }
 
-export interface ScanResult {
+export interface KeysetScanResult {
   /** Where the next page starts; null when the window is exhausted. */
   next: CursorPosition | null;
   rowsScanned: number;
@@ -76,14 +75,14 @@ function rangeSql(filter: ScanFilter) {
  * next page starts.
  */
 export async function* scanPage(
-  env: Env,
+  db: D1Database,
   accountId: string,
   window: Window,
   position: CursorPosition | null,
   limit: number,
   filter: ScanFilter,
   budget = SCAN_BUDGET,
-): AsyncGenerator<ScanRow[], ScanResult> {
+): AsyncGenerator<ScanRow[], KeysetScanResult> {
   const { where, params, index } = rangeSql(filter);
   const match = filter.sql === null ? "1" : `COALESCE((${filter.sql}), 0)`;
   const columns = filter.columns ? `, ${filter.columns}` : "";
@@ -112,7 +111,8 @@ export async function* scanPage(
     const sql =
       `SELECT *, ${match} AS _match${columns} FROM events${index} ` +
       `WHERE ${[...where, "occurred_at >= ?", upper].join(" AND ")} ORDER BY occurred_at DESC, id DESC LIMIT ?`;
-    const result = await env.DB.prepare(sql)
+    const result = await db
+      .prepare(sql)
       .bind(
         ...filter.params,
         ...filter.columnParams,
@@ -149,7 +149,7 @@ export async function* scanPage(
 
 /** COUNT of the matching rows of the whole window (SparkPost's total_count), on the same access path. */
 export async function countMatches(
-  env: Env,
+  db: D1Database,
   accountId: string,
   window: Window,
   filter: ScanFilter,
@@ -157,9 +157,8 @@ export async function countMatches(
   const { where, params, index } = rangeSql(filter);
   const conditions = [...where, "occurred_at >= ?", "occurred_at < ?"];
   if (filter.sql !== null) conditions.push(`COALESCE((${filter.sql}), 0)`);
-  const result = await env.DB.prepare(
-    `SELECT COUNT(*) AS total FROM events${index} WHERE ${conditions.join(" AND ")}`,
-  )
+  const result = await db
+    .prepare(`SELECT COUNT(*) AS total FROM events${index} WHERE ${conditions.join(" AND ")}`)
     .bind(accountId, ...params, window.start, window.end, ...filter.params)
     .all<{ total: number }>();
   return { total: result.results[0]?.total ?? 0, rowsRead: result.meta.rows_read };

@@ -1,7 +1,5 @@
-import type { Env } from "../env";
 import type { EventType } from "../events/record";
 import type { EventDbRow } from "../events/serialize";
-import { validationError } from "../lib/errors";
 
 /**
  * Page-number and offset pagination over `events` (Numonic's `page`, Unosend's `offset`), as those
@@ -23,7 +21,7 @@ export interface OffsetQuery {
 }
 
 export async function offsetPage(
-  env: Env,
+  db: D1Database,
   accountId: string,
   query: OffsetQuery,
 ): Promise<{ rows: EventDbRow[]; total: number; rowsRead: number }> {
@@ -42,40 +40,17 @@ export async function offsetPage(
     query.window.end,
     JSON.stringify(query.types),
   ];
-  const [page, count] = await env.DB.batch<unknown>([
-    env.DB.prepare(
-      `SELECT * FROM events${index} WHERE ${where} ORDER BY occurred_at DESC, id DESC LIMIT ? OFFSET ?`,
-    ).bind(...params, query.limit, query.offset),
-    env.DB.prepare(`SELECT COUNT(*) AS total FROM events${index} WHERE ${where}`).bind(...params),
+  const [page, count] = await db.batch<unknown>([
+    db
+      .prepare(
+        `SELECT * FROM events${index} WHERE ${where} ORDER BY occurred_at DESC, id DESC LIMIT ? OFFSET ?`,
+      )
+      .bind(...params, query.limit, query.offset),
+    db.prepare(`SELECT COUNT(*) AS total FROM events${index} WHERE ${where}`).bind(...params),
   ]);
   return {
     rows: (page?.results ?? []) as EventDbRow[],
     total: ((count?.results ?? [])[0] as { total: number } | undefined)?.total ?? 0,
     rowsRead: (page?.meta.rows_read ?? 0) + (count?.meta.rows_read ?? 0),
   };
-}
-
-/** The query string as a map; unknown or repeated parameters are a 400 naming them. */
-export function knownParams<K extends string>(url: string, known: readonly K[]): Partial<Record<K, string>> {
-  const out: Partial<Record<K, string>> = {};
-  for (const [name, value] of new URL(url).searchParams) {
-    if (!(known as readonly string[]).includes(name))
-      throw validationError(name, `unknown parameter ${name}`);
-    if (out[name as K] !== undefined) throw validationError(name, `${name} may be given once`);
-    out[name as K] = value;
-  }
-  return out;
-}
-
-export function intParam(
-  param: string,
-  value: string | undefined,
-  min: number,
-  max: number,
-  fallback: number,
-): number {
-  if (value === undefined) return fallback;
-  if (!/^\d{1,9}$/.test(value) || Number(value) < min || Number(value) > max)
-    throw validationError(param, `${param} must be an integer from ${min} to ${max}`);
-  return Number(value);
 }

@@ -1,6 +1,5 @@
-import type { Env } from "../env";
-import { type CursorPosition, type EventFilters, eventAccessPath, type Window } from "./query";
-import type { EventDbRow } from "./serialize";
+import type { CursorPosition, EventFilters, Window } from "../events/query";
+import type { EventDbRow } from "../events/serialize";
 
 /**
  * The bounded scan behind GET /v1/events (SPEC §9 "Bounded work"), reusable by any list that filters
@@ -51,7 +50,7 @@ export interface ScanResult {
 }
 
 export async function scanEvents(
-  env: Env,
+  db: D1Database,
   accountId: string,
   filters: EventFilters,
   window: Window,
@@ -101,7 +100,8 @@ export async function scanEvents(
     const filtered = residual.sql
       ? `SELECT * FROM (SELECT * ${r.sql} LIMIT ?) AS events WHERE ${residual.sql} LIMIT ?`
       : `SELECT * ${r.sql} LIMIT MIN(?, ?)`;
-    const page = await env.DB.prepare(filtered)
+    const page = await db
+      .prepare(filtered)
       .bind(...r.params, Math.max(1, chunk), ...residual.params, want + 1)
       .all<EventDbRow>();
     rowsRead += page.meta.rows_read;
@@ -130,7 +130,8 @@ export async function scanEvents(
     costPerRow = Math.max(costPerRow, page.meta.rows_read / Math.max(1, chunk));
     measured = true;
     // Where did it end?
-    const boundary = await env.DB.prepare(`SELECT occurred_at, id ${r.sql} LIMIT 1 OFFSET ?`)
+    const boundary = await db
+      .prepare(`SELECT occurred_at, id ${r.sql} LIMIT 1 OFFSET ?`)
       .bind(...r.params, Math.max(1, chunk) - 1)
       .all<{ occurred_at: number; id: string }>();
     rowsRead += boundary.meta.rows_read;
@@ -141,6 +142,99 @@ export async function scanEvents(
   }
 }
 
+/**
+ * COUNT of the rows matching `filters` in the whole window, on the scan's access path (count=true;
+ * its cost is in BENCHMARKS.md).
+ */
+export async function countEvents(
+  db: D1Database,
+  accountId: string,
+  filters: EventFilters,
+  window: Window,
+): Promise<{ total: number; rowsRead: number }> {
+  const { index, seek, residual } = eventAccessPath(accountId, filters);
+  const where = ["account_id = ?", "occurred_at >= ?", "occurred_at < ?", seek.sql, residual.sql].filter(
+    (w) => w !== "",
+  );
+  const result = await db
+    .prepare(`SELECT COUNT(*) AS total FROM events${index} WHERE ${where.join(" AND ")}`)
+    .bind(accountId, window.start, window.end, ...seek.params, ...residual.params)
+    .all<{ total: number }>();
+  return { total: result.results[0]?.total ?? 0, rowsRead: result.meta.rows_read };
+}
+
 function positionOf(row: EventDbRow | undefined): CursorPosition | null {
   return row ? { occurredAt: row.occurred_at, id: row.id } : null;
+}
+
+/** SQL text and its parameters. */
+export interface Fragment {
+  sql: string;
+  params: (string | number)[];
+}
+
+/**
+ * How a filter set reads `events`: the access path (an index and the equality that seeks it) and the
+ * residual conditions tested on each row that path yields. Without stored statistics SQLite prefers
+ * the primary-key range over an equality index, so the selective paths name their index.
+ * - `email_id` → events_email_idx; `recipient` → events_recipient_idx.
+ * - `message_id` → the emails the Message-ID map lists, through events_email_idx: an index seek per
+ *   email instead of a scan of the window (`message_id = ?` is checked on those emails' rows, which
+ *   carry it but for rare exceptions, so the seek reads about its matches).
+ * - otherwise the primary key, (account_id, occurred_at, id), newest first.
+ * The residual holds every other filter.
+ */
+export function eventAccessPath(
+  accountId: string,
+  filters: EventFilters,
+): { index: string; seek: Fragment; residual: Fragment } {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  const eq = (column: string, value: string | null) => {
+    if (value === null) return;
+    where.push(`${column} = ?`);
+    params.push(value);
+  };
+  // email_id is always the seek when given, recipient when email_id is not: neither repeats as residual.
+  if (filters.emailId !== null) eq("recipient", filters.recipient);
+  if (filters.emailId !== null || filters.recipient !== null) eq("message_id", filters.messageId);
+  eq("topic", filters.topic);
+  eq("template_id", filters.templateId);
+  eq("campaign", filters.campaign);
+  eq("from_domain", filters.domain);
+  // Recipients are stored lowercased, domains in their ASCII (punycode) spelling.
+  eq("substr(recipient, instr(recipient, '@') + 1)", filters.recipientDomain);
+  if (filters.types) {
+    where.push(`type IN (${filters.types.map(() => "?").join(", ")})`);
+    params.push(...filters.types);
+  }
+  if (filters.tags) {
+    where.push(
+      `EXISTS (SELECT 1 FROM json_each(events.tags) WHERE json_each.value IN (${filters.tags.map(() => "?").join(", ")}))`,
+    );
+    params.push(...filters.tags);
+  }
+  const residual = { sql: where.join(" AND "), params };
+  if (filters.emailId !== null)
+    return {
+      index: " INDEXED BY events_email_idx",
+      seek: { sql: "email_id = ?", params: [filters.emailId] },
+      residual,
+    };
+  if (filters.recipient !== null)
+    return {
+      index: " INDEXED BY events_recipient_idx",
+      seek: { sql: "recipient = ?", params: [filters.recipient] },
+      residual,
+    };
+  if (filters.messageId !== null)
+    return {
+      index: " INDEXED BY events_email_idx",
+      seek: {
+        sql: "email_id IN (SELECT email_id FROM message_ids WHERE account_id = ? AND message_id = ?) AND message_id = ?",
+        params: [accountId, filters.messageId, filters.messageId],
+      },
+      residual,
+    };
+  return { index: "", seek: { sql: "", params: [] }, residual };
 }
