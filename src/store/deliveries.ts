@@ -1,5 +1,6 @@
 import type { EventDbRow } from "../events/serialize";
 import { eventsByKeyJoin } from "./fragments";
+import { collectScan, scanPage, typeFilter } from "./scan";
 
 /**
  * Webhook deliveries (db/webhook-deliveries.ts) and the webhooks' reads of stored events: the
@@ -175,20 +176,25 @@ export async function listDeliveryRows(
   return results;
 }
 
-/** An account's events of a window, oldest first, at most `limit` (webhook replay of a window). */
+/**
+ * An account's events of a window of the given types, oldest first, at most `limit` (webhook replay
+ * of a window): the store's streaming scan, newest first, turned around.
+ */
 export async function eventsInWindowOldestFirst(
   db: D1Database,
   accountId: string,
   q: { start: number; end: number; types: readonly string[] | null; limit: number },
 ): Promise<EventDbRow[]> {
-  const { results } = await db
-    .prepare(
-      `SELECT * FROM events
-       WHERE account_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3
-         ${q.types === null ? "" : "AND type IN (SELECT value FROM json_each(?5))"}
-       ORDER BY occurred_at LIMIT ?4`,
-    )
-    .bind(accountId, q.start, q.end, q.limit, ...(q.types === null ? [] : [JSON.stringify(q.types)]))
-    .all<EventDbRow>();
-  return results;
+  const { rows } = await collectScan(
+    scanPage(
+      db,
+      accountId,
+      q,
+      null,
+      q.limit,
+      typeFilter(q.types, { kind: "time" }),
+      Number.POSITIVE_INFINITY,
+    ),
+  );
+  return rows.reverse();
 }

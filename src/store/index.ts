@@ -10,7 +10,6 @@ export * from "./click-bursts";
 export * from "./deliveries";
 export * from "./event-writes";
 export * from "./fragments";
-export * from "./keyset-scan";
 export * from "./offset-page";
 export * from "./rollup-reads";
 export * from "./rollups";

@@ -1,10 +1,12 @@
 import type { EventType } from "../events/record";
 import type { EventDbRow } from "../events/serialize";
+import { collectScan, countMatches, scanPage, typeFilter } from "./scan";
 
 /**
  * Page-number and offset pagination over `events` (Numonic's `page`, Unosend's `offset`), as those
  * APIs define it: a page is `limit` rows after `offset` in the newest-first order, with the total
- * count of the window. Page and count run in one D1 batch (one round trip).
+ * count of the window. The page is the store's streaming scan (scan.ts) up to offset + limit matches;
+ * the total is its count, run beside it.
  *
  * Cost, by the nature of offsets and totals: a page reads the rows before it (offset + limit, more
  * when the type filter skips rows) and the total reads every row of the window. Numonic and Unosend
@@ -25,32 +27,28 @@ export async function offsetPage(
   accountId: string,
   query: OffsetQuery,
 ): Promise<{ rows: EventDbRow[]; total: number; rowsRead: number }> {
-  const index = query.emailId !== null ? " INDEXED BY events_email_idx" : "";
-  const where = [
-    "account_id = ?",
-    ...(query.emailId !== null ? ["email_id = ?"] : []),
-    "occurred_at >= ?",
-    "occurred_at < ?",
-    "type IN (SELECT value FROM json_each(?))",
-  ].join(" AND ");
-  const params = [
-    accountId,
-    ...(query.emailId !== null ? [query.emailId] : []),
-    query.window.start,
-    query.window.end,
-    JSON.stringify(query.types),
-  ];
-  const [page, count] = await db.batch<unknown>([
-    db
-      .prepare(
-        `SELECT * FROM events${index} WHERE ${where} ORDER BY occurred_at DESC, id DESC LIMIT ? OFFSET ?`,
-      )
-      .bind(...params, query.limit, query.offset),
-    db.prepare(`SELECT COUNT(*) AS total FROM events${index} WHERE ${where}`).bind(...params),
+  const filter = typeFilter(
+    query.types,
+    query.emailId !== null ? { kind: "email_id", value: query.emailId } : { kind: "time" },
+  );
+  const match = { sql: filter.sql ?? "1", params: filter.params };
+  const [page, count] = await Promise.all([
+    collectScan(
+      scanPage(
+        db,
+        accountId,
+        query.window,
+        null,
+        query.offset + query.limit,
+        filter,
+        Number.POSITIVE_INFINITY,
+      ),
+    ),
+    countMatches(db, accountId, query.window, filter.access, match),
   ]);
   return {
-    rows: (page?.results ?? []) as EventDbRow[],
-    total: ((count?.results ?? [])[0] as { total: number } | undefined)?.total ?? 0,
-    rowsRead: (page?.meta.rows_read ?? 0) + (count?.meta.rows_read ?? 0),
+    rows: page.rows.slice(query.offset),
+    total: count.total,
+    rowsRead: page.result.rowsRead + count.rowsRead,
   };
 }

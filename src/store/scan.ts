@@ -26,6 +26,13 @@ import type { EventDbRow } from "../events/serialize";
  */
 
 export const PAGE_ROW_BUDGET = 10_000;
+
+/** Where a scan walks: the primary key (time) or one filter's index (accessPathSql). */
+export type AccessPath =
+  | { kind: "time" }
+  | { kind: "email_id"; value: string }
+  | { kind: "recipient"; value: string }
+  | { kind: "message_id"; value: string };
 /** The first chunk of a filtered scan, before its cost per row is known (at most 12 rows read a row). */
 const PROBE_ROWS = 400;
 
@@ -152,15 +159,8 @@ export async function countEvents(
   filters: EventFilters,
   window: Window,
 ): Promise<{ total: number; rowsRead: number }> {
-  const { index, seek, residual } = eventAccessPath(accountId, filters);
-  const where = ["account_id = ?", "occurred_at >= ?", "occurred_at < ?", seek.sql, residual.sql].filter(
-    (w) => w !== "",
-  );
-  const result = await db
-    .prepare(`SELECT COUNT(*) AS total FROM events${index} WHERE ${where.join(" AND ")}`)
-    .bind(accountId, window.start, window.end, ...seek.params, ...residual.params)
-    .all<{ total: number }>();
-  return { total: result.results[0]?.total ?? 0, rowsRead: result.meta.rows_read };
+  const { path, residual } = eventAccessPath(accountId, filters);
+  return countMatches(db, accountId, window, path, residual.sql === "" ? null : residual);
 }
 
 function positionOf(row: EventDbRow | undefined): CursorPosition | null {
@@ -174,20 +174,14 @@ export interface Fragment {
 }
 
 /**
- * How a filter set reads `events`: the access path (an index and the equality that seeks it) and the
- * residual conditions tested on each row that path yields. Without stored statistics SQLite prefers
- * the primary-key range over an equality index, so the selective paths name their index.
- * - `email_id` → events_email_idx; `recipient` → events_recipient_idx.
- * - `message_id` → the emails the Message-ID map lists, through events_email_idx: an index seek per
- *   email instead of a scan of the window (`message_id = ?` is checked on those emails' rows, which
- *   carry it but for rare exceptions, so the seek reads about its matches).
- * - otherwise the primary key, (account_id, occurred_at, id), newest first.
- * The residual holds every other filter.
+ * How GET /v1/events's filters read `events`: the access path (accessPathSql: email_id, else
+ * recipient, else message_id, else time) and the residual conditions tested on each row that path
+ * yields (every other filter).
  */
 export function eventAccessPath(
   accountId: string,
   filters: EventFilters,
-): { index: string; seek: Fragment; residual: Fragment } {
+): { path: AccessPath; index: string; seek: Fragment; residual: Fragment } {
   const where: string[] = [];
   const params: (string | number)[] = [];
   const eq = (column: string, value: string | null) => {
@@ -215,26 +209,221 @@ export function eventAccessPath(
     params.push(...filters.tags);
   }
   const residual = { sql: where.join(" AND "), params };
-  if (filters.emailId !== null)
-    return {
-      index: " INDEXED BY events_email_idx",
-      seek: { sql: "email_id = ?", params: [filters.emailId] },
-      residual,
-    };
-  if (filters.recipient !== null)
-    return {
-      index: " INDEXED BY events_recipient_idx",
-      seek: { sql: "recipient = ?", params: [filters.recipient] },
-      residual,
-    };
-  if (filters.messageId !== null)
-    return {
-      index: " INDEXED BY events_email_idx",
-      seek: {
-        sql: "email_id IN (SELECT email_id FROM message_ids WHERE account_id = ? AND message_id = ?) AND message_id = ?",
-        params: [accountId, filters.messageId, filters.messageId],
-      },
-      residual,
-    };
-  return { index: "", seek: { sql: "", params: [] }, residual };
+  const path: AccessPath =
+    filters.emailId !== null
+      ? { kind: "email_id", value: filters.emailId }
+      : filters.recipient !== null
+        ? { kind: "recipient", value: filters.recipient }
+        : filters.messageId !== null
+          ? { kind: "message_id", value: filters.messageId }
+          : { kind: "time" };
+  return { path, ...accessPathSql(accountId, path), residual };
+}
+
+/**
+ * How a scan reads `events`: the index it names and the equality that seeks it (after
+ * `account_id = ?`). Without stored statistics SQLite prefers the primary-key range over an equality
+ * index, so the selective paths name their index.
+ * - `email_id` → events_email_idx; `recipient` → events_recipient_idx.
+ * - `message_id` → the emails the Message-ID map lists, through events_email_idx: an index seek per
+ *   email instead of a scan of the window (`message_id = ?` is checked on those emails' rows, which
+ *   carry it but for rare exceptions, so the seek reads about its matches).
+ * - `time`: the primary key, (account_id, occurred_at, id), newest first.
+ * Each index ends with occurred_at and carries id, so the keyset order is the index's own.
+ */
+export function accessPathSql(accountId: string, path: AccessPath): { index: string; seek: Fragment } {
+  switch (path.kind) {
+    case "time":
+      return { index: "", seek: { sql: "", params: [] } };
+    case "email_id":
+      return { index: " INDEXED BY events_email_idx", seek: { sql: "email_id = ?", params: [path.value] } };
+    case "recipient":
+      return {
+        index: " INDEXED BY events_recipient_idx",
+        seek: { sql: "recipient = ?", params: [path.value] },
+      };
+    case "message_id":
+      return {
+        index: " INDEXED BY events_email_idx",
+        seek: {
+          sql: "email_id IN (SELECT email_id FROM message_ids WHERE account_id = ? AND message_id = ?) AND message_id = ?",
+          params: [accountId, path.value, path.value],
+        },
+      };
+  }
+}
+
+/**
+ * COUNT of the rows of the window that `match` (an SQL boolean over an events row; null: all)
+ * accepts, on the access path: count=true, SparkPost's total_count, Numonic's and Unosend's total.
+ */
+export async function countMatches(
+  db: D1Database,
+  accountId: string,
+  window: { start: number; end: number },
+  path: AccessPath,
+  match: Fragment | null,
+): Promise<{ total: number; rowsRead: number }> {
+  const { index, seek } = accessPathSql(accountId, path);
+  const where = ["account_id = ?", "occurred_at >= ?", "occurred_at < ?", seek.sql];
+  if (match && match.sql !== "") where.push(`(${match.sql})`);
+  const result = await db
+    .prepare(
+      `SELECT COUNT(*) AS total FROM events${index} WHERE ${where.filter((w) => w !== "").join(" AND ")}`,
+    )
+    .bind(accountId, window.start, window.end, ...seek.params, ...(match?.params ?? []))
+    .all<{ total: number }>();
+  return { total: result.results[0]?.total ?? 0, rowsRead: result.meta.rows_read };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The streaming form: the filter as a column, for pages that stream chunk by chunk (SparkPost) and
+// for offset pages (Numonic, Unosend) and webhook replay.
+
+/**
+ * A bounded keyset scan for the streamed surfaces (SPEC §9 "bounded work"). Rows are read newest
+ * first, in chunks, along the access path. The filters are one SQL expression evaluated per row as a
+ * column (`_match`), never in WHERE: WHERE holds only the range, so each chunk's LIMIT bounds the
+ * rows D1 reads (plus the row a keyset seek lands on), and a page never reads more than its budget
+ * (counted with D1's own rows_read) however rare the filter. The page ends when `limit` rows matched
+ * or the budget is spent; the position of the last row *read* (matched or not) is where the next
+ * page starts.
+ */
+export const SCAN_BUDGET = PAGE_ROW_BUDGET;
+/**
+ * At most this many rows per statement. Each statement after the first also reads the row its keyset
+ * seek lands on (D1 counts it), so fewer, larger chunks leave more of the budget for results: at 5,000
+ * a 10,000-row page returns 9,999 rows (9,998 after the first page). Memory holds one chunk. A page
+ * that needs fewer rows reads fewer: a 20-event page without filters reads 21.
+ */
+export const SCAN_CHUNK = 5_000;
+
+export interface ScanFilter {
+  /** An SQL boolean over one events row; null: every row matches. */
+  sql: string | null;
+  params: (string | number)[];
+  /** Extra computed columns (`expr AS name`) the caller maps, with their parameters. */
+  columns: string;
+  columnParams: (string | number)[];
+  access: AccessPath;
+}
+
+export interface ScanRow extends EventDbRow {
+  [computed: string]: unknown;
+}
+
+export interface KeysetScanResult {
+  /** Where the next page starts; null when the window is exhausted. */
+  next: CursorPosition | null;
+  rowsScanned: number;
+  /** D1's meta.rows_read summed over the chunk statements. */
+  rowsRead: number;
+  matched: number;
+}
+
+/** The access path's part of WHERE (the account, and the indexed value when there is one). */
+function rangeSql(accountId: string, filter: ScanFilter) {
+  const { index, seek } = accessPathSql(accountId, filter.access);
+  return { where: ["account_id = ?", ...(seek.sql ? [seek.sql] : [])], params: seek.params, index };
+}
+
+/**
+ * Scans one page as an async generator: it yields each chunk's matched rows (possibly none) as it
+ * reads them, so a caller streaming a response holds one chunk at a time, and returns where the
+ * next page starts.
+ */
+export async function* scanPage(
+  db: D1Database,
+  accountId: string,
+  window: { start: number; end: number },
+  position: CursorPosition | null,
+  limit: number,
+  filter: ScanFilter,
+  budget = SCAN_BUDGET,
+): AsyncGenerator<ScanRow[], KeysetScanResult> {
+  const { where, params, index } = rangeSql(accountId, filter);
+  const match = filter.sql === null ? "1" : `COALESCE((${filter.sql}), 0)`;
+  const columns = filter.columns ? `, ${filter.columns}` : "";
+  let at = position;
+  let scanned = 0;
+  let rowsRead = 0;
+  let matched = 0;
+  // Rows D1 counts per statement beyond those it returns and the seek's (none with literal filters;
+  // measured, so that a filter costing more per statement still never overruns the budget).
+  let overhead = 0;
+  let lastChunk = 0;
+  for (;;) {
+    // Size the chunk to what the page still needs at the match rate seen so far (all of it, plus one
+    // row to learn whether more exist, when nothing is known yet), never past the budget: the budget
+    // is D1's own rows_read, and a keyset seek costs the row it lands on.
+    const wanted = limit - matched;
+    const rate = scanned > 0 ? matched / scanned : 1;
+    const estimate = rate > 0 ? Math.ceil((wanted / rate) * (scanned > 0 ? 1.25 : 1)) + 1 : lastChunk * 2;
+    const seek = at ? 1 : 0;
+    // With a filter the rate is a guess: at least 100 rows a statement keeps rare filters from crawling.
+    const floor = filter.sql === null ? 1 : 100;
+    const chunk = Math.min(SCAN_CHUNK, budget - rowsRead - seek - overhead, Math.max(estimate, floor));
+    if (chunk <= 0 || wanted <= 0) break;
+    lastChunk = chunk;
+    const upper = at ? "(occurred_at, id) < (?, ?)" : "occurred_at < ?";
+    const sql =
+      `SELECT *, ${match} AS _match${columns} FROM events${index} ` +
+      `WHERE ${[...where, "occurred_at >= ?", upper].join(" AND ")} ORDER BY occurred_at DESC, id DESC LIMIT ?`;
+    const result = await db
+      .prepare(sql)
+      .bind(
+        ...filter.params,
+        ...filter.columnParams,
+        accountId,
+        ...params,
+        window.start,
+        ...(at ? [at.occurredAt, at.id] : [window.end]),
+        chunk,
+      )
+      .all<ScanRow>();
+    rowsRead += result.meta.rows_read;
+    const rows = result.results;
+    overhead = Math.max(overhead, result.meta.rows_read - rows.length - seek);
+    const out: ScanRow[] = [];
+    let consumed = 0;
+    for (const row of rows) {
+      consumed += 1;
+      if (row._match) {
+        out.push(row);
+        matched += 1;
+        if (matched === limit) break;
+      }
+    }
+    scanned += consumed;
+    const last = rows[consumed - 1];
+    if (last) at = { occurredAt: last.occurred_at, id: last.id };
+    yield out;
+    // A short chunk read the window to its end: unless the page stopped inside it, nothing is left.
+    if (rows.length < chunk && consumed === rows.length)
+      return { next: null, rowsScanned: scanned, rowsRead, matched };
+  }
+  return { next: at, rowsScanned: scanned, rowsRead, matched };
+}
+
+/** Every chunk of a scan, gathered: the rows it matched and how it ended. */
+export async function collectScan(
+  scan: AsyncGenerator<ScanRow[], KeysetScanResult>,
+): Promise<{ rows: ScanRow[]; result: KeysetScanResult }> {
+  const rows: ScanRow[] = [];
+  for (;;) {
+    const step = await scan.next();
+    if (step.done) return { rows, result: step.value };
+    rows.push(...step.value);
+  }
+}
+
+/** A filter on the event's type, as the streaming scan's `_match` (a literal list: no json_each per row). */
+export function typeFilter(types: readonly string[] | null, access: AccessPath): ScanFilter {
+  return {
+    sql: types === null ? null : `type IN (${types.map(() => "?").join(", ")})`,
+    params: [...(types ?? [])],
+    columns: "",
+    columnParams: [],
+    access,
+  };
 }

@@ -243,7 +243,13 @@ export async function openSparkPostPage(
   let totalCount = state?.total ?? 0;
   let countRowsRead = 0;
   if (state === null) {
-    const counted = await countMatches(env.DB, accountId, window, filter);
+    const counted = await countMatches(
+      env.DB,
+      accountId,
+      window,
+      filter.access,
+      filter.sql === null ? null : { sql: filter.sql, params: filter.params },
+    );
     totalCount = counted.total;
     countRowsRead = counted.rowsRead;
   }
