@@ -1,3 +1,4 @@
+import type * as z from "zod";
 import { DIMENSIONS, isList } from "../db/event-record";
 import type { Env } from "../env";
 import { toStoredFields } from "../events/serialize";
@@ -37,22 +38,34 @@ export function retryDelaySeconds(attempts: number): number {
   return Math.min(300, 5 * 2 ** Math.max(0, attempts - 1));
 }
 
-export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+/**
+ * The batch's messages that parse as queue messages. Any other can never be written: retrying it
+ * would only delay the rest, so it is acknowledged after `dropped` keeps a record of it.
+ */
+export function validMessages(
+  batch: MessageBatch<unknown>,
+  dropped: (message: Message<unknown>, error: z.ZodError) => void,
+): { message: Message<unknown>; body: QueueMessage }[] {
   const valid: { message: Message<unknown>; body: QueueMessage }[] = [];
   for (const message of batch.messages) {
     const parsed = queueMessageSchema.safeParse(message.body);
-    if (parsed.success) {
-      valid.push({ message, body: parsed.data });
-    } else {
-      // It can never be written: retrying would only delay the rest. Acknowledge and keep a record.
-      log("error", "invalid queue message dropped", {
-        queue: batch.queue,
-        message_id: message.id,
-        issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`),
-      });
+    if (parsed.success) valid.push({ message, body: parsed.data });
+    else {
+      dropped(message, parsed.error);
       message.ack();
     }
   }
+  return valid;
+}
+
+export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const valid = validMessages(batch, (message, error) =>
+    log("error", "invalid queue message dropped", {
+      queue: batch.queue,
+      message_id: message.id,
+      issues: error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`),
+    }),
+  );
   if (valid.length === 0) return;
 
   const bodies = valid.map((v) => v.body);

@@ -83,10 +83,29 @@ export async function budgetedWalk<G extends { key: string }, P>(
   return { groups, deleted, complete: false, after, at: group ? { group, from } : null };
 }
 
-/** A step that deletes one chunk and goes on while chunks come back full. */
-async function deleteChunk(statement: D1PreparedStatement, limit: number) {
-  const { meta } = await statement.run();
-  return { deleted: meta.changes, statements: 1, next: meta.changes < limit ? null : (true as const) };
+/**
+ * The walk of a table whose groups' expired rows are a range of its primary key: `next` seeks the
+ * next group (bound to the last key), and each step deletes the oldest `limit` rows of the group
+ * below its cutoff (`group = ?1 AND time < ?2`, through the key), going on while chunks come back full.
+ */
+function rangeDeleteWalk<G extends { key: string }>(
+  db: D1Database,
+  table: { name: string; key: readonly string[]; group: string; time: string },
+  next: string,
+  cutoff: (group: G) => number,
+): PurgeWalk<G, true> {
+  const key = table.key.join(", ");
+  const remove = `
+DELETE FROM ${table.name} WHERE (${key}) IN (
+  SELECT ${key} FROM ${table.name}
+  WHERE ${table.group} = ?1 AND ${table.time} < ?2 ORDER BY ${table.time} LIMIT ?3)`;
+  return {
+    next: (after) => db.prepare(next).bind(after).first<G>(),
+    step: async (group, _from, limit) => {
+      const { meta } = await db.prepare(remove).bind(group.key, cutoff(group), limit).run();
+      return { deleted: meta.changes, statements: 1, next: meta.changes < limit ? null : (true as const) };
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -105,21 +124,18 @@ LEFT JOIN accounts AS a ON a.id = t.account_id`;
 const nextAccountOf = (db: D1Database, table: string) => (after: string) =>
   db.prepare(accountAfter(table)).bind(after).first<AccountGroup>();
 
-const DELETE_EVENTS = `
-DELETE FROM events WHERE (account_id, occurred_at, id) IN (
-  SELECT account_id, occurred_at, id FROM events
-  WHERE account_id = ?1 AND occurred_at < ?2 ORDER BY occurred_at LIMIT ?3)`;
-
 /** Accounts with events; each step deletes the group's events older than `cutoff(group)`. */
 export function expiredEventsWalk(
   db: D1Database,
   cutoff: (group: AccountGroup) => number,
 ): PurgeWalk<AccountGroup, true> {
-  return {
-    next: nextAccountOf(db, "events"),
-    step: (group, _from, limit) =>
-      deleteChunk(db.prepare(DELETE_EVENTS).bind(group.key, cutoff(group), limit), limit),
+  const table = {
+    name: "events",
+    key: ["account_id", "occurred_at", "id"],
+    group: "account_id",
+    time: "occurred_at",
   };
+  return rangeDeleteWalk(db, table, accountAfter("events"), cutoff);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -138,42 +154,27 @@ FROM (SELECT endpoint_id, account_id FROM webhook_deliveries WHERE endpoint_id >
 LEFT JOIN webhook_endpoints AS w ON w.account_id = d.account_id AND w.id = d.endpoint_id
 LEFT JOIN accounts AS a ON a.id = d.account_id`;
 
-const DELETE_DELIVERIES = `
-DELETE FROM webhook_deliveries WHERE (endpoint_id, event_occurred_at, event_id) IN (
-  SELECT endpoint_id, event_occurred_at, event_id FROM webhook_deliveries
-  WHERE endpoint_id = ?1 AND event_occurred_at < ?2 ORDER BY event_occurred_at LIMIT ?3)`;
-
 export function expiredDeliveriesWalk(
   db: D1Database,
   cutoff: (group: EndpointGroup) => number,
 ): PurgeWalk<EndpointGroup, true> {
-  return {
-    next: (after) => db.prepare(NEXT_ENDPOINT).bind(after).first<EndpointGroup>(),
-    step: (group, _from, limit) =>
-      deleteChunk(db.prepare(DELETE_DELIVERIES).bind(group.key, cutoff(group), limit), limit),
+  const table = {
+    name: "webhook_deliveries",
+    key: ["endpoint_id", "event_occurred_at", "event_id"],
+    group: "endpoint_id",
+    time: "event_occurred_at",
   };
+  return rangeDeleteWalk(db, table, NEXT_ENDPOINT, cutoff);
 }
 
 // ---------------------------------------------------------------------------------------------
 // metric rollups: an account's buckets before the cutoff, through the primary key
 
-const ROLLUP_KEY = ROLLUP_KEY_COLUMNS.join(", ");
-const DELETE_ROLLUPS = `
-DELETE FROM metric_rollups WHERE (${ROLLUP_KEY}) IN (
-  SELECT ${ROLLUP_KEY} FROM metric_rollups WHERE account_id = ?1 AND bucket < ?2 ORDER BY bucket LIMIT ?3)`;
-
 export function expiredRollupsWalk(db: D1Database, cutoff: number): PurgeWalk<{ key: string }, true> {
-  return {
-    next: (after) =>
-      db
-        .prepare(
-          "SELECT account_id AS key FROM metric_rollups WHERE account_id > ?1 ORDER BY account_id LIMIT 1",
-        )
-        .bind(after)
-        .first<{ key: string }>(),
-    step: (group, _from, limit) =>
-      deleteChunk(db.prepare(DELETE_ROLLUPS).bind(group.key, cutoff, limit), limit),
-  };
+  const table = { name: "metric_rollups", key: ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" };
+  const next =
+    "SELECT account_id AS key FROM metric_rollups WHERE account_id > ?1 ORDER BY account_id LIMIT 1";
+  return rangeDeleteWalk(db, table, next, () => cutoff);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,7 +190,10 @@ export function expiredBurstMarksWalk(db: D1Database, cutoff: number): PurgeWalk
   return {
     // Not a statement: the table is one group, walked through its time index.
     next: async (after) => (after === "" ? { key: "click_bursts" } : null),
-    step: (_group, _from, limit) => deleteChunk(db.prepare(DELETE_MARKS).bind(cutoff, limit), limit),
+    step: async (_group, _from, limit) => {
+      const { meta } = await db.prepare(DELETE_MARKS).bind(cutoff, limit).run();
+      return { deleted: meta.changes, statements: 1, next: meta.changes < limit ? null : (true as const) };
+    },
   };
 }
 
