@@ -1,5 +1,5 @@
 import type { EventType } from "../../events/record";
-import type { AccessPath, ScanFilter } from "../scan";
+import type { AccessPath, ScanFilter } from "../../store";
 import { BOUNCE_CLASS_SQL } from "./bounce-class";
 import { SPARKPOST_TYPES, type SparkPostType } from "./event-map";
 

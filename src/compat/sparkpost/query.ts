@@ -8,7 +8,14 @@ import { hashId } from "../../lib/ids";
 import { openCursor, sealCursor } from "../../lib/keyset-cursor";
 import { log } from "../../lib/log";
 import { DAY_MS } from "../../lib/params";
-import { countMatches, SCAN_BUDGET, type ScanFilter, type ScanResult, type ScanRow, scanPage } from "../scan";
+import {
+  countMatches,
+  SCAN_BUDGET,
+  type ScanFilter,
+  type KeysetScanResult as ScanResult,
+  type ScanRow,
+  scanPage,
+} from "../../store";
 import { BOUNCE_CLASS_SQL, isBounceClass } from "./bounce-class";
 import { KNOWN_SPARKPOST_TYPES, type SparkPostType, toSparkPostEvent } from "./event-map";
 import {
@@ -236,11 +243,17 @@ export async function openSparkPostPage(
   let totalCount = state?.total ?? 0;
   let countRowsRead = 0;
   if (state === null) {
-    const counted = await countMatches(env, accountId, window, filter);
+    const counted = await countMatches(
+      env.DB,
+      accountId,
+      window,
+      filter.access,
+      filter.sql === null ? null : { sql: filter.sql, params: filter.params },
+    );
     totalCount = counted.total;
     countRowsRead = counted.rowsRead;
   }
-  const scan = scanPage(env, accountId, window, state?.position ?? null, query.perPage, filter, budget);
+  const scan = scanPage(env.DB, accountId, window, state?.position ?? null, query.perPage, filter, budget);
   async function* chunks(): AsyncGenerator<string[], ScanResult> {
     for (;;) {
       const step = await scan.next();
