@@ -1,6 +1,8 @@
 import { getAccountPlan } from "../accounts/plans";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
+import { countAcross, scanAcross, shardsToRead } from "../shards/across";
+import { type AccountShards, accountShards, readDbs } from "../shards/route";
 import { countEvents, scanEvents } from "../store";
 import {
   clampWindow,
@@ -41,14 +43,12 @@ export async function listEvents(
   const cursor = query.after === null ? null : decodeCursor(query.after, fingerprint);
   const requested = cursor?.window ?? requestedWindow(query, now);
 
+  const account = await accountShards(env, accountId);
   const [plan, domainKnown] = await Promise.all([
     getAccountPlan(env, accountId),
     query.filters.domain === null
       ? Promise.resolve(true)
-      : env.DB.prepare("SELECT 1 FROM sending_domains WHERE account_id = ? AND domain = ?")
-          .bind(accountId, query.filters.domain)
-          .first()
-          .then((row) => row !== null),
+      : sendingDomainKnown(env, account, query.filters.domain),
   ]);
   if (!domainKnown)
     throw validationError("domain", `domain ${query.filters.domain} is not one this account has sent from`);
@@ -56,11 +56,14 @@ export async function listEvents(
   const window = clampWindow(requested, plan.retention_days, now);
   // The page reads at most PAGE_ROW_BUDGET rows and may come back short, with a cursor where it stopped.
   // count=true is exact: one COUNT over the same access path, run beside it (cost in BENCHMARKS.md).
-  // The account's events database: one today; a shard router will choose it (SPEC §17).
-  const db = env.DB;
+  // Every shard holding the account's events (stripes, a previous placement) answers the page with
+  // its own budget; the pages merge by (occurred_at, id), and the counts add up (SPEC §17).
+  const shards = shardsToRead(account, query.filters.emailId);
   const [scan, countResult] = await Promise.all([
-    scanEvents(db, accountId, query.filters, window, cursor?.position ?? null, { limit: query.limit }),
-    query.count ? countEvents(db, accountId, query.filters, window) : null,
+    scanAcross(env, shards, query.limit, (db) =>
+      scanEvents(db, accountId, query.filters, window, cursor?.position ?? null, { limit: query.limit }),
+    ),
+    query.count ? countAcross(env, shards, (db) => countEvents(db, accountId, query.filters, window)) : null,
   ]);
   const more = scan.hasMore && scan.next !== null;
 
@@ -78,4 +81,17 @@ export async function listEvents(
     rowsRead: scan.rowsRead,
     ...(countResult ? { countRowsRead: countResult.rowsRead } : {}),
   };
+}
+
+/** Whether the account has sent from `domain`: a key lookup on each shard it is read from. */
+export async function sendingDomainKnown(env: Env, account: AccountShards, domain: string): Promise<boolean> {
+  const found = await Promise.all(
+    readDbs(env, account).map(({ db }) =>
+      db
+        .prepare("SELECT 1 FROM sending_domains WHERE account_id = ? AND domain = ?")
+        .bind(account.accountId, domain)
+        .first(),
+    ),
+  );
+  return found.some((row) => row !== null);
 }

@@ -1,6 +1,7 @@
 import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
 import { readCursor, writeCursor } from "../retention/task-cursor";
+import { everyShard, shardCursorKey } from "../shards/control";
 import { budgetedWalk, expiredRollupsWalk } from "../store/purge";
 import { MAX_DAYS } from "./query";
 
@@ -23,13 +24,16 @@ export async function purgeExpiredRollups(
   now: number,
   budget: RollupPurgeBudget = { chunk: 1000, statements: 200 },
 ): Promise<{ deleted: number; complete: boolean }> {
-  const after = (await readCursor<{ after: string }>(env, ROLLUP_PURGE_CURSOR_KEY))?.after ?? "";
-  const walk = expiredRollupsWalk(env.DB, now - MAX_DAYS * DAY_MS);
-  const run = await budgetedWalk(
-    walk,
-    { after },
-    { ...budget, rows: Number.POSITIVE_INFINITY, timeMs: Number.POSITIVE_INFINITY },
-  );
-  await writeCursor(env, ROLLUP_PURGE_CURSOR_KEY, run.complete ? null : { after: run.after });
-  return { deleted: run.deleted, complete: run.complete };
+  return everyShard(env, async (db, shard) => {
+    const key = shardCursorKey(ROLLUP_PURGE_CURSOR_KEY, shard);
+    const after = (await readCursor<{ after: string }>(env, key))?.after ?? "";
+    const walk = expiredRollupsWalk(db, now - MAX_DAYS * DAY_MS);
+    const run = await budgetedWalk(
+      walk,
+      { after },
+      { ...budget, rows: Number.POSITIVE_INFINITY, timeMs: Number.POSITIVE_INFINITY },
+    );
+    await writeCursor(env, key, run.complete ? null : { after: run.after });
+    return { deleted: run.deleted, complete: run.complete };
+  });
 }

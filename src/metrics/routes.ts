@@ -2,10 +2,13 @@ import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import { METRIC_COUNTERS, type MetricCounter } from "../db/metrics";
 import type { Env } from "../env";
+import { sendingDomainKnown } from "../events/list";
 import { validationError } from "../lib/errors";
 import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
+import { accountShards, readDbs } from "../shards/route";
 import { sumRollups } from "../store";
 import { ZoneOffsets } from "./buckets";
+import { mergeRollupSums } from "./merge-sums";
 import {
   addCounters,
   type Counters,
@@ -72,14 +75,16 @@ export async function getMetrics(
 ): Promise<MetricsResult> {
   const q = parseMetricsQuery(params);
   const window = metricsWindow(q, now);
-  if (q.domain !== undefined) {
-    const known = await env.DB.prepare("SELECT 1 FROM sending_domains WHERE account_id = ? AND domain = ?")
-      .bind(accountId, q.domain)
-      .first();
-    if (!known) throw validationError("domain", `domain ${q.domain} is not one this account has sent from`);
+  const account = await accountShards(env, accountId);
+  if (q.domain !== undefined && !(await sendingDomainKnown(env, account, q.domain))) {
+    throw validationError("domain", `domain ${q.domain} is not one this account has sent from`);
   }
   const zone = new ZoneOffsets(q.tz, window.start, window.end);
-  const summed = await sumRollups(env.DB, accountId, q, window, zone);
+  // Every shard holding the account's rollups (stripes, a previous placement) sums its own; the
+  // sums add up, a (bucket, group) present on several shards included (SPEC §17).
+  const summed = mergeRollupSums(
+    await Promise.all(readDbs(env, account).map(({ db }) => sumRollups(db, accountId, q, window, zone))),
+  );
   const totals = q.group_by === "tag";
 
   // SQL summed each local bucket; its start comes from its earliest instant.

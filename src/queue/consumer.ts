@@ -1,5 +1,6 @@
 import type * as z from "zod";
 import { DIMENSIONS, isList } from "../db/event-record";
+import { topicColumn } from "../db/suppressions";
 import type { Env } from "../env";
 import { toStoredFields } from "../events/serialize";
 import { describeError, log } from "../lib/log";
@@ -9,16 +10,21 @@ import {
   queueMessageSchema,
   type RegisterMessage,
 } from "../pipeline/messages";
+import { groupByShard, type ShardGroup } from "../shards/batch";
+import { shardDb } from "../shards/bindings";
+import type { AccountShards } from "../shards/route";
 import {
   backfillStatements,
   chunkByJsonSize,
   eventInsertStatements,
+  eventsByKey,
   registrationStatements,
   removedEventsRollup,
   suppressionFromEventsStatement,
 } from "../store";
 import { isSimulatorAddress } from "../suppressions/address";
 import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
+import { insertSuppressions, type SuppressionWrite } from "../suppressions/write";
 import { findClickBursts } from "../tracking/burst-store";
 import { fanOutNewEvents, type StoredEvent } from "../webhooks/fanout";
 
@@ -26,7 +32,7 @@ import { fanOutNewEvents, type StoredEvent } from "../webhooks/fanout";
  * The EVENTS_QUEUE consumer: every event, registration and automatic suppression is written here,
  * through the statements of the event store (src/store/event-writes.ts).
  *
- * One D1 batch (one transaction) per queue batch. Events are `ON CONFLICT DO NOTHING` on their deterministic key,
+ * One D1 batch (one transaction) per queue batch and event shard (SPEC §17). Events are `ON CONFLICT DO NOTHING` on their deterministic key,
  * registrations and suppressions are upserts, so a redelivered batch writes nothing twice.
  *
  * Enrichment happens inside the same transaction, in both orders: an event insert joins the
@@ -67,42 +73,72 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
     }),
   );
   if (valid.length === 0) return;
-
-  const bodies = valid.map((v) => v.body);
-  let touched: AddressRef[];
-  const inserted: StoredEvent[] = [];
+  let split: Awaited<ReturnType<typeof groupByShard<(typeof valid)[number]>>>;
   try {
-    touched = await writeBatch(env, bodies, inserted);
+    split = await groupByShard(env, valid);
   } catch (err) {
-    log("error", "D1 write failed; retrying the batch", {
+    log("error", "shard placements unavailable; retrying the batch", {
       queue: batch.queue,
-      size: valid.length,
       ...describeError(err),
     });
     for (const { message } of valid) message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
     return;
   }
-  // Webhooks (SPEC §14): first arrivals only, before the ack; a failed send retries the batch,
+  // One transaction per shard, the shards in parallel (SPEC §12): a shard that fails retries its
+  // own messages only.
+  await Promise.all(split.groups.map((group) => handleShardGroup(env, batch.queue, group, split.routes)));
+}
+
+async function handleShardGroup(
+  env: Env,
+  queue: string,
+  group: ShardGroup<{ message: Message<unknown>; body: QueueMessage }>,
+  routes: Map<string, AccountShards>,
+): Promise<void> {
+  const { items } = group;
+  let touched: AddressRef[];
+  const inserted: StoredEvent[] = [];
+  try {
+    const retried = items.some(({ message }) => message.attempts > 1);
+    touched = await writeShard(
+      env,
+      group,
+      routes,
+      items.map((v) => v.body),
+      inserted,
+      retried,
+    );
+  } catch (err) {
+    log("error", "D1 write failed; retrying the shard's messages", {
+      queue,
+      shard: group.shard,
+      size: items.length,
+      ...describeError(err),
+    });
+    for (const { message } of items) message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+    return;
+  }
+  // Webhooks (SPEC §14): first arrivals only, before the ack; a failed send retries the messages,
   // whose retry fans its events out again (webhooks/fanout.ts explains why that delivers nothing twice).
   try {
     await fanOutNewEvents(
       env,
-      valid.map(({ message, body }) => ({ attempts: message.attempts, body })),
+      items.map(({ message, body }) => ({ attempts: message.attempts, body })),
       inserted,
     );
   } catch (err) {
-    log("error", "webhook fan-out failed; retrying the batch", { queue: batch.queue, ...describeError(err) });
-    for (const { message } of valid) message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+    log("error", "webhook fan-out failed; retrying the shard's messages", { queue, ...describeError(err) });
+    for (const { message } of items) message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
     return;
   }
-  for (const { message } of valid) message.ack();
+  for (const { message } of items) message.ack();
   // D1 holds the change and its journal row now; a KV failure leaves the row for the reconcile.
   if (touched.length > 0) {
     try {
       await syncMirror(env, touched);
     } catch (err) {
       log("warn", "suppression mirror not updated; the reconcile will repair it", {
-        queue: batch.queue,
+        queue,
         ...describeError(err),
       });
     }
@@ -135,13 +171,54 @@ export async function fanOutRetried(
   );
 }
 
-/** Writes a batch of valid messages in one D1 transaction; returns the addresses whose suppressions changed. */
+/**
+ * Writes valid messages that were queued before (dead letters, parked messages): one transaction
+ * per shard, the shards in parallel; throws the first failure once every shard has finished (what
+ * the others wrote stays written, and writing it again changes nothing). Returns the addresses whose
+ * suppressions changed.
+ */
 export async function writeBatch(
   env: Env,
   bodies: QueueMessage[],
   /** Filled with the events this batch inserted (first arrivals), for the webhook fan-out. */
   inserted?: StoredEvent[],
 ): Promise<AddressRef[]> {
+  const { groups, routes } = await groupByShard(
+    env,
+    bodies.map((body) => ({ body })),
+  );
+  const settled = await Promise.allSettled(
+    groups.map((group) =>
+      writeShard(
+        env,
+        group,
+        routes,
+        group.items.map((i) => i.body),
+        inserted,
+        true,
+      ),
+    ),
+  );
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.flatMap((s) => (s as PromiseFulfilledResult<AddressRef[]>).value);
+}
+
+/**
+ * Writes one shard's messages in one D1 transaction. A suppression an event causes lives on the
+ * account's home shard (SPEC §17): on this shard it is written in the same transaction; for a
+ * striped account whose home is another shard, right after, for the events this write stored
+ * first (or, on a retry, found stored: an earlier attempt may have stopped between the two).
+ */
+async function writeShard(
+  env: Env,
+  group: { shard: number; db: D1Database },
+  routes: Map<string, AccountShards>,
+  bodies: QueueMessage[],
+  inserted: StoredEvent[] | undefined,
+  retried: boolean,
+): Promise<AddressRef[]> {
+  const { db, shard } = group;
   const registrations = bodies.filter((b): b is RegisterMessage => b.type === "register");
   // One event per id within a batch: a statement's NOT EXISTS cannot see rows it inserts itself.
   const seenEvents = new Set<string>();
@@ -154,8 +231,6 @@ export async function writeBatch(
   });
   // Scanner bursts (SPEC §5): their clicks are not written, and any an earlier batch wrote are deleted
   // below. `bursts.dropped` / `bursts.removed` name them for anything that counts or forwards events.
-  // The database this batch writes to: one today; a shard router will choose it (SPEC §17).
-  const db = env.DB;
   const bursts = await findClickBursts(db, arrived);
   const events = bursts.kept;
   const statements: D1PreparedStatement[] = [];
@@ -175,7 +250,10 @@ export async function writeBatch(
   // Before the events: a suppression is written only with its event's first arrival, so a
   // redelivered bounce cannot bring back an entry that was removed since.
   const suppressing = events.filter((e) => e.suppress && !isSimulatorAddress(e.event.recipient));
-  const suppressionRows = suppressing.map((e) => ({
+  const homeOf = (accountId: string) => routes.get(accountId)?.home ?? shard;
+  const local = suppressing.filter((e) => homeOf(e.event.account_id) === shard);
+  const remote = suppressing.filter((e) => homeOf(e.event.account_id) !== shard);
+  const suppressionRows = local.map((e) => ({
     ...eventRow(e),
     suppression_reason: e.suppress?.reason,
     suppression_topic: e.suppress?.topic ?? null,
@@ -184,9 +262,9 @@ export async function writeBatch(
   for (const chunk of chunkByJsonSize(suppressionRows)) {
     statements.push(suppressionFromEventsStatement(db, chunk));
   }
-  const touched = suppressing.map((e) => ({ accountId: e.event.account_id, email: e.event.recipient }));
+  const touched = local.map((e) => ({ accountId: e.event.account_id, email: e.event.recipient }));
   // The mirror's journal, in the same transaction: the KV write below may fail, never silently.
-  if (touched.length > 0) statements.push(markPending(env, touched, Date.now()));
+  if (touched.length > 0) statements.push(markPending(env, touched, Date.now(), db));
 
   // Scanner bursts: take back what removed clicks counted in the rollups, then delete them.
   if (bursts.removed.length > 0) statements.push(removedEventsRollup(db, bursts.removed));
@@ -199,9 +277,59 @@ export async function writeBatch(
     statements.push(...chunkStatements.statements);
   }
 
+  const stored: StoredEvent[] = [];
   if (statements.length > 0) {
     const results = await db.batch(statements);
-    for (const i of insertAt) inserted?.push(...((results[i]?.results ?? []) as StoredEvent[]));
+    for (const i of insertAt)
+      for (const e of (results[i]?.results ?? []) as StoredEvent[]) stored.push({ ...e, shard });
+  }
+  inserted?.push(...stored);
+  if (remote.length > 0) touched.push(...(await suppressOnHome(env, db, routes, remote, stored, retried)));
+  return touched;
+}
+
+/** The suppressions of a striped account's events, written on its home shard (see writeShard). */
+async function suppressOnHome(
+  env: Env,
+  db: D1Database,
+  routes: Map<string, AccountShards>,
+  remote: EventMessage[],
+  stored: StoredEvent[],
+  retried: boolean,
+): Promise<AddressRef[]> {
+  const key = (accountId: string, id: string) => `${accountId}\u0000${id}`;
+  const found = new Map(stored.map((e) => [key(e.account_id, e.id), e]));
+  if (retried) {
+    for (const e of await eventsByKey(
+      db,
+      remote.map((m) => m.event),
+    ))
+      found.set(key(e.account_id, e.id), e);
+  }
+  const byHome = new Map<number, SuppressionWrite[]>();
+  for (const m of remote) {
+    const event = found.get(key(m.event.account_id, m.event.id));
+    if (!event || !m.suppress) continue;
+    const home = routes.get(m.event.account_id)?.home;
+    if (home === undefined) continue;
+    const topic = m.suppress.topic ?? (m.suppress.inherit_topic ? event.topic : null);
+    const list = byHome.get(home) ?? [];
+    list.push({
+      account_id: m.event.account_id,
+      email: m.event.recipient,
+      topic: topicColumn(topic ?? null),
+      reason: m.suppress.reason,
+      email_id: m.event.email_id,
+      suppressed_at: m.event.occurred_at,
+    });
+    byHome.set(home, list);
+  }
+  const touched: AddressRef[] = [];
+  for (const [home, rows] of byHome) {
+    const homeDb = shardDb(env, home);
+    const refs = rows.map((r) => ({ accountId: r.account_id, email: r.email }));
+    await homeDb.batch([insertSuppressions(homeDb, rows), markPending(env, refs, Date.now(), homeDb)]);
+    touched.push(...refs);
   }
   return touched;
 }

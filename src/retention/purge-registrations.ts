@@ -1,6 +1,8 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
+import { onEveryShard } from "../shards/across";
+import { shardCursorKey, withControlPlan } from "../shards/control";
 import { type AccountGroup, budgetedWalk, PER_EMAIL_TABLES, staleRegistrationsWalk } from "../store/purge";
 import { readCursor, writeCursor } from "./task-cursor";
 
@@ -57,11 +59,28 @@ export async function purgeStaleRegistrations(
   now: number,
   budget: RegistrationPurgeBudget = DEFAULT_REGISTRATION_PURGE_BUDGET,
 ): Promise<RegistrationPurgeResult> {
+  // Every event shard on its own budget and cursor (SPEC §12, §17).
+  const results = await onEveryShard(env, (db, shard) => purgeShard(env, db, shard, now, budget));
+  const deleted: Record<string, number> = {};
+  for (const r of results) for (const [t, n] of Object.entries(r.deleted)) deleted[t] = (deleted[t] ?? 0) + n;
+  const complete = PER_EMAIL_TABLES.map((t) => t.name).filter((t) =>
+    results.every((r) => r.complete.includes(t)),
+  );
+  return { deleted, complete };
+}
+
+async function purgeShard(
+  env: Env,
+  db: D1Database,
+  shard: number,
+  now: number,
+  budget: RegistrationPurgeBudget,
+): Promise<RegistrationPurgeResult> {
   const started = Date.now();
+  const cursorKey = shardCursorKey(REGISTRATION_PURGE_CURSOR_KEY, shard);
   // Each table gets its share of the run, so a long walk of one never starves the other.
   const share = Math.max(3, Math.floor(budget.statements / PER_EMAIL_TABLES.length));
-  const cursors =
-    (await readCursor<Record<string, TableCursor | null>>(env, REGISTRATION_PURGE_CURSOR_KEY)) ?? {};
+  const cursors = (await readCursor<Record<string, TableCursor | null>>(env, cursorKey)) ?? {};
   const result: RegistrationPurgeResult = { deleted: {}, complete: [] };
 
   for (const [i, table] of PER_EMAIL_TABLES.entries()) {
@@ -78,11 +97,14 @@ export async function purgeStaleRegistrations(
         .first<{ plan: string }>();
       start = { after: "", group: { key: cursor.account, plan: row?.plan ?? null }, from: cursor.after };
     }
-    const walk = staleRegistrationsWalk(
-      env.DB,
-      table,
-      (account) =>
-        now - (effectivePlan(env, account.plan).retention_days + REGISTRATION_MARGIN_DAYS) * DAY_MS,
+    const walk = withControlPlan(
+      env,
+      staleRegistrationsWalk(
+        db,
+        table,
+        (account) =>
+          now - (effectivePlan(env, account.plan).retention_days + REGISTRATION_MARGIN_DAYS) * DAY_MS,
+      ),
     );
     const run = await budgetedWalk(walk, start, {
       chunk: budget.chunk,
@@ -98,6 +120,6 @@ export async function purgeStaleRegistrations(
     result.deleted[table.name] = run.deleted;
     if (run.complete) result.complete.push(table.name);
   }
-  await writeCursor(env, REGISTRATION_PURGE_CURSOR_KEY, cursors);
+  await writeCursor(env, cursorKey, cursors);
   return result;
 }

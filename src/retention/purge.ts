@@ -1,6 +1,7 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
+import { everyShard, shardCursorKey, withControlPlan } from "../shards/control";
 import { budgetedWalk, expiredEventsWalk, type PurgeBudget } from "../store/purge";
 import { readCursor, writeCursor } from "./task-cursor";
 
@@ -44,13 +45,17 @@ export async function purgeExpiredEvents(
   now: number,
   budget: PurgeBudget = DEFAULT_PURGE_BUDGET,
 ): Promise<PurgeResult> {
-  const after = (await readCursor<{ after: string }>(env, PURGE_CURSOR_KEY))?.after ?? "";
-  const walk = expiredEventsWalk(
-    env.DB,
-    (account) => now - effectivePlan(env, account.plan).retention_days * DAY_MS,
-  );
-  // Stopped inside an account: `after` stays before it, so the next run resumes it.
-  const run = await budgetedWalk(walk, { after }, budget);
-  await writeCursor(env, PURGE_CURSOR_KEY, run.complete ? null : { after: run.after });
-  return { accounts: run.groups, deleted: run.deleted, complete: run.complete };
+  // Every event shard on its own budget and cursor (SPEC §12, §17); plans come from the control DB.
+  return everyShard(env, async (db, shard) => {
+    const key = shardCursorKey(PURGE_CURSOR_KEY, shard);
+    const after = (await readCursor<{ after: string }>(env, key))?.after ?? "";
+    const walk = withControlPlan(
+      env,
+      expiredEventsWalk(db, (account) => now - effectivePlan(env, account.plan).retention_days * DAY_MS),
+    );
+    // Stopped inside an account: `after` stays before it, so the next run resumes it.
+    const run = await budgetedWalk(walk, { after }, budget);
+    await writeCursor(env, key, run.complete ? null : { after: run.after });
+    return { accounts: run.groups, deleted: run.deleted, complete: run.complete };
+  });
 }

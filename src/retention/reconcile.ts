@@ -1,5 +1,7 @@
 import type { Env } from "../env";
 import { log } from "../lib/log";
+import { onEveryShard } from "../shards/across";
+import { boundShards, shardDb } from "../shards/bindings";
 import {
   type AddressRef,
   fitsKv,
@@ -87,6 +89,8 @@ export interface ReconcileResult {
 export const RECONCILE_CURSOR_KEY = "meta:reconcile";
 
 interface SweepPosition {
+  /** The event shard being swept (SPEC §17: each account's suppressions live on its home shard). */
+  shard?: number;
   /** The account being compared. */
   account: string;
   /** The last address compared in it. */
@@ -134,16 +138,17 @@ export async function reconcileMirror(
     sweep: sweep.next,
     orphans: orphans.next,
   } satisfies ReconcileCursor);
-  const backlog = await env.DB.prepare(
-    "SELECT COUNT(*) AS n, MIN(since) AS oldest FROM mirror_pending",
-  ).first<{
-    n: number;
-    oldest: number | null;
-  }>();
+  const backlogs = await onEveryShard(env, (db) =>
+    db.prepare("SELECT COUNT(*) AS n, MIN(since) AS oldest FROM mirror_pending").first<{
+      n: number;
+      oldest: number | null;
+    }>(),
+  );
+  const oldest = backlogs.map((b) => b?.oldest ?? null).filter((t): t is number => t !== null);
   return {
     pendingRepaired: pending,
-    pendingWaiting: backlog?.n ?? 0,
-    pendingOldestAt: backlog?.oldest ?? null,
+    pendingWaiting: backlogs.reduce((n, b) => n + (b?.n ?? 0), 0),
+    pendingOldestAt: oldest.length > 0 ? Math.min(...oldest) : null,
     addressesChecked: sweep.checked,
     rewritten: sweep.repaired,
     keysChecked: orphans.checked,
@@ -153,16 +158,24 @@ export async function reconcileMirror(
   };
 }
 
-/** Step 1: every journal row older than PENDING_AGE_MS, up to the budget. */
+/** Step 1: every journal row older than PENDING_AGE_MS, up to the budget, oldest first on each shard. */
 async function repairJournal(env: Env, meter: Meter, budget: ReconcileBudget, now: number) {
   const room = Math.min(budget.pending, budget.kvOps - meter.kv - 1);
   if (room <= 0 || !meter.fits(0, 3)) return 0;
-  meter.d1 += 1;
-  const { results } = await env.DB.prepare(
-    `SELECT account_id, email FROM mirror_pending WHERE since <= ?1 ORDER BY since LIMIT ?2`,
-  )
-    .bind(now - PENDING_AGE_MS, room)
-    .all<{ account_id: string; email: string }>();
+  meter.d1 += boundShards(env).length;
+  const perShard = await onEveryShard(env, async (db) => {
+    const { results } = await db
+      .prepare(
+        `SELECT account_id, email, since FROM mirror_pending WHERE since <= ?1 ORDER BY since LIMIT ?2`,
+      )
+      .bind(now - PENDING_AGE_MS, room)
+      .all<{ account_id: string; email: string; since: number }>();
+    return results;
+  });
+  const results = perShard
+    .flat()
+    .sort((a, b) => a.since - b.since)
+    .slice(0, room);
   if (results.length === 0) return 0;
   const refs = results.map((r) => ({ accountId: r.account_id, email: r.email }));
   meter.d1 += 2;
@@ -182,25 +195,35 @@ async function sweepAccounts(env: Env, meter: Meter, budget: ReconcileBudget, st
   let repaired = 0;
   let complete = false;
   // A step costs one list, two D1 statements, and a write per drifted address (reserve a few).
+  const shards = boundShards(env);
   while (meter.fits(1 + 20, 4)) {
     if (position === null || position.account === "") {
+      const shard =
+        position?.shard !== undefined && shards.includes(position.shard) ? position.shard : (shards[0] ?? 0);
       meter.d1 += 1;
-      const next = await env.DB.prepare(NEXT_ACCOUNT)
+      const next = await shardDb(env, shard)
+        .prepare(NEXT_ACCOUNT)
         .bind(position?.after ?? "")
         .first<{ account_id: string }>();
       if (!next) {
-        complete = true;
-        position = null;
-        break;
+        // This shard is done: the next one from its first account, or the pass is complete.
+        const following = shards[shards.indexOf(shard) + 1];
+        if (following === undefined) {
+          complete = true;
+          position = null;
+          break;
+        }
+        position = { shard: following, account: "", after: "", kv: null };
+        continue;
       }
-      position = { account: next.account_id, after: "", kv: null };
+      position = { shard, account: next.account_id, after: "", kv: null };
     }
     const step = await compareSlice(env, meter, budget, position);
     if (step.stalled) break; // no room left for repairs this run; the next run resumes here
     checked += step.checked;
     repaired += step.repaired;
     // An account done: the next step seeks the one after it (account "" with `after` = this account).
-    position = step.next ?? { account: "", after: position.account, kv: null };
+    position = step.next ?? { shard: position.shard, account: "", after: position.account, kv: null };
   }
   return { next: position, checked, repaired, complete };
 }
@@ -231,11 +254,12 @@ async function compareSlice(env: Env, meter: Meter, budget: ReconcileBudget, at:
   // The page covers addresses up to its last key; the account's last page covers the rest.
   const upper = page.list_complete || !lastKey ? null : lastKey.name.slice(prefix.length);
   meter.d1 += 1;
-  const { results } = await env.DB.prepare(
-    `SELECT email, topic, reason, suppressed_at FROM suppressions
+  const { results } = await shardDb(env, at.shard ?? boundShards(env)[0] ?? 0)
+    .prepare(
+      `SELECT email, topic, reason, suppressed_at FROM suppressions
       WHERE account_id = ?1 AND email > ?2 ${upper === null ? "" : "AND email <= ?4"}
       ORDER BY email, topic LIMIT ?3`,
-  )
+    )
     .bind(at.account, at.after, sweepRows(budget), ...(upper === null ? [] : [upper]))
     .all<SweepRow>();
   // A full read may have cut the last address's entries short: compare up to the one before it.
@@ -297,9 +321,9 @@ async function compareSlice(env: Env, meter: Meter, budget: ReconcileBudget, at:
   }
   const checked = [...new Set([...listed, ...expected.keys()])].filter(inRange).length;
   let next: SweepPosition | null;
-  if (truncated) next = { account: at.account, after: end ?? at.after, kv: at.kv };
+  if (truncated) next = { shard: at.shard, account: at.account, after: end ?? at.after, kv: at.kv };
   else if (page.list_complete) next = null;
-  else next = { account: at.account, after: upper ?? at.after, kv: page.cursor };
+  else next = { shard: at.shard, account: at.account, after: upper ?? at.after, kv: page.cursor };
   return { checked, repaired, next, stalled: false };
 }
 

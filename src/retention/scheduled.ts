@@ -2,6 +2,7 @@ import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { purgeExpiredRollups } from "../metrics/purge-rollups";
 import { parkedStatus, replayParkedMessages } from "../queue/parked";
+import { everyShard } from "../shards/control";
 import { dropDrainedPlacements, recordShardSet } from "../shards/placements";
 import { purgeBurstMarks } from "../tracking/burst-store";
 import { purgeExpiredDeliveries } from "../webhooks/purge";
@@ -24,7 +25,7 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["webhook deliveries purge", () => purgeExpiredDeliveries(env, now)],
     ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
-    ["burst marks purge", () => purgeBurstMarks(env.DB, now)],
+    ["burst marks purge", () => everyShard(env, (db) => purgeBurstMarks(db, now))],
     // After the purges: a previous placement is dropped once they left nothing of the account on it.
     [
       "shard placements",

@@ -53,6 +53,19 @@ export async function scanAcross<R extends { occurred_at: number; id: string }>(
   };
 }
 
+/** A count on every shard to read, summed (with the rows each read). */
+export async function countAcross(
+  env: Env,
+  shards: readonly number[],
+  count: (db: D1Database, shard: number) => Promise<{ total: number; rowsRead: number }>,
+): Promise<{ total: number; rowsRead: number }> {
+  const counts = await Promise.all(shards.map((shard) => count(shardDb(env, shard), shard)));
+  return {
+    total: counts.reduce((n, c) => n + c.total, 0),
+    rowsRead: counts.reduce((n, c) => n + c.rowsRead, 0),
+  };
+}
+
 /** Newest-first rows of several shards merged and cut to `take` (offset paging: page = offset + limit). */
 export function mergeNewestFirst<R>(lists: R[][], take: number, positionOf: (row: R) => Position): R[] {
   const all = lists.flat().map((row) => ({ row, pos: positionOf(row) }));
@@ -88,9 +101,88 @@ export function sumResults<T extends Record<string, unknown>>(results: T[]): T {
   for (const r of results) {
     for (const [k, v] of Object.entries(r)) {
       if (typeof v === "number") sum[k] = ((sum[k] as number | undefined) ?? 0) + v;
-      else if (typeof v === "boolean") sum[k] = (sum[k] as boolean | undefined) || v;
+      // A flag such as `complete` holds when it holds on every shard.
+      else if (typeof v === "boolean") sum[k] = ((sum[k] as boolean | undefined) ?? true) && v;
       else if (!(k in sum)) sum[k] = v;
     }
   }
   return sum as T;
+}
+
+/** How a streamed page scan ends (store/scan.ts): where the next page starts, and its costs. */
+export interface StreamEnd {
+  next: { occurredAt: number; id: string } | null;
+  rowsScanned: number;
+  rowsRead: number;
+  matched: number;
+}
+
+/**
+ * A streamed page scan over several shards. One shard streams as it is; several are each read to
+ * the end of their page (at most `limit` rows each, within their own budget), merged by
+ * (`occurred_at`, `id`) and yielded as one chunk, ending where the merged page ends.
+ */
+export async function* streamAcross<R extends { occurred_at: number; id: string }>(
+  env: Env,
+  shards: readonly number[],
+  limit: number,
+  scan: (db: D1Database, shard: number) => AsyncGenerator<R[], StreamEnd>,
+): AsyncGenerator<R[], StreamEnd> {
+  if (shards.length === 1) return yield* scan(shardDb(env, shards[0] ?? 0), shards[0] ?? 0);
+  const pages = await Promise.all(
+    shards.map(async (shard) => {
+      const generator = scan(shardDb(env, shard), shard);
+      const rows: R[] = [];
+      for (;;) {
+        const step = await generator.next();
+        if (step.done) return { rows, end: step.value };
+        rows.push(...step.value);
+      }
+    }),
+  );
+  const merged = mergePages(
+    pages.map((p) => ({
+      rows: p.rows,
+      scannedTo: p.end.next ? { at: p.end.next.occurredAt, id: p.end.next.id } : null,
+    })),
+    limit,
+    (row) => ({ at: row.occurred_at, id: row.id }),
+  );
+  yield merged.rows;
+  const below = merged.continueBelow;
+  return {
+    next: below ? { occurredAt: below.at, id: below.id } : null,
+    rowsScanned: pages.reduce((n, p) => n + p.end.rowsScanned, 0),
+    rowsRead: pages.reduce((n, p) => n + p.end.rowsRead, 0),
+    matched: merged.rows.length,
+  };
+}
+
+/**
+ * An offset page (Numonic's `page`, Unosend's `offset`) over several shards: each shard answers its
+ * first `offset + limit` rows and its total, the rows merge newest first, the totals add up.
+ */
+export async function offsetAcross<R extends { occurred_at: number; id: string }>(
+  env: Env,
+  shards: readonly number[],
+  offset: number,
+  limit: number,
+  page: (
+    db: D1Database,
+    offset: number,
+    limit: number,
+  ) => Promise<{ rows: R[]; total: number; rowsRead: number }>,
+): Promise<{ rows: R[]; total: number; rowsRead: number }> {
+  if (shards.length === 1) return page(shardDb(env, shards[0] ?? 0), offset, limit);
+  const parts = await Promise.all(shards.map((shard) => page(shardDb(env, shard), 0, offset + limit)));
+  const merged = mergeNewestFirst(
+    parts.map((p) => p.rows),
+    offset + limit,
+    (row) => ({ at: row.occurred_at, id: row.id }),
+  );
+  return {
+    rows: merged.slice(offset),
+    total: parts.reduce((n, p) => n + p.total, 0),
+    rowsRead: parts.reduce((n, p) => n + p.rowsRead, 0),
+  };
 }

@@ -64,3 +64,23 @@ export const homeDb = (env: Env, account: AccountShards): D1Database => shardDb(
 /** The database an email of the account is written to. */
 export const emailDb = (env: Env, account: AccountShards, emailId: string): D1Database =>
   shardDb(env, shardOfEmail(account, emailId));
+
+/** The home database of an account (its suppressions and their journal, SPEC §17). */
+export async function homeDbOf(env: Env, accountId: string): Promise<D1Database> {
+  return homeDb(env, await accountShards(env, accountId));
+}
+
+/** Items grouped by their account's home database (one round of routing for all of them). */
+export async function groupByHome<T>(
+  env: Env,
+  items: T[],
+  accountOf: (item: T) => string,
+): Promise<{ db: D1Database; items: T[] }[]> {
+  const directory = await loadDirectory(env);
+  const groups = new Map<number, T[]>();
+  for (const item of items) {
+    const home = routeAccount(env, accountOf(item), directory).home;
+    groups.set(home, [...(groups.get(home) ?? []), item]);
+  }
+  return [...groups].map(([home, list]) => ({ db: shardDb(env, home), items: list }));
+}

@@ -1,6 +1,7 @@
 import { topicOfColumn } from "../db/suppressions";
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import { groupByHome } from "../shards/route";
 
 /**
  * The KV mirror of the suppression list, read at send time by POST /v1/suppressions/check.
@@ -70,6 +71,14 @@ SELECT s.account_id, s.email, s.topic, s.reason, s.suppressed_at
 /** D1's entries for each address, grouped by mirror key (every requested key present, maybe empty). */
 export async function readEntries(env: Env, refs: AddressRef[]): Promise<Map<string, MirrorEntry[]>> {
   const byKey = new Map<string, MirrorEntry[]>();
+  for (const group of await groupByHome(env, refs, (ref) => ref.accountId)) {
+    for (const [key, list] of await readEntriesOn(group.db, group.items)) byKey.set(key, list);
+  }
+  return byKey;
+}
+
+async function readEntriesOn(db: D1Database, refs: AddressRef[]): Promise<Map<string, MirrorEntry[]>> {
+  const byKey = new Map<string, MirrorEntry[]>();
   const pairs: [string, string][] = [];
   for (const ref of refs) {
     const key = mirrorKey(ref.accountId, ref.email);
@@ -78,7 +87,7 @@ export async function readEntries(env: Env, refs: AddressRef[]): Promise<Map<str
     pairs.push([ref.accountId, ref.email]);
   }
   if (pairs.length === 0) return byKey;
-  const { results } = await env.DB.prepare(ENTRIES_OF).bind(JSON.stringify(pairs)).all<SuppressionDbRow>();
+  const { results } = await db.prepare(ENTRIES_OF).bind(JSON.stringify(pairs)).all<SuppressionDbRow>();
   for (const row of results) {
     byKey.get(mirrorKey(row.account_id, row.email))?.push({
       topic: topicOfColumn(row.topic),
@@ -119,16 +128,24 @@ export function mirrorFingerprint(value: string): string {
  * can never be committed without its journal row. A new random token per change; `since` keeps the
  * first unmirrored change's time.
  */
-export function markPending(env: Env, refs: AddressRef[], now: number): D1PreparedStatement {
+export function markPending(
+  env: Env,
+  refs: AddressRef[],
+  now: number,
+  /** The database of the change: the accounts' home shard (SPEC §17). */
+  db: D1Database = env.DB,
+): D1PreparedStatement {
   const pairs = refs
     .filter((ref) => fitsKv(mirrorKey(ref.accountId, ref.email)))
     .map((ref) => [ref.accountId, ref.email]);
-  return env.DB.prepare(
-    `INSERT INTO mirror_pending (account_id, email, token, since)
+  return db
+    .prepare(
+      `INSERT INTO mirror_pending (account_id, email, token, since)
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), lower(hex(randomblob(8))), ?2
        FROM json_each(?1) WHERE true
      ON CONFLICT (account_id, email) DO UPDATE SET token = excluded.token`,
-  ).bind(JSON.stringify(pairs), now);
+    )
+    .bind(JSON.stringify(pairs), now);
 }
 
 interface PendingDbRow {
@@ -153,7 +170,7 @@ interface AddressState {
 
 /** D1's value and journal token of each address, in one round trip (plus `extra` statements after the reads). */
 async function readState(
-  env: Env,
+  db: D1Database,
   refs: AddressRef[],
   extra: D1PreparedStatement[] = [],
 ): Promise<Map<string, AddressState>> {
@@ -167,9 +184,9 @@ async function readState(
   }
   if (pairs.length === 0 && extra.length === 0) return state;
   const json = JSON.stringify(pairs);
-  const [entries, tokens] = await env.DB.batch([
-    env.DB.prepare(ENTRIES_OF).bind(json),
-    env.DB.prepare(PENDING_TOKENS).bind(json),
+  const [entries, tokens] = await db.batch([
+    db.prepare(ENTRIES_OF).bind(json),
+    db.prepare(PENDING_TOKENS).bind(json),
     ...extra,
   ]);
   const lists = new Map<string, MirrorEntry[]>();
@@ -211,7 +228,13 @@ const MAX_ROUNDS = 3;
  */
 export async function syncMirror(env: Env, refs: AddressRef[]): Promise<string[]> {
   const mirrorable = refs.filter((ref) => fitsKv(mirrorKey(ref.accountId, ref.email)));
-  let state = await readState(env, mirrorable);
+  // Each account's entries and journal live on its home shard (SPEC §17).
+  const groups = await groupByHome(env, mirrorable, (ref) => ref.accountId);
+  return (await Promise.all(groups.map((g) => syncMirrorOn(env, g.db, g.items)))).flat();
+}
+
+async function syncMirrorOn(env: Env, db: D1Database, mirrorable: AddressRef[]): Promise<string[]> {
+  let state = await readState(db, mirrorable);
   const failed: string[] = [];
   for (let round = 0; round < MAX_ROUNDS && state.size > 0; round += 1) {
     const written: AddressState[] = [];
@@ -239,9 +262,9 @@ export async function syncMirror(env: Env, refs: AddressRef[]): Promise<string[]
     const tokens = written
       .filter((s) => s.token !== null)
       .map((s) => [s.ref.accountId, s.ref.email, s.token]);
-    const clear = tokens.length > 0 ? [env.DB.prepare(CLEAR_PENDING).bind(JSON.stringify(tokens))] : [];
+    const clear = tokens.length > 0 ? [db.prepare(CLEAR_PENDING).bind(JSON.stringify(tokens))] : [];
     const again = await readState(
-      env,
+      db,
       written.map((s) => s.ref),
       clear,
     );

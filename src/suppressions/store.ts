@@ -3,10 +3,11 @@ import { drizzle } from "drizzle-orm/d1";
 import { type SuppressionRow, suppressions } from "../db/suppressions";
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import { homeDbOf } from "../shards/route";
 import { markPending, syncMirror } from "./mirror";
 
 /**
- * The suppression API's own reads and writes. Adds and removes write D1 directly (a read right after
+ * The suppression API's own reads and writes, on the account's home shard (SPEC §17). Adds and removes write D1 directly (a read right after
  * sees them), with the mirror's journal row in the same transaction, and then the KV mirror; a mirror
  * failure leaves the journal row for the reconcile and is never turned into an error after D1 has
  * committed.
@@ -15,7 +16,7 @@ import { markPending, syncMirror } from "./mirror";
 export { EVERY_TOPIC, topicColumn } from "../db/suppressions";
 
 export async function entriesOf(env: Env, accountId: string, email: string): Promise<SuppressionRow[]> {
-  return drizzle(env.DB)
+  return drizzle(await homeDbOf(env, accountId))
     .select()
     .from(suppressions)
     .where(and(eq(suppressions.accountId, accountId), eq(suppressions.email, email)))
@@ -35,16 +36,21 @@ export async function addManual(
 ): Promise<{ entry: SuppressionRow; created: boolean }> {
   // The journal row goes in the same transaction as the change (see markPending); it is written
   // even when the entry existed, so a PUT also repairs a mirror that lost the address.
-  const [inserted, current] = await env.DB.batch<Record<string, unknown>>([
-    env.DB.prepare(
-      `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at)
+  const db = await homeDbOf(env, accountId);
+  const [inserted, current] = await db.batch<Record<string, unknown>>([
+    db
+      .prepare(
+        `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at)
        VALUES (?1, ?2, ?3, 'manual', NULL, ?4) ON CONFLICT DO NOTHING RETURNING email`,
-    ).bind(accountId, email, topic, now),
-    env.DB.prepare(
-      `SELECT account_id, email, topic, reason, email_id, suppressed_at FROM suppressions
+      )
+      .bind(accountId, email, topic, now),
+    db
+      .prepare(
+        `SELECT account_id, email, topic, reason, email_id, suppressed_at FROM suppressions
         WHERE account_id = ?1 AND email = ?2 AND topic = ?3`,
-    ).bind(accountId, email, topic),
-    markPending(env, [{ accountId, email }], now),
+      )
+      .bind(accountId, email, topic),
+    markPending(env, [{ accountId, email }], now, db),
   ]);
   const row = current?.results[0] as
     | {
@@ -76,12 +82,15 @@ export async function removeEntries(
   email: string,
   topic: string | null,
 ): Promise<number> {
-  const [removed] = await env.DB.batch([
-    env.DB.prepare(
-      `DELETE FROM suppressions WHERE account_id = ?1 AND email = ?2 AND (?3 IS NULL OR topic = ?3)
+  const db = await homeDbOf(env, accountId);
+  const [removed] = await db.batch([
+    db
+      .prepare(
+        `DELETE FROM suppressions WHERE account_id = ?1 AND email = ?2 AND (?3 IS NULL OR topic = ?3)
        RETURNING topic`,
-    ).bind(accountId, email, topic),
-    markPending(env, [{ accountId, email }], Date.now()),
+      )
+      .bind(accountId, email, topic),
+    markPending(env, [{ accountId, email }], Date.now(), db),
   ]);
   await updateMirror(env, accountId, email);
   return removed?.results.length ?? 0;
@@ -119,7 +128,7 @@ export async function listPage(
       sql`(${suppressions.suppressedAt}, ${suppressions.email}, ${suppressions.topic}) < (${position.suppressedAt}, ${position.email}, ${position.topic})`,
     );
   }
-  return drizzle(env.DB)
+  return drizzle(await homeDbOf(env, accountId))
     .select()
     .from(suppressions)
     .where(and(...where))

@@ -4,6 +4,9 @@ import type { Env } from "../env";
 import { type EventDbRow, toPublicEvent } from "../events/serialize";
 import { describeError, log } from "../lib/log";
 import { DAY_MS } from "../lib/params";
+import { shardDb } from "../shards/bindings";
+import { loadDirectory } from "../shards/directory";
+import { routeAccount } from "../shards/route";
 import {
   type DeliveryStateRow,
   deliveriesByKeyStatement,
@@ -66,6 +69,8 @@ type Outcome =
 interface Item {
   message: Message<unknown>;
   m: WebhookMessage;
+  /** The event shard that holds the event and so its delivery row (SPEC §17). */
+  db: D1Database;
   existing: DeliveryRow | null;
   event: EventDbRow | null;
   endpoint: CachedEndpoint | null;
@@ -118,6 +123,7 @@ export async function handleWebhookBatch(
   }
 
   const closing: D1PreparedStatement[] = [];
+  const closingDbs: D1Database[] = [];
   const closed: Message<unknown>[] = [];
   const toAttempt: Item[] = [];
   for (const item of items) {
@@ -146,8 +152,9 @@ export async function handleWebhookBatch(
       continue;
     }
     if (existing?.status === "pending") {
+      closingDbs.push(item.db);
       closing.push(
-        deliveryUpsert(env, m, event?.type ?? "", {
+        deliveryUpsert(item.db, m, event?.type ?? "", {
           status: "failed",
           attempts: existing.attempts,
           counted: false,
@@ -163,7 +170,7 @@ export async function handleWebhookBatch(
 
   const attempted = await attemptAll(env, toAttempt, clock, options.timeoutMs ?? DELIVERY_TIMEOUT_MS);
   try {
-    await recordAll(env, attempted, closing);
+    await recordAll(env, attempted, closing, closingDbs);
   } catch (err) {
     retryAll([...attempted, ...closed.map((message) => ({ message }))], err);
     return;
@@ -199,45 +206,64 @@ export async function handleWebhookBatch(
   }
 }
 
-/** One D1 round trip for the batch: each message's stored event and delivery row; endpoints from the cache. */
+/**
+ * One D1 round trip per shard for the batch: each message's stored event and delivery row, on the
+ * shard the fan-out named (`shard`), or else on every shard the account is read from (a message
+ * queued before shards, or a replay); endpoints from the cache.
+ */
 async function loadItems(
   env: Env,
   parsed: { message: Message<unknown>; m: WebhookMessage }[],
   now: number,
 ): Promise<Item[]> {
-  const [endpoints, [eventResult, deliveryResult]] = await Promise.all([
+  const directory = await loadDirectory(env);
+  const candidates = parsed.map(({ m }) =>
+    m.shard !== undefined ? [m.shard] : [...routeAccount(env, m.account_id, directory).read],
+  );
+  const byShard = new Map<number, WebhookMessage[]>();
+  parsed.forEach(({ m }, i) => {
+    for (const shard of candidates[i] ?? []) byShard.set(shard, [...(byShard.get(shard) ?? []), m]);
+  });
+  const [endpoints, perShard] = await Promise.all([
     endpointsOf(
       env,
       parsed.map(({ m }) => m.account_id),
       now,
     ),
-    env.DB.batch([
-      eventsByKeyStatement(
-        env.DB,
-        parsed.map(({ m }) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
-      ),
-      deliveriesByKeyStatement(
-        env.DB,
-        parsed.map(({ m }) => m),
-      ),
-    ]),
+    Promise.all(
+      [...byShard].map(async ([shard, messages]) => {
+        const db = shardDb(env, shard);
+        const [eventResult, deliveryResult] = await db.batch([
+          eventsByKeyStatement(
+            db,
+            messages.map((m) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
+          ),
+          deliveriesByKeyStatement(db, messages),
+        ]);
+        return { shard, eventResult, deliveryResult };
+      }),
+    ),
   ]);
-  const eventsByKey = new Map(
-    ((eventResult?.results ?? []) as EventDbRow[]).map((e) => [key(e.account_id, e.occurred_at, e.id), e]),
-  );
-  const deliveriesByKey = new Map(
-    ((deliveryResult?.results ?? []) as DeliveryStateRow[]).map((d) => [
-      key(d.endpoint_id, d.event_occurred_at, d.event_id),
-      d,
-    ]),
-  );
-  return parsed.map(({ message, m }) => ({
-    message,
-    m,
-    existing: deliveriesByKey.get(key(m.endpoint_id, m.occurred_at, m.event_id)) ?? null,
-    event: eventsByKey.get(key(m.account_id, m.occurred_at, m.event_id)) ?? null,
-    endpoint: endpoints.get(m.account_id)?.find((e) => e.row.id === m.endpoint_id) ?? null,
-  }));
+  const eventsByKey = new Map<string, { event: EventDbRow; shard: number }>();
+  const deliveriesByKey = new Map<string, DeliveryStateRow>();
+  for (const { shard, eventResult, deliveryResult } of perShard) {
+    for (const e of (eventResult?.results ?? []) as EventDbRow[])
+      eventsByKey.set(key(e.account_id, e.occurred_at, e.id), { event: e, shard });
+    for (const d of (deliveryResult?.results ?? []) as DeliveryStateRow[])
+      deliveriesByKey.set(key(d.endpoint_id, d.event_occurred_at, d.event_id), d);
+  }
+  return parsed.map(({ message, m }, i) => {
+    const found = eventsByKey.get(key(m.account_id, m.occurred_at, m.event_id));
+    const shard = found?.shard ?? candidates[i]?.[0] ?? 0;
+    return {
+      message,
+      m,
+      db: shardDb(env, shard),
+      existing: deliveriesByKey.get(key(m.endpoint_id, m.occurred_at, m.event_id)) ?? null,
+      event: found?.event ?? null,
+      endpoint: endpoints.get(m.account_id)?.find((e) => e.row.id === m.endpoint_id) ?? null,
+    };
+  });
 }
 
 /** The POSTs, concurrently: every endpoint at once, at most PER_ENDPOINT_CONCURRENCY each. */
@@ -290,7 +316,12 @@ async function attemptAll(
  * its deliveries' runs. Then one round trip: each delivery's upsert, and for endpoints that
  * succeeded the end of a failure streak (a write only when there was one).
  */
-async function recordAll(env: Env, attempted: Attempted[], closing: D1PreparedStatement[]): Promise<void> {
+async function recordAll(
+  env: Env,
+  attempted: Attempted[],
+  closing: D1PreparedStatement[],
+  closingDbs: D1Database[],
+): Promise<void> {
   const failures = attempted.filter((a) => a.outcome.kind !== "succeeded");
   if (failures.length > 0) {
     const results = await env.DB.batch(failures.map((a) => endpointFailure(env, a)));
@@ -304,7 +335,15 @@ async function recordAll(env: Env, attempted: Attempted[], closing: D1PreparedSt
     });
     for (const a of failures) if (disabled.has(a.m.endpoint_id)) a.next = null;
   }
-  const statements = [...closing];
+  // Endpoint health on the control database; each delivery on its event's shard.
+  const statements: D1PreparedStatement[] = [];
+  const byDb = new Map<D1Database, D1PreparedStatement[]>();
+  const onShard = (db: D1Database, statement: D1PreparedStatement) =>
+    byDb.set(db, [...(byDb.get(db) ?? []), statement]);
+  closing.forEach((statement, i) => {
+    const db = closingDbs[i];
+    if (db) onShard(db, statement);
+  });
   const healed = new Set<string>();
   for (const a of attempted) {
     if (a.outcome.kind === "succeeded" && !healed.has(a.m.endpoint_id)) {
@@ -315,8 +354,9 @@ async function recordAll(env: Env, attempted: Attempted[], closing: D1PreparedSt
         ).bind(a.m.account_id, a.m.endpoint_id),
       );
     }
-    statements.push(
-      deliveryUpsert(env, a.m, a.event.type, {
+    onShard(
+      a.db,
+      deliveryUpsert(a.db, a.m, a.event.type, {
         status: a.outcome.kind === "succeeded" ? "succeeded" : a.next === null ? "failed" : "pending",
         attempts: a.attempts - 1,
         counted: true,
@@ -333,7 +373,10 @@ async function recordAll(env: Env, attempted: Attempted[], closing: D1PreparedSt
       }),
     );
   }
-  if (statements.length > 0) await env.DB.batch(statements);
+  await Promise.all([
+    statements.length > 0 ? env.DB.batch(statements) : null,
+    ...[...byDb].map(([db, list]) => db.batch(list)),
+  ]);
 }
 
 /** A 410 disables at once; another failure starts the streak or, 72 hours into it, disables. */
@@ -419,12 +462,12 @@ interface RecordFields {
 
 /** One upsert: the delivery's only write for this attempt. */
 function deliveryUpsert(
-  env: Env,
+  db: D1Database,
   m: WebhookMessage,
   eventType: string,
   f: RecordFields,
 ): D1PreparedStatement {
-  return upsertDelivery(env.DB, {
+  return upsertDelivery(db, {
     endpoint_id: m.endpoint_id,
     event_occurred_at: m.occurred_at,
     event_id: m.event_id,

@@ -3,6 +3,8 @@ import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
 import { openCursor, sealCursor } from "../lib/keyset-cursor";
+import { mergeNewestFirst } from "../shards/across";
+import { accountShards, readDbs } from "../shards/route";
 import { listDeliveryRows } from "../store";
 import { DELIVERY_STATUSES } from "./schema";
 
@@ -66,14 +68,24 @@ export async function listDeliveries(env: Env, accountId: string, endpointId: st
           cursorSchema,
           "after belongs to another listing; repeat status and event_id unchanged",
         );
-  const results = await listDeliveryRows(env.DB, {
-    accountId,
-    endpointId,
-    before: position ? { occurredAt: position.t, eventId: position.e } : null,
-    status: q.status,
-    eventId: q.eventId,
-    limit: q.limit + 1,
-  });
+  // Deliveries live with their events: on every shard the account is read from (SPEC §17), merged.
+  const account = await accountShards(env, accountId);
+  const perShard = await Promise.all(
+    readDbs(env, account).map(({ db }) =>
+      listDeliveryRows(db, {
+        accountId,
+        endpointId,
+        before: position ? { occurredAt: position.t, eventId: position.e } : null,
+        status: q.status,
+        eventId: q.eventId,
+        limit: q.limit + 1,
+      }),
+    ),
+  );
+  const results = mergeNewestFirst(perShard, q.limit + 1, (d) => ({
+    at: d.event_occurred_at,
+    id: d.event_id,
+  }));
   const hasMore = results.length > q.limit;
   const shown = hasMore ? results.slice(0, q.limit) : results;
   const last = shown[shown.length - 1];

@@ -1,5 +1,8 @@
 import type { Env } from "../env";
 import type { QueueMessage } from "../pipeline/messages";
+import { shardDb } from "../shards/bindings";
+import { loadDirectory } from "../shards/directory";
+import { routeAccount, shardOfEmail } from "../shards/route";
 import { eventsByKey } from "../store";
 import { CLICK_DELAY_SECONDS, type Delivery, sendDeliveries } from "./enqueue";
 import { type MatchableEvent, matches } from "./match";
@@ -24,6 +27,8 @@ export interface StoredEvent extends MatchableEvent {
   occurred_at: number;
   id: string;
   tags: string;
+  /** The event shard it was written to (SPEC §17), which its delivery messages name. */
+  shard?: number;
 }
 
 export async function fanOutNewEvents(
@@ -41,8 +46,17 @@ export async function fanOutNewEvents(
     .map((e) => (e.body as Extract<QueueMessage, { type: "event" }>).event)
     .filter((e) => !events.has(key(e.account_id, e.id)));
   if (retried.length > 0) {
-    // The stored (enriched) versions; events not stored are left out.
-    for (const e of await eventsByKey(env.DB, retried)) events.set(key(e.account_id, e.id), e);
+    // The stored (enriched) versions, from each email's shard; events not stored are left out.
+    const directory = await loadDirectory(env);
+    const byShard = new Map<number, typeof retried>();
+    for (const e of retried) {
+      const shard = shardOfEmail(routeAccount(env, e.account_id, directory), e.email_id);
+      byShard.set(shard, [...(byShard.get(shard) ?? []), e]);
+    }
+    for (const [shard, list] of byShard) {
+      for (const e of await eventsByKey(shardDb(env, shard), list))
+        events.set(key(e.account_id, e.id), { ...e, shard });
+    }
   }
   if (events.size === 0) return 0;
 
@@ -62,6 +76,7 @@ export async function fanOutNewEvents(
           endpoint_id: row.id,
           event_id: event.id,
           occurred_at: event.occurred_at,
+          ...(event.shard !== undefined ? { shard: event.shard } : {}),
         },
         ...(event.type === "email.clicked" ? { delaySeconds: CLICK_DELAY_SECONDS } : {}),
       });

@@ -16,5 +16,7 @@ export const webhookMessageSchema = z.object({
   replay: z.boolean().optional(),
   /** A run's continuation, re-enqueued because the original message would outlive queue retention. */
   continued: z.boolean().optional(),
+  /** The event shard holding the event (SPEC §17); absent: every shard the account is read from. */
+  shard: z.number().int().min(0).max(63).optional(),
 });
 export type WebhookMessage = z.infer<typeof webhookMessageSchema>;

@@ -3,6 +3,7 @@ import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
 import { DEFAULT_PURGE_BUDGET, type PurgeBudget } from "../retention/purge";
 import { readCursor, writeCursor } from "../retention/task-cursor";
+import { everyShard, shardCursorKey, withControlEndpoint } from "../shards/control";
 import { budgetedWalk, expiredDeliveriesWalk } from "../store/purge";
 
 /**
@@ -20,12 +21,20 @@ export async function purgeExpiredDeliveries(
   now: number,
   budget: PurgeBudget = DEFAULT_PURGE_BUDGET,
 ): Promise<{ endpoints: number; deleted: number; complete: boolean }> {
-  const after = (await readCursor<{ after: string }>(env, DELIVERY_PURGE_CURSOR_KEY))?.after ?? "";
-  // A deleted endpoint's rows all go; a live one's go with their events.
-  const walk = expiredDeliveriesWalk(env.DB, (endpoint) =>
-    endpoint.live ? now - effectivePlan(env, endpoint.plan).retention_days * DAY_MS : Number.MAX_SAFE_INTEGER,
-  );
-  const run = await budgetedWalk(walk, { after }, budget);
-  await writeCursor(env, DELIVERY_PURGE_CURSOR_KEY, run.complete ? null : { after: run.after });
-  return { endpoints: run.groups, deleted: run.deleted, complete: run.complete };
+  return everyShard(env, async (db, shard) => {
+    const key = shardCursorKey(DELIVERY_PURGE_CURSOR_KEY, shard);
+    const after = (await readCursor<{ after: string }>(env, key))?.after ?? "";
+    // A deleted endpoint's rows all go; a live one's go with their events. Endpoints are control rows.
+    const walk = withControlEndpoint(
+      env,
+      expiredDeliveriesWalk(db, (endpoint) =>
+        endpoint.live
+          ? now - effectivePlan(env, endpoint.plan).retention_days * DAY_MS
+          : Number.MAX_SAFE_INTEGER,
+      ),
+    );
+    const run = await budgetedWalk(walk, { after }, budget);
+    await writeCursor(env, key, run.complete ? null : { after: run.after });
+    return { endpoints: run.groups, deleted: run.deleted, complete: run.complete };
+  });
 }

@@ -3,6 +3,8 @@ import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 import { DAY_MS } from "../lib/params";
+import { mergeNewestFirst } from "../shards/across";
+import { accountShards, readDbs } from "../shards/route";
 import { eventsByIds, eventsInWindowOldestFirst } from "../store";
 import { sendDeliveries } from "./enqueue";
 import type { StoredEvent } from "./fanout";
@@ -29,17 +31,38 @@ export async function replay(
   const plan = await getAccountPlan(env, endpoint.accountId);
   const earliest = now - plan.retention_days * DAY_MS;
   let events: StoredEvent[];
-  const db = env.DB;
+  // The account's events on every shard it is read from (stripes, a previous placement, SPEC §17).
+  const shards = readDbs(env, await accountShards(env, endpoint.accountId));
+  const oldestFirst = (lists: StoredEvent[][], take: number) =>
+    mergeNewestFirst(
+      lists.map((l) => [...l].reverse()),
+      Number.MAX_SAFE_INTEGER,
+      (e) => ({ at: e.occurred_at, id: e.id }),
+    )
+      .reverse()
+      .slice(0, take);
   if (request.kind === "ids") {
-    events = await eventsByIds(db, endpoint.accountId, earliest, request.eventIds);
+    const found = await Promise.all(
+      shards.map(async ({ shard, db }) =>
+        (await eventsByIds(db, endpoint.accountId, earliest, request.eventIds)).map((e) => ({ ...e, shard })),
+      ),
+    );
+    events = oldestFirst(found, Number.MAX_SAFE_INTEGER);
   } else {
     const start = Math.max(request.start, earliest);
-    const results = await eventsInWindowOldestFirst(db, endpoint.accountId, {
-      start,
-      end: request.end,
-      types: request.eventTypes,
-      limit: MAX_REPLAY_WINDOW_EVENTS + 1,
-    });
+    const perShard = await Promise.all(
+      shards.map(async ({ shard, db }) =>
+        (
+          await eventsInWindowOldestFirst(db, endpoint.accountId, {
+            start,
+            end: request.end,
+            types: request.eventTypes,
+            limit: MAX_REPLAY_WINDOW_EVENTS + 1,
+          })
+        ).map((e) => ({ ...e, shard })),
+      ),
+    );
+    const results = oldestFirst(perShard, MAX_REPLAY_WINDOW_EVENTS + 1);
     if (results.length > MAX_REPLAY_WINDOW_EVENTS) {
       throw validationError(
         "start",
@@ -58,6 +81,7 @@ export async function replay(
         endpoint_id: endpoint.id,
         event_id: e.id,
         occurred_at: e.occurred_at,
+        ...(e.shard !== undefined ? { shard: e.shard } : {}),
         replay: true,
       },
     }));

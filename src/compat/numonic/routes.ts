@@ -10,6 +10,8 @@ import type { EventDbRow } from "../../events/serialize";
 import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { DAY_MS } from "../../lib/params";
+import { offsetAcross } from "../../shards/across";
+import { accountShards, homeDbOf } from "../../shards/route";
 import { offsetPage } from "../../store";
 import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
@@ -88,13 +90,21 @@ export async function listNumonicEvents(
   const page = intParam("page", params.page, 1, MAX_PAGE, 1);
   const limit = intParam("limit", params.limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
   const plan = await getAccountPlan(env, accountId);
-  const { rows, total, rowsRead } = await offsetPage(env.DB, accountId, {
-    window: { start: now - plan.retention_days * DAY_MS, end: now },
-    types,
-    emailId: null,
+  const shards = [...(await accountShards(env, accountId)).read];
+  const { rows, total, rowsRead } = await offsetAcross(
+    env,
+    shards,
+    (page - 1) * limit,
     limit,
-    offset: (page - 1) * limit,
-  });
+    (db, offset, take) =>
+      offsetPage(db, accountId, {
+        window: { start: now - plan.retention_days * DAY_MS, end: now },
+        types,
+        emailId: null,
+        limit: take,
+        offset,
+      }),
+  );
   return {
     body: {
       success: true as const,
@@ -219,7 +229,7 @@ export function registerNumonicRoutes(app: App): void {
       const accountId = actingAccount(principalOf(c), params.account_id);
       const page = intParam("page", params.page, 1, MAX_PAGE, 1);
       const limit = intParam("limit", params.limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
-      const db = drizzle(c.env.DB);
+      const db = drizzle(await homeDbOf(c.env, accountId));
       const mine = eq(suppressions.accountId, accountId);
       const [rows, counted] = await db.batch([
         db

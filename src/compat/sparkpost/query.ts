@@ -8,6 +8,8 @@ import { hashId } from "../../lib/ids";
 import { openCursor, sealCursor } from "../../lib/keyset-cursor";
 import { log } from "../../lib/log";
 import { DAY_MS } from "../../lib/params";
+import { countAcross, streamAcross } from "../../shards/across";
+import { accountShards } from "../../shards/route";
 import {
   countMatches,
   SCAN_BUDGET,
@@ -242,18 +244,24 @@ export async function openSparkPostPage(
   };
   let totalCount = state?.total ?? 0;
   let countRowsRead = 0;
+  // Every shard holding the account's events (stripes, a previous placement): counts add up, pages merge.
+  const shards = [...(await accountShards(env, accountId)).read];
   if (state === null) {
-    const counted = await countMatches(
-      env.DB,
-      accountId,
-      window,
-      filter.access,
-      filter.sql === null ? null : { sql: filter.sql, params: filter.params },
+    const counted = await countAcross(env, shards, (db) =>
+      countMatches(
+        db,
+        accountId,
+        window,
+        filter.access,
+        filter.sql === null ? null : { sql: filter.sql, params: filter.params },
+      ),
     );
     totalCount = counted.total;
     countRowsRead = counted.rowsRead;
   }
-  const scan = scanPage(env.DB, accountId, window, state?.position ?? null, query.perPage, filter, budget);
+  const scan = streamAcross(env, shards, query.perPage, (db) =>
+    scanPage(db, accountId, window, state?.position ?? null, query.perPage, filter, budget),
+  );
   async function* chunks(): AsyncGenerator<string[], ScanResult> {
     for (;;) {
       const step = await scan.next();

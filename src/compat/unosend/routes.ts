@@ -8,6 +8,8 @@ import type { EventDbRow } from "../../events/serialize";
 import { validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { DAY_MS } from "../../lib/params";
+import { offsetAcross, shardsToRead } from "../../shards/across";
+import { accountShards } from "../../shards/route";
 import { offsetPage } from "../../store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
 import { intParam, knownParams } from "../params";
@@ -100,13 +102,14 @@ export async function listUnosendEvents(
   const offset = intParam("offset", params.offset, 0, MAX_OFFSET, 0);
   const plan = await getAccountPlan(env, accountId);
   const window = clampWindow({ start: now - days * DAY_MS, end: now }, plan.retention_days, now);
-  const { rows, total, rowsRead } = await offsetPage(env.DB, accountId, {
-    window,
-    types,
-    emailId,
-    limit,
+  const account = await accountShards(env, accountId);
+  const { rows, total, rowsRead } = await offsetAcross(
+    env,
+    shardsToRead(account, emailId),
     offset,
-  });
+    limit,
+    (db, skip, take) => offsetPage(db, accountId, { window, types, emailId, limit: take, offset: skip }),
+  );
   return {
     body: {
       success: true as const,
