@@ -2,11 +2,22 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { QueueMessage } from "../src/pipeline/messages";
 import { retryDelaySeconds } from "../src/queue/consumer";
-import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "./helpers";
+import {
+  call,
+  consume,
+  event,
+  eventMessage,
+  eventsDb,
+  execOnShards,
+  freshAccount,
+  json,
+  mintToken,
+} from "./helpers";
 
 const countEvents = async (account: string) =>
   (
-    await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
+    await eventsDb(account)
+      .prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
       .bind(account)
       .first<{ n: number }>()
   )?.n;
@@ -89,7 +100,8 @@ describe("queue consumer", () => {
     );
     await consume([bounce]);
     const suppressed = () =>
-      env.DB.prepare("SELECT COUNT(*) AS n FROM suppressions WHERE account_id = ?")
+      eventsDb(account)
+        .prepare("SELECT COUNT(*) AS n FROM suppressions WHERE account_id = ?")
         .bind(account)
         .first<{ n: number }>();
     expect((await suppressed())?.n).toBe(1);
@@ -122,18 +134,21 @@ describe("queue consumer", () => {
     const account = freshAccount();
     const messages = [eventMessage(event({ account_id: account })), register(account, "email_retry")];
     // A real D1 failure: the table the statement needs is gone for the duration of the first delivery.
-    await env.DB.exec("ALTER TABLE events RENAME TO events_away");
+    await execOnShards("ALTER TABLE events RENAME TO events_away");
     let failed: Awaited<ReturnType<typeof consume>>;
     try {
       failed = await consume(messages, 3);
     } finally {
-      await env.DB.exec("ALTER TABLE events_away RENAME TO events");
+      await execOnShards("ALTER TABLE events_away RENAME TO events");
     }
     expect(failed.explicitAcks).toHaveLength(0);
     expect(failed.retryMessages).toHaveLength(2);
     expect(await countEvents(account)).toBe(0);
     // Nothing of the failed transaction is half-written: the registration rolled back too.
-    const reg = await env.DB.prepare("SELECT 1 FROM messages WHERE account_id = ?").bind(account).first();
+    const reg = await eventsDb(account)
+      .prepare("SELECT 1 FROM messages WHERE account_id = ?")
+      .bind(account)
+      .first();
     expect(reg).toBeNull();
 
     const ok = await consume(messages, 4);
@@ -213,9 +228,8 @@ describe("queue consumer", () => {
         },
       );
     await consume([unsub("token@x.com", false), unsub("ses@x.com", true)]);
-    const { results } = await env.DB.prepare(
-      "SELECT email, topic FROM suppressions WHERE account_id = ? ORDER BY email",
-    )
+    const { results } = await eventsDb(account)
+      .prepare("SELECT email, topic FROM suppressions WHERE account_id = ? ORDER BY email")
       .bind(account)
       .all();
     expect(results).toEqual([
@@ -248,9 +262,8 @@ describe("queue consumer", () => {
     expect(await res.json()).toEqual({ object: "registration", accepted: 1 });
     await vi.waitFor(
       async () => {
-        const row = await env.DB.prepare(
-          "SELECT * FROM messages WHERE account_id = ? AND email_id = 'email_q'",
-        )
+        const row = await eventsDb(account)
+          .prepare("SELECT * FROM messages WHERE account_id = ? AND email_id = 'email_q'")
           .bind(account)
           .first<Record<string, unknown>>();
         expect(row).toMatchObject({

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { listEvents } from "../src/events/routes";
 import { PAGE_ROW_BUDGET, scanEvents } from "../src/store";
-import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "./helpers";
+import { call, consume, event, eventMessage, eventsDb, freshAccount, json, mintToken } from "./helpers";
 
 /** SPEC §9 "Bounded work": a page reads at most 10,000 rows, and paging never repeats or skips. */
 
@@ -14,12 +14,13 @@ async function bulkInsert(
   rows: { id: string; at: number; type: string; campaign?: string }[],
 ) {
   for (let i = 0; i < rows.length; i += 2000) {
-    await env.DB.prepare(
-      `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient, campaign)
+    await eventsDb(account)
+      .prepare(
+        `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient, campaign)
        SELECT ?1, json_extract(value, '$.at'), json_extract(value, '$.id'), json_extract(value, '$.type'),
               'email_bulk', 'bulk@example.com', json_extract(value, '$.campaign')
        FROM json_each(?2)`,
-    )
+      )
       .bind(account, JSON.stringify(rows.slice(i, i + 2000)))
       .run();
   }
@@ -53,12 +54,13 @@ describe("a tags filter, which D1 counts per tag it reads", () => {
       tags: tagged.has(i) ? '["rare","news","weekly"]' : '["news","weekly","promo","eu"]',
     }));
     for (let i = 0; i < rows.length; i += 2000) {
-      await env.DB.prepare(
-        `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient, topic, tags)
+      await eventsDb(account)
+        .prepare(
+          `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient, topic, tags)
          SELECT ?1, json_extract(value, '$.at'), json_extract(value, '$.id'), 'email.delivered',
                 'email_tags', 'tags@example.com', 'news', json_extract(value, '$.tags')
          FROM json_each(?2)`,
-      )
+        )
         .bind(account, JSON.stringify(rows.slice(i, i + 2000)))
         .run();
     }
@@ -181,7 +183,7 @@ describe("scanEvents", () => {
         const seen: string[] = [];
         let position = null;
         for (let n = 0; n < 1000; n++) {
-          const page = await scanEvents(env.DB, account, c.filters, window, position, {
+          const page = await scanEvents(eventsDb(account), account, c.filters, window, position, {
             limit,
             rowBudget,
             ...(c.residual ? { residual: c.residual } : {}),
@@ -246,7 +248,8 @@ describe("message_id", () => {
     expect(registered.rowsRead).toBeLessThanOrEqual(20);
     expect(registered.countRowsRead).toBeLessThanOrEqual(20);
     // One map row per email, however many events: 200 from events, 1 from the registration.
-    const map = await env.DB.prepare("SELECT COUNT(*) AS n FROM message_ids WHERE account_id = ?")
+    const map = await eventsDb(account)
+      .prepare("SELECT COUNT(*) AS n FROM message_ids WHERE account_id = ?")
       .bind(account)
       .first<{ n: number }>();
     expect(map?.n).toBe(201);

@@ -1,10 +1,12 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { SignJWT } from "jose";
+import { config } from "../src/config";
 import { blankEvent, type EventRecord } from "../src/events/record";
 import worker from "../src/index";
 import { uniqueEventId } from "../src/lib/ids";
 import type { QueueMessage, SuppressEffect } from "../src/pipeline/messages";
+import { rendezvousShard } from "../src/shards/hash";
 
 export const BASE = "https://mailtrail.test";
 
@@ -82,3 +84,26 @@ export function event(overrides: Partial<EventRecord> & Pick<EventRecord, "accou
 
 export const eventMessage = (e: EventRecord, suppress?: SuppressEffect): QueueMessage =>
   suppress ? { type: "event", event: e, suppress } : { type: "event", event: e };
+
+/**
+ * The event shard of an account without a placement (SPEC §17): where its events, registrations,
+ * rollups, deliveries and suppressions are. For tests that look at rows directly.
+ */
+export function eventsDb(accountId: string): D1Database {
+  const shard = rendezvousShard(accountId, config(env, "EVENT_SHARDS"));
+  const db = env[`EVENTS_${shard}`];
+  if (!db) throw new Error(`EVENTS_${shard} is not bound in tests`);
+  return db;
+}
+
+/** Every bound event shard: a test that makes "D1" fail for any account does it on all of them. */
+export function eventShards(): D1Database[] {
+  return Object.entries(env)
+    .filter(([name]) => /^EVENTS_\d+$/.test(name))
+    .map(([, db]) => db as D1Database);
+}
+
+/** Runs `sql` on every event shard (a D1 outage simulated by renaming a table, and its repair). */
+export async function execOnShards(sql: string): Promise<void> {
+  for (const db of eventShards()) await db.exec(sql);
+}

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { call, freshAccount, json, mintToken } from "./helpers";
+import { call, eventsDb, freshAccount, json, mintToken } from "./helpers";
 
 const post = async (body: unknown, scope = "send", account = freshAccount()) =>
   call("POST", "/v1/messages", { token: await mintToken(account, scope), body });
@@ -26,9 +26,8 @@ describe("POST /v1/messages", () => {
     expect(admin.status).toBe(202);
     await vi.waitFor(
       async () => {
-        const row = await env.DB.prepare(
-          "SELECT campaign FROM messages WHERE account_id = ? AND email_id = 'email_admin'",
-        )
+        const row = await eventsDb(target)
+          .prepare("SELECT campaign FROM messages WHERE account_id = ? AND email_id = 'email_admin'")
           .bind(target)
           .first();
         expect(row).toEqual({ campaign: "ops" });

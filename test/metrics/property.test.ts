@@ -8,7 +8,7 @@ import { getMetrics } from "../../src/metrics/routes";
 import type { QueueMessage } from "../../src/queue/messages";
 import { purgeExpiredEvents } from "../../src/retention/purge";
 import { removedEventsRollup } from "../../src/store";
-import { consume, event, freshAccount } from "../helpers";
+import { consume, event, eventsDb, freshAccount } from "../helpers";
 import {
   allEvents,
   countersOf,
@@ -358,12 +358,14 @@ describe("GET /v1/metrics equals GET /v1/events (property)", () => {
       occurred_at: Date.parse(e.occurred_at),
       id: e.id,
     }));
-    await env.DB.batch([
-      removedEventsRollup(env.DB, keys),
-      env.DB.prepare(
-        `DELETE FROM events WHERE (account_id, occurred_at, id) IN
+    await eventsDb(account).batch([
+      removedEventsRollup(eventsDb(account), keys),
+      eventsDb(account)
+        .prepare(
+          `DELETE FROM events WHERE (account_id, occurred_at, id) IN
            (SELECT json_extract(value, '$.account_id'), json_extract(value, '$.occurred_at'), json_extract(value, '$.id') FROM json_each(?))`,
-      ).bind(JSON.stringify(keys)),
+        )
+        .bind(JSON.stringify(keys)),
     ]);
     const after = await checkAll(account, cases(SEED + 5, false).concat(list.slice(0, 30)));
     expect(after.all.length).toBe(all.length - removed.length);
@@ -380,7 +382,8 @@ describe("GET /v1/metrics equals GET /v1/events (property)", () => {
 
     // 400 days on, the rollups go too.
     await purgeExpiredRollups(env, NOW + 431 * DAY);
-    const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM metric_rollups WHERE account_id = ?")
+    const rows = await eventsDb(account)
+      .prepare("SELECT COUNT(*) AS n FROM metric_rollups WHERE account_id = ?")
       .bind(account)
       .first<{ n: number }>();
     expect(rows?.n).toBe(0);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { consume, event, eventMessage, freshAccount } from "../helpers";
+import { consume, event, eventMessage, eventsDb, freshAccount } from "../helpers";
 
 /**
  * A replayed tracking token within its bucket carries the first hit's id but its own request time
@@ -9,11 +9,12 @@ import { consume, event, eventMessage, freshAccount } from "../helpers";
  */
 
 async function sums(account: string) {
-  return env.DB.prepare(
-    `SELECT SUM(opened) AS opened, SUM(unique_opened) AS unique_opened, SUM(clicked) AS clicked,
+  return eventsDb(account)
+    .prepare(
+      `SELECT SUM(opened) AS opened, SUM(unique_opened) AS unique_opened, SUM(clicked) AS clicked,
             SUM(unsubscribed) AS unsubscribed
        FROM metric_rollups WHERE account_id = ?`,
-  )
+    )
     .bind(account)
     .first<Record<string, number>>();
 }
@@ -33,7 +34,8 @@ describe("metrics of replayed tracking hits", () => {
         ),
       );
     }
-    const stored = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
+    const stored = await eventsDb(account)
+      .prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
       .bind(account)
       .first<{ n: number }>();
     expect(stored?.n).toBe(3);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "../helpers";
+import { call, consume, event, eventMessage, eventsDb, freshAccount, json, mintToken } from "../helpers";
 
 const HOUR = 3_600_000;
 
@@ -131,9 +131,10 @@ describe("GET /v1/metrics", () => {
     const e = event({ account_id: account, type: "email.opened", occurred_at: Date.now() - HOUR });
     await consume([eventMessage(e), eventMessage(e)]);
     await consume([eventMessage(e)], 2);
-    const rows = await env.DB.prepare(
-      "SELECT SUM(opened) AS opened, SUM(unique_opened) AS u FROM metric_rollups WHERE account_id = ?",
-    )
+    const rows = await eventsDb(account)
+      .prepare(
+        "SELECT SUM(opened) AS opened, SUM(unique_opened) AS u FROM metric_rollups WHERE account_id = ?",
+      )
       .bind(account)
       .first();
     expect(rows).toEqual({ opened: 1, u: 1 });

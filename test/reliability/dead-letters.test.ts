@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import type { QueueMessage } from "../../src/queue/messages";
 import { PARKED_PREFIX, replayParkedMessages, STUCK_PREFIX } from "../../src/queue/parked";
-import { call, event, eventMessage, freshAccount, json, mintToken } from "../helpers";
+import { call, event, eventMessage, eventsDb, execOnShards, freshAccount, json, mintToken } from "../helpers";
 
 /**
  * Finding 1: D1 fails through the whole retry budget, the messages reach the dead-letter queue,
@@ -34,11 +34,11 @@ async function deliver(
 }
 
 async function withD1Down<T>(work: () => Promise<T>): Promise<T> {
-  await env.DB.exec("ALTER TABLE events RENAME TO events_away");
+  await execOnShards("ALTER TABLE events RENAME TO events_away");
   try {
     return await work();
   } finally {
-    await env.DB.exec("ALTER TABLE events_away RENAME TO events");
+    await execOnShards("ALTER TABLE events_away RENAME TO events");
   }
 }
 
@@ -49,7 +49,7 @@ async function runCron() {
 
 async function rows(account: string) {
   const count = async (sql: string) =>
-    (await env.DB.prepare(sql).bind(account).first<{ n: number }>())?.n ?? 0;
+    (await eventsDb(account).prepare(sql).bind(account).first<{ n: number }>())?.n ?? 0;
   return {
     events: await count("SELECT COUNT(*) AS n FROM events WHERE account_id = ?"),
     suppressions: await count("SELECT COUNT(*) AS n FROM suppressions WHERE account_id = ?"),
@@ -156,7 +156,8 @@ describe("dead letters survive a long D1 outage", () => {
     expect(replayLine).toMatchObject({ replayed: 3, stuck: 0, count: 0, d1_failed: false });
 
     // Enriched from the registration, as the consumer would have done.
-    const stored = await env.DB.prepare("SELECT campaign FROM events WHERE account_id = ?")
+    const stored = await eventsDb(account)
+      .prepare("SELECT campaign FROM events WHERE account_id = ?")
       .bind(account)
       .all();
     expect(stored.results.every((r) => r.campaign === "spring")).toBe(true);
@@ -185,14 +186,14 @@ describe("dead letters survive a long D1 outage", () => {
     expect(await parkedKeys()).toHaveLength(3);
     // A real D1 refusal of one message only: a trigger aborts the insert of the delivered event.
     const poisoned = messages[1]?.body as { event: { id: string } };
-    await env.DB.exec(
+    await eventsDb(account).exec(
       `CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.id = '${poisoned.event.id}' BEGIN SELECT RAISE(ABORT, 'poison'); END`,
     );
     let result: Awaited<ReturnType<typeof replayParkedMessages>>;
     try {
       result = await replayParkedMessages(env);
     } finally {
-      await env.DB.exec("DROP TRIGGER poison");
+      await eventsDb(account).exec("DROP TRIGGER poison");
     }
     expect(result).toEqual({ replayed: 2, dropped: 0, stuck: 1, d1_failed: false, fanout_failed: false });
     expect(await rows(account)).toEqual({ events: 1, suppressions: 1, registrations: 1 });

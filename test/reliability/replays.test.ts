@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { QueueMessage } from "../../src/queue/messages";
 import { REPLAY_BUCKET_MS, replayEventId } from "../../src/tracking/interaction";
 import { tokenNonce } from "../../src/tracking/token";
-import { call, consume, freshAccount, json, mintToken } from "../helpers";
+import { call, consume, eventsDb, freshAccount, json, mintToken } from "../helpers";
 import { serve, tokenFor, trackingRequest } from "../tracking/support";
 
 /**
@@ -19,7 +19,8 @@ async function freshBucket(ms: number) {
 }
 
 async function countOf(account: string, type: string) {
-  const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ? AND type = ?")
+  const row = await eventsDb(account)
+    .prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ? AND type = ?")
     .bind(account, type)
     .first<{ n: number }>();
   return row?.n ?? 0;

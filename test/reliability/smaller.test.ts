@@ -5,7 +5,7 @@ import { config } from "../../src/config";
 import type { Env } from "../../src/env";
 import { ApiError } from "../../src/lib/errors";
 import { clearSigningKeyCache } from "../../src/ses/sns";
-import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "../helpers";
+import { call, consume, event, eventMessage, eventsDb, freshAccount, json, mintToken } from "../helpers";
 import { AWS_CERT_URL, notification, signed, testCertPem } from "../ses/sns-fixtures";
 
 /** Finding 9: the smaller ones, each with the test that reproduced it. */
@@ -27,9 +27,8 @@ describe("queue batches are sized in bytes", () => {
     expect(res.status).toBe(202);
     await vi.waitFor(
       async () => {
-        const row = await env.DB.prepare(
-          "SELECT COUNT(*) AS n FROM messages WHERE account_id = ? AND subject = ?",
-        )
+        const row = await eventsDb(account)
+          .prepare("SELECT COUNT(*) AS n FROM messages WHERE account_id = ? AND subject = ?")
           .bind(account, subject)
           .first<{ n: number }>();
         expect(row?.n).toBe(100);
@@ -94,7 +93,8 @@ describe("an internationalised domain and its punycode are one address", () => {
         topic: null,
       }),
     ]);
-    const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM suppressions WHERE account_id = ?")
+    const row = await eventsDb(account)
+      .prepare("SELECT COUNT(*) AS n FROM suppressions WHERE account_id = ?")
       .bind(account)
       .first<{ n: number }>();
     expect(row?.n).toBe(1);

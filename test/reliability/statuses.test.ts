@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyApiToken } from "../../src/auth/jwt";
 import type { Env } from "../../src/env";
 import { ApiError } from "../../src/lib/errors";
-import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "../helpers";
+import { call, consume, event, eventMessage, execOnShards, freshAccount, json, mintToken } from "../helpers";
 
 /** Finding 7: a dependency failure is 503 unavailable; a forged cursor number is 400. */
 
@@ -14,16 +14,16 @@ describe("a D1 failure on an API request", () => {
   it("answers 503 unavailable in the §4 shape, with Retry-After, for events and suppressions", async () => {
     const account = freshAccount();
     const token = await mintToken(account, "events:read suppressions:read");
-    await env.DB.exec("ALTER TABLE events RENAME TO events_away");
-    await env.DB.exec("ALTER TABLE suppressions RENAME TO suppressions_away");
+    await execOnShards("ALTER TABLE events RENAME TO events_away");
+    await execOnShards("ALTER TABLE suppressions RENAME TO suppressions_away");
     let events: Response;
     let suppressions: Response;
     try {
       events = await call("GET", "/v1/events", { token });
       suppressions = await call("GET", "/v1/suppressions", { token });
     } finally {
-      await env.DB.exec("ALTER TABLE events_away RENAME TO events");
-      await env.DB.exec("ALTER TABLE suppressions_away RENAME TO suppressions");
+      await execOnShards("ALTER TABLE events_away RENAME TO events");
+      await execOnShards("ALTER TABLE suppressions_away RENAME TO suppressions");
     }
     for (const res of [events, suppressions]) {
       expect(res.status).toBe(503);

@@ -12,7 +12,7 @@ import {
 } from "../../src/retention/reconcile";
 import { mirrorFingerprint, mirrorKey } from "../../src/suppressions/mirror";
 import { addManual, removeEntries } from "../../src/suppressions/store";
-import { BASE, event, eventMessage, freshAccount } from "../helpers";
+import { BASE, event, eventMessage, eventsDb, freshAccount } from "../helpers";
 import { d1Rows, enc, mirrorOf, suppressedReasons, tokensFor } from "../suppressions/support";
 
 /**
@@ -91,7 +91,8 @@ async function bounce(e: Env, account: string, email: string) {
 }
 
 async function pendingRows(account: string) {
-  const { results } = await env.DB.prepare("SELECT email FROM mirror_pending WHERE account_id = ?")
+  const { results } = await eventsDb(account)
+    .prepare("SELECT email FROM mirror_pending WHERE account_id = ?")
     .bind(account)
     .all<{ email: string }>();
   return results.map((r) => r.email);
@@ -236,11 +237,12 @@ describe("the sweep over a large list", () => {
     const account = freshAccount("big");
     const emails = Array.from({ length: 3000 }, (_, i) => `user${String(i).padStart(5, "0")}@example.com`);
     const rows = emails.map((email, i) => [account, email, i % 7 === 0 ? "news" : "", 1_000 + i]);
-    await env.DB.prepare(
-      `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at)
+    await eventsDb(account)
+      .prepare(
+        `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at)
        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), 'complaint', NULL,
               json_extract(value, '$[3]') FROM json_each(?)`,
-    )
+      )
       .bind(JSON.stringify(rows))
       .run();
     // The mirror as its writers leave it: every value with its fingerprint.
@@ -306,10 +308,11 @@ describe("the per-run budget", () => {
     await env.SUPPRESSIONS.delete(RECONCILE_CURSOR_KEY);
     const account = freshAccount("lost");
     const emails = Array.from({ length: 120 }, (_, i) => `lost${String(i).padStart(3, "0")}@example.com`);
-    await env.DB.prepare(
-      `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at)
+    await eventsDb(account)
+      .prepare(
+        `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at)
        SELECT ?1, value, '', 'manual', NULL, 5 FROM json_each(?2)`,
-    )
+      )
       .bind(account, JSON.stringify(emails))
       .run();
     let ops = 0;

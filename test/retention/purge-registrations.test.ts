@@ -6,7 +6,7 @@ import {
   REGISTRATION_MARGIN_DAYS,
   REGISTRATION_PURGE_CURSOR_KEY,
 } from "../../src/retention/purge-registrations";
-import { freshAccount } from "../helpers";
+import { eventsDb, freshAccount } from "../helpers";
 
 const DAY = 86_400_000;
 const NOW = Date.parse("2026-06-01T12:00:00.000Z");
@@ -16,32 +16,41 @@ const STARTER_CUTOFF = (3 + REGISTRATION_MARGIN_DAYS) * DAY; // the default plan
 async function register(account: string, emailIds: string[], ageMs: number) {
   const rows = emailIds.map((id) => [account, id, `<${id}@mail>`, NOW - ageMs]);
   const json = JSON.stringify(rows);
-  await env.DB.batch([
-    env.DB.prepare(
-      `INSERT INTO messages (account_id, email_id, message_id, registered_at)
+  await eventsDb(account).batch([
+    eventsDb(account)
+      .prepare(
+        `INSERT INTO messages (account_id, email_id, message_id, registered_at)
        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
        FROM json_each(?)`,
-    ).bind(json),
-    env.DB.prepare(
-      `INSERT INTO message_ids (account_id, message_id, email_id, first_seen_at)
+      )
+      .bind(json),
+    eventsDb(account)
+      .prepare(
+        `INSERT INTO message_ids (account_id, message_id, email_id, first_seen_at)
        SELECT json_extract(value, '$[0]'), json_extract(value, '$[2]'), json_extract(value, '$[1]'), json_extract(value, '$[3]')
        FROM json_each(?)`,
-    ).bind(json),
+      )
+      .bind(json),
   ]);
 }
 
 async function addEvent(account: string, emailId: string, ageMs: number) {
-  await env.DB.prepare(
-    "INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient) VALUES (?, ?, ?, 'email.opened', ?, 'r@x.com')",
-  )
+  await eventsDb(account)
+    .prepare(
+      "INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient) VALUES (?, ?, ?, 'email.opened', ?, 'r@x.com')",
+    )
     .bind(account, NOW - ageMs, `evt_${crypto.randomUUID().replace(/-/g, "")}`, emailId)
     .run();
 }
 
 async function remaining(account: string) {
-  const [messages, map] = await env.DB.batch<{ email_id: string }>([
-    env.DB.prepare("SELECT email_id FROM messages WHERE account_id = ? ORDER BY email_id").bind(account),
-    env.DB.prepare("SELECT email_id FROM message_ids WHERE account_id = ? ORDER BY email_id").bind(account),
+  const [messages, map] = await eventsDb(account).batch<{ email_id: string }>([
+    eventsDb(account)
+      .prepare("SELECT email_id FROM messages WHERE account_id = ? ORDER BY email_id")
+      .bind(account),
+    eventsDb(account)
+      .prepare("SELECT email_id FROM message_ids WHERE account_id = ? ORDER BY email_id")
+      .bind(account),
   ]);
   return {
     messages: messages?.results.map((r) => r.email_id) ?? [],

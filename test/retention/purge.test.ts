@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_PURGE_BUDGET, PURGE_CURSOR_KEY, purgeExpiredEvents } from "../../src/retention/purge";
-import { freshAccount } from "../helpers";
+import { eventsDb, freshAccount } from "../helpers";
 
 const DAY = 86_400_000;
 const NOW = Date.parse("2026-06-01T12:00:00.000Z");
@@ -13,12 +13,13 @@ async function insertEvents(account: string, count: number, ageMs: number) {
     NOW - ageMs - (i % 1000),
     `evt_${crypto.randomUUID().replace(/-/g, "")}`,
   ]);
-  await env.DB.prepare(
-    `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient)
+  await eventsDb(account)
+    .prepare(
+      `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient)
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
             'email.delivered', 'email_x', 'r@example.com'
      FROM json_each(?)`,
-  )
+    )
     .bind(JSON.stringify(rows))
     .run();
 }
@@ -30,9 +31,10 @@ async function setPlan(account: string, plan: string) {
 }
 
 async function ages(account: string): Promise<Record<string, number>> {
-  const { results } = await env.DB.prepare(
-    "SELECT CAST((?1 - occurred_at) / 86400000 AS INTEGER) AS days, COUNT(*) AS n FROM events WHERE account_id = ?2 GROUP BY 1",
-  )
+  const { results } = await eventsDb(account)
+    .prepare(
+      "SELECT CAST((?1 - occurred_at) / 86400000 AS INTEGER) AS days, COUNT(*) AS n FROM events WHERE account_id = ?2 GROUP BY 1",
+    )
     .bind(NOW, account)
     .all<{ days: number; n: number }>();
   return Object.fromEntries(results.map((r) => [`${r.days}d`, r.n]));
@@ -88,7 +90,8 @@ describe("purgeExpiredEvents", () => {
     await insertEvents(account, 1, 3 * DAY);
     await insertEvents(account, 1, 3 * DAY + 1);
     await purgeAll();
-    const { results } = await env.DB.prepare("SELECT occurred_at FROM events WHERE account_id = ?")
+    const { results } = await eventsDb(account)
+      .prepare("SELECT occurred_at FROM events WHERE account_id = ?")
       .bind(account)
       .all();
     expect(results).toEqual([{ occurred_at: NOW - 3 * DAY }]);

@@ -10,7 +10,7 @@ import {
   reconcileMirror,
 } from "../../src/retention/reconcile";
 import { mirrorKey } from "../../src/suppressions/mirror";
-import { freshAccount } from "../helpers";
+import { eventsDb, freshAccount } from "../helpers";
 import { insertRow, mirrorOf, suppress, suppressedReasons, tokensFor } from "../suppressions/support";
 
 /** Runs reconcile slices until both passes have wrapped around once; returns the summed counts. */
@@ -145,10 +145,10 @@ describe("scheduled()", () => {
     await env.SUPPRESSIONS.delete(PURGE_CURSOR_KEY);
     const account = freshAccount();
     const now = Date.now();
-    const insert = env.DB.prepare(
+    const insert = eventsDb(account).prepare(
       "INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient) VALUES (?, ?, ?, 'email.sent', 'e', 'r@x.com')",
     );
-    await env.DB.batch([
+    await eventsDb(account).batch([
       insert.bind(account, now - 10 * 86_400_000, "evt_old"),
       insert.bind(account, now - 60_000, "evt_new"),
     ]);
@@ -158,7 +158,8 @@ describe("scheduled()", () => {
     const controller = createScheduledController({ scheduledTime: new Date(now), cron: "*/15 * * * *" });
     await worker.scheduled(controller, env, createExecutionContext());
 
-    const { results } = await env.DB.prepare("SELECT id FROM events WHERE account_id = ?")
+    const { results } = await eventsDb(account)
+      .prepare("SELECT id FROM events WHERE account_id = ?")
       .bind(account)
       .all();
     expect(results).toEqual([{ id: "evt_new" }]);

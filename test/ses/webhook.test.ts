@@ -6,7 +6,7 @@ import bounceTransient from "../../../shared/fixtures/ses/event-publishing/bounc
 import { newApp } from "../../src/app";
 import type { Env } from "../../src/env";
 import { clearSigningKeyCache } from "../../src/ses/sns";
-import { call, json } from "../helpers";
+import { call, eventsDb, json } from "../helpers";
 import {
   AWS_CERT_URL,
   confirmation,
@@ -62,9 +62,8 @@ const post = (body: unknown, headers: Record<string, string> = {}) =>
   });
 
 async function eventsOf(account: string, emailId: string) {
-  const { results } = await env.DB.prepare(
-    "SELECT * FROM events WHERE account_id = ? AND email_id = ? ORDER BY recipient",
-  )
+  const { results } = await eventsDb(account)
+    .prepare("SELECT * FROM events WHERE account_id = ? AND email_id = ? ORDER BY recipient")
     .bind(account, emailId)
     .all<Record<string, unknown>>();
   return results;
@@ -142,9 +141,8 @@ describe("POST /webhooks/ses notifications", () => {
       (r) => expect(r[0]).toMatchObject({ bounce_type: "transient" }),
     );
     expect(await env.SUPPRESSIONS.get(`sup:acct_bound:${recipient}`)).toBeNull();
-    const row = await env.DB.prepare(
-      "SELECT 1 FROM suppressions WHERE account_id = 'acct_bound' AND email = ?",
-    )
+    const row = await eventsDb(recipient)
+      .prepare("SELECT 1 FROM suppressions WHERE account_id = 'acct_bound' AND email = ?")
       .bind(recipient)
       .first();
     expect(row).toBeNull();
@@ -220,15 +218,17 @@ describe("POST /webhooks/ses notifications", () => {
     await settle(
       async () =>
         (
-          await env.DB.prepare(
-            "SELECT type, recipient FROM events WHERE account_id = 'acct_django' AND recipient LIKE '%@simulator.amazonses.com' ORDER BY type",
-          ).all()
+          await eventsDb("acct_django")
+            .prepare(
+              "SELECT type, recipient FROM events WHERE account_id = 'acct_django' AND recipient LIKE '%@simulator.amazonses.com' ORDER BY type",
+            )
+            .all()
         ).results,
       (r) => expect(r.map((x) => x.type)).toEqual(["email.bounced", "email.complained"]),
     );
-    const suppressed = await env.DB.prepare(
-      "SELECT COUNT(*) AS n FROM suppressions WHERE account_id = 'acct_django'",
-    ).first<{ n: number }>();
+    const suppressed = await eventsDb("acct_django")
+      .prepare("SELECT COUNT(*) AS n FROM suppressions WHERE account_id = 'acct_django'")
+      .first<{ n: number }>();
     expect(suppressed?.n).toBe(0);
   });
 });

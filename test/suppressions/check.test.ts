@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { suppressingEntry } from "../../src/suppressions/check";
-import { call, consume, event, eventMessage, freshAccount, json } from "../helpers";
+import { call, consume, event, eventMessage, eventsDb, freshAccount, json } from "../helpers";
 import { check, d1Rows, mirrorOf, suppress, suppressedReasons, tokensFor } from "./support";
 
 describe("POST /v1/suppressions/check", () => {
@@ -130,9 +130,10 @@ describe("POST /v1/suppressions/check", () => {
     // The real queue delivers to the Worker's own consumer (max_batch_timeout 2 s); poll D1 for its write.
     const rows = await vi.waitFor(
       async () => {
-        const { results } = await env.DB.prepare(
-          "SELECT id, type, recipient, email_id, topic FROM events WHERE account_id = ? ORDER BY recipient",
-        )
+        const { results } = await eventsDb(account)
+          .prepare(
+            "SELECT id, type, recipient, email_id, topic FROM events WHERE account_id = ? ORDER BY recipient",
+          )
           .bind(account)
           .all();
         if (results.length === 0) throw new Error("not consumed yet");
@@ -162,7 +163,8 @@ describe("POST /v1/suppressions/check", () => {
     await suppress(write, "quiet@example.com");
     await check(send, { emails: ["quiet@example.com"] });
     await new Promise((r) => setTimeout(r, 3000));
-    const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
+    const row = await eventsDb(account)
+      .prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
       .bind(account)
       .first();
     expect(row?.n).toBe(0);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { mirrorKey } from "../../src/suppressions/mirror";
-import { call, json, mintToken } from "../helpers";
+import { call, eventsDb, json, mintToken } from "../helpers";
 
 /** Tokens of one account, one per scope the suppression routes use. */
 export async function tokensFor(account: string) {
@@ -45,10 +45,11 @@ export const mirrorOf = (account: string, email: string) =>
   );
 
 export async function d1Rows(account: string, email?: string) {
-  const { results } = await env.DB.prepare(
-    `SELECT email, topic, reason, email_id, suppressed_at FROM suppressions
+  const { results } = await eventsDb(account)
+    .prepare(
+      `SELECT email, topic, reason, email_id, suppressed_at FROM suppressions
       WHERE account_id = ?1 AND (?2 IS NULL OR email = ?2) ORDER BY email, topic`,
-  )
+    )
     .bind(account, email ?? null)
     .all<{ email: string; topic: string; reason: string; email_id: string | null; suppressed_at: number }>();
   return results;
@@ -62,9 +63,10 @@ export async function insertRow(
   reason = "manual",
   at = Date.now(),
 ) {
-  await env.DB.prepare(
-    "INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at) VALUES (?, ?, ?, ?, NULL, ?)",
-  )
+  await eventsDb(account)
+    .prepare(
+      "INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at) VALUES (?, ?, ?, ?, NULL, ?)",
+    )
     .bind(account, email, topic, reason, at)
     .run();
 }

@@ -10,7 +10,7 @@ import { writeBatch } from "../../src/queue/consumer";
 import type { EventMessage, QueueMessage } from "../../src/queue/messages";
 import { findClickBursts, storedClickRecord } from "../../src/tracking/burst-store";
 import { BURST_MARK_RETENTION_MS } from "../../src/tracking/bursts";
-import { consume, freshAccount } from "../helpers";
+import { consume, eventsDb, freshAccount } from "../helpers";
 import { CHROME_UA, eventsOf, serve, tokenFor, trackingRequest } from "./support";
 
 const MICROSOFT = { asn: 8075, asOrganization: "Microsoft Corporation", country: "US" };
@@ -45,7 +45,8 @@ const shifted = (m: EventMessage, ms: number): EventMessage => ({
 
 const marksOf = async (account: string) =>
   (
-    await env.DB.prepare("SELECT id, network FROM click_bursts WHERE account_id = ? ORDER BY occurred_at")
+    await eventsDb(account)
+      .prepare("SELECT id, network FROM click_bursts WHERE account_id = ? ORDER BY occurred_at")
       .bind(account)
       .all<{ id: string; network: string }>()
   ).results;
@@ -124,7 +125,8 @@ describe("scanner bursts in the events consumer (SPEC §5)", () => {
     await consume(burst.slice(0, cut), 2);
     expect(await clicksOf(account)).toEqual([]);
     // The raw table agrees with the API.
-    const raw = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
+    const raw = await eventsDb(account)
+      .prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
       .bind(account)
       .first<{ n: number }>();
     expect(raw?.n).toBe(0);
@@ -165,7 +167,7 @@ describe("scanner bursts in the events consumer (SPEC §5)", () => {
     expect((await eventsOf(account)).map((e) => e.type)).toEqual(["email.opened"]);
 
     const reads: string[] = [];
-    const db = new Proxy(env.DB, {
+    const db = new Proxy(eventsDb(account), {
       get(target, prop) {
         reads.push(String(prop));
         const value = Reflect.get(target, prop);
@@ -182,7 +184,7 @@ describe("scanner bursts in the events consumer (SPEC §5)", () => {
     const burst: EventMessage[] = [];
     for (const [i, url] of LINKS.entries()) burst.push(shifted(await click(account, url, AMAZON), i * 200));
     await consume(burst.slice(0, 1));
-    const plan = await findClickBursts(env.DB, burst.slice(1));
+    const plan = await findClickBursts(eventsDb(account), burst.slice(1));
     expect(plan.kept).toEqual([]);
     expect(plan.dropped).toEqual(burst.slice(1));
     expect(plan.removed).toHaveLength(1);
@@ -205,7 +207,7 @@ describe("scanner bursts in the events consumer (SPEC §5)", () => {
     const [c1, c2, c3] = burst as [EventMessage, EventMessage, EventMessage];
     // Batch B ([c3]) reads first; batch A ([c1, c2], a burst on its own) commits before B writes.
     let batches = 0;
-    const db = new Proxy(env.DB, {
+    const db = new Proxy(eventsDb(account), {
       get(target, prop) {
         if (prop === "batch") {
           return async (statements: D1PreparedStatement[]) => {
@@ -239,7 +241,7 @@ describe("scanner bursts in the events consumer (SPEC §5)", () => {
     await consume(recent);
     expect(await marksOf(account)).toHaveLength(3);
     const { purgeBurstMarks } = await import("../../src/tracking/burst-store");
-    await purgeBurstMarks(env.DB, Date.now(), { chunk: 2 });
+    await purgeBurstMarks(eventsDb(account), Date.now(), { chunk: 2 });
     expect(await marksOf(account)).toEqual([]);
     expect(await marksOf(fresh)).toHaveLength(3);
   });
@@ -281,7 +283,7 @@ describe("what burst detection costs the consumer", () => {
     }
     await consume(history);
     const meta: { rows_read?: number }[] = [];
-    const db = new Proxy(env.DB, {
+    const db = new Proxy(eventsDb(account), {
       get(target, prop) {
         if (prop === "batch") {
           return async (statements: D1PreparedStatement[]) => {

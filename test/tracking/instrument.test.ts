@@ -4,7 +4,7 @@ import type { Env } from "../../src/env";
 import type { QueueMessage } from "../../src/pipeline/messages";
 import { trackingKeyring } from "../../src/tracking/keyring";
 import { openToken } from "../../src/tracking/token";
-import { BASE, consume, freshAccount, json, mintToken } from "../helpers";
+import { BASE, consume, eventsDb, freshAccount, json, mintToken } from "../helpers";
 import { eventsOf, pathOf, type ServeOptions, serve, TRACK, trackingRequest } from "./support";
 
 const EMAIL_ID = "email_019e1972-e87e-7000-bf74-ba09e0ed0d62";
@@ -321,7 +321,8 @@ describe("engagement events of an instrumented message", () => {
       bot: null,
     });
     // The unsubscribe suppressed the message's topic only.
-    const row = await env.DB.prepare("SELECT topic, reason FROM suppressions WHERE account_id = ?")
+    const row = await eventsDb(account)
+      .prepare("SELECT topic, reason FROM suppressions WHERE account_id = ?")
       .bind(account)
       .first();
     expect(row).toEqual({ topic: "promotions", reason: "unsubscribe" });

@@ -6,7 +6,7 @@ import type { Env } from "../../src/env";
 import { mirrorKey } from "../../src/suppressions/mirror";
 import { trackingKeyring } from "../../src/tracking/keyring";
 import { locationHeader } from "../../src/tracking/routes/open-click";
-import { consume, freshAccount, json, mintToken } from "../helpers";
+import { consume, eventsDb, freshAccount, json, mintToken } from "../helpers";
 import {
   BARRACUDA_UA,
   CHROME_UA,
@@ -367,7 +367,8 @@ describe("POST /u/{token}", () => {
     });
 
     await consume(queued);
-    const row = await env.DB.prepare("SELECT * FROM suppressions WHERE account_id = ? AND email = ?")
+    const row = await eventsDb(account)
+      .prepare("SELECT * FROM suppressions WHERE account_id = ? AND email = ?")
       .bind(account, "reader@example.com")
       .first<Record<string, unknown>>();
     expect(row).toMatchObject({

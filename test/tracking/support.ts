@@ -72,7 +72,12 @@ export async function serve(request: Request, options: ServeOptions = {}): Promi
     ...(env as unknown as Env),
     ...options.vars,
     EVENTS_QUEUE: queue,
-    DB: counting("DB", env.DB),
+    // Every D1 binding: the control database and each event shard (SPEC §17).
+    ...Object.fromEntries(
+      Object.entries(env)
+        .filter(([name]) => name === "DB" || /^EVENTS_\d+$/.test(name))
+        .map(([name, db]) => [name, counting(name, db as D1Database)]),
+    ),
     SUPPRESSIONS: counting("SUPPRESSIONS", env.SUPPRESSIONS),
   };
   const ctx = createExecutionContext();

@@ -8,7 +8,16 @@ import { replayParkedMessages } from "../../src/queue/parked";
 import { clearSigningKeyCache } from "../../src/ses/sns";
 import { CLICK_DELAY_SECONDS } from "../../src/webhooks/enqueue";
 import { fanOutNewEvents } from "../../src/webhooks/fanout";
-import { call, consume, eventMessage, freshAccount, json, mintToken } from "../helpers";
+import {
+  call,
+  consume,
+  eventMessage,
+  eventsDb,
+  execOnShards,
+  freshAccount,
+  json,
+  mintToken,
+} from "../helpers";
 import { AWS_CERT_URL, notification, signed, testCertPem } from "../ses/sns-fixtures";
 import {
   createEndpoint,
@@ -153,7 +162,8 @@ describe("webhook pipeline", () => {
     const failed = await getQueueResult(batch, ctx);
     expect(failed.retryMessages).toHaveLength(1);
     expect(failed.explicitAcks).toEqual([]);
-    const stored = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
+    const stored = await eventsDb(account)
+      .prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
       .bind(account)
       .first<{ n: number }>();
     expect(stored?.n).toBe(1);
@@ -291,11 +301,12 @@ describe("webhook pipeline", () => {
       const ep = await createEndpoint(account, { url: hookUrl(hookName()) });
       const token = await mintToken(account, "webhooks:write");
       const t = Date.now() - 3600_000;
-      await env.DB.prepare(
-        `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+      await eventsDb(account)
+        .prepare(
+          `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
          INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient)
          SELECT ?1, ?2 + i, printf('evt_bulk%08d', i), 'email.sent', 'email_bulk', 'r@example.com' FROM n`,
-      )
+        )
         .bind(account, t)
         .run();
       const over = await call("POST", `/v1/webhooks/${ep.id}/replay`, {
@@ -427,12 +438,12 @@ describe("webhooks of events that waited in the dead-letter path", () => {
     const name = hookName();
     await createEndpoint(account, { url: hookUrl(name) });
     const e = event({ account_id: account });
-    await env.DB.exec("ALTER TABLE events RENAME TO events_away");
+    await execOnShards("ALTER TABLE events RENAME TO events_away");
     try {
       const parked = await runDeadLetters([{ id: `park-${account}`, body: eventMessage(e) }], env);
       expect(parked.explicitAcks).toHaveLength(1);
     } finally {
-      await env.DB.exec("ALTER TABLE events_away RENAME TO events");
+      await execOnShards("ALTER TABLE events_away RENAME TO events");
     }
     expect(await received(name)).toHaveLength(0);
     await replayParkedMessages(env);
@@ -445,14 +456,14 @@ describe("webhooks of events that waited in the dead-letter path", () => {
     const name = hookName();
     await createEndpoint(account, { url: hookUrl(name) });
     const events = [event({ account_id: account }), event({ account_id: account })];
-    await env.DB.exec("ALTER TABLE events RENAME TO events_away");
+    await execOnShards("ALTER TABLE events RENAME TO events_away");
     try {
       await runDeadLetters(
         events.map((e, i) => ({ id: `park2-${account}-${i}`, body: eventMessage(e) })),
         env,
       );
     } finally {
-      await env.DB.exec("ALTER TABLE events_away RENAME TO events");
+      await execOnShards("ALTER TABLE events_away RENAME TO events");
     }
     const refusing = new Proxy(env.WEBHOOKS_QUEUE, {
       get: (target, prop) =>
@@ -462,7 +473,8 @@ describe("webhooks of events that waited in the dead-letter path", () => {
     });
     const first = await replayParkedMessages({ ...env, WEBHOOKS_QUEUE: refusing } as Env);
     expect(first).toMatchObject({ replayed: 0, stuck: 0, fanout_failed: true });
-    const stored = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
+    const stored = await eventsDb(account)
+      .prepare("SELECT COUNT(*) AS n FROM events WHERE account_id = ?")
       .bind(account)
       .first<{ n: number }>();
     expect(stored?.n).toBe(2);

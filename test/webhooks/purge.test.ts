@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { runScheduledWork } from "../../src/retention/scheduled";
 import { purgeExpiredDeliveries } from "../../src/webhooks/purge";
-import { freshAccount } from "../helpers";
+import { eventShards, eventsDb, freshAccount } from "../helpers";
 import { createEndpoint, hookName, hookUrl } from "./support";
 
 const DAY = 86_400_000;
@@ -14,25 +14,38 @@ async function insertDeliveries(account: string, endpointId: string, ages: numbe
     `evt_purge${i}${crypto.randomUUID().slice(0, 8)}`,
     account,
   ]);
-  await env.DB.prepare(
-    `INSERT INTO webhook_deliveries (endpoint_id, event_occurred_at, event_id, account_id, event_type, status,
+  await eventsDb(account)
+    .prepare(
+      `INSERT INTO webhook_deliveries (endpoint_id, event_occurred_at, event_id, account_id, event_type, status,
        attempts, first_attempt_at, last_attempt_at)
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
             json_extract(value, '$[3]'), 'email.sent', 'succeeded', 1, ?2, ?2
      FROM json_each(?1)`,
-  )
+    )
     .bind(JSON.stringify(rows), now)
     .run();
 }
 
+/** An endpoint's deliveries left, by age in days, on whichever shards hold them. */
 const remaining = async (endpointId: string, now: number) =>
   (
-    await env.DB.prepare(
-      "SELECT CAST((?2 - event_occurred_at) / 86400000 AS INTEGER) AS days FROM webhook_deliveries WHERE endpoint_id = ?1 ORDER BY 1",
+    await Promise.all(
+      eventShards().map(
+        async (db) =>
+          (
+            await db
+              .prepare(
+                "SELECT CAST((?2 - event_occurred_at) / 86400000 AS INTEGER) AS days FROM webhook_deliveries WHERE endpoint_id = ?1",
+              )
+              .bind(endpointId, now)
+              .all<{ days: number }>()
+          ).results,
+      ),
     )
-      .bind(endpointId, now)
-      .all<{ days: number }>()
-  ).results.map((r) => r.days);
+  )
+    .flat()
+    .map((r) => r.days)
+    .sort((a, b) => a - b);
 
 describe("webhook deliveries purge", () => {
   it("removes deliveries older than their account's retention and every delivery of a deleted endpoint", async () => {
