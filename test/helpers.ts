@@ -90,11 +90,14 @@ export const eventMessage = (e: EventRecord, suppress?: SuppressEffect): QueueMe
  * rollups, deliveries and suppressions are. For tests that look at rows directly.
  */
 export function eventsDb(accountId: string): D1Database {
-  const shard = rendezvousShard(accountId, config(env, "EVENT_SHARDS"));
-  const db = env[`EVENTS_${shard}`];
-  if (!db) throw new Error(`EVENTS_${shard} is not bound in tests`);
+  const db = env[eventsBindingOf(accountId)];
+  if (!db) throw new Error(`${eventsBindingOf(accountId)} is not bound in tests`);
   return db;
 }
+
+/** The binding name of that shard (`EVENTS_2`), for a test that wraps it. */
+export const eventsBindingOf = (accountId: string): `EVENTS_${number}` =>
+  `EVENTS_${rendezvousShard(accountId, config(env, "EVENT_SHARDS"))}`;
 
 /** Every bound event shard: a test that makes "D1" fail for any account does it on all of them. */
 export function eventShards(): D1Database[] {

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_PURGE_BUDGET, PURGE_CURSOR_KEY, purgeExpiredEvents } from "../../src/retention/purge";
-import { eventsDb, freshAccount } from "../helpers";
+import { shardCursorKey } from "../../src/shards/control";
+import { eventsBindingOf, eventsDb, freshAccount } from "../helpers";
 
 const DAY = 86_400_000;
 const NOW = Date.parse("2026-06-01T12:00:00.000Z");
@@ -110,8 +111,14 @@ describe("purgeExpiredEvents", () => {
   });
 
   it("stops at its budget and resumes where it stopped on the next run", async () => {
+    // Two accounts on one shard: each shard runs on its own budget and cursor (SPEC §17).
     const first = freshAccount("a");
-    const second = freshAccount("b");
+    let second = freshAccount("b");
+    while (eventsBindingOf(second) !== eventsBindingOf(first)) second = freshAccount("b");
+    const cursorKey = shardCursorKey(
+      PURGE_CURSOR_KEY,
+      Number(eventsBindingOf(first).slice("EVENTS_".length)),
+    );
     await insertEvents(first, 300, 4 * DAY);
     await insertEvents(second, 300, 4 * DAY);
     await purgeAll(); // clear what earlier tests left, so the counts below are this test's own
@@ -121,12 +128,12 @@ describe("purgeExpiredEvents", () => {
     const budget = { ...DEFAULT_PURGE_BUDGET, chunk: 100, rows: 250 };
     const run1 = await purgeExpiredEvents(env, NOW, budget);
     expect(run1).toMatchObject({ deleted: 250, complete: false });
-    expect(await env.SUPPRESSIONS.get(PURGE_CURSOR_KEY, "json")).not.toBeNull();
+    expect(await env.SUPPRESSIONS.get(cursorKey, "json")).not.toBeNull();
     const run2 = await purgeExpiredEvents(env, NOW, budget);
     expect(run2).toMatchObject({ deleted: 250, complete: false });
     const run3 = await purgeExpiredEvents(env, NOW, budget);
     expect(run3).toMatchObject({ deleted: 100, complete: true });
-    expect(await env.SUPPRESSIONS.get(PURGE_CURSOR_KEY)).toBeNull();
+    expect(await env.SUPPRESSIONS.get(cursorKey)).toBeNull();
     expect(await ages(first)).toEqual({});
     expect(await ages(second)).toEqual({});
   });

@@ -10,7 +10,7 @@ import { writeBatch } from "../../src/queue/consumer";
 import type { EventMessage, QueueMessage } from "../../src/queue/messages";
 import { findClickBursts, storedClickRecord } from "../../src/tracking/burst-store";
 import { BURST_MARK_RETENTION_MS } from "../../src/tracking/bursts";
-import { consume, eventsDb, freshAccount } from "../helpers";
+import { consume, eventsBindingOf, eventsDb, freshAccount } from "../helpers";
 import { CHROME_UA, eventsOf, serve, tokenFor, trackingRequest } from "./support";
 
 const MICROSOFT = { asn: 8075, asOrganization: "Microsoft Corporation", country: "US" };
@@ -220,7 +220,9 @@ describe("scanner bursts in the events consumer (SPEC §5)", () => {
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-    await expect(writeBatch({ ...(env as unknown as Env), DB: db }, [c3])).rejects.toThrow();
+    await expect(
+      writeBatch({ ...(env as unknown as Env), [eventsBindingOf(account)]: db }, [c3]),
+    ).rejects.toThrow();
     expect(batches).toBe(2);
     expect(await clicksOf(account)).toEqual([]);
     // The consumer retries B; it now sees A's marks.
