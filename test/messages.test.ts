@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { call, eventsDb, freshAccount, json, mintToken } from "./helpers";
 

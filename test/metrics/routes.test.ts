@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, consume, event, eventMessage, eventsDb, freshAccount, json, mintToken } from "../helpers";
 

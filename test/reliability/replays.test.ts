@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { QueueMessage } from "../../src/queue/messages";
 import { REPLAY_BUCKET_MS, replayEventId } from "../../src/tracking/interaction";

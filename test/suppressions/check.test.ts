@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { suppressingEntry } from "../../src/suppressions/check";
 import { call, consume, event, eventMessage, eventsDb, freshAccount, json } from "../helpers";
