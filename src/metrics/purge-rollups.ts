@@ -1,7 +1,7 @@
 import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
 import { readCursor, writeCursor } from "../retention/task-cursor";
-import { budgetedWalk, expiredRollupsWalk } from "../store/purge";
+import { budgetedWalk, expiredRollupsWalk } from "../store";
 import { MAX_DAYS } from "./query";
 
 /**

@@ -1,7 +1,7 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
-import { type AccountGroup, budgetedWalk, PER_EMAIL_TABLES, staleRegistrationsWalk } from "../store/purge";
+import { type AccountGroup, budgetedWalk, PER_EMAIL_TABLES, staleRegistrationsWalk } from "../store";
 import { readCursor, writeCursor } from "./task-cursor";
 
 /**
