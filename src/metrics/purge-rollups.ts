@@ -2,7 +2,7 @@ import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
 import { readCursor, writeCursor } from "../retention/task-cursor";
 import { everyShard, shardCursorKey } from "../shards/control";
-import { budgetedWalk, expiredRollupsWalk } from "../store/purge";
+import { budgetedWalk, expiredRollupsWalk } from "../store";
 import { MAX_DAYS } from "./query";
 
 /**

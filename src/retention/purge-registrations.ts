@@ -3,7 +3,7 @@ import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
 import { onEveryShard } from "../shards/across";
 import { shardCursorKey, withControlPlan } from "../shards/control";
-import { type AccountGroup, budgetedWalk, PER_EMAIL_TABLES, staleRegistrationsWalk } from "../store/purge";
+import { type AccountGroup, budgetedWalk, PER_EMAIL_TABLES, staleRegistrationsWalk } from "../store";
 import { readCursor, writeCursor } from "./task-cursor";
 
 /**

@@ -2,7 +2,7 @@ import { effectivePlan } from "../config";
 import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
 import { everyShard, shardCursorKey, withControlPlan } from "../shards/control";
-import { budgetedWalk, expiredEventsWalk, type PurgeBudget } from "../store/purge";
+import { budgetedWalk, expiredEventsWalk, type PurgeBudget } from "../store";
 import { readCursor, writeCursor } from "./task-cursor";
 
 /**

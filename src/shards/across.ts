@@ -109,12 +109,11 @@ export function sumResults<T extends Record<string, unknown>>(results: T[]): T {
   return sum as T;
 }
 
-/** How a streamed page scan ends (store/scan.ts): where the next page starts, and its costs. */
+/** How a streamed page scan ends (store/scan.ts ScanEnd): where the next page starts, and its cost. */
 export interface StreamEnd {
+  hasMore: boolean;
   next: { occurredAt: number; id: string } | null;
-  rowsScanned: number;
   rowsRead: number;
-  matched: number;
 }
 
 /**
@@ -151,10 +150,9 @@ export async function* streamAcross<R extends { occurred_at: number; id: string 
   yield merged.rows;
   const below = merged.continueBelow;
   return {
+    hasMore: below !== null,
     next: below ? { occurredAt: below.at, id: below.id } : null,
-    rowsScanned: pages.reduce((n, p) => n + p.end.rowsScanned, 0),
     rowsRead: pages.reduce((n, p) => n + p.end.rowsRead, 0),
-    matched: merged.rows.length,
   };
 }
 

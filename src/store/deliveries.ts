@@ -1,6 +1,6 @@
 import type { EventDbRow } from "../events/serialize";
 import { eventsByKeyJoin } from "./fragments";
-import { collectScan, scanPage, typeFilter } from "./scan";
+import { scanAll, typeMatch } from "./scan";
 
 /**
  * Webhook deliveries (db/webhook-deliveries.ts) and the webhooks' reads of stored events: the
@@ -185,16 +185,14 @@ export async function eventsInWindowOldestFirst(
   accountId: string,
   q: { start: number; end: number; types: readonly string[] | null; limit: number },
 ): Promise<EventDbRow[]> {
-  const { rows } = await collectScan(
-    scanPage(
-      db,
-      accountId,
-      q,
-      null,
-      q.limit,
-      typeFilter(q.types, { kind: "time" }),
-      Number.POSITIVE_INFINITY,
-    ),
-  );
+  const { rows } = await scanAll(db, {
+    accountId,
+    window: q,
+    path: { kind: "time" },
+    match: typeMatch(q.types),
+    from: null,
+    limit: q.limit,
+    budget: Number.POSITIVE_INFINITY,
+  });
   return rows.reverse();
 }

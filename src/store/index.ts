@@ -11,6 +11,7 @@ export * from "./deliveries";
 export * from "./event-writes";
 export * from "./fragments";
 export * from "./offset-page";
+export * from "./purge";
 export * from "./rollup-reads";
 export * from "./rollups";
 export * from "./scan";

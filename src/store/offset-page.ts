@@ -1,6 +1,6 @@
 import type { EventType } from "../events/record";
 import type { EventDbRow } from "../events/serialize";
-import { collectScan, countMatches, scanPage, typeFilter } from "./scan";
+import { type AccessPath, countMatches, scanAll, typeMatch } from "./scan";
 
 /**
  * Page-number and offset pagination over `events` (Numonic's `page`, Unosend's `offset`), as those
@@ -27,28 +27,25 @@ export async function offsetPage(
   accountId: string,
   query: OffsetQuery,
 ): Promise<{ rows: EventDbRow[]; total: number; rowsRead: number }> {
-  const filter = typeFilter(
-    query.types,
-    query.emailId !== null ? { kind: "email_id", value: query.emailId } : { kind: "time" },
-  );
-  const match = { sql: filter.sql ?? "1", params: filter.params };
+  const path: AccessPath =
+    query.emailId !== null ? { kind: "email_id", value: query.emailId } : { kind: "time" };
+  const match = typeMatch(query.types);
+  // Offsets are the surfaces' own paging (at most 10,000 deep): the page reads what they ask for.
   const [page, count] = await Promise.all([
-    collectScan(
-      scanPage(
-        db,
-        accountId,
-        query.window,
-        null,
-        query.offset + query.limit,
-        filter,
-        Number.POSITIVE_INFINITY,
-      ),
-    ),
-    countMatches(db, accountId, query.window, filter.access, match),
+    scanAll(db, {
+      accountId,
+      window: query.window,
+      path,
+      match,
+      from: null,
+      limit: query.offset + query.limit,
+      budget: Number.POSITIVE_INFINITY,
+    }),
+    countMatches(db, accountId, query.window, path, match),
   ]);
   return {
     rows: page.rows.slice(query.offset),
     total: count.total,
-    rowsRead: page.result.rowsRead + count.rowsRead,
+    rowsRead: page.rowsRead + count.rowsRead,
   };
 }

@@ -19,15 +19,16 @@ import type { EventRecord } from "../events/record";
 import { log } from "../lib/log";
 import type { EventMessage } from "../pipeline/messages";
 import {
+  budgetedWalk,
   clickWindowsGuard,
   deleteClicks,
+  expiredBurstMarksWalk,
   insertBurstMarks,
   type MarkRow,
   readClickWindows,
   recordOfRow,
   type StoredClickRow,
 } from "../store";
-import { budgetedWalk, expiredBurstMarksWalk } from "../store/purge";
 import { BURST_LOOKAROUND_MS, BURST_MARK_RETENTION_MS, type BurstClick, linkOf, planBursts } from "./bursts";
 
 export type { StoredClickRow } from "../store";

@@ -4,7 +4,7 @@ import { DAY_MS } from "../lib/params";
 import { DEFAULT_PURGE_BUDGET, type PurgeBudget } from "../retention/purge";
 import { readCursor, writeCursor } from "../retention/task-cursor";
 import { everyShard, shardCursorKey, withControlEndpoint } from "../shards/control";
-import { budgetedWalk, expiredDeliveriesWalk } from "../store/purge";
+import { budgetedWalk, expiredDeliveriesWalk } from "../store";
 
 /**
  * Webhook deliveries are kept as long as their event (SPEC §12, §14): this removes the rows whose

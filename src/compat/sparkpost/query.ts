@@ -10,14 +10,7 @@ import { log } from "../../lib/log";
 import { DAY_MS } from "../../lib/params";
 import { countAcross, streamAcross } from "../../shards/across";
 import { accountShards } from "../../shards/route";
-import {
-  countMatches,
-  SCAN_BUDGET,
-  type ScanFilter,
-  type KeysetScanResult as ScanResult,
-  type ScanRow,
-  scanPage,
-} from "../../store";
+import { countMatches, PAGE_ROW_BUDGET, type ScanEnd as ScanResult, type ScanRow, scan } from "../../store";
 import { BOUNCE_CLASS_SQL, isBounceClass } from "./bounce-class";
 import { KNOWN_SPARKPOST_TYPES, type SparkPostType, toSparkPostEvent } from "./event-map";
 import {
@@ -229,7 +222,7 @@ export async function openSparkPostPage(
   accountId: string,
   query: SparkPostQuery,
   now = Date.now(),
-  budget = SCAN_BUDGET,
+  budget = PAGE_ROW_BUDGET,
 ): Promise<SparkPostPage> {
   const fingerprint = await fingerprintOf(accountId, query.repeat);
   const state = query.cursor === null ? null : openSparkPostCursor(query.cursor, fingerprint);
@@ -237,34 +230,33 @@ export async function openSparkPostPage(
   const plan = await getAccountPlan(env, accountId);
   const window = clampWindow(requested, plan.retention_days, now);
   const compiled = compileFilters(query.filters);
-  const filter: ScanFilter = {
-    ...compiled,
-    columns: `${BOUNCE_CLASS_SQL} AS _bounce_class`,
-    columnParams: [],
-  };
+  const match = compiled.sql === null ? null : { sql: compiled.sql, params: compiled.params };
   let totalCount = state?.total ?? 0;
   let countRowsRead = 0;
   // Every shard holding the account's events (stripes, a previous placement): counts add up, pages merge.
   const shards = [...(await accountShards(env, accountId)).read];
   if (state === null) {
     const counted = await countAcross(env, shards, (db) =>
-      countMatches(
-        db,
-        accountId,
-        window,
-        filter.access,
-        filter.sql === null ? null : { sql: filter.sql, params: filter.params },
-      ),
+      countMatches(db, accountId, window, compiled.access, match),
     );
     totalCount = counted.total;
     countRowsRead = counted.rowsRead;
   }
-  const scan = streamAcross(env, shards, query.perPage, (db) =>
-    scanPage(db, accountId, window, state?.position ?? null, query.perPage, filter, budget),
+  const walk = streamAcross(env, shards, query.perPage, (db) =>
+    scan(db, {
+      accountId,
+      window,
+      path: compiled.access,
+      match,
+      columns: `${BOUNCE_CLASS_SQL} AS _bounce_class`,
+      from: state?.position ?? null,
+      limit: query.perPage,
+      budget,
+    }),
   );
   async function* chunks(): AsyncGenerator<string[], ScanResult> {
     for (;;) {
-      const step = await scan.next();
+      const step = await walk.next();
       if (step.done) return step.value;
       yield step.value.map((row: ScanRow) =>
         JSON.stringify(toSparkPostEvent(toPublicEvent(row), (row._bounce_class as number | null) ?? null)),
