@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { shardBindingOf } from "../../scripts/lib.mjs";
 import { freePort, migrateLocal, runWrangler } from "./wrangler-dev";
 
 interface SparkPostError extends Error {
@@ -77,26 +78,32 @@ describe("the sparkpost npm client against /compat/sparkpost", () => {
       mode: 0o600,
     });
     await migrateLocal(persist, childEnv);
-    const values = rows
-      .map(
-        (r) =>
-          `(${sqlText(r.account)}, ${r.at}, ${sqlText(r.id)}, ${sqlText(r.type)}, 'email_1', 'user@example.com', ` +
-          `${sqlText(r.campaign)}, ${r.type === "email.bounced" ? "'permanent', 'NoEmail', 550, '550 5.1.1 unknown'" : "NULL, NULL, NULL, NULL"})`,
-      )
-      .join(", ");
-    await runWrangler(
-      [
-        "d1",
-        "execute",
-        "DB",
-        "--local",
-        "--persist-to",
-        persist,
-        "--command",
-        `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient, campaign, bounce_type, bounce_classification, smtp_code, smtp_response) VALUES ${values}`,
-      ],
-      childEnv,
-    );
+    // Each account's events on its event shard (SPEC §17), where the Worker routes it.
+    const byShard = new Map<string, typeof rows>();
+    for (const r of rows)
+      byShard.set(shardBindingOf(r.account), [...(byShard.get(shardBindingOf(r.account)) ?? []), r]);
+    for (const [binding, list] of byShard) {
+      const values = list
+        .map(
+          (r) =>
+            `(${sqlText(r.account)}, ${r.at}, ${sqlText(r.id)}, ${sqlText(r.type)}, 'email_1', 'user@example.com', ` +
+            `${sqlText(r.campaign)}, ${r.type === "email.bounced" ? "'permanent', 'NoEmail', 550, '550 5.1.1 unknown'" : "NULL, NULL, NULL, NULL"})`,
+        )
+        .join(", ");
+      await runWrangler(
+        [
+          "d1",
+          "execute",
+          binding,
+          "--local",
+          "--persist-to",
+          persist,
+          "--command",
+          `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient, campaign, bounce_type, bounce_classification, smtp_code, smtp_response) VALUES ${values}`,
+        ],
+        childEnv,
+      );
+    }
     dev = spawn(
       process.execPath,
       [
