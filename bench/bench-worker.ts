@@ -19,6 +19,9 @@ import worker from "../src/index";
 import { getMetrics } from "../src/metrics/routes";
 import { handleEventsBatch } from "../src/queue/consumer";
 import type { QueueMessage } from "../src/queue/messages";
+import { shardDb } from "../src/shards/bindings";
+import { loadDirectory } from "../src/shards/directory";
+import { accountShards, readDbs, routeAccount, shardOfEmail } from "../src/shards/route";
 import { rebuildRollups } from "../src/store";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 
@@ -265,34 +268,75 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
   }
 
   if (route === "sql") {
-    // Runs statements as given: migrations, the hand-written query baselines, size probes. `on` names
-    // the D1 binding (default DB); "all" runs it on every D1 binding (migrations), answering the last.
+    // Runs statements as given: migrations, the hand-written query baselines, size probes. `on` says
+    // where (SPEC §17): a D1 binding (default DB); "all", every D1 binding (migrations, answering the
+    // last); "events", every event shard (rows concatenated, rows_read and size_after summed);
+    // "account:<id>", the shard holding that account's events.
     const body = (await request.json()) as { statements: { sql: string; params?: unknown[]; on?: string }[] };
     const out = [];
     const bindings = d1Bindings(env, (db) => db);
+    const shardsOnly = Object.entries(bindings)
+      .filter(([name]) => name !== "DB")
+      .map(([, db]) => db);
     for (const s of body.statements) {
-      const targets = s.on === "all" ? Object.values(bindings) : [bindings[s.on ?? "DB"]];
-      let last: { results: unknown[]; meta: D1Meta; ms: number } | null = null;
+      let targets: (D1Database | undefined)[];
+      if (s.on === "all") targets = Object.values(bindings);
+      else if (s.on === "events") targets = shardsOnly.length > 0 ? shardsOnly : [env.DB];
+      else if (s.on?.startsWith("account:")) {
+        const account = await accountShards(env, s.on.slice("account:".length));
+        targets = [shardDb(env, account.shards[0] ?? account.home)];
+      } else targets = [bindings[s.on ?? "DB"]];
+      let merged: { results: unknown[]; meta: D1Meta; ms: number } | null = null;
+      const started = performance.now();
       for (const db of targets) {
         if (!db) return json({ error: `no D1 binding ${s.on}` }, 400);
-        const started = performance.now();
         const result = await db
           .prepare(s.sql)
           .bind(...(s.params ?? []))
           .all();
-        last = { results: result.results, meta: result.meta, ms: performance.now() - started };
+        if (s.on === "all" || !merged) merged = { results: result.results, meta: { ...result.meta }, ms: 0 };
+        else {
+          merged.results.push(...result.results);
+          merged.meta.rows_read += result.meta.rows_read;
+          merged.meta.size_after += result.meta.size_after;
+        }
       }
-      out.push(last);
+      if (merged) merged.ms = performance.now() - started;
+      out.push(merged);
     }
     return json(out);
   }
 
   if (route === "load") {
-    const sql = LOADERS[url.searchParams.get("table") ?? ""];
+    const table = url.searchParams.get("table") ?? "";
+    const sql = LOADERS[table];
     if (!sql) return json({ error: "unknown table" }, 400);
-    const rows = await request.text();
-    const result = await env.DB.prepare(sql).bind(rows).run();
-    return json({ meta: result.meta });
+    const rows = (await request.json()) as unknown[][];
+    if (table === "accounts")
+      return json({ meta: (await env.DB.prepare(sql).bind(JSON.stringify(rows)).run()).meta });
+    // Each row to the shard the Worker routes it to (SPEC §17): its email's stripe (events and the
+    // Message-ID map: account at [0], email_id at [4]), or the account's home (sending domains).
+    const directory = await loadDirectory(env);
+    const groups = new Map<number, unknown[][]>();
+    for (const row of rows) {
+      const account = routeAccount(env, String(row[0]), directory);
+      const shard = table === "sending_domains" ? account.home : shardOfEmail(account, String(row[4]));
+      groups.set(shard, [...(groups.get(shard) ?? []), row]);
+    }
+    const metas = await Promise.all(
+      [...groups].map(
+        async ([shard, list]) =>
+          (await shardDb(env, shard).prepare(sql).bind(JSON.stringify(list)).run()).meta,
+      ),
+    );
+    return json({
+      meta: {
+        rows_written: metas.reduce((n, m) => n + m.rows_written, 0),
+        rows_read: metas.reduce((n, m) => n + m.rows_read, 0),
+        size_after: Math.max(0, ...metas.map((m) => m.size_after)),
+        changes: metas.reduce((n, m) => n + m.changes, 0),
+      },
+    });
   }
 
   if (route === "consume") {
@@ -346,7 +390,8 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
     // Rolls up the bulk-loaded events of one account (metrics phase), as the one-time back-fill would.
     const account = url.searchParams.get("account") ?? "";
     const started = performance.now();
-    const results = await env.DB.batch(rebuildRollups(env.DB, account));
+    const shards = readDbs(env, await accountShards(env, account));
+    const results = (await Promise.all(shards.map(({ db }) => db.batch(rebuildRollups(db, account))))).flat();
     return json({ ms: performance.now() - started, meta: results.map((r) => r.meta) });
   }
 

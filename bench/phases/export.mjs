@@ -102,6 +102,7 @@ export async function exportPhase({ app, client, secret, values, options }) {
       {
         sql: "SELECT COUNT(*) AS n, SUM(LENGTH(tracking)) AS t, SUM(LENGTH(subject)) AS s FROM events WHERE account_id = ?",
         params: [v.account],
+        on: `account:${v.account}`,
       },
     ]);
     for (const format of ["ndjson", "csv"]) {

@@ -187,6 +187,7 @@ export async function ingestPhase({ client, app, options, largeAccount = null })
       sql: `SELECT COUNT(*) AS n, SUM(campaign IS NOT NULL OR template_id IS NOT NULL) AS enriched
               FROM events WHERE account_id = ? AND type = 'email.opened' AND email_id IN (SELECT value FROM json_each(?))`,
       params: [account.id, JSON.stringify(forEngagement.slice(0, 200).map((m) => m.email_id))],
+      on: `account:${account.id}`,
     },
   ]);
   const mixEvents = mixed.events;

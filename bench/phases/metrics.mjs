@@ -45,13 +45,21 @@ export async function metricsPhase({ app, client, secret, universe, values, opti
     bar.tick();
   }
   bar.done();
-  const [rows, events] = await client.sql([
-    { sql: "SELECT COUNT(*) AS n FROM metric_rollups" },
-    { sql: "SELECT COUNT(*) AS n FROM events" },
-  ]);
+  // Across every event shard (SPEC §17): one count row per shard, summed.
+  const summed = (r) => ({ ...r, results: [{ n: r.results.reduce((s, x) => s + x.n, 0) }] });
+  const [rows, events] = (
+    await client.sql([
+      { sql: "SELECT COUNT(*) AS n FROM metric_rollups", on: "events" },
+      { sql: "SELECT COUNT(*) AS n FROM events", on: "events" },
+    ])
+  ).map(summed);
   const largest = values[0].account;
   const [largestRows] = await client.sql([
-    { sql: "SELECT COUNT(*) AS n FROM metric_rollups WHERE account_id = ?", params: [largest] },
+    {
+      sql: "SELECT COUNT(*) AS n FROM metric_rollups WHERE account_id = ?",
+      params: [largest],
+      on: `account:${largest}`,
+    },
   ]);
 
   const token = await mintToken({ sub: largest, scope: "events:read", ttl: "2h", secret });

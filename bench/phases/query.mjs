@@ -135,7 +135,10 @@ async function walkDirect(client, account, c, limit, pages, onPage) {
   for (let page = 0; page < pages; page++) {
     const { page: stmt, count } = directPageSql(account, window, c.params, cursor, limit);
     // Like the API, which counts on every page of a count=true walk.
-    const statements = [stmt, ...(c.params.count === "true" ? [count] : [])];
+    const statements = [stmt, ...(c.params.count === "true" ? [count] : [])].map((s) => ({
+      ...s,
+      on: `account:${account}`,
+    }));
     const started = performance.now();
     const results = await client.sql(statements);
     const ms = performance.now() - started;
@@ -167,6 +170,7 @@ export async function queryPhase({ app, client, secret, values, options }) {
     {
       sql: "SELECT 1 FROM sending_domains WHERE account_id = ? AND domain = ?",
       params: [values[0].account, values[0].domain],
+      on: `account:${values[0].account}`,
     },
   ]);
   const overhead = {

@@ -98,9 +98,10 @@ export async function seedPhase({ client, totalEvents, accounts = 100, probeRank
     method: "POST",
     body: universe.accounts.flatMap((a) => a.domains.map((d) => [a.id, d, universe.window.start])),
   });
-  const [probeBefore] = await client.sql([{ sql: "SELECT COUNT(*) AS n FROM events" }]);
+  // Every event shard (SPEC §17): counts and sizes summed.
+  const [probeBefore] = await client.sql([{ sql: "SELECT COUNT(*) AS n FROM events", on: "events" }]);
   const sizeBefore = probeBefore.meta.size_after;
-  const eventsBefore = probeBefore.results[0].n;
+  const eventsBefore = probeBefore.results.reduce((s, r) => s + r.n, 0);
 
   const probes = new Map(
     universe.accounts.filter((a) => probeRanks.includes(a.rank)).map((a) => [a.id, newProbe(a)]),
@@ -137,9 +138,9 @@ export async function seedPhase({ client, totalEvents, accounts = 100, probeRank
   await Promise.all(inFlight);
   bar.done();
 
-  const [after] = await client.sql([{ sql: "SELECT COUNT(*) AS n FROM events" }]);
+  const [after] = await client.sql([{ sql: "SELECT COUNT(*) AS n FROM events", on: "events" }]);
   const sizeAfter = Math.max(maxSize, after.meta.size_after);
-  const inserted = after.results[0].n - eventsBefore;
+  const inserted = after.results.reduce((s, r) => s + r.n, 0) - eventsBefore;
   return {
     universe,
     values: [...probes.values()].map(pickValues),

@@ -38,14 +38,12 @@ export function runWrangler(args: string[], env: NodeJS.ProcessEnv = CHILD_ENV):
 
 /**
  * Applies the migrations to every D1 binding of wrangler.toml (the control database and each event
- * shard, SPEC §17) in a local persist dir, in parallel: each binding is its own SQLite file.
+ * shard, SPEC §17) in a local persist dir, one after the other (local D1 shares a lock per dir).
  */
 export async function migrateLocal(persist: string, env: NodeJS.ProcessEnv = CHILD_ENV): Promise<void> {
-  await Promise.all(
-    d1Bindings().map((binding) =>
-      runWrangler(["d1", "migrations", "apply", binding, "--local", "--persist-to", persist], env),
-    ),
-  );
+  for (const binding of d1Bindings()) {
+    await runWrangler(["d1", "migrations", "apply", binding, "--local", "--persist-to", persist], env);
+  }
 }
 
 export async function until<T>(
