@@ -22,6 +22,7 @@ import {
   removedEventsRollup,
   suppressionFromEventsStatement,
 } from "../store";
+import { registrationsOf } from "../store/shard-rows";
 import { isSimulatorAddress } from "../suppressions/address";
 import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
 import { insertSuppressions, type SuppressionWrite } from "../suppressions/write";
@@ -231,11 +232,15 @@ async function writeShard(
   });
   // Scanner bursts (SPEC §5): their clicks are not written, and any an earlier batch wrote are deleted
   // below. `bursts.dropped` / `bursts.removed` name them for anything that counts or forwards events.
-  const bursts = await findClickBursts(db, arrived);
+  const moving = await whileMoving(env, shard, routes, arrived, registrations);
+  const bursts = await findClickBursts(
+    db,
+    arrived.filter((e) => !moving.stored.has(`${e.event.account_id}\u0000${e.event.id}`)),
+  );
   const events = bursts.kept;
   const statements: D1PreparedStatement[] = [];
 
-  for (const chunk of chunkByJsonSize(registrations.map(registrationRow))) {
+  for (const chunk of chunkByJsonSize([...registrations.map(registrationRow), ...moving.registrations])) {
     statements.push(...registrationStatements(db, chunk));
   }
   // Back-fill events that arrived before their registration. Only rows with a gap are written.
@@ -286,6 +291,63 @@ async function writeShard(
   inserted?.push(...stored);
   if (remote.length > 0) touched.push(...(await suppressOnHome(env, db, routes, remote, stored, retried)));
   return touched;
+}
+
+/**
+ * An account being moved (SPEC §17) writes to its new shards while older rows stay on the previous
+ * ones. Two things of an email can sit on the other side: its events (a redelivery must not store
+ * one again) and its registration (later events must still be enriched). For the batch's events of
+ * such accounts: the ids already stored on a previous shard, and the registrations found there, to be
+ * written here too (one row per email, so the email's enrichment joins stay on one database).
+ */
+async function whileMoving(
+  env: Env,
+  shard: number,
+  routes: Map<string, AccountShards>,
+  arrived: EventMessage[],
+  registrations: RegisterMessage[],
+): Promise<{ stored: Set<string>; registrations: Record<string, unknown>[] }> {
+  const stored = new Set<string>();
+  const carried: Record<string, unknown>[] = [];
+  const byAccount = new Map<string, EventMessage[]>();
+  for (const e of arrived) {
+    if ((routes.get(e.event.account_id)?.previous.length ?? 0) > 0)
+      byAccount.set(e.event.account_id, [...(byAccount.get(e.event.account_id) ?? []), e]);
+  }
+  for (const [accountId, list] of byAccount) {
+    const route = routes.get(accountId);
+    const registered = new Set(
+      registrations.filter((r) => r.account_id === accountId).map((r) => r.message.email_id),
+    );
+    const others = (route?.read ?? []).filter((i) => i !== shard);
+    const found = await Promise.all(
+      others.map(async (other) => {
+        const otherDb = shardDb(env, other);
+        const [events, regs] = await Promise.all([
+          eventsByKey(
+            otherDb,
+            list.map((m) => m.event),
+          ),
+          registrationsOf(
+            otherDb,
+            accountId,
+            list.map((m) => m.event.email_id).filter((id) => !registered.has(id)),
+          ),
+        ]);
+        return { events, regs };
+      }),
+    );
+    const seenEmails = new Set<string>();
+    for (const { events, regs } of found) {
+      for (const e of events) stored.add(`${e.account_id}\u0000${e.id}`);
+      for (const r of regs) {
+        if (seenEmails.has(String(r.email_id))) continue;
+        seenEmails.add(String(r.email_id));
+        carried.push(r);
+      }
+    }
+  }
+  return { stored, registrations: carried };
 }
 
 /** The suppressions of a striped account's events, written on its home shard (see writeShard). */

@@ -1,3 +1,5 @@
+import { columnOf, DIMENSIONS } from "../db/event-record";
+
 /**
  * The event store's part in placements (SPEC §17): whether a shard still holds anything of an
  * account, moving what lives with the account rather than with an email, and a shard's load.
@@ -106,4 +108,24 @@ export async function shardLoad(db: D1Database, cap: number, accountCap: number)
     accounts: accounts?.results[0]?.n ?? 0,
     sizeAfter: typeof size === "number" && size > 0 ? size : null,
   };
+}
+
+/**
+ * Registrations of these emails as stored on `db` (an account's previous shard during a move), in
+ * the shape the consumer's registration statements take: every column under its field's name.
+ */
+export async function registrationsOf(
+  db: D1Database,
+  accountId: string,
+  emailIds: readonly string[],
+): Promise<Record<string, unknown>[]> {
+  if (emailIds.length === 0) return [];
+  const { results } = await db
+    .prepare(
+      `SELECT account_id, email_id, registered_at, ${DIMENSIONS.map((k) => `${columnOf(k)} AS "${k}"`).join(", ")}
+         FROM messages WHERE account_id = ?1 AND email_id IN (SELECT value FROM json_each(?2))`,
+    )
+    .bind(accountId, JSON.stringify([...new Set(emailIds)]))
+    .all<Record<string, unknown>>();
+  return results;
 }

@@ -127,4 +127,52 @@ describe("moving an account in the middle of paging", () => {
     expect(drained).toMatchObject({ shards: [after], previous: null });
     expect(await suppressionsView(account)).toEqual(suppressionsBefore);
   });
+
+  it("stores a redelivered event once and enriches an email registered before the move", async () => {
+    const account = freshAccount("move");
+    const admin = await mintToken("operator", "admin");
+    const before = hashedShard(account);
+    const after = otherShard(before);
+    const sent = blankEvent({
+      id: "evt_moveredelivered",
+      account_id: account,
+      type: "email.sent",
+      occurred_at: NOW - 60_000,
+      email_id: "email_move_reg",
+      recipient: "r@example.com",
+    });
+    await consume([
+      {
+        type: "register",
+        account_id: account,
+        registered_at: NOW - 120_000,
+        message: {
+          email_id: "email_move_reg",
+          message_id: null,
+          from: "news@mail.example.com",
+          from_domain: "mail.example.com",
+          subject: "Before the move",
+          topic: null,
+          campaign: "moved",
+          template_id: null,
+          tags: ["kept"],
+        },
+      },
+      eventMessage(sent),
+    ]);
+    await call("PUT", `/v1/admin/placements/${account}`, { token: admin, body: { shards: [after] } });
+    // SES redelivers the send, and the delivery arrives, both after the move.
+    const delivered = blankEvent({
+      ...sent,
+      id: "evt_movedelivered",
+      type: "email.delivered",
+      occurred_at: NOW - 30_000,
+    });
+    await consume([eventMessage(sent), eventMessage(delivered)], 2);
+    const token = await mintToken(account, "events:read");
+    const page = await json(await call("GET", "/v1/events?limit=10&count=true", { token }));
+    expect(page.data.map((e: { id: string }) => e.id)).toEqual(["evt_movedelivered", "evt_moveredelivered"]);
+    expect(page.total).toBe(2);
+    expect(page.data[0]).toMatchObject({ campaign: "moved", subject: "Before the move", tags: ["kept"] });
+  });
 });
