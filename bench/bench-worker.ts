@@ -12,7 +12,7 @@
  *
  * Every /__bench/ request must carry `x-bench-key: $BENCH_KEY` (a random value the runner sets).
  */
-import { openSparkPostPage, parseSparkPostQuery } from "../src/compat/sparkpost/query";
+import { openSparkPostPage, sparkPostQueryFrom } from "../src/compat/sparkpost/query";
 import type { Env } from "../src/env";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
@@ -345,7 +345,7 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
   if (route === "sparkpost") {
     // The real SparkPost search page for an account, drained: D1's rows read by the scan and the count.
     const account = request.headers.get("x-bench-account") ?? "";
-    const page = await openSparkPostPage(env, account, parseSparkPostQuery(url.searchParams));
+    const page = await openSparkPostPage(env, account, sparkPostQueryFrom(url.searchParams));
     let returned = 0;
     for (;;) {
       const step = await page.chunks.next();

@@ -50,7 +50,7 @@ export function zodToApiError(error: z.ZodError, where: Where = "body"): ApiErro
  * A query's schema: an object of parameters, or one whose values are prepared first as a whole
  * (`z.preprocess(fn, z.object(…))`, e.g. SparkPost's lists split at the request's own `delimiter`).
  */
-export type QuerySchema = z.ZodObject | z.ZodPipe<z.ZodTransform, z.ZodObject>;
+export type QuerySchema = z.ZodObject | z.ZodPreprocess<z.ZodObject>;
 
 /** The parameters a query schema names. */
 export function queryShape(schema: QuerySchema): Record<string, z.ZodType> {
