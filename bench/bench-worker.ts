@@ -16,6 +16,8 @@ import { openSparkPostPage, sparkPostQueryFrom } from "../src/compat/sparkpost/q
 import type { Env } from "../src/env";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
+import { parseQuery } from "../src/lib/validate";
+import { metricsQuerySchema } from "../src/metrics/query";
 import { rebuildRollups } from "../src/metrics/rollup";
 import { getMetrics } from "../src/metrics/routes";
 import { handleEventsBatch } from "../src/queue/consumer";
@@ -334,7 +336,11 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
     const account = request.headers.get("x-bench-account") ?? "";
     const statements: StatementMeta[] = [];
     const kv: KvLog = { reads: 0, writes: 0, deletes: 0, lists: 0 };
-    const metrics = await getMetrics(capturingEnv(env, statements, kv), account, url.searchParams);
+    const metrics = await getMetrics(
+      capturingEnv(env, statements, kv),
+      account,
+      parseQuery(metricsQuerySchema, url.searchParams),
+    );
     return json({
       buckets: metrics.data.length,
       rowsRead: metrics.rowsRead,
