@@ -61,7 +61,11 @@ export const endpointListSchema = z
   .object({ object: z.literal("list"), data: z.array(endpointSchema) })
   .meta({ id: "WebhookEndpointList" });
 
-const urlField = z.string().min(1).max(2048).meta({ description: "https to a public host, no credentials" });
+const urlField = z
+  .string()
+  .min(1)
+  .max(2048)
+  .meta({ format: "uri", description: "https to a public host, no credentials" });
 const descriptionField = z.string().max(500).nullable();
 
 export const createBodySchema = z
