@@ -112,7 +112,8 @@ export const listParam = <T extends z.ZodType>(max: number, item: T) =>
 export const cursorParam = (max: number) =>
   z
     .string()
-    .refine((v) => v !== "" && v.length <= max, "is not a cursor returned by this API")
+    .min(1, "is not a cursor returned by this API")
+    .max(max, "is not a cursor returned by this API")
     .optional()
     .meta({ description: "next_cursor of the previous page; repeat the filters unchanged" });
 
