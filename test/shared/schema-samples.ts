@@ -6,7 +6,6 @@
  * a new keyword in the document is noticed rather than silently skipped.
  */
 
-// biome-ignore lint/suspicious/noExplicitAny: JSON schemas are plain JSON
 export type JsonSchema = Record<string, any>;
 
 export interface Document {
