@@ -20,8 +20,8 @@ import { parseQuery } from "../src/lib/validate";
 import { metricsQuerySchema } from "../src/metrics/query";
 import { rebuildRollups } from "../src/metrics/rollup";
 import { getMetrics } from "../src/metrics/routes";
+import type { QueueMessage } from "../src/pipeline/messages";
 import { handleEventsBatch } from "../src/queue/consumer";
-import type { QueueMessage } from "../src/queue/messages";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 
 interface BenchEnv extends Env {

@@ -7,7 +7,7 @@ import { purgeExpiredRollups } from "../../src/metrics/purge-rollups";
 import { metricsQuerySchema, ratesOf } from "../../src/metrics/query";
 import { removedEventsRollup } from "../../src/metrics/rollup";
 import { getMetrics } from "../../src/metrics/routes";
-import type { QueueMessage } from "../../src/queue/messages";
+import type { QueueMessage } from "../../src/pipeline/messages";
 import { purgeExpiredEvents } from "../../src/retention/purge";
 import { consume, event, freshAccount } from "../helpers";
 import {
