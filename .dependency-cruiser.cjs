@@ -60,6 +60,13 @@ module.exports = {
       to: { path: "^bench/" },
     },
     {
+      name: "e2e-through-the-one-helper",
+      severity: "error",
+      comment: "An e2e test starts wrangler dev through test/e2e/wrangler-dev.ts, never spawning it itself.",
+      from: { path: "^test/e2e/.+\\.test\\.ts$" },
+      to: { dependencyTypes: ["core"], path: "child_process$" },
+    },
+    {
       name: "bench-knows-no-tests",
       severity: "error",
       comment: "The benchmark stands on src/ alone.",
