@@ -152,7 +152,9 @@ export function registerEventExportRoute(app: App): void {
         "break (quotes doubled), null as an empty field, `tags` joined with `,`, `tracking` as JSON text, UTF-8 " +
         "without a byte-order mark; values are written as stored (no spreadsheet-formula escaping). " +
         "`Content-Disposition: attachment` names the file after the account and the window, so `curl -OJ` " +
-        "or `curl -o` saves it. A failure after the first byte aborts the transfer (curl reports it).",
+        "or `curl -o` saves it. A failure after the first byte aborts the transfer (curl reports it). " +
+        "Rules between fields as in GET /v1/events: `days` not with `start`, `start` not after `end`, `domain` " +
+        "one the account has sent from.",
       tags: ["events"],
       security: [{ bearer: [] }],
       request: { query: exportQuerySchema },
