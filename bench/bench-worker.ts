@@ -18,10 +18,10 @@ import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
 import { parseQuery } from "../src/lib/validate";
 import { metricsQuerySchema } from "../src/metrics/query";
-import { rebuildRollups } from "../src/metrics/rollup";
 import { getMetrics } from "../src/metrics/routes";
 import type { QueueMessage } from "../src/pipeline/messages";
 import { handleEventsBatch } from "../src/queue/consumer";
+import { rebuildRollups } from "../src/store";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 
 interface BenchEnv extends Env {

@@ -80,10 +80,14 @@ if (seeded.status !== 0) process.exit(seeded.status ?? 1);
 // --test-scheduled: wrangler 4.86 answers the documented /cdn-cgi/handler/scheduled with `500 exception`
 // when [assets] is configured (its assets proxy has no scheduled handler: cloudflare/workers-sdk#9882,
 // fixed in a later miniflare); /__scheduled runs the cron's work meanwhile.
-const child = spawn("npx", ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(PORT), "--test-scheduled"], {
-  cwd: ROOT,
-  stdio: "inherit",
-});
+const child = spawn(
+  "npx",
+  ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(PORT), "--test-scheduled"],
+  {
+    cwd: ROOT,
+    stdio: "inherit",
+  },
+);
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code) => process.exit(code ?? 0));
 

@@ -5,10 +5,10 @@ import type { EventRecord } from "../../src/events/record";
 import { parseQuery } from "../../src/lib/validate";
 import { purgeExpiredRollups } from "../../src/metrics/purge-rollups";
 import { metricsQuerySchema, ratesOf } from "../../src/metrics/query";
-import { removedEventsRollup } from "../../src/metrics/rollup";
 import { getMetrics } from "../../src/metrics/routes";
 import type { QueueMessage } from "../../src/pipeline/messages";
 import { purgeExpiredEvents } from "../../src/retention/purge";
+import { removedEventsRollup } from "../../src/store";
 import { consume, event, freshAccount } from "../helpers";
 import {
   allEvents,

@@ -10,11 +10,12 @@ import type { EventDbRow } from "../../events/serialize";
 import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, DAY_MS, integerParam, limitParam } from "../../lib/params";
+import { offsetPage } from "../../store";
 import { emailAddressSchema } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
 import { removeEntries } from "../../suppressions/store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
-import { MAX_OFFSET_END, offsetPage } from "../offset";
+import { MAX_OFFSET_END } from "../params";
 
 /** Numonic's events and suppression APIs (SPEC §16) over mailtrail's events and suppressions. */
 
@@ -111,7 +112,7 @@ export async function listNumonicEvents(
     ? [BY_NUMONIC[query.type]]
     : (Object.keys(NUMONIC_TYPES) as EventType[]);
   const plan = await getAccountPlan(env, accountId);
-  const { rows, total, rowsRead } = await offsetPage(env, accountId, {
+  const { rows, total, rowsRead } = await offsetPage(env.DB, accountId, {
     window: { start: now - plan.retention_days * DAY_MS, end: now },
     types,
     emailId: null,

@@ -8,8 +8,9 @@ import type { EventDbRow } from "../../events/serialize";
 import { validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, DAY_MS, exactParam, integerParam, limitParam } from "../../lib/params";
+import { offsetPage } from "../../store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
-import { MAX_OFFSET_END, offsetPage } from "../offset";
+import { MAX_OFFSET_END } from "../params";
 
 /** Unosend's events API (SPEC §16) over mailtrail's events. */
 
@@ -109,7 +110,7 @@ export async function listUnosendEvents(
   const emailId = query.email_id ?? null;
   const plan = await getAccountPlan(env, accountId);
   const window = clampWindow({ start: now - days * DAY_MS, end: now }, plan.retention_days, now);
-  const { rows, total, rowsRead } = await offsetPage(env, accountId, {
+  const { rows, total, rowsRead } = await offsetPage(env.DB, accountId, {
     window,
     types,
     emailId,
