@@ -3,12 +3,12 @@
  * its own variables (`--env-file`, so the repository's .dev.vars is untouched), free ports, and a
  * stop that ends the process group wrangler leads (workerd included).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { d1Bindings } from "../../scripts/lib.mjs";
+import { d1Bindings, shardBindingOf } from "../../scripts/lib.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -36,16 +36,6 @@ export function runWrangler(args: string[], env: NodeJS.ProcessEnv = CHILD_ENV):
   });
 }
 
-/**
- * Applies the migrations to every D1 binding of wrangler.toml (the control database and each event
- * shard, SPEC §17) in a local persist dir, one after the other (local D1 shares a lock per dir).
- */
-export async function migrateLocal(persist: string, env: NodeJS.ProcessEnv = CHILD_ENV): Promise<void> {
-  for (const binding of d1Bindings()) {
-    await runWrangler(["d1", "migrations", "apply", binding, "--local", "--persist-to", persist], env);
-  }
-}
-
 export async function until<T>(
   what: string,
   timeoutMs: number,
@@ -71,8 +61,38 @@ export interface DevServer {
   stop: () => Promise<void>;
 }
 
-/** Starts wrangler dev with these variables (origin-dependent ones may use `{origin}`). */
-export async function startWranglerDev(vars: Record<string, string>): Promise<DevServer> {
+export interface DevOptions {
+  /** SQL run on the control database (DB) after the migrations, before the Worker starts (accounts…). */
+  seedSql?: string;
+  /** SQL run on an account's event shard (SPEC §17: its events, suppressions…), where the Worker routes it. */
+  shardSeedSql?: { account: string; sql: string }[];
+  /** More `wrangler dev` arguments. */
+  args?: string[];
+  /** Milliseconds to wait for /healthz (default 60 s). */
+  startTimeoutMs?: number;
+}
+
+/**
+ * The documented local cron trigger needs miniflare's assets proxy fixed (scripts/local-cron-fix.mjs);
+ * npm install applies it, and this repeats it for an install that ran no scripts. Once per process.
+ */
+let localCronFixed = false;
+function fixLocalCron(): void {
+  if (localCronFixed) return;
+  const run = spawnSync(process.execPath, [path.join(ROOT, "scripts/local-cron-fix.mjs")], { cwd: ROOT });
+  if (run.status !== 0) throw new Error(`scripts/local-cron-fix.mjs failed:\n${run.stderr}`);
+  localCronFixed = true;
+}
+
+/**
+ * Starts wrangler dev with these variables (origin-dependent ones may use `{origin}`): the one way
+ * an end-to-end test runs the Worker.
+ */
+export async function startWranglerDev(
+  vars: Record<string, string>,
+  options: DevOptions = {},
+): Promise<DevServer> {
+  fixLocalCron();
   const dir = mkdtempSync(path.join(tmpdir(), "mailtrail-e2e-"));
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const origin = `http://127.0.0.1:${port}`;
@@ -80,7 +100,19 @@ export async function startWranglerDev(vars: Record<string, string>): Promise<De
   const envFile = path.join(dir, "e2e.env");
   const lines = Object.entries(vars).map(([k, v]) => `${k}=${v.replaceAll("{origin}", origin)}`);
   writeFileSync(envFile, `${lines.join("\n")}\n`, { mode: 0o600 });
-  await migrateLocal(persist);
+  // Every D1 binding of wrangler.toml, one after the other (local D1 shares a lock per persist dir).
+  for (const binding of d1Bindings()) {
+    await runWrangler(["d1", "migrations", "apply", binding, "--local", "--persist-to", persist]);
+  }
+  const seeds: [string, string][] = [
+    ...(options.seedSql ? [["DB", options.seedSql] as [string, string]] : []),
+    ...(options.shardSeedSql ?? []).map(({ account, sql }): [string, string] => [shardBindingOf(account), sql]),
+  ];
+  for (const [i, [binding, sql]] of seeds.entries()) {
+    const seedFile = path.join(dir, `seed-${i}.sql`);
+    writeFileSync(seedFile, sql);
+    await runWrangler(["d1", "execute", binding, "--local", "--persist-to", persist, "--file", seedFile]);
+  }
   const dev: ChildProcess = spawn(
     process.execPath,
     [
@@ -97,6 +129,7 @@ export async function startWranglerDev(vars: Record<string, string>): Promise<De
       "--env-file",
       envFile,
       "--show-interactive-dev-session=false",
+      ...(options.args ?? []),
     ],
     { cwd: ROOT, env: CHILD_ENV, detached: true },
   );
@@ -116,7 +149,7 @@ export async function startWranglerDev(vars: Record<string, string>): Promise<De
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await until("wrangler dev to answer /healthz", 60_000, async () =>
+    await until("wrangler dev to answer /healthz", options.startTimeoutMs ?? 60_000, async () =>
       (await fetch(`${origin}/healthz`)).ok ? true : undefined,
     );
   } catch (err) {

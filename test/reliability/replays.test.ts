@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { QueueMessage } from "../../src/queue/messages";
+import type { QueueMessage } from "../../src/pipeline/messages";
 import { REPLAY_BUCKET_MS, replayEventId } from "../../src/tracking/interaction";
 import { tokenNonce } from "../../src/tracking/token";
 import { call, consume, eventsDb, freshAccount, json, mintToken } from "../helpers";
