@@ -5,10 +5,10 @@ import { parkedStatus, replayParkedMessages } from "./queue/parked";
 import { purgeExpiredEvents } from "./retention/purge";
 import { purgeStaleRegistrations } from "./retention/purge-registrations";
 import { reconcileMirror } from "./retention/reconcile";
-import { purgeBurstMarks } from "./tracking/burst-store";
-import { purgeExpiredDeliveries } from "./webhooks/purge";
 import { everyShard } from "./shards/control";
 import { dropDrainedPlacements, recordShardSet } from "./shards/placements";
+import { purgeBurstMarks } from "./tracking/burst-store";
+import { purgeExpiredDeliveries } from "./webhooks/purge";
 
 /**
  * The cron's work: the retention purge, then the mirror reconcile. Each is bounded on its own

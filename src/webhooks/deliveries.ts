@@ -2,9 +2,9 @@ import * as z from "zod";
 import type { Env } from "../env";
 import { hashId } from "../lib/ids";
 import { openCursor, sealCursor } from "../lib/keyset-cursor";
+import { accountIdParam, cursorParam, exactParam, limitParam, MAX_LIMIT } from "../lib/params";
 import { mergeNewestFirst } from "../shards/across";
 import { accountShards, readDbs } from "../shards/route";
-import { accountIdParam, cursorParam, exactParam, limitParam, MAX_LIMIT } from "../lib/params";
 import { listDeliveryRows } from "../store";
 import { DELIVERY_STATUSES } from "./schema";
 

@@ -80,7 +80,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("a real browser opens and clicks an in
     });
     await new Promise<void>((resolve) => target?.listen(0, "127.0.0.1", resolve));
     targetOrigin = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
-  }, 90_000);
+  }, 300_000);
 
   afterAll(async () => {
     await context?.close().catch(() => {});

@@ -96,7 +96,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("the dashboard shows seeded metrics an
       SNS_CERT_HOST_PATTERN: "^127\\.0\\.0\\.1$",
     });
     origin = dev.origin;
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await browser?.close().catch(() => {});

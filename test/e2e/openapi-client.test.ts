@@ -66,7 +66,7 @@ describe("a client generated from /openapi.json", () => {
       TRACKING_KEYS: randomBytes(32).toString("base64url"),
     });
     mkdirSync(OUT, { recursive: true });
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await dev?.stop();

@@ -27,7 +27,7 @@ describe("wrangler dev after a refused streamed body", () => {
   beforeAll(async () => {
     dev = await startWranglerDev({ JWT_SECRET: randomBytes(36).toString("base64url") });
     origin = dev.origin;
-  }, 90_000);
+  }, 300_000);
 
   afterAll(async () => {
     await dev?.stop();

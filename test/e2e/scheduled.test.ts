@@ -34,7 +34,7 @@ describe("the scheduled work under wrangler dev", () => {
         ],
       },
     );
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await dev?.stop();

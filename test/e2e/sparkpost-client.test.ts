@@ -76,7 +76,7 @@ describe("the sparkpost npm client against /compat/sparkpost", () => {
       { shardSeedSql },
     );
     origin = dev.origin;
-  }, 90_000);
+  }, 300_000);
 
   afterAll(async () => {
     await dev?.stop();

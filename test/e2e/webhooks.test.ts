@@ -61,7 +61,7 @@ describe("webhooks through wrangler dev", () => {
       SNS_CERT_HOST_PATTERN: "127\\.0\\.0\\.1",
       WEBHOOK_ALLOW_INSECURE_URLS: "true",
     });
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await dev?.stop();
@@ -187,5 +187,5 @@ describe("webhooks through wrangler dev", () => {
       ["email.delivered", "succeeded", 1],
       ["email.opened", "succeeded", 1],
     ]);
-  }, 90_000);
+  }, 300_000);
 });

@@ -106,7 +106,10 @@ export async function startWranglerDev(
   }
   const seeds: [string, string][] = [
     ...(options.seedSql ? [["DB", options.seedSql] as [string, string]] : []),
-    ...(options.shardSeedSql ?? []).map(({ account, sql }): [string, string] => [shardBindingOf(account), sql]),
+    ...(options.shardSeedSql ?? []).map(({ account, sql }): [string, string] => [
+      shardBindingOf(account),
+      sql,
+    ]),
   ];
   for (const [i, [binding, sql]] of seeds.entries()) {
     const seedFile = path.join(dir, `seed-${i}.sql`);

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { blankEvent, type EventRecord } from "../../src/events/record";
 import { DAY_MS } from "../../src/lib/params";
-import { runScheduledWork } from "../../src/retention/scheduled";
+import { runScheduledWork } from "../../src/scheduled";
 import { call, consume, eventMessage, freshAccount, json, mintToken } from "../helpers";
 import { hashedShard, otherShard, shardDbOf } from "./support";
 
