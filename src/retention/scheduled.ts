@@ -4,6 +4,7 @@ import { purgeExpiredRollups } from "../metrics/purge-rollups";
 import { parkedStatus, replayParkedMessages } from "../queue/parked";
 import { purgeBurstMarks } from "../tracking/burst-store";
 import { purgeExpiredDeliveries } from "../webhooks/purge";
+import { sealPlaintextSecrets } from "../webhooks/store";
 import { purgeExpiredEvents } from "./purge";
 import { purgeStaleRegistrations } from "./purge-registrations";
 import { reconcileMirror } from "./reconcile";
@@ -24,6 +25,8 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
     ["burst marks purge", () => purgeBurstMarks(env.DB, now)],
+    // Rows written before secrets were encrypted (SPEC §14): sealed a bounded number per run.
+    ["webhook secrets sealing", () => sealPlaintextSecrets(env)],
   ] as const;
   const failed: string[] = [];
   for (const [name, task] of tasks) {

@@ -376,7 +376,12 @@ async function attempt(
     "user-agent": USER_AGENT,
     "webhook-id": event.id,
     "webhook-timestamp": String(timestamp),
-    "webhook-signature": await signatureHeader(signingSecrets(endpoint, now), event.id, timestamp, body),
+    "webhook-signature": await signatureHeader(
+      await signingSecrets(env, endpoint, now),
+      event.id,
+      timestamp,
+      body,
+    ),
   };
   try {
     const res = await fetch(verdict.url, {

@@ -317,6 +317,8 @@ export function registerWebhookRoutes(app: App): void {
     requireScope("webhooks:write"),
     async (c) => {
       const { accountId } = acting(c);
+      // Replayed deliveries are signed with the sealed secret: refuse before queueing any.
+      config(c.env, "SECRETS_KEY");
       const endpoint = await endpointOr404(c, accountId);
       const body = await parseJsonBody(c, replayBodySchema);
       const request = replayRequest(body, Date.now());
