@@ -137,12 +137,14 @@ export function leasedStream<T>(
         try {
           result = await reader.read();
         } catch (err) {
-          waitUntil(keeper.release());
+          await keeper.release();
           controller.error(err);
           return;
         }
         if (result.done) {
-          waitUntil(keeper.release());
+          // Released before the end reaches the client, so a client that starts its next export
+          // as soon as this one ends never meets its own lease.
+          await keeper.release();
           controller.close();
           return;
         }

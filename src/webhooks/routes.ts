@@ -16,7 +16,7 @@ import {
   unavailableError,
 } from "../lib/openapi";
 import { DELIVERY_LIST_PARAMS, listDeliveries, parseDeliveryQuery } from "./deliveries";
-import { type ReplayRequest, replay } from "./replay";
+import { type ReplayRequest, replayWithinCaps } from "./replay";
 import {
   createBodySchema,
   deletedEndpointSchema,
@@ -298,7 +298,9 @@ export function registerWebhookRoutes(app: App): void {
       description:
         "Scope `webhooks:write`. `{event_ids: [≤ 100]}` or `{start, end?, event_type?}` (a window of at most 10,000 events, clamped to the " +
         "plan's retention; more is 400 naming `start`). Events the endpoint subscribes to are delivered again with " +
-        "the same `webhook-id`, as a new run of attempts. The endpoint must be enabled.",
+        "the same `webhook-id`, as a new run of attempts. The endpoint must be enabled. One replay per endpoint is in " +
+        "flight at a time (a second answers 429 with Retry-After until the first's deliveries had their first attempts), " +
+        "and an endpoint has at most 10,000 deliveries pending: a replay that would pass it answers 429.",
       tags,
       ...needs("webhooks:write"),
       request: {
@@ -327,7 +329,7 @@ export function registerWebhookRoutes(app: App): void {
       }
       let queued: number;
       try {
-        queued = await replay(c.env, endpoint, request, Date.now());
+        queued = await replayWithinCaps(c.env, endpoint, request, Date.now());
       } catch (err) {
         if (err instanceof ApiError) throw err;
         throw new ApiError("unavailable", "the webhook queue did not accept the replay; retry", {
