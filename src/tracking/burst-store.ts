@@ -18,7 +18,14 @@ import type { EventRecord, Tracking } from "../events/record";
 import type { EventDbRow } from "../events/serialize";
 import { log } from "../lib/log";
 import type { EventMessage } from "../pipeline/messages";
-import { BURST_LOOKAROUND_MS, BURST_MARK_RETENTION_MS, type BurstClick, linkOf, planBursts } from "./bursts";
+import {
+  BURST_LOOKAROUND_MS,
+  BURST_MARK_RETENTION_MS,
+  type BurstClick,
+  linkOf,
+  planBursts,
+  prefixOf,
+} from "./bursts";
 
 /** A stored click as read back for burst detection: the full row, so that it can be reversed elsewhere. */
 export type StoredClickRow = EventDbRow & { network: string | null };
@@ -77,6 +84,7 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
         key: clickKey(e.occurred_at, e.id),
         at: e.occurred_at,
         network: message.network ?? null,
+        prefix: prefixOf(e.tracking?.ip_address),
         link: linkOf(e.tracking?.url, e.tracking?.link_name),
       },
     });
@@ -99,16 +107,18 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
   for (const row of (stored?.results ?? []) as (StoredClickRow & {
     tracking_url: string | null;
     tracking_link_name: string | null;
+    tracking_ip: string | null;
   })[]) {
     const group = groups.get(groupKey(row.account_id, row.email_id, row.recipient));
     if (!group) continue;
-    const { tracking_url, tracking_link_name, ...item } = row;
+    const { tracking_url, tracking_link_name, tracking_ip, ...item } = row;
     group.stored.push({
       item,
       click: {
         key: clickKey(row.occurred_at, row.id),
         at: row.occurred_at,
         network: row.network,
+        prefix: prefixOf(tracking_ip),
         link: linkOf(tracking_url, tracking_link_name),
       },
     });
@@ -239,7 +249,8 @@ const w = (field: string) => `json_extract(g.value, '$.${field}')`;
 /** One email's clicks within the window, through the email index (a few rows per recipient). */
 const STORED_CLICKS = `
 SELECT e.*, json_extract(e.tracking, '$.url') AS tracking_url,
-       json_extract(e.tracking, '$.link_name') AS tracking_link_name
+       json_extract(e.tracking, '$.link_name') AS tracking_link_name,
+       json_extract(e.tracking, '$.ip_address') AS tracking_ip
 FROM json_each(?1) AS g
 JOIN events AS e INDEXED BY events_email_idx
   ON e.account_id = ${w("account_id")} AND e.email_id = ${w("email_id")}

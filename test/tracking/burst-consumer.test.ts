@@ -54,6 +54,36 @@ const clicksOf = async (account: string) =>
   (await eventsOf(account)).filter((e) => e.type === "email.clicked");
 
 describe("scanner bursts in the events consumer (SPEC §5)", () => {
+  it("2 links 0.6 s apart from one carrier ASN but two address prefixes: the stored click stays (finding 7)", async () => {
+    const account = freshAccount();
+    const first = shifted(await click(account, LINKS[0]!, COMCAST, { ip: "73.1.2.3" }), -5000);
+    await consume([first]);
+    expect(await clicksOf(account)).toHaveLength(1);
+    // Someone else behind the same carrier clicks another link of the same message 0.6 s later.
+    const second = shifted(await click(account, LINKS[1]!, COMCAST, { ip: "98.7.6.5" }), 0);
+    const moved = { ...second, event: { ...second.event, occurred_at: first.event.occurred_at + 600 } };
+    await consume([moved]);
+    expect((await clicksOf(account)).map((e) => e.tracking.url).sort()).toEqual([LINKS[0], LINKS[1]]);
+    expect(await marksOf(account)).toEqual([]);
+  });
+
+  it("a stored click more than 5 s before a later sweep is never deleted (finding 7)", async () => {
+    const account = freshAccount();
+    const person = shifted(await click(account, LINKS[0]!, AMAZON, { ip: "52.1.2.1" }), -30_000);
+    await consume([person]);
+    // A chained sweep from the same network reaches back to it: 1.8 s steps, arriving 5.4 s later.
+    const t = person.event.occurred_at;
+    const sweep = [];
+    for (const [i, url] of ["https://shop.example.com/x", LINKS[1]!, LINKS[2]!].entries()) {
+      const m = await click(account, url, AMAZON, { ip: "52.1.2.1" });
+      sweep.push({ ...m, event: { ...m.event, occurred_at: t + 1800 * (i + 1) } });
+    }
+    await consume(sweep.slice(0, 1));
+    await consume(sweep.slice(1));
+    const kept = await clicksOf(account);
+    expect(kept.map((e) => e.tracking.url)).toContain(LINKS[0]);
+  });
+
   it("3 links in 1 s from one network: none recorded", async () => {
     const account = freshAccount();
     const burst = [];
