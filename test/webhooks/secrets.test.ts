@@ -108,27 +108,8 @@ describe("webhook signing secrets at rest", () => {
     const account = freshAccount();
     const ep = await createEndpoint(account, { url: hookUrl(hookName()) });
     const token = await mintToken(account, "webhooks:write");
-    const bare = { ...env, SECRETS_KEY: undefined } as Env;
-    const app = newApp();
-    const send = (method: string, path: string, body?: unknown) =>
-      app.fetch(
-        new Request(`https://mailtrail.test${path}`, {
-          method,
-          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-          body: body === undefined ? undefined : JSON.stringify(body),
-        }),
-        bare,
-        createExecutionContext(),
-      );
-    for (const res of [
-      await send("POST", "/v1/webhooks", { url: hookUrl(hookName()) }),
-      await send("POST", `/v1/webhooks/${ep.id}/secret`),
-      await send("POST", `/v1/webhooks/${ep.id}/replay`, { event_ids: ["evt_x"] }),
-    ]) {
-      expect(res.status).toBe(500);
-      const body = (await res.json()) as { error: { type: string; message: string } };
-      expect(body.error.type).toBe("configuration_error");
-      expect(body.error.message).toContain("SECRETS_KEY");
+    for (const value of [undefined, "c2hvcnQ"]) {
+      await expectConfigurationErrors({ ...env, SECRETS_KEY: value } as Env, ep.id, token);
     }
     // Nothing was created.
     const list = await json(
@@ -137,3 +118,29 @@ describe("webhook signing secrets at rest", () => {
     expect(list.data).toHaveLength(1);
   });
 });
+
+async function expectConfigurationErrors(bare: Env, endpointId: string, token: string) {
+  const ep = { id: endpointId };
+  const app = newApp();
+  const send = (method: string, path: string, body?: unknown) =>
+    app.fetch(
+      new Request(`https://mailtrail.test${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }),
+      bare,
+      createExecutionContext(),
+    );
+  for (const res of [
+    await send("POST", "/v1/webhooks", { url: hookUrl(hookName()) }),
+    await send("POST", `/v1/webhooks/${ep.id}/secret`),
+    await send("POST", `/v1/webhooks/${ep.id}/replay`, { event_ids: ["evt_x"] }),
+  ]) {
+    expect(res.status).toBe(500);
+    const body = (await res.json()) as { error: { type: string; message: string } };
+    expect(body.error.type).toBe("configuration_error");
+    expect(body.error.message).toContain("SECRETS_KEY");
+    expect(body.error.message).not.toContain("c2hvcnQ");
+  }
+}
