@@ -189,11 +189,24 @@ export async function handleWebhookBatch(
   }
   if (parsed.length === 0) return;
 
-  // Attempts made earlier whose records D1 refused: only written now.
+  let items: Item[];
+  try {
+    items = await loadItems(env, parsed, clock());
+  } catch (err) {
+    await backOff(env, parsed, err);
+    return;
+  }
+
+  // Attempts made earlier whose records D1 refused: only written now, unless the row already holds
+  // them or a later attempt (a redelivered outcome message must not roll the record back).
   const recorder = new Recorder(env);
-  for (const { message, m } of parsed) {
-    if (m.outcome === undefined) continue;
+  for (const { message, m, existing } of items) {
     const o = m.outcome;
+    if (o === undefined) continue;
+    if (existing !== null && (existing.attempts > o.attempts || existing.last_attempt_at >= o.at)) {
+      message.ack();
+      continue;
+    }
     const outcome: Outcome =
       o.kind === "failed"
         ? { kind: "failed", status: o.status, error: o.error ?? "failed", ...(o.ours ? { ours: true } : {}) }
@@ -209,16 +222,7 @@ export async function handleWebhookBatch(
       next: o.kind === "failed" ? nextAttempt(o.first_attempt_at, o.attempts, o.at) : null,
     });
   }
-  const fresh = parsed.filter(({ m }) => m.outcome === undefined);
-
-  let items: Item[] = [];
-  try {
-    if (fresh.length > 0) items = await loadItems(env, fresh, clock());
-  } catch (err) {
-    await backOff(env, fresh, err);
-    await recorder.idle();
-    return;
-  }
+  items = items.filter(({ m }) => m.outcome === undefined);
 
   const toAttempt: Item[] = [];
   for (const item of items) {

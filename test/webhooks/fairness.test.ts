@@ -194,6 +194,10 @@ describe("a 24-hour D1 outage", () => {
     expect((await deliveries(account, ep.id)).data).toMatchObject([
       { status: "succeeded", attempts: 1, response_status: 200 },
     ]);
+    // Queues redelivers the outcome message: the record already holds it, nothing is written or POSTed.
+    const again = await deliver([due.body], { attempts: due.attempts + 1, timestamp: due.timestamp });
+    expect(again.explicitAcks).toHaveLength(1);
+    expect(await received(name)).toHaveLength(1);
   }, 60_000);
 
   it("a failed attempt whose record waited carries its run on without a second POST for it", async () => {
