@@ -16,10 +16,10 @@ import { openSparkPostPage, parseSparkPostQuery } from "../src/compat/sparkpost/
 import type { Env } from "../src/env";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
-import { rebuildRollups } from "../src/metrics/rollup";
 import { getMetrics } from "../src/metrics/routes";
 import { handleEventsBatch } from "../src/queue/consumer";
 import type { QueueMessage } from "../src/queue/messages";
+import { rebuildRollups } from "../src/store";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 
 interface BenchEnv extends Env {

@@ -4,8 +4,10 @@ import type { Env } from "../env";
 import { ApiError, validationError } from "../lib/errors";
 import { releaseLease, renewLease, takeLease } from "../lib/lease";
 import { DAY_MS } from "../lib/params";
+import { countPendingDeliveries, eventsByIds, eventsInWindowOldestFirst } from "../store";
+import { replayIdWindow } from "../tracking/interaction";
 import { sendDeliveries } from "./enqueue";
-import { FANOUT_COLUMNS, type StoredEvent } from "./fanout";
+import type { StoredEvent } from "./fanout";
 import { matches, subscriptionOf } from "./match";
 import { MAX_REPLAY_WINDOW_EVENTS } from "./schema";
 
@@ -71,13 +73,8 @@ export async function replayWithinCaps(
 }
 
 /** Deliveries of the endpoint waiting for a retry, counted up to one past the cap (the partial pending index). */
-export async function pendingDeliveries(env: Env, endpointId: string): Promise<number> {
-  const row = await env.DB.prepare(
-    `SELECT COUNT(*) AS n FROM (SELECT 1 FROM webhook_deliveries WHERE endpoint_id = ?1 AND status = 'pending' LIMIT ?2)`,
-  )
-    .bind(endpointId, MAX_PENDING_PER_ENDPOINT + 1)
-    .first<{ n: number }>();
-  return row?.n ?? 0;
+export function pendingDeliveries(env: Env, endpointId: string): Promise<number> {
+  return countPendingDeliveries(env.DB, endpointId, MAX_PENDING_PER_ENDPOINT + 1);
 }
 
 export async function replay(
@@ -90,32 +87,23 @@ export async function replay(
   const plan = await getAccountPlan(env, endpoint.accountId);
   const earliest = now - plan.retention_days * DAY_MS;
   let events: StoredEvent[];
+  const db = env.DB;
   if (request.kind === "ids") {
-    // No index by id alone: this walks the account's retained events (see BENCHMARKS.md).
-    const { results } = await env.DB.prepare(
-      `SELECT ${FANOUT_COLUMNS} FROM events
-       WHERE account_id = ?1 AND occurred_at >= ?2 AND id IN (SELECT value FROM json_each(?3))`,
-    )
-      .bind(endpoint.accountId, earliest, JSON.stringify([...new Set(request.eventIds)]))
-      .all<StoredEvent>();
-    events = results;
+    // Bounded (SPEC §18): tracking ids by their bucket, the rest among the newest 10,000 events.
+    const hints = new Map<string, { start: number; end: number }>();
+    for (const id of request.eventIds) {
+      const w = replayIdWindow(id);
+      if (w && w.end > earliest && w.start <= now) hints.set(id, w);
+    }
+    events = await eventsByIds(db, endpoint.accountId, earliest, request.eventIds, hints);
   } else {
     const start = Math.max(request.start, earliest);
-    const types = request.eventTypes;
-    const { results } = await env.DB.prepare(
-      `SELECT ${FANOUT_COLUMNS} FROM events
-       WHERE account_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3
-         ${types === null ? "" : "AND type IN (SELECT value FROM json_each(?5))"}
-       ORDER BY occurred_at LIMIT ?4`,
-    )
-      .bind(
-        endpoint.accountId,
-        start,
-        request.end,
-        MAX_REPLAY_WINDOW_EVENTS + 1,
-        ...(types === null ? [] : [JSON.stringify(types)]),
-      )
-      .all<StoredEvent>();
+    const results = await eventsInWindowOldestFirst(db, endpoint.accountId, {
+      start,
+      end: request.end,
+      types: request.eventTypes,
+      limit: MAX_REPLAY_WINDOW_EVENTS + 1,
+    });
     if (results.length > MAX_REPLAY_WINDOW_EVENTS) {
       throw validationError(
         "start",
