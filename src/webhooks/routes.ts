@@ -300,7 +300,10 @@ export function registerWebhookRoutes(app: App): void {
         "plan's retention; more is 400 naming `start`). Events the endpoint subscribes to are delivered again with " +
         "the same `webhook-id`, as a new run of attempts. The endpoint must be enabled. One replay per endpoint is in " +
         "flight at a time (a second answers 429 with Retry-After until the first's deliveries had their first attempts), " +
-        "and an endpoint has at most 10,000 deliveries pending: a replay that would pass it answers 429.",
+        "and an endpoint has at most 10,000 deliveries pending: a replay that would pass it answers 429. By ids, " +
+        "each id is looked for within a budget of 10,000 rows read (tracking events by the time their id names, " +
+        "others among the account's newest events); an id not found is skipped like an unknown one, and an older " +
+        "event is replayed by window.",
       tags,
       ...needs("webhooks:write"),
       request: {
