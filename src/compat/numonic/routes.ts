@@ -10,6 +10,7 @@ import type { EventDbRow } from "../../events/serialize";
 import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { DAY_MS } from "../../lib/params";
+import { totalKey } from "../../lib/totals";
 import { offsetPage } from "../../store";
 import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
@@ -94,6 +95,8 @@ export async function listNumonicEvents(
     emailId: null,
     limit,
     offset: (page - 1) * limit,
+    // Counted at most once a minute per account and type (SPEC §18), not on every page.
+    totalKey: totalKey(accountId, "numonic/events", [["type", types.join(",")]]),
   });
   return {
     body: {
@@ -139,7 +142,7 @@ export function registerNumonicRoutes(app: App): void {
         "bounceSubType) are present on Bounce events only, `complaint_type` on Complaint events only (null when the " +
         "ISP gave none). `page` (from 1, default 1) and `limit` (1-100, default 50) page the list; `total_pages` is " +
         "ceil(total / limit) and a page past it is empty. Events arriving while a client pages shift later pages " +
-        "(offset paging). Costs: a page reads the rows before it; `total` reads the window (BENCHMARKS.md). " +
+        "(offset paging). Costs: a page reads the rows before it; `total` reads the window, at most once a minute per account and type (it may lag by that much). " +
         "Errors are `{success: false, error: {code, message}}` with mailtrail's status codes.",
       tags,
       security,
