@@ -49,6 +49,8 @@ export interface ClickBursts {
   removed: StoredClickRow[];
   /** Run these in the consumer's transaction: delete `removed`, remember the burst's clicks. */
   statements: D1PreparedStatement[];
+  /** The arriving clicks of each group (recipient of one message), by the index its guard's conflict names. */
+  groupMessages: EventMessage[][];
 }
 
 const groupKey = (account: string, emailId: string, recipient: string) =>
@@ -99,7 +101,7 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
       },
     });
   }
-  if (groups.size === 0) return { kept: events, dropped: [], removed: [], statements: [] };
+  if (groups.size === 0) return { kept: events, dropped: [], removed: [], statements: [], groupMessages: [] };
 
   const windows = JSON.stringify(
     [...groups.values()].map((g) => ({
@@ -160,16 +162,38 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
     }
   }
 
-  // First in the transaction: what was read must still hold (see GUARD).
-  const storedRows = (stored?.results ?? []) as { occurred_at: number }[];
-  const markRows = (marks?.results ?? []) as { occurred_at: number }[];
+  // First in the transaction: what was read must still hold (see GUARD), one guard per group, so
+  // that a conflict names the group to retry and the rest of the batch is written (SPEC §18).
   // An insert or a delete changes the count; the sum (of each time modulo 1,000 s, so that it stays an
   // exact integer however many rows there are) catches one row replaced by another.
   const sum = (rows: { occurred_at: number }[]) =>
     rows.reduce((total, r) => total + (r.occurred_at % 1_000_000), 0);
-  const statements: D1PreparedStatement[] = [
-    clickWindowsGuard(db, windows, storedRows.length, sum(storedRows), markRows.length, sum(markRows)),
-  ];
+  const statements: D1PreparedStatement[] = [];
+  const groupMessages: EventMessage[][] = [];
+  for (const [i, group] of [...groups.values()].entries()) {
+    const window = JSON.stringify([
+      {
+        account_id: group.account_id,
+        email_id: group.email_id,
+        recipient: group.recipient,
+        from: group.from - BURST_LOOKAROUND_MS,
+        to: group.to + BURST_LOOKAROUND_MS,
+      },
+    ]);
+    const storedRows = group.stored.map((s) => s.item);
+    statements.push(
+      clickWindowsGuard(
+        db,
+        window,
+        storedRows.length,
+        sum(storedRows),
+        group.marked.length,
+        group.marked.reduce((total, m) => total + (m.at % 1_000_000), 0),
+        i,
+      ),
+    );
+    groupMessages.push(group.arriving.map((a) => a.item));
+  }
   if (removed.length > 0) statements.push(deleteClicks(db, removed));
   if (newMarks.length > 0) statements.push(insertBurstMarks(db, newMarks));
   if (dropped.size > 0 || removed.length > 0) {
@@ -184,6 +208,7 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
     dropped: [...dropped],
     removed,
     statements,
+    groupMessages,
   };
 }
 
