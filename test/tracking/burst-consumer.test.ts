@@ -7,8 +7,8 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
+import type { EventMessage, QueueMessage } from "../../src/pipeline/messages";
 import { handleEventsBatch, writeBatch } from "../../src/queue/consumer";
-import type { EventMessage, QueueMessage } from "../../src/queue/messages";
 import { findClickBursts, storedClickRecord } from "../../src/tracking/burst-store";
 import { BURST_MARK_RETENTION_MS } from "../../src/tracking/bursts";
 import { consume, freshAccount } from "../helpers";

@@ -1,13 +1,13 @@
-import type { Env } from "../env";
-import { describeError, log } from "../lib/log";
-import { purgeExpiredRollups } from "../metrics/purge-rollups";
-import { parkedStatus, replayParkedMessages } from "../queue/parked";
-import { purgeBurstMarks } from "../tracking/burst-store";
-import { purgeExpiredDeliveries } from "../webhooks/purge";
-import { sealPlaintextSecrets } from "../webhooks/store";
-import { purgeExpiredEvents } from "./purge";
-import { purgeStaleRegistrations } from "./purge-registrations";
-import { reconcileMirror } from "./reconcile";
+import type { Env } from "./env";
+import { describeError, log } from "./lib/log";
+import { purgeExpiredRollups } from "./metrics/purge-rollups";
+import { parkedStatus, replayParkedMessages } from "./queue/parked";
+import { purgeExpiredEvents } from "./retention/purge";
+import { purgeStaleRegistrations } from "./retention/purge-registrations";
+import { reconcileMirror } from "./retention/reconcile";
+import { purgeBurstMarks } from "./tracking/burst-store";
+import { purgeExpiredDeliveries } from "./webhooks/purge";
+import { sealPlaintextSecrets } from "./webhooks/store";
 
 /**
  * The cron's work: the retention purge, then the mirror reconcile. Each is bounded on its own
