@@ -123,6 +123,18 @@ const parsers = {
     }
     return shards;
   }),
+  SECRETS_KEY: z.string({ error: "is required for webhooks" }).transform((v, ctx) => {
+    const bytes = fromBase64url(v.trim().replace(/=+$/, ""));
+    if (bytes === null || bytes.length !== 32) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "is not 32 bytes of base64url (make one with: openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')",
+      });
+      return z.NEVER;
+    }
+    return bytes;
+  }),
 } satisfies { [K in keyof Env]?: z.ZodType };
 
 /** The highest event shard index (`EVENTS_63`): far more than any deployment binds. */

@@ -31,4 +31,6 @@ export interface Env {
   WEBHOOK_ALLOW_INSECURE_URLS?: string;
   /** Comma-separated indexes of the event shards that take new accounts (SPEC §2, §17). */
   EVENT_SHARDS?: string;
+  /** base64url 32-byte AES-GCM key; webhook signing secrets are stored sealed under it. */
+  SECRETS_KEY?: string;
 }

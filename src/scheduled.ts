@@ -9,6 +9,7 @@ import { everyShard } from "./shards/control";
 import { dropDrainedPlacements, recordShardSet } from "./shards/placements";
 import { purgeBurstMarks } from "./tracking/burst-store";
 import { purgeExpiredDeliveries } from "./webhooks/purge";
+import { sealPlaintextSecrets } from "./webhooks/store";
 
 /**
  * The cron's work: the retention purge, then the mirror reconcile. Each is bounded on its own
@@ -26,6 +27,8 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
     ["burst marks purge", () => everyShard(env, (db) => purgeBurstMarks(db, now))],
+    // Rows written before secrets were encrypted (SPEC §14): sealed a bounded number per run.
+    ["webhook secrets sealing", () => sealPlaintextSecrets(env)],
     // After the purges: a previous placement is dropped once they left nothing of the account on it.
     [
       "shard placements",

@@ -1,6 +1,7 @@
 import { getAccountPlan } from "../accounts/plans";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
+import { totalKey, totalOnce } from "../lib/totals";
 import { countAcross, scanAcross, shardsToRead } from "../shards/across";
 import { type AccountShards, accountShards, readDbs } from "../shards/route";
 import { countEvents, scanEvents } from "../store";
@@ -55,15 +56,30 @@ export async function listEvents(
 
   const window = clampWindow(requested, plan.retention_days, now);
   // The page reads at most PAGE_ROW_BUDGET rows and may come back short, with a cursor where it stopped.
-  // count=true is exact: one COUNT over the same access path, run beside it (cost in BENCHMARKS.md).
+  // count=true is exact: one COUNT over the same access path, run beside the first page's scan.
   // Every shard holding the account's events (stripes, a previous placement) answers the page with
   // its own budget; the pages merge by (occurred_at, id), and the counts add up (SPEC §17).
   const shards = shardsToRead(account, query.filters.emailId);
-  const [scan, countResult] = await Promise.all([
+  // SPEC §18: the total is counted once per paging chain (a later page reads it from its cursor),
+  // and a first page at most once a minute per account and query (lib/totals.ts).
+  const carried = cursor?.total;
+  let countRowsRead: number | undefined;
+  const counting = !query.count
+    ? null
+    : carried !== undefined
+      ? Promise.resolve(carried)
+      : totalOnce(totalKey(accountId, "events", [["f", fingerprint]]), async () => {
+          const counted = await countAcross(env, shards, (db) =>
+            countEvents(db, accountId, query.filters, window),
+          );
+          countRowsRead = counted.rowsRead;
+          return counted.total;
+        });
+  const [scan, total] = await Promise.all([
     scanAcross(env, shards, query.limit, (db) =>
       scanEvents(db, accountId, query.filters, window, cursor?.position ?? null, { limit: query.limit }),
     ),
-    query.count ? countAcross(env, shards, (db) => countEvents(db, accountId, query.filters, window)) : null,
+    counting,
   ]);
   const more = scan.hasMore && scan.next !== null;
 
@@ -71,15 +87,16 @@ export async function listEvents(
     object: "list",
     data: scan.rows.map(toPublicEvent),
     has_more: more,
-    next_cursor: more && scan.next ? encodeCursor(fingerprint, requested, scan.next) : null,
+    next_cursor:
+      more && scan.next ? encodeCursor(fingerprint, requested, scan.next, total ?? undefined) : null,
     window: {
       start: new Date(window.start).toISOString(),
       end: new Date(window.end).toISOString(),
       clamped: window.clamped,
     },
-    ...(countResult ? { total: countResult.total } : {}),
+    ...(total !== null ? { total } : {}),
     rowsRead: scan.rowsRead,
-    ...(countResult ? { countRowsRead: countResult.rowsRead } : {}),
+    ...(total !== null ? { countRowsRead: countRowsRead ?? 0 } : {}),
   };
 }
 

@@ -15,6 +15,7 @@ import { shardDb } from "../shards/bindings";
 import type { AccountShards } from "../shards/route";
 import {
   backfillStatements,
+  burstConflictGroup,
   chunkByJsonSize,
   eventInsertStatements,
   eventsByKey,
@@ -96,12 +97,12 @@ async function handleShardGroup(
   group: ShardGroup<{ message: Message<unknown>; body: QueueMessage }>,
   routes: Map<string, AccountShards>,
 ): Promise<void> {
-  const { items } = group;
+  let { items } = group;
   let touched: AddressRef[];
   const inserted: StoredEvent[] = [];
   try {
     const retried = items.some(({ message }) => message.attempts > 1);
-    touched = await writeShard(
+    const written = await writeShardApartFromConflicts(
       env,
       group,
       routes,
@@ -109,6 +110,21 @@ async function handleShardGroup(
       inserted,
       retried,
     );
+    touched = written.touched;
+    if (written.conflicted.size > 0) {
+      // Only the conflicting groups' clicks wait; the rest of the batch is written (SPEC §18).
+      log("warn", "burst detection conflict; retrying that recipient's clicks only", {
+        queue,
+        shard: group.shard,
+        retried: written.conflicted.size,
+        written: items.length - written.conflicted.size,
+      });
+      for (const v of items) {
+        if (written.conflicted.has(v.body))
+          v.message.retry({ delaySeconds: retryDelaySeconds(v.message.attempts) });
+      }
+      items = items.filter((v) => !written.conflicted.has(v.body));
+    }
   } catch (err) {
     log("error", "D1 write failed; retrying the shard's messages", {
       queue,
@@ -284,7 +300,17 @@ async function writeShard(
 
   const stored: StoredEvent[] = [];
   if (statements.length > 0) {
-    const results = await db.batch(statements);
+    let results: D1Result[];
+    try {
+      results = await db.batch(statements);
+    } catch (err) {
+      // A group's clicks changed since they were read: name its messages, so that the caller
+      // retries them alone and writes the rest (SPEC §18).
+      const group = burstConflictGroup(err);
+      const messages = group === null ? undefined : bursts.groupMessages[group];
+      if (messages) throw new BurstConflict(messages, err);
+      throw err;
+    }
     for (const i of insertAt)
       for (const e of (results[i]?.results ?? []) as StoredEvent[]) stored.push({ ...e, shard });
   }
@@ -394,6 +420,45 @@ async function suppressOnHome(
     touched.push(...refs);
   }
   return touched;
+}
+
+/** A burst group's guard failed (another batch changed its clicks): these messages are to be retried. */
+export class BurstConflict extends Error {
+  constructor(
+    readonly messages: readonly QueueMessage[],
+    cause: unknown,
+  ) {
+    super("burst detection: a recipient's clicks changed since they were read", { cause });
+    this.name = "BurstConflict";
+  }
+}
+
+/**
+ * writeShard, retrying nothing itself: a burst conflict takes that group's messages out (returned in
+ * `conflicted`, for the caller to retry) and writes the rest again, at most MAX_CONFLICT_ROUNDS times.
+ */
+const MAX_CONFLICT_ROUNDS = 4;
+async function writeShardApartFromConflicts(
+  env: Env,
+  group: { shard: number; db: D1Database },
+  routes: Map<string, AccountShards>,
+  bodies: QueueMessage[],
+  inserted: StoredEvent[],
+  retried: boolean,
+): Promise<{ touched: AddressRef[]; conflicted: Set<QueueMessage> }> {
+  const conflicted = new Set<QueueMessage>();
+  let remaining = bodies;
+  for (let round = 0; ; round++) {
+    try {
+      const touched =
+        remaining.length > 0 ? await writeShard(env, group, routes, remaining, inserted, retried) : [];
+      return { touched, conflicted };
+    } catch (err) {
+      if (!(err instanceof BurstConflict) || round >= MAX_CONFLICT_ROUNDS) throw err;
+      for (const m of err.messages) conflicted.add(m);
+      remaining = remaining.filter((m) => !conflicted.has(m));
+    }
+  }
 }
 
 const eventRow = (m: EventMessage) => ({ ...toStoredFields(m.event), network: m.network ?? null });

@@ -169,10 +169,11 @@ export async function offsetAcross<R extends { occurred_at: number; id: string }
     db: D1Database,
     offset: number,
     limit: number,
+    shard: number,
   ) => Promise<{ rows: R[]; total: number; rowsRead: number }>,
 ): Promise<{ rows: R[]; total: number; rowsRead: number }> {
-  if (shards.length === 1) return page(shardDb(env, shards[0] ?? 0), offset, limit);
-  const parts = await Promise.all(shards.map((shard) => page(shardDb(env, shard), 0, offset + limit)));
+  if (shards.length === 1) return page(shardDb(env, shards[0] ?? 0), offset, limit, shards[0] ?? 0);
+  const parts = await Promise.all(shards.map((shard) => page(shardDb(env, shard), 0, offset + limit, shard)));
   const merged = mergeNewestFirst(
     parts.map((p) => p.rows),
     offset + limit,

@@ -18,5 +18,22 @@ export const webhookMessageSchema = z.object({
   continued: z.boolean().optional(),
   /** The event shard holding the event (SPEC §17); absent: every shard the account is read from. */
   shard: z.number().int().min(0).max(63).optional(),
+  /**
+   * An attempt already made whose record D1 refused: the next run of this message only writes it
+   * (the endpoint is not POSTed again), so a D1 outage never duplicates a delivery.
+   */
+  outcome: z
+    .object({
+      kind: z.enum(["succeeded", "gone", "failed"]),
+      status: z.number().int().nullable(),
+      error: z.string().max(400).nullable(),
+      /** The failure was ours (the secret could not be opened), not the endpoint's: its health is untouched. */
+      ours: z.boolean().optional(),
+      event_type: z.string().max(40),
+      at: z.number().int(),
+      first_attempt_at: z.number().int(),
+      attempts: z.number().int().min(1),
+    })
+    .optional(),
 });
 export type WebhookMessage = z.infer<typeof webhookMessageSchema>;

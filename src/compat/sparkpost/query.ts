@@ -16,6 +16,7 @@ import {
   splitList,
   timestampParam,
 } from "../../lib/params";
+import { totalKey, totalOnce } from "../../lib/totals";
 import { parseQuery } from "../../lib/validate";
 import { countAcross, streamAcross } from "../../shards/across";
 import { accountShards } from "../../shards/route";
@@ -304,11 +305,15 @@ export async function openSparkPostPage(
   // Every shard holding the account's events (stripes, a previous placement): counts add up, pages merge.
   const shards = [...(await accountShards(env, accountId)).read];
   if (state === null) {
-    const counted = await countAcross(env, shards, (db) =>
-      countMatches(db, accountId, window, compiled.access, match),
-    );
-    totalCount = counted.total;
-    countRowsRead = counted.rowsRead;
+    // Once per chain (later pages carry it), and an initial page at most once a minute per account
+    // and query (SPEC §18); on every shard holding the account's events, summed (SPEC §17).
+    totalCount = await totalOnce(totalKey(accountId, "sparkpost/events", [["f", fingerprint]]), async () => {
+      const counted = await countAcross(env, shards, (db) =>
+        countMatches(db, accountId, window, compiled.access, match),
+      );
+      countRowsRead = counted.rowsRead;
+      return counted.total;
+    });
   }
   const walk = streamAcross(env, shards, query.perPage, (db) =>
     scan(db, {

@@ -8,6 +8,7 @@ import type { EventDbRow } from "../../events/serialize";
 import { validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, DAY_MS, exactParam, integerParam, limitParam } from "../../lib/params";
+import { shardTotalKey, totalKey } from "../../lib/totals";
 import { offsetAcross, shardsToRead } from "../../shards/across";
 import { accountShards } from "../../shards/route";
 import { offsetPage } from "../../store";
@@ -118,7 +119,23 @@ export async function listUnosendEvents(
     shardsToRead(account, emailId),
     offset,
     limit,
-    (db, skip, take) => offsetPage(db, accountId, { window, types, emailId, limit: take, offset: skip }),
+    (db, skip, take, shard) =>
+      offsetPage(db, accountId, {
+        window,
+        types,
+        emailId,
+        limit: take,
+        offset: skip,
+        // Counted at most once a minute per account, query and shard (SPEC §18), not on every page.
+        totalKey: shardTotalKey(
+          totalKey(accountId, "unosend/events", [
+            ["days", String(days)],
+            ["types", types.join(",")],
+            ["email_id", emailId ?? ""],
+          ]),
+          shard,
+        ),
+      }),
   );
   return {
     body: {
