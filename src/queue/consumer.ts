@@ -285,7 +285,7 @@ async function writeShard(
   }
   const touched = local.map((e) => ({ accountId: e.event.account_id, email: e.event.recipient }));
   // The mirror's journal, in the same transaction: the KV write below may fail, never silently.
-  if (touched.length > 0) statements.push(markPending(env, touched, Date.now(), db));
+  if (touched.length > 0) statements.push(markPending(db, touched, Date.now()));
 
   // Scanner bursts: take back what removed clicks counted in the rollups, then delete them.
   if (bursts.removed.length > 0) statements.push(removedEventsRollup(db, bursts.removed));
@@ -416,7 +416,7 @@ async function suppressOnHome(
   for (const [home, rows] of byHome) {
     const homeDb = shardDb(env, home);
     const refs = rows.map((r) => ({ accountId: r.account_id, email: r.email }));
-    await homeDb.batch([insertSuppressions(homeDb, rows), markPending(env, refs, Date.now(), homeDb)]);
+    await homeDb.batch([insertSuppressions(homeDb, rows), markPending(homeDb, refs, Date.now())]);
     touched.push(...refs);
   }
   return touched;

@@ -129,11 +129,10 @@ export function mirrorFingerprint(value: string): string {
  * first unmirrored change's time.
  */
 export function markPending(
-  env: Env,
+  /** The database of the change: the accounts' home shard (SPEC §17), so the row sits beside its change. */
+  db: D1Database,
   refs: AddressRef[],
   now: number,
-  /** The database of the change: the accounts' home shard (SPEC §17). */
-  db: D1Database = env.DB,
 ): D1PreparedStatement {
   const pairs = refs
     .filter((ref) => fitsKv(mirrorKey(ref.accountId, ref.email)))

@@ -50,7 +50,7 @@ export async function addManual(
         WHERE account_id = ?1 AND email = ?2 AND topic = ?3`,
       )
       .bind(accountId, email, topic),
-    markPending(env, [{ accountId, email }], now, db),
+    markPending(db, [{ accountId, email }], now),
   ]);
   const row = current?.results[0] as
     | {
@@ -90,7 +90,7 @@ export async function removeEntries(
        RETURNING topic`,
       )
       .bind(accountId, email, topic),
-    markPending(env, [{ accountId, email }], Date.now(), db),
+    markPending(db, [{ accountId, email }], Date.now()),
   ]);
   await updateMirror(env, accountId, email);
   return removed?.results.length ?? 0;
