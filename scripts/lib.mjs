@@ -17,6 +17,10 @@ export function ensureDevVars(port = 8787) {
     "# Local secrets for `wrangler dev`, written once by `npm run dev`. Never commit this file.",
     `JWT_SECRET=${b64url(36)}`,
     `TRACKING_KEYS=${b64url(32)}`,
+    // Webhook signing secrets are stored encrypted under SECRETS_KEY; erased addresses are kept
+    // only as HMACs under ERASURE_KEY (SPEC §2, §20). Both are base64url 32-byte keys.
+    `SECRETS_KEY=${b64url(32)}`,
+    `ERASURE_KEY=${b64url(32)}`,
     `PUBLIC_BASE_URL=http://127.0.0.1:${port}`,
     `SNS_TOPIC_ARNS=${DEMO_TOPIC_ARN}=${DEMO_ACCOUNT}`,
     "SNS_CERT_HOST_PATTERN=127\\.0\\.0\\.1|localhost",

@@ -16,6 +16,7 @@ const TABLES = [
   "webhook_endpoints",
   "webhook_deliveries",
   "click_bursts",
+  "suppression_changes",
 ];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 

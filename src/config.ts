@@ -105,6 +105,14 @@ const parsers = {
       .nullable()
       .transform((v) => v === "true"),
   ),
+  ERASURE_KEY: z.string({ error: "is required for erasure" }).transform((v, ctx) => {
+    const bytes = fromBase64url(v.trim().replace(/=+$/, ""));
+    if (bytes === null || bytes.length !== 32) {
+      ctx.addIssue({ code: "custom", message: "must be 32 bytes of base64url" });
+      return z.NEVER;
+    }
+    return bytes;
+  }),
 } satisfies { [K in keyof Env]?: z.ZodType };
 
 /** Hosts no certificate pattern may admit: anything an attacker could register or serve from. */

@@ -23,4 +23,7 @@ export interface Env {
   PLANS?: string;
   DEFAULT_PLAN?: string;
   WEBHOOK_ALLOW_INSECURE_URLS?: string;
+  SECRETS_KEY?: string;
+  /** base64url 32-byte HMAC key for erased addresses (SPEC §20; suppressions/erasure-hash.ts). */
+  ERASURE_KEY?: string;
 }

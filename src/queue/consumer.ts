@@ -7,7 +7,7 @@ import {
   ID_DEDUPED_SQL,
   isList,
 } from "../db/event-record";
-import { EVERY_TOPIC } from "../db/suppressions";
+import { EVERY_TOPIC, topicColumn } from "../db/suppressions";
 import type { Env } from "../env";
 import { MAP_EVENT_MESSAGE_IDS, MAP_REGISTERED_MESSAGE_IDS } from "../events/message-id-map";
 import { toStoredFields } from "../events/serialize";
@@ -20,6 +20,7 @@ import {
   type RegisterMessage,
 } from "../pipeline/messages";
 import { isSimulatorAddress } from "../suppressions/address";
+import { createdChangeId, pushChangesLogged, recordCreated } from "../suppressions/changes";
 import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
 import { findClickBursts } from "../tracking/burst-store";
 import { FANOUT_COLUMNS, fanOutNewEvents, type StoredEvent } from "../webhooks/fanout";
@@ -100,6 +101,9 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
         ...describeError(err),
       });
     }
+    // The batch's suppression.created changes (recorded in its transaction): pushed now, or by the
+    // scheduled work if this fails.
+    await pushChangesLogged(env, env.DB);
   }
 }
 
@@ -178,6 +182,20 @@ export async function writeBatch(
   }));
   for (const chunk of chunkByJsonSize(suppressionRows)) {
     statements.push(env.DB.prepare(INSERT_SUPPRESSIONS).bind(chunk));
+  }
+  // suppression.created for each entry an event created (SPEC §14), in the same transaction. The
+  // change id is derived from the event, so a redelivered event records nothing new.
+  if (suppressing.length > 0) {
+    const created = await Promise.all(
+      suppressing.map(async (e) => ({
+        accountId: e.event.account_id,
+        email: e.event.recipient,
+        topic: e.suppress?.inherit_topic === true ? null : topicColumn(e.suppress?.topic ?? null),
+        suppressedAt: e.event.occurred_at,
+        changeId: await createdChangeId(e.event.account_id, e.event.id),
+      })),
+    );
+    statements.push(recordCreated(env.DB, created, Date.now()));
   }
   const touched = suppressing.map((e) => ({ accountId: e.event.account_id, email: e.event.recipient }));
   // The mirror's journal, in the same transaction: the KV write below may fail, never silently.

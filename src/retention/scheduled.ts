@@ -2,6 +2,8 @@ import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { purgeExpiredRollups } from "../metrics/purge-rollups";
 import { parkedStatus, replayParkedMessages } from "../queue/parked";
+import { purgeOldChanges, pushPendingChanges } from "../suppressions/changes";
+import { deleteExpired } from "../suppressions/store";
 import { purgeBurstMarks } from "../tracking/burst-store";
 import { purgeExpiredDeliveries } from "../webhooks/purge";
 import { purgeExpiredEvents } from "./purge";
@@ -22,7 +24,12 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["registration purge", () => purgeStaleRegistrations(env, now)],
     ["webhook deliveries purge", () => purgeExpiredDeliveries(env, now)],
     ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
+    // Before the reconcile: an expired entry leaves D1 and KV together, with its suppression.deleted.
+    ["suppression expiry", () => deleteExpired(env, env.DB, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
+    // What a writer committed but could not push (a failed queue send, a Worker that died).
+    ["suppression changes push", async () => ({ pushed: await pushPendingChanges(env, env.DB) })],
+    ["suppression changes purge", () => purgeOldChanges(env.DB, now)],
     ["burst marks purge", () => purgeBurstMarks(env.DB, now)],
   ] as const;
   const failed: string[] = [];

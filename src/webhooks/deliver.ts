@@ -4,8 +4,10 @@ import type { Env } from "../env";
 import { type EventDbRow, toPublicEvent } from "../events/serialize";
 import { describeError, log } from "../lib/log";
 import { DAY_MS } from "../lib/params";
+import { loadChanges } from "../suppressions/changes";
+import { toSuppression } from "../suppressions/schema";
 import { sendDeliveries } from "./enqueue";
-import { matches } from "./match";
+import { type MatchableEvent, matches } from "./match";
 import { type WebhookMessage, webhookMessageSchema } from "./messages";
 import { DELIVERY_WINDOW_MS, nextAttempt } from "./schedule";
 import { signatureHeader } from "./signing";
@@ -57,16 +59,35 @@ type Outcome =
   | { kind: "gone"; status: number }
   | { kind: "failed"; status: number | null; error: string };
 
+/**
+ * What one delivery carries: a stored event (§8), or a suppression change (`sch_…` ids, data the
+ * §10 entry; suppressions/changes.ts). Both are loaded at every attempt, so a removed one stops it.
+ */
+interface Subject extends MatchableEvent {
+  id: string;
+  /** ISO 8601: the envelope's `timestamp`. */
+  timestamp: string;
+  data: unknown;
+}
+
+const eventSubject = (event: EventDbRow): Subject => {
+  const data = toPublicEvent(event);
+  return { ...event, tags: data.tags, timestamp: data.occurred_at, data };
+};
+
+/** Ids of suppression changes, which the delivery consumer loads from suppression_changes. */
+export const isChangeId = (id: string) => id.startsWith("sch_");
+
 interface Item {
   message: Message<unknown>;
   m: WebhookMessage;
   existing: DeliveryRow | null;
-  event: EventDbRow | null;
+  event: Subject | null;
   endpoint: CachedEndpoint | null;
 }
 
 interface Attempted extends Item {
-  event: EventDbRow;
+  event: Subject;
   endpoint: CachedEndpoint;
   outcome: Outcome;
   at: number;
@@ -199,16 +220,22 @@ async function loadItems(
   parsed: { message: Message<unknown>; m: WebhookMessage }[],
   now: number,
 ): Promise<Item[]> {
-  const events = JSON.stringify(parsed.map(({ m }) => [m.account_id, m.occurred_at, m.event_id]));
+  const events = JSON.stringify(
+    parsed.filter(({ m }) => !isChangeId(m.event_id)).map(({ m }) => [m.account_id, m.occurred_at, m.event_id]),
+  );
+  const changeKeys = parsed
+    .filter(({ m }) => isChangeId(m.event_id))
+    .map(({ m }) => ({ accountId: m.account_id, id: m.event_id }));
   const rows = JSON.stringify(parsed.map(({ m }) => [m.endpoint_id, m.occurred_at, m.event_id]));
   // A join on json_each, so each key is one primary-key lookup (a row-value IN would use only the
   // key's first column and walk the account's events).
-  const [endpoints, [eventResult, deliveryResult]] = await Promise.all([
+  const [endpoints, changes, [eventResult, deliveryResult]] = await Promise.all([
     endpointsOf(
       env,
       parsed.map(({ m }) => m.account_id),
       now,
     ),
+    loadChanges(env.DB, changeKeys),
     env.DB.batch([
       env.DB.prepare(
         `SELECT e.* FROM json_each(?1) AS k JOIN events AS e
@@ -234,11 +261,25 @@ async function loadItems(
       })[]
     ).map((d) => [key(d.endpoint_id, d.event_occurred_at, d.event_id), d]),
   );
+  const subjects = new Map<string, Subject>();
+  for (const [k, e] of eventsByKey) subjects.set(k, eventSubject(e));
+  for (const c of changes.values()) {
+    subjects.set(key(c.accountId, c.occurredAt, c.id), {
+      id: c.id,
+      type: c.type,
+      topic: c.topic === "" ? null : c.topic,
+      campaign: null,
+      from_domain: null,
+      tags: [],
+      timestamp: new Date(c.occurredAt).toISOString(),
+      data: await toSuppression(c),
+    });
+  }
   return parsed.map(({ message, m }) => ({
     message,
     m,
     existing: deliveriesByKey.get(key(m.endpoint_id, m.occurred_at, m.event_id)) ?? null,
-    event: eventsByKey.get(key(m.account_id, m.occurred_at, m.event_id)) ?? null,
+    event: subjects.get(key(m.account_id, m.occurred_at, m.event_id)) ?? null,
     endpoint: endpoints.get(m.account_id)?.find((e) => e.row.id === m.endpoint_id) ?? null,
   }));
 }
@@ -255,7 +296,7 @@ async function attemptAll(
     byEndpoint.set(item.m.endpoint_id, [...(byEndpoint.get(item.m.endpoint_id) ?? []), item]);
   const out: Attempted[] = [];
   const one = async (item: Item) => {
-    const event = item.event as EventDbRow;
+    const event = item.event as Subject;
     const endpoint = item.endpoint as CachedEndpoint;
     const newRun = item.m.replay === true && item.message.attempts === 1 && item.m.continued !== true;
     const at = clock();
@@ -362,14 +403,13 @@ function endpointFailure(env: Env, a: Attempted): D1PreparedStatement {
 async function attempt(
   env: Env,
   endpoint: WebhookEndpointRow,
-  event: EventDbRow,
+  event: Subject,
   now: number,
   timeoutMs: number,
 ): Promise<Outcome> {
   const verdict = checkWebhookUrl(endpoint.url, config(env, "WEBHOOK_ALLOW_INSECURE_URLS"));
   if (!verdict.ok) return { kind: "failed", status: null, error: `not attempted: ${verdict.reason}` };
-  const data = toPublicEvent(event);
-  const body = JSON.stringify({ type: data.type, timestamp: data.occurred_at, data });
+  const body = JSON.stringify({ type: event.type, timestamp: event.timestamp, data: event.data });
   const timestamp = Math.floor(now / 1000);
   const headers = {
     "content-type": "application/json",

@@ -1,9 +1,6 @@
-import { count, desc, eq } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import * as z from "zod";
 import { getAccountPlan } from "../../accounts/plans";
 import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
-import { suppressions } from "../../db/suppressions";
 import type { Env } from "../../env";
 import type { EventType } from "../../events/record";
 import type { EventDbRow } from "../../events/serialize";
@@ -12,7 +9,7 @@ import { type App, jsonContent, route } from "../../lib/openapi";
 import { DAY_MS } from "../../lib/params";
 import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
-import { removeEntries } from "../../suppressions/store";
+import { removeEntries, offsetPage as suppressionPage } from "../../suppressions/store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
 import { intParam, knownParams, offsetPage } from "../offset";
 
@@ -199,7 +196,7 @@ export function registerNumonicRoutes(app: App): void {
               data: z.array(
                 z.object({
                   id: z.string(),
-                  email: z.string(),
+                  email: z.string().nullable().meta({ description: "null for an erased address (§20)" }),
                   reason: z.string(),
                   suppressed_at: z.string(),
                 }),
@@ -218,18 +215,7 @@ export function registerNumonicRoutes(app: App): void {
       const accountId = actingAccount(principalOf(c), params.account_id);
       const page = intParam("page", params.page, 1, MAX_PAGE, 1);
       const limit = intParam("limit", params.limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
-      const db = drizzle(c.env.DB);
-      const mine = eq(suppressions.accountId, accountId);
-      const [rows, counted] = await db.batch([
-        db
-          .select()
-          .from(suppressions)
-          .where(mine)
-          .orderBy(desc(suppressions.suppressedAt), desc(suppressions.email), desc(suppressions.topic))
-          .limit(limit)
-          .offset((page - 1) * limit),
-        db.select({ total: count() }).from(suppressions).where(mine),
-      ]);
+      const { rows, total } = await suppressionPage(c.env.DB, accountId, (page - 1) * limit, limit);
       const data = await Promise.all(
         rows.map(async (row) => {
           const entry = await toSuppression(row);
@@ -244,7 +230,7 @@ export function registerNumonicRoutes(app: App): void {
       return c.json({
         success: true as const,
         data,
-        pagination: paginationOf(page, limit, counted[0]?.total ?? 0),
+        pagination: paginationOf(page, limit, total),
       });
     },
   );
@@ -281,7 +267,7 @@ export function registerNumonicRoutes(app: App): void {
       const email = normalizeEmail(c.req.param("email") ?? "");
       if (email === null) throw validationError("email", `email ${INVALID_EMAIL}`);
       const accountId = actingAccount(principalOf(c), params.account_id);
-      const removed = await removeEntries(c.env, accountId, email, null);
+      const removed = await removeEntries(c.env, c.env.DB, accountId, email, null);
       if (removed === 0) throw new ApiError("not_found", "No suppression entry found for this address");
       return c.json({ success: true as const, message: `Suppression removed for ${email}` });
     },
