@@ -5,6 +5,7 @@ import { registerAccountRoutes } from "./accounts/routes";
 import { registerAdminRoutes } from "./admin/routes";
 import type { AppEnv } from "./app-env";
 import { registerCompatRoutes } from "./compat/routes";
+import { registerErasureRoutes } from "./erasures/routes";
 import { registerEventExportRoute } from "./events/export";
 import { registerEventRoutes } from "./events/routes";
 import { isDependencyFailure } from "./lib/dependency";
@@ -87,6 +88,7 @@ export function newApp(): App {
   registerMetricsRoutes(app);
   registerSesRoutes(app);
   registerSuppressionRoutes(app);
+  registerErasureRoutes(app);
   registerTrackingRoutes(app);
   registerWebhookRoutes(app);
 

@@ -1,4 +1,5 @@
 import type { Env } from "../env";
+import { runPendingErasures } from "../erasures/run";
 import { describeError, log } from "../lib/log";
 import { purgeExpiredRollups } from "../metrics/purge-rollups";
 import { parkedStatus, replayParkedMessages } from "../queue/parked";
@@ -26,6 +27,8 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
     // Before the reconcile: an expired entry leaves D1 and KV together, with its suppression.deleted.
     ["suppression expiry", () => deleteExpired(env, env.DB, now)],
+    // Erasures a dying Worker left unfinished (SPEC §20: done within one scheduled cycle).
+    ["erasures", () => runPendingErasures(env)],
     ["mirror reconcile", () => reconcileMirror(env)],
     // What a writer committed but could not push (a failed queue send, a Worker that died).
     ["suppression changes push", async () => ({ pushed: await pushPendingChanges(env, env.DB) })],

@@ -305,3 +305,85 @@ export async function afterChange(env: Env, db: D1Database, refs: AddressRef[]):
   }
   await pushChangesLogged(env, db);
 }
+
+/**
+ * The suppression half of an erasure (SPEC §20): every entry of the address is replaced by a hashed
+ * one (reason, topic, time and expiry kept; `email: null`, `email_hash` set), and when the address
+ * has neither entries nor hashed ones yet, a hashed `manual` every-topic entry is recorded. The
+ * address's change records are rewritten to the hashed key, and the deleted changes are recorded
+ * under it, so no row keeps the address. One transaction; then the mirror (the address's key goes,
+ * the hashed key is written) and the push. A second erasure finds nothing to replace and a hashed
+ * entry in place: it changes nothing. Returns how many entries of the address were replaced.
+ */
+export async function replaceWithHashed(
+  env: Env,
+  db: D1Database,
+  accountId: string,
+  email: string,
+  emailHash: string,
+  now: number,
+): Promise<number> {
+  const hashed = hashedKey(emailHash);
+  const { results: existing } = await db
+    .prepare("SELECT topic, suppressed_at FROM suppressions WHERE account_id = ?1 AND email = ?2")
+    .bind(accountId, email)
+    .all<{ topic: string; suppressed_at: number }>();
+  const created: Parameters<typeof recordCreated>[1] = await Promise.all(
+    existing.map(async (r) => ({
+      accountId,
+      email: hashed,
+      topic: r.topic,
+      suppressedAt: r.suppressed_at,
+      changeId: await createdChangeId(accountId, hashed, r.topic, String(r.suppressed_at)),
+    })),
+  );
+  created.push({
+    accountId,
+    email: hashed,
+    topic: "",
+    suppressedAt: now,
+    changeId: await createdChangeId(accountId, hashed, "", String(now)),
+  });
+  const [, , , removed] = await db.batch([
+    db
+      .prepare(
+        `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at, expires_at, email_hash)
+         SELECT account_id, ?3, topic, reason, NULL, suppressed_at, expires_at, ?4
+           FROM suppressions WHERE account_id = ?1 AND email = ?2
+         ON CONFLICT DO NOTHING`,
+      )
+      .bind(accountId, email, hashed, emailHash),
+    db
+      .prepare(
+        `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at, expires_at, email_hash)
+         SELECT ?1, ?2, '', 'manual', NULL, ?3, NULL, ?4
+          WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE account_id = ?1 AND email = ?2)
+         ON CONFLICT DO NOTHING`,
+      )
+      .bind(accountId, hashed, now, emailHash),
+    recordDeleted(db, "account_id = ?1 AND email = ?2", [accountId, email], now, {
+      email: hashed,
+      emailHash,
+    }),
+    db.prepare("DELETE FROM suppressions WHERE account_id = ?1 AND email = ?2").bind(accountId, email),
+    recordCreated(db, created, now),
+    db
+      .prepare(
+        "UPDATE suppression_changes SET email = ?3, email_hash = ?4 WHERE account_id = ?1 AND email = ?2",
+      )
+      .bind(accountId, email, hashed, emailHash),
+    markPending(
+      env,
+      [
+        { accountId, email },
+        { accountId, email: hashed },
+      ],
+      now,
+    ),
+  ]);
+  await afterChange(env, db, [
+    { accountId, email },
+    { accountId, email: hashed },
+  ]);
+  return removed?.meta.changes ?? 0;
+}

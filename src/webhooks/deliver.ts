@@ -221,7 +221,9 @@ async function loadItems(
   now: number,
 ): Promise<Item[]> {
   const events = JSON.stringify(
-    parsed.filter(({ m }) => !isChangeId(m.event_id)).map(({ m }) => [m.account_id, m.occurred_at, m.event_id]),
+    parsed
+      .filter(({ m }) => !isChangeId(m.event_id))
+      .map(({ m }) => [m.account_id, m.occurred_at, m.event_id]),
   );
   const changeKeys = parsed
     .filter(({ m }) => isChangeId(m.event_id))
