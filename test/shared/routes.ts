@@ -92,6 +92,22 @@ export const V1_ROUTES: V1Route[] = [
     faults: { emails: [], topic: "Not A Topic" },
     account: "query",
   },
+  {
+    method: "POST",
+    doc: "/v1/erasures",
+    path: "/v1/erasures",
+    scope: "suppressions:write",
+    body: { email: "erased-shared-table@example.com" },
+    faults: { email: "not an address", extra: true },
+    account: "query",
+  },
+  {
+    method: "GET",
+    doc: "/v1/erasures/{id}",
+    path: "/v1/erasures/era_00000000000000000000000000000000",
+    scope: "suppressions:write",
+    account: "query",
+  },
   { method: "GET", doc: "/v1/admin/parked", path: "/v1/admin/parked", scope: "admin", account: null },
   { method: "GET", doc: "/v1/metrics", path: "/v1/metrics", scope: "events:read", account: "query" },
   {
