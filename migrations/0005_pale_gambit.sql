@@ -24,7 +24,7 @@ CREATE TABLE `erasures` (
 	`removed` text NOT NULL,
 	`created_at` integer NOT NULL,
 	`completed_at` integer
-);
+) WITHOUT ROWID;
 --> statement-breakpoint
 CREATE INDEX `erasures_status_idx` ON `erasures` (`status`,`created_at`);--> statement-breakpoint
 CREATE TABLE `suppression_imports` (

@@ -2,6 +2,7 @@ export * from "./accounts";
 export * from "./click-bursts";
 export * from "./events";
 export * from "./jobs";
+export * from "./leases";
 export * from "./message-ids";
 export * from "./messages";
 export * from "./metrics";

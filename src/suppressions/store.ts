@@ -387,3 +387,84 @@ export async function replaceWithHashed(
   ]);
   return removed?.meta.changes ?? 0;
 }
+
+/** A validated import row (suppressions/import-format.ts ImportRow), as the store writes it. */
+export interface ImportedEntry {
+  email: string;
+  emailHash: string | null;
+  reason: string;
+  topic: string;
+  expiresAt: number | null;
+  suppressedAt: number;
+  emailId: string | null;
+}
+
+/**
+ * One chunk of an import (keys unique within the chunk): inserts what is new, leaves every existing
+ * entry as it is (so importing the same rows again changes nothing). One transaction whose first two
+ * statements run before the insert and see the same state: the `suppression.created` change and the
+ * mirror journal row are recorded for exactly the rows whose key is not there yet, however often
+ * the chunk runs. Then the mirror and the push for the new rows. Returns how many were new.
+ */
+export async function importEntries(
+  env: Env,
+  db: D1Database,
+  accountId: string,
+  entries: ImportedEntry[],
+  now: number,
+): Promise<number> {
+  if (entries.length === 0) return 0;
+  const rows = await Promise.all(
+    entries.map(async (e) => ({
+      e: e.email,
+      h: e.emailHash,
+      r: e.reason,
+      t: e.topic,
+      x: e.expiresAt,
+      s: e.suppressedAt,
+      i: e.emailId,
+      c: await createdChangeId(accountId, e.email, e.topic, String(e.suppressedAt)),
+    })),
+  );
+  const json = JSON.stringify(rows);
+  const fresh = `NOT EXISTS (SELECT 1 FROM suppressions AS s
+                    WHERE s.account_id = ?1 AND s.email = p.value->>'e' AND s.topic = p.value->>'t')`;
+  const [, , inserted] = await db.batch([
+    db
+      .prepare(
+        `INSERT INTO suppression_changes (account_id, id, occurred_at, type, email, email_hash, topic, reason, email_id,
+           suppressed_at, expires_at, pending)
+         SELECT ?1, p.value->>'c', ?3, 'suppression.created', p.value->>'e', p.value->>'h', p.value->>'t', p.value->>'r',
+                p.value->>'i', p.value->>'s', p.value->>'x', 1
+           FROM json_each(?2) AS p WHERE ${fresh}
+         ON CONFLICT DO NOTHING`,
+      )
+      .bind(accountId, json, now),
+    db
+      .prepare(
+        `INSERT INTO mirror_pending (account_id, email, token, since)
+         SELECT DISTINCT ?1, p.value->>'e', lower(hex(randomblob(8))), ?3 FROM json_each(?2) AS p
+          WHERE ${fresh}
+         ON CONFLICT (account_id, email) DO UPDATE SET token = excluded.token`,
+      )
+      .bind(accountId, json, now),
+    db
+      .prepare(
+        `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at, expires_at, email_hash)
+         SELECT ?1, p.value->>'e', p.value->>'t', p.value->>'r', p.value->>'i', p.value->>'s', p.value->>'x', p.value->>'h'
+           FROM json_each(?2) AS p WHERE true
+         ON CONFLICT DO NOTHING
+         RETURNING email`,
+      )
+      .bind(accountId, json),
+  ]);
+  const added = [...new Set(((inserted?.results ?? []) as { email: string }[]).map((r) => r.email))];
+  if (added.length > 0) {
+    await afterChange(
+      env,
+      db,
+      added.map((email) => ({ accountId, email })),
+    );
+  }
+  return inserted?.results.length ?? 0;
+}

@@ -94,6 +94,27 @@ export const V1_ROUTES: V1Route[] = [
   },
   {
     method: "POST",
+    doc: "/v1/suppressions/imports",
+    path: "/v1/suppressions/imports",
+    scope: "suppressions:write",
+    account: "query",
+  },
+  {
+    method: "GET",
+    doc: "/v1/suppressions/imports/{id}",
+    path: "/v1/suppressions/imports/imp_00000000000000000000000000000000",
+    scope: "suppressions:read",
+    account: "query",
+  },
+  {
+    method: "GET",
+    doc: "/v1/suppressions/export",
+    path: "/v1/suppressions/export",
+    scope: "suppressions:read",
+    account: "query",
+  },
+  {
+    method: "POST",
     doc: "/v1/erasures",
     path: "/v1/erasures",
     scope: "suppressions:write",
