@@ -1,21 +1,3 @@
-CREATE TABLE `suppression_changes` (
-	`account_id` text NOT NULL,
-	`id` text NOT NULL,
-	`occurred_at` integer NOT NULL,
-	`type` text NOT NULL,
-	`email` text NOT NULL,
-	`email_hash` text,
-	`topic` text NOT NULL,
-	`reason` text NOT NULL,
-	`email_id` text,
-	`suppressed_at` integer NOT NULL,
-	`expires_at` integer,
-	`pending` integer DEFAULT 1 NOT NULL,
-	PRIMARY KEY(`account_id`, `id`)
-) WITHOUT ROWID;
---> statement-breakpoint
-CREATE INDEX `suppression_changes_time_idx` ON `suppression_changes` (`occurred_at`);--> statement-breakpoint
-CREATE INDEX `suppression_changes_pending_idx` ON `suppression_changes` (`pending`) WHERE "suppression_changes"."pending" = 1;--> statement-breakpoint
 CREATE TABLE `erasures` (
 	`id` text PRIMARY KEY NOT NULL,
 	`account_id` text NOT NULL,
@@ -24,7 +6,7 @@ CREATE TABLE `erasures` (
 	`removed` text NOT NULL,
 	`created_at` integer NOT NULL,
 	`completed_at` integer
-) WITHOUT ROWID;
+);
 --> statement-breakpoint
 CREATE INDEX `erasures_status_idx` ON `erasures` (`status`,`created_at`);--> statement-breakpoint
 CREATE TABLE `suppression_imports` (
@@ -45,6 +27,32 @@ CREATE TABLE `suppression_imports` (
 );
 --> statement-breakpoint
 CREATE INDEX `suppression_imports_status_idx` ON `suppression_imports` (`status`,`updated_at`);--> statement-breakpoint
+CREATE TABLE `leases` (
+	`account_id` text NOT NULL,
+	`kind` text NOT NULL,
+	`holder` text NOT NULL,
+	`expires_at` integer NOT NULL,
+	PRIMARY KEY(`account_id`, `kind`)
+) WITHOUT ROWID;
+--> statement-breakpoint
+CREATE TABLE `suppression_changes` (
+	`account_id` text NOT NULL,
+	`id` text NOT NULL,
+	`occurred_at` integer NOT NULL,
+	`type` text NOT NULL,
+	`email` text NOT NULL,
+	`email_hash` text,
+	`topic` text NOT NULL,
+	`reason` text NOT NULL,
+	`email_id` text,
+	`suppressed_at` integer NOT NULL,
+	`expires_at` integer,
+	`pending` integer DEFAULT 1 NOT NULL,
+	PRIMARY KEY(`account_id`, `id`)
+) WITHOUT ROWID;
+--> statement-breakpoint
+CREATE INDEX `suppression_changes_time_idx` ON `suppression_changes` (`occurred_at`);--> statement-breakpoint
+CREATE INDEX `suppression_changes_pending_idx` ON `suppression_changes` (`pending`) WHERE "suppression_changes"."pending" = 1;--> statement-breakpoint
 ALTER TABLE `suppressions` ADD `expires_at` integer;--> statement-breakpoint
 ALTER TABLE `suppressions` ADD `email_hash` text;--> statement-breakpoint
 CREATE INDEX `suppressions_expiry_idx` ON `suppressions` (`expires_at`) WHERE "suppressions"."expires_at" IS NOT NULL;
