@@ -17,7 +17,6 @@ const TABLES = [
   "webhook_deliveries",
   "click_bursts",
   "suppression_changes",
-  "leases",
 ];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 

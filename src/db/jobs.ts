@@ -23,6 +23,8 @@ export const suppressionImports = sqliteTable(
     rows: integer("rows").notNull().default(0),
     accepted: integer("accepted").notNull().default(0),
     rejected: integer("rejected").notNull().default(0),
+    /** The holder of the account's import lease (lib/lease.ts), released when the import ends. */
+    leaseHolder: text("lease_holder").notNull(),
     /** JSON array of at most 100 {line, message}. */
     errors: text("errors").notNull().default("[]"),
     createdAt: integer("created_at").notNull(),

@@ -1,18 +1,15 @@
-import { integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /**
  * Leases of SPEC §18 (one export and one import per account at a time), in the control database:
- * one row per (account, kind) while held. A lease lapses `expires_at` after its holder last made
- * progress, so a holder that died frees it within 5 minutes. Rows written: 1 on acquire, 1 per
- * renewal (once per chunk of a stream or import), 1 on release.
+ * one row per running slot, named `import:suppressions:<account>` and so on. A lease lapses at
+ * `expires_at`, 5 minutes after its holder last made progress, so a holder that died frees it.
+ * Rows written: 1 on take, 1 per renewal, 1 on release. (The same table as the hardening branch's,
+ * which owns the module; see /work/signals/lease-api.md.)
  */
-export const leases = sqliteTable(
-  "leases",
-  {
-    accountId: text("account_id").notNull(),
-    kind: text("kind").notNull(),
-    holder: text("holder").notNull(),
-    expiresAt: integer("expires_at").notNull(),
-  },
-  (t) => [primaryKey({ columns: [t.accountId, t.kind] })],
-);
+export const leases = sqliteTable("leases", {
+  name: text("name").primaryKey(),
+  holder: text("holder").notNull(),
+  acquiredAt: integer("acquired_at").notNull(),
+  expiresAt: integer("expires_at").notNull(),
+});

@@ -4,6 +4,7 @@ import { describeError, log } from "../lib/log";
 import { purgeExpiredRollups } from "../metrics/purge-rollups";
 import { parkedStatus, replayParkedMessages } from "../queue/parked";
 import { purgeOldChanges, pushPendingChanges } from "../suppressions/changes";
+import { resumeStalledImports } from "../suppressions/imports";
 import { deleteExpired } from "../suppressions/store";
 import { purgeBurstMarks } from "../tracking/burst-store";
 import { purgeExpiredDeliveries } from "../webhooks/purge";
@@ -29,6 +30,8 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["suppression expiry", () => deleteExpired(env, env.DB, now)],
     // Erasures a dying Worker left unfinished (SPEC §20: done within one scheduled cycle).
     ["erasures", () => runPendingErasures(env)],
+    // Imports whose chunk messages were all lost (a failed send, retries exhausted): sent again.
+    ["stalled imports", () => resumeStalledImports(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
     // What a writer committed but could not push (a failed queue send, a Worker that died).
     ["suppression changes push", async () => ({ pushed: await pushPendingChanges(env, env.DB) })],

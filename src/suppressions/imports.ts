@@ -4,7 +4,7 @@ import { type SuppressionImportRow, suppressionImports } from "../db/jobs";
 import type { Env } from "../env";
 import { ApiError } from "../lib/errors";
 import { toHex } from "../lib/ids";
-import { acquireLease, type Lease, releaseLease, renewLease } from "../lib/lease";
+import { type Lease, releaseLease, renewLease, takeLease } from "../lib/lease";
 import { describeError, log } from "../lib/log";
 import {
   type ImportField,
@@ -14,6 +14,7 @@ import {
   parseCsvRecord,
   parseImportRow,
 } from "./import-format";
+import type { JobMessage } from "./jobs";
 import { importEntries } from "./store";
 
 /**
@@ -43,7 +44,9 @@ export const CHUNK_ROWS = 800;
 const PART_BYTES = 8 * 1024 * 1024;
 /** A CSV record longer than this (an unterminated quote) is rejected rather than read to the end of the file. */
 const MAX_RECORD_BYTES = 64 * 1024;
-export const IMPORT_LEASE = "suppressions.import";
+const LEASE_TTL_MS = 5 * 60_000;
+/** The lease name of the account's one running import (SPEC §18). */
+const importLeaseName = (accountId: string) => `import:suppressions:${accountId}`;
 
 export const importKey = (id: string) => `imports/${id}`;
 
@@ -63,7 +66,11 @@ export async function createImport(
   now: number,
 ): Promise<SuppressionImportRow> {
   const id = `imp_${toHex(crypto.getRandomValues(new Uint8Array(16)))}`;
-  const lease = await acquireLease(env.DB, accountId, IMPORT_LEASE, id, now);
+  const lease = await takeLease(env.DB, importLeaseName(accountId), {
+    ttlMs: LEASE_TTL_MS,
+    now,
+    busyMessage: "another suppression import of this account is running; retry when it has finished",
+  });
   try {
     const bytes = await uploadBody(env, importKey(id), body);
     if (bytes === 0) throw new ApiError("validation_error", "the file is empty", { param: "body" });
@@ -75,6 +82,7 @@ export async function createImport(
       offset: 0,
       line: 0,
       columns: null,
+      leaseHolder: lease.holder,
       rows: 0,
       accepted: 0,
       rejected: 0,
@@ -196,7 +204,11 @@ export async function processImportChunk(
   const d = drizzle(env.DB);
   const record = await d.select().from(suppressionImports).where(eq(suppressionImports.id, id)).get();
   if (record?.status !== "running") return "done";
-  const lease: Lease = { accountId: record.accountId, kind: IMPORT_LEASE, holder: id };
+  const lease: Lease = {
+    name: importLeaseName(record.accountId),
+    holder: record.leaseHolder,
+    ttlMs: LEASE_TTL_MS,
+  };
   // A ranged read from where the last chunk stopped (R2 refuses a range that starts at the very end).
   const size = record.offset > 0 ? (await env.PARKED.head(importKey(id)))?.size : undefined;
   const object =
@@ -330,12 +342,22 @@ export async function runImport(env: Env, id: string, maxRows = CHUNK_ROWS): Pro
   while ((await processImportChunk(env, id, maxRows)) === "more") {}
 }
 
-/** Imports whose run stalled (every message lost): their ids, for the scheduled work to send again. */
-export async function stalledImports(env: Env, now: number, staleMs = 2 * 60_000): Promise<string[]> {
+/**
+ * Imports whose run stalled (no progress for 2 minutes: every message lost) get their next chunk's
+ * message again. A message still in flight meanwhile only races the resumed one, and the
+ * compare-and-set on the offset lets one of them record the chunk.
+ */
+export async function resumeStalledImports(
+  env: Env,
+  now: number,
+  staleMs = 2 * 60_000,
+): Promise<{ resumed: number }> {
   const rows = await drizzle(env.DB)
     .select({ id: suppressionImports.id })
     .from(suppressionImports)
     .where(and(eq(suppressionImports.status, "running"), lt(suppressionImports.updatedAt, now - staleMs)))
     .limit(50);
-  return rows.map((r) => r.id);
+  for (const { id } of rows)
+    await env.JOBS_QUEUE.send({ type: "import", id } satisfies JobMessage, { contentType: "json" });
+  return { resumed: rows.length };
 }

@@ -1,8 +1,7 @@
 import * as z from "zod";
 import { requireScope } from "../../auth/middleware";
 import type { SuppressionRow } from "../../db/suppressions";
-import { toHex } from "../../lib/ids";
-import { acquireLease, releaseLease, renewLease } from "../../lib/lease";
+import { releaseLease, renewLease, takeLease } from "../../lib/lease";
 import { describeError, log } from "../../lib/log";
 import { type App, BEARER, commonErrors, route } from "../../lib/openapi";
 import { accountIdParam } from "../../lib/params";
@@ -13,7 +12,7 @@ import { accountFor, tags } from "./shared";
 
 /** Rows per D1 read of the export (SPEC §18: at most 10,000 rows a read). */
 const EXPORT_CHUNK = 1000;
-const EXPORT_LEASE = "suppressions.export";
+const LEASE_TTL_MS = 5 * 60_000;
 
 const exportRowSchema = z.object(
   Object.fromEntries(EXPORT_COLUMNS.map((c) => [c, z.string().nullable()])) as Record<
@@ -65,12 +64,10 @@ export function registerExportSuppressions(app: App): void {
     async (c, { query }) => {
       const accountId = accountFor(c, query.account_id);
       const env = c.env;
-      const lease = await acquireLease(
-        env.DB,
-        accountId,
-        EXPORT_LEASE,
-        `exp_${toHex(crypto.getRandomValues(new Uint8Array(8)))}`,
-      );
+      const lease = await takeLease(env.DB, `export:suppressions:${accountId}`, {
+        ttlMs: LEASE_TTL_MS,
+        busyMessage: "another suppression export of this account is running; retry when it has finished",
+      });
       const csv = query.format === "csv";
       const encoder = new TextEncoder();
       let after: { email: string; topic: string } | null = null;

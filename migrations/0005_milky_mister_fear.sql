@@ -20,6 +20,7 @@ CREATE TABLE `suppression_imports` (
 	`rows` integer DEFAULT 0 NOT NULL,
 	`accepted` integer DEFAULT 0 NOT NULL,
 	`rejected` integer DEFAULT 0 NOT NULL,
+	`lease_holder` text NOT NULL,
 	`errors` text DEFAULT '[]' NOT NULL,
 	`created_at` integer NOT NULL,
 	`updated_at` integer NOT NULL,
@@ -28,12 +29,11 @@ CREATE TABLE `suppression_imports` (
 --> statement-breakpoint
 CREATE INDEX `suppression_imports_status_idx` ON `suppression_imports` (`status`,`updated_at`);--> statement-breakpoint
 CREATE TABLE `leases` (
-	`account_id` text NOT NULL,
-	`kind` text NOT NULL,
+	`name` text PRIMARY KEY NOT NULL,
 	`holder` text NOT NULL,
-	`expires_at` integer NOT NULL,
-	PRIMARY KEY(`account_id`, `kind`)
-) WITHOUT ROWID;
+	`acquired_at` integer NOT NULL,
+	`expires_at` integer NOT NULL
+);
 --> statement-breakpoint
 CREATE TABLE `suppression_changes` (
 	`account_id` text NOT NULL,
