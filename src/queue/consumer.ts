@@ -22,6 +22,7 @@ import {
 import { isSimulatorAddress } from "../suppressions/address";
 import { createdChangeId, pushChangesLogged, recordCreated } from "../suppressions/changes";
 import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
+import { softBounceStatements } from "../suppressions/soft-bounce";
 import { findClickBursts } from "../tracking/burst-store";
 import { FANOUT_COLUMNS, fanOutNewEvents, type StoredEvent } from "../webhooks/fanout";
 
@@ -214,9 +215,30 @@ export async function writeBatch(
     statements.push(env.DB.prepare(MAP_EVENT_MESSAGE_IDS).bind(chunk));
   }
 
+  // The soft_bounce rule (SPEC §10), after the events: addresses with a transient bounce in this batch.
+  const transient = new Map<string, [string, string]>();
+  for (const e of events) {
+    if (
+      e.event.type === "email.bounced" &&
+      e.event.bounce_type === "transient" &&
+      !isSimulatorAddress(e.event.recipient)
+    )
+      transient.set(`${e.event.account_id}\u0000${e.event.recipient}`, [
+        e.event.account_id,
+        e.event.recipient,
+      ]);
+  }
+  const softAt = statements.length + 2;
+  if (transient.size > 0)
+    statements.push(...softBounceStatements(env.DB, [...transient.values()], Date.now()));
+
   if (statements.length > 0) {
     const results = await env.DB.batch(statements);
     for (const i of insertAt) inserted?.push(...((results[i]?.results ?? []) as StoredEvent[]));
+    if (transient.size > 0) {
+      for (const r of (results[softAt]?.results ?? []) as { account_id: string; email: string }[])
+        touched.push({ accountId: r.account_id, email: r.email });
+    }
   }
   return touched;
 }
