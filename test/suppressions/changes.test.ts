@@ -126,6 +126,48 @@ describe("suppression webhooks", () => {
     expect(await received(eventsOnly.name)).toHaveLength(0);
   });
 
+  it("an import and an erasure: one change each, and none that carries the erased address", async () => {
+    const account = freshAccount();
+    const hook = await subscribe(account);
+    const { write } = await tokensFor(account);
+    const res = await call("POST", "/v1/suppressions/imports", {
+      token: write,
+      rawBody: "email,reason\nimported@example.com,complaint\nother@example.com,\n",
+      headers: { "content-type": "text/csv" },
+    });
+    expect(res.status).toBe(202);
+    const created = await waitForCalls(hook.name, 2);
+    expect(
+      created
+        .map((c) => verify(hook.secret, c))
+        .map((b) => [b.type, b.data.email, b.data.reason])
+        .sort(),
+    ).toEqual([
+      ["suppression.created", "imported@example.com", "complaint"],
+      ["suppression.created", "other@example.com", "manual"],
+    ]);
+
+    const erased = await call("POST", "/v1/erasures", {
+      token: write,
+      body: { email: "imported@example.com" },
+    });
+    expect(erased.status).toBe(202);
+    const hash = (await json(erased)).email_hash;
+    const all = await waitForCalls(hook.name, 4);
+    await quiet();
+    expect(await received(hook.name)).toHaveLength(4);
+    const later = all.map((c) => verify(hook.secret, c)).filter((b) => b.data.email !== "other@example.com");
+    const erasure = later.filter((b) => b.data.email_hash === hash);
+    expect(erasure.map((b) => [b.type, b.data.email, b.data.reason]).sort()).toEqual([
+      ["suppression.created", null, "complaint"],
+      ["suppression.deleted", null, "complaint"],
+    ]);
+    for (const c of await received(hook.name)) {
+      if (verify(hook.secret, c).data.email_hash === hash)
+        expect(c.body).not.toContain("imported@example.com");
+    }
+  });
+
   it("a change left pending by a failed push is pushed by the scheduled work, once", async () => {
     const account = freshAccount();
     const hook = await subscribe(account);
