@@ -17,10 +17,10 @@ import type { Env } from "../src/env";
 import { createErasure, runErasure } from "../src/erasures/run";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
-import { rebuildRollups } from "../src/metrics/rollup";
 import { getMetrics } from "../src/metrics/routes";
 import { handleEventsBatch } from "../src/queue/consumer";
 import type { QueueMessage } from "../src/queue/messages";
+import { rebuildRollups } from "../src/store";
 import { processImportChunk } from "../src/suppressions/imports";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 

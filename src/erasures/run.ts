@@ -5,11 +5,11 @@ import type { Env } from "../env";
 import { ApiError } from "../lib/errors";
 import { toHex } from "../lib/ids";
 import { describeError, log } from "../lib/log";
+import { eraseEventsOnShard } from "../store";
 import { erasureHash } from "../suppressions/erasure-hash";
 import { replaceWithHashed } from "../suppressions/store";
 import { listEndpoints } from "../webhooks/store";
 import { NOTHING_REMOVED, type Removed } from "./schema";
-import { eraseEventsOnShard } from "./shard";
 
 /**
  * Erasure (SPEC §20). The request writes the record (control DB, never the address: only its HMAC)

@@ -5,7 +5,7 @@ import { TAG_PATTERN, TOPIC_PATTERN } from "../events/record";
 import { validationError } from "../lib/errors";
 import { zodToApiError } from "../lib/http";
 import { DAY_MS } from "../lib/params";
-import { canonicalTimeZone, INTERVALS, type Interval, labelSql, type ZoneOffsets } from "./buckets";
+import { canonicalTimeZone, INTERVALS, type Interval } from "./buckets";
 
 /**
  * GET /v1/metrics parameters (SPEC §15): one zod schema documents them (OpenAPI) and validates
@@ -19,7 +19,7 @@ export const GROUP_BY = ["campaign", "template_id", "topic", "domain", "recipien
 export type GroupBy = (typeof GROUP_BY)[number];
 
 /** The rollup column of each grouping (tag is expanded from the tag set). */
-const GROUP_COLUMN: Record<Exclude<GroupBy, "tag">, string> = {
+export const GROUP_COLUMN: Record<Exclude<GroupBy, "tag">, string> = {
   campaign: "campaign",
   template_id: "template_id",
   topic: "topic",
@@ -172,62 +172,6 @@ export type Counters = Record<MetricCounter, number>;
 export interface RollupRow extends Counters {
   first: number;
   grp: string | null;
-}
-
-export interface Statement {
-  sql: string;
-  params: (string | number)[];
-}
-
-/**
- * The window's rollup rows, filtered, summed per local bucket of the zone and group in SQL (so
- * only the answer's rows leave D1); and, for tag groupings (where an event counts in several
- * groups), the totals from the ungrouped rows.
- */
-export function buildMetricsStatements(
-  accountId: string,
-  q: MetricsQuery,
-  window: MetricsWindow,
-  zone: ZoneOffsets,
-): { rows: Statement; totals: Statement | null } {
-  const where = ["r.account_id = ?", "r.bucket >= ?", "r.bucket < ?"];
-  const params: (string | number)[] = [accountId, window.start, window.end];
-  const eq = (column: string, value: string | undefined) => {
-    if (value === undefined) return;
-    where.push(`r.${column} = ?`);
-    params.push(value);
-  };
-  eq("campaign", q.campaign);
-  eq("template_id", q.template_id);
-  eq("topic", q.topic);
-  eq("from_domain", q.domain);
-  if (q.tags) {
-    where.push(
-      `EXISTS (SELECT 1 FROM json_each(r.tags) AS f WHERE f.value IN (${q.tags.map(() => "?").join(", ")}))`,
-    );
-    params.push(...q.tags);
-  }
-  const sums = METRIC_COUNTERS.map((c) => `SUM(r.${c}) AS ${c}`).join(", ");
-  const [label, labelOffset] = labelSql(zone, "r.bucket", q.interval);
-  const group =
-    q.group_by === undefined
-      ? "NULL"
-      : q.group_by === "tag"
-        ? "t.value"
-        : `NULLIF(r.${GROUP_COLUMN[q.group_by]}, '')`;
-  const from =
-    q.group_by === "tag" ? "metric_rollups AS r LEFT JOIN json_each(r.tags) AS t" : "metric_rollups AS r";
-  return {
-    rows: {
-      sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp, ${sums}
-        FROM ${from} WHERE ${where.join(" AND ")} GROUP BY 1, 2, 4`,
-      params,
-    },
-    totals:
-      q.group_by === "tag"
-        ? { sql: `SELECT ${sums} FROM metric_rollups AS r WHERE ${where.join(" AND ")}`, params }
-        : null,
-  };
 }
 
 export const RATES = {

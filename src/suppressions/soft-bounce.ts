@@ -1,4 +1,5 @@
 import { DAY_MS } from "../lib/params";
+import { softBounceCandidatesCte } from "../store";
 
 /**
  * The soft_bounce rule (SPEC §10): an address whose last 5 SES outcomes (deliveries and bounces)
@@ -7,7 +8,7 @@ import { DAY_MS } from "../lib/params";
  *
  * Statements for the consumer's batch transaction, after its events are inserted, for the addresses
  * that got a transient bounce in the batch (a JSON array of [account_id, recipient]). The candidates
- * are read through events_recipient_idx (one address's outcomes of 7 days). The change record and the
+ * come from the event store (one address's outcomes of 7 days, through its recipient index). The change record and the
  * mirror journal row are written first, for candidates without an entry yet; then the entry. All
  * three see the same state, so each new entry gets exactly one `suppression.created`, and a
  * redelivered batch (the entry now exists) records nothing again. An existing every-topic entry, of
@@ -18,23 +19,12 @@ export const SOFT_BOUNCE_RUN = 5;
 export const SOFT_BOUNCE_WINDOW_MS = 7 * DAY_MS;
 export const SOFT_BOUNCE_MS = 72 * 3600_000;
 
-const CANDIDATES = `
-WITH a AS (SELECT DISTINCT value->>0 AS account_id, value->>1 AS recipient FROM json_each(?1)),
-o AS (
-  SELECT a.account_id, a.recipient, e.occurred_at, e.email_id, e.type, e.bounce_type,
-         row_number() OVER (PARTITION BY a.account_id, a.recipient ORDER BY e.occurred_at DESC, e.id DESC) AS n
-    FROM a JOIN events AS e INDEXED BY events_recipient_idx
-      ON e.account_id = a.account_id AND e.recipient = a.recipient AND e.occurred_at > ?2 - ${SOFT_BOUNCE_WINDOW_MS}
-   WHERE e.type IN ('email.delivered', 'email.bounced')
-),
-c AS (
-  SELECT account_id, recipient,
-         MAX(CASE WHEN n = 1 THEN occurred_at END) AS at, MAX(CASE WHEN n = 1 THEN email_id END) AS email_id
-    FROM o WHERE n <= ${SOFT_BOUNCE_RUN} GROUP BY account_id, recipient
-  HAVING count(*) = ${SOFT_BOUNCE_RUN}
-     AND sum(type = 'email.bounced' AND bounce_type = 'transient') = ${SOFT_BOUNCE_RUN}
-     AND MAX(CASE WHEN n = 1 THEN occurred_at END) + ${SOFT_BOUNCE_MS} > ?2
-)`;
+/** Candidates `c(account_id, recipient, at, email_id)`: the event store's query of the outcomes. */
+const CANDIDATES = softBounceCandidatesCte({
+  run: SOFT_BOUNCE_RUN,
+  windowMs: SOFT_BOUNCE_WINDOW_MS,
+  holdMs: SOFT_BOUNCE_MS,
+});
 
 const NEW = `NOT EXISTS (SELECT 1 FROM suppressions AS s WHERE s.account_id = c.account_id AND s.email = c.recipient AND s.topic = '')`;
 

@@ -1,5 +1,5 @@
 /**
- * The per-email half of an erasure (SPEC §20) on one event shard: the address's events, their
+ * The per-email half of an erasure (SPEC §20) on one event shard (called by src/erasures/run.ts): the address's events, their
  * webhook deliveries, its click-burst marks, and the registrations (with their Message-ID map rows)
  * of emails that have no event of anyone else left. Handed the D1 database it works on (§17: the
  * erasure runs it on every shard of the account). Rollup counts stay (they hold no address).

@@ -1,0 +1,66 @@
+import { integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import type { MetricCounter } from "./metrics";
+
+const counter = (name: MetricCounter) => integer(name).notNull().default(0);
+
+/**
+ * Metrics rollups (SPEC §15): one row per account, 15-minute UTC bucket and combination of the
+ * dimensions that GET /v1/metrics filters or groups by, with every counter as a column. Kept 400
+ * days, whatever the plan's event retention.
+ *
+ * - 15 minutes, not an hour: a day, week or month in Asia/Kolkata (+05:30), Asia/Kathmandu (+05:45)
+ *   or Australia/Eucla (+08:45) starts on a quarter hour of UTC, and so does every DST change, so
+ *   every bucket of every zone is an exact union of 15-minute buckets (metrics/buckets.ts).
+ * - Every dimension is in the key (NULL stored as ''), tags as their sorted set: any filter with
+ *   any grouping is answered exactly from these rows alone. An event with several tags is one row
+ *   (its tag set), so `group_by=tag` expands the set at query time without counting it twice here.
+ * - Cost: WITHOUT ROWID (scripts/without-rowid.mjs) and no secondary index, so one upserted key is
+ *   one row written. The consumer sums a batch's events per key before it writes, so a batch costs
+ *   one row per distinct (bucket, dimensions) it touches: at most 1 row per event, far fewer when
+ *   a campaign's events share a quarter hour (BENCHMARKS.md measures the realistic mix).
+ */
+export const metricRollups = sqliteTable(
+  "metric_rollups",
+  {
+    accountId: text("account_id").notNull(),
+    /** Epoch ms of the bucket's start: occurred_at rounded down to ROLLUP_BUCKET_MS. */
+    bucket: integer("bucket").notNull(),
+    campaign: text("campaign").notNull(),
+    templateId: text("template_id").notNull(),
+    topic: text("topic").notNull(),
+    fromDomain: text("from_domain").notNull(),
+    recipientDomain: text("recipient_domain").notNull(),
+    /** The event's tags as a sorted JSON array; '[]' when none. */
+    tags: text("tags").notNull(),
+    sent: counter("sent"),
+    delivered: counter("delivered"),
+    delayed: counter("delayed"),
+    bounced: counter("bounced"),
+    bouncedPermanent: counter("bounced_permanent"),
+    complained: counter("complained"),
+    unsubscribed: counter("unsubscribed"),
+    suppressed: counter("suppressed"),
+    failed: counter("failed"),
+    opened: counter("opened"),
+    openedByProxy: counter("opened_by_proxy"),
+    openedByPerson: counter("opened_by_person"),
+    uniqueOpened: counter("unique_opened"),
+    uniqueOpenedByPerson: counter("unique_opened_by_person"),
+    clicked: counter("clicked"),
+    uniqueClicked: counter("unique_clicked"),
+  },
+  (t) => [
+    primaryKey({
+      columns: [
+        t.accountId,
+        t.bucket,
+        t.campaign,
+        t.templateId,
+        t.topic,
+        t.fromDomain,
+        t.recipientDomain,
+        t.tags,
+      ],
+    }),
+  ],
+);
