@@ -178,7 +178,7 @@ export function registerNumonicRoutes(app: App): void {
       summary: "List suppressed addresses (Numonic)",
       description:
         "Every suppression entry of the account, newest first, `{id, email, reason, suppressed_at}`. mailtrail's " +
-        "reasons are hard_bounce, complaint, unsubscribe and manual; an address unsubscribed from one topic has an " +
+        "reasons are hard_bounce, soft_bounce, complaint, unsubscribe and manual (an erased address has `email: null`); an address unsubscribed from one topic has an " +
         "entry per topic (each its own id). `page` from 1 (default 1), `limit` 1-100 (default 50).",
       tags,
       security,
