@@ -12,14 +12,16 @@
  *
  * Every /__bench/ request must carry `x-bench-key: $BENCH_KEY` (a random value the runner sets).
  */
-import { openSparkPostPage, parseSparkPostQuery } from "../src/compat/sparkpost/query";
+import { openSparkPostPage, sparkPostQueryFrom } from "../src/compat/sparkpost/query";
 import type { Env } from "../src/env";
 import { createErasure, runErasure } from "../src/erasures/run";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
+import { parseQuery } from "../src/lib/validate";
+import { metricsQuerySchema } from "../src/metrics/query";
 import { getMetrics } from "../src/metrics/routes";
+import type { QueueMessage } from "../src/pipeline/messages";
 import { handleEventsBatch } from "../src/queue/consumer";
-import type { QueueMessage } from "../src/queue/messages";
 import { rebuildRollups } from "../src/store";
 import { processImportChunk } from "../src/suppressions/imports";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
@@ -336,7 +338,11 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
     const account = request.headers.get("x-bench-account") ?? "";
     const statements: StatementMeta[] = [];
     const kv: KvLog = { reads: 0, writes: 0, deletes: 0, lists: 0 };
-    const metrics = await getMetrics(capturingEnv(env, statements, kv), account, url.searchParams);
+    const metrics = await getMetrics(
+      capturingEnv(env, statements, kv),
+      account,
+      parseQuery(metricsQuerySchema, url.searchParams),
+    );
     return json({
       buckets: metrics.data.length,
       rowsRead: metrics.rowsRead,
@@ -347,7 +353,7 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
   if (route === "sparkpost") {
     // The real SparkPost search page for an account, drained: D1's rows read by the scan and the count.
     const account = request.headers.get("x-bench-account") ?? "";
-    const page = await openSparkPostPage(env, account, parseSparkPostQuery(url.searchParams));
+    const page = await openSparkPostPage(env, account, sparkPostQueryFrom(url.searchParams));
     let returned = 0;
     for (;;) {
       const step = await page.chunks.next();

@@ -77,10 +77,17 @@ const seeded = wrangler(["d1", "execute", "DB", "--local", "--command", seed], {
 });
 if (seeded.status !== 0) process.exit(seeded.status ?? 1);
 
-const child = spawn("npx", ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(PORT)], {
-  cwd: ROOT,
-  stdio: "inherit",
-});
+// --test-scheduled: wrangler 4.86 answers the documented /cdn-cgi/handler/scheduled with `500 exception`
+// when [assets] is configured (its assets proxy has no scheduled handler: cloudflare/workers-sdk#9882,
+// fixed in a later miniflare); /__scheduled runs the cron's work meanwhile.
+const child = spawn(
+  "npx",
+  ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(PORT), "--test-scheduled"],
+  {
+    cwd: ROOT,
+    stdio: "inherit",
+  },
+);
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code) => process.exit(code ?? 0));
 
@@ -109,6 +116,7 @@ if (await waitForHealth()) {
     "events:",
     `  curl -s -H "Authorization: Bearer ${token}" "${ORIGIN}/v1/events?days=1"`,
     `dashboard: ${ORIGIN}/dashboard (paste the token above)`,
+    `scheduled work (purge, reconcile, parked replay) now: curl "${ORIGIN}/__scheduled"`,
   ];
   const sampleRes = await fetch(`${ORIGIN}/v1/messages/instrument`, {
     method: "POST",

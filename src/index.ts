@@ -3,7 +3,7 @@ import type { Env } from "./env";
 import { handleEventsBatch } from "./queue/consumer";
 import { handleDeadLetters } from "./queue/dead-letter";
 import { handleJobsBatch } from "./queue/jobs";
-import { runScheduledWork } from "./retention/scheduled";
+import { runScheduledWork } from "./scheduled";
 import { serveHotPath } from "./tracking/routes/open-click";
 import { handleWebhookBatch } from "./webhooks/deliver";
 

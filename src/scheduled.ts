@@ -1,16 +1,16 @@
-import type { Env } from "../env";
-import { runPendingErasures } from "../erasures/run";
-import { describeError, log } from "../lib/log";
-import { purgeExpiredRollups } from "../metrics/purge-rollups";
-import { parkedStatus, replayParkedMessages } from "../queue/parked";
-import { purgeOldChanges, pushPendingChanges } from "../suppressions/changes";
-import { resumeStalledImports } from "../suppressions/imports";
-import { deleteExpired } from "../suppressions/store";
-import { purgeBurstMarks } from "../tracking/burst-store";
-import { purgeExpiredDeliveries } from "../webhooks/purge";
-import { purgeExpiredEvents } from "./purge";
-import { purgeStaleRegistrations } from "./purge-registrations";
-import { reconcileMirror } from "./reconcile";
+import type { Env } from "./env";
+import { runPendingErasures } from "./erasures/run";
+import { describeError, log } from "./lib/log";
+import { purgeExpiredRollups } from "./metrics/purge-rollups";
+import { parkedStatus, replayParkedMessages } from "./queue/parked";
+import { purgeExpiredEvents } from "./retention/purge";
+import { purgeStaleRegistrations } from "./retention/purge-registrations";
+import { reconcileMirror } from "./retention/reconcile";
+import { purgeOldChanges, pushPendingChanges } from "./suppressions/changes";
+import { resumeStalledImports } from "./suppressions/imports";
+import { deleteExpired } from "./suppressions/store";
+import { purgeBurstMarks } from "./tracking/burst-store";
+import { purgeExpiredDeliveries } from "./webhooks/purge";
 
 /**
  * The cron's work: the retention purge, then the mirror reconcile. Each is bounded on its own
