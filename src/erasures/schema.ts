@@ -47,7 +47,10 @@ export const erasureBodySchema = z
   .strict()
   .meta({ id: "CreateErasure" });
 
-export const erasureIdSchema = z.string().regex(/^era_[0-9a-f]{32}$/, "must be an erasure id (era_…)");
+export const erasureIdSchema = z
+  .string()
+  .regex(/^era_[0-9a-f]{32}$/, "must be an erasure id (era_…)")
+  .meta({ examples: [`era_${"0".repeat(32)}`] });
 
 export function toErasure(row: ErasureRow): Erasure {
   return {

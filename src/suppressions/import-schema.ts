@@ -26,7 +26,10 @@ export const importSchema = z
   .meta({ id: "SuppressionImport" });
 export type SuppressionImport = z.infer<typeof importSchema>;
 
-export const importIdSchema = z.string().regex(/^imp_[0-9a-f]{32}$/, "must be an import id (imp_…)");
+export const importIdSchema = z
+  .string()
+  .regex(/^imp_[0-9a-f]{32}$/, "must be an import id (imp_…)")
+  .meta({ examples: [`imp_${"0".repeat(32)}`] });
 
 export function toImport(row: SuppressionImportRow): SuppressionImport {
   return {
