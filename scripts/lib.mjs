@@ -11,8 +11,17 @@ export const DEMO_TOPIC_ARN = "arn:aws:sns:us-east-1:000000000000:mailtrail-demo
 
 /** Writes .dev.vars with fresh local secrets, only when it does not exist. Returns true if written. */
 export function ensureDevVars(port = 8787) {
-  if (existsSync(DEV_VARS)) return false;
   const b64url = (n) => randomBytes(n).toString("base64url");
+  if (existsSync(DEV_VARS)) {
+    // A .dev.vars from before SECRETS_KEY or ERASURE_KEY existed gets them appended (nothing else changes).
+    const text = readFileSync(DEV_VARS, "utf8");
+    const missing = ["SECRETS_KEY", "ERASURE_KEY"].filter((name) => !new RegExp(`^${name}=`, "m").test(text));
+    if (missing.length > 0) {
+      const added = missing.map((name) => `${name}=${b64url(32)}\n`).join("");
+      writeFileSync(DEV_VARS, `${text.replace(/\n?$/, "\n")}${added}`, { mode: 0o600 });
+    }
+    return false;
+  }
   const lines = [
     "# Local secrets for `wrangler dev`, written once by `npm run dev`. Never commit this file.",
     `JWT_SECRET=${b64url(36)}`,

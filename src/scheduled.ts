@@ -11,6 +11,7 @@ import { resumeStalledImports } from "./suppressions/imports";
 import { deleteExpired } from "./suppressions/store";
 import { purgeBurstMarks } from "./tracking/burst-store";
 import { purgeExpiredDeliveries } from "./webhooks/purge";
+import { sealPlaintextSecrets } from "./webhooks/store";
 
 /**
  * The cron's work: the retention purge, then the mirror reconcile. Each is bounded on its own
@@ -37,6 +38,8 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["suppression changes push", async () => ({ pushed: await pushPendingChanges(env, env.DB) })],
     ["suppression changes purge", () => purgeOldChanges(env.DB, now)],
     ["burst marks purge", () => purgeBurstMarks(env.DB, now)],
+    // Rows written before secrets were encrypted (SPEC §14): sealed a bounded number per run.
+    ["webhook secrets sealing", () => sealPlaintextSecrets(env)],
   ] as const;
   const failed: string[] = [];
   for (const [name, task] of tasks) {

@@ -1,14 +1,16 @@
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /**
- * Leases of SPEC §18 (one export and one import per account at a time), in the control database:
- * one row per running slot, named `import:suppressions:<account>` and so on. A lease lapses at
- * `expires_at`, 5 minutes after its holder last made progress, so a holder that died frees it.
- * Rows written: 1 on take, 1 per renewal, 1 on release. (The same table as the hardening branch's,
- * which owns the module; see /work/signals/lease-api.md.)
+ * Leases (SPEC §18), in the control database: one row per slot in use, such as "one export per
+ * account at a time" (`export:events:<account>`) or "one replay per endpoint"
+ * (`webhook-replay:<endpoint>`). A row is written when a slot is taken, about every 30 s while its
+ * holder makes progress, and deleted when it is released; a row whose `expires_at` has passed is
+ * free and is taken over by the next caller. Nothing per event; at most one row per running
+ * export, import or replay.
  */
 export const leases = sqliteTable("leases", {
   name: text("name").primaryKey(),
+  /** A random token naming the holder: only it renews or releases the lease. */
   holder: text("holder").notNull(),
   acquiredAt: integer("acquired_at").notNull(),
   expiresAt: integer("expires_at").notNull(),

@@ -3,7 +3,7 @@
  * its own variables (`--env-file`, so the repository's .dev.vars is untouched), free ports, and a
  * stop that ends the process group wrangler leads (workerd included).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -70,6 +70,18 @@ export interface DevOptions {
 }
 
 /**
+ * The documented local cron trigger needs miniflare's assets proxy fixed (scripts/local-cron-fix.mjs);
+ * npm install applies it, and this repeats it for an install that ran no scripts. Once per process.
+ */
+let localCronFixed = false;
+function fixLocalCron(): void {
+  if (localCronFixed) return;
+  const run = spawnSync(process.execPath, [path.join(ROOT, "scripts/local-cron-fix.mjs")], { cwd: ROOT });
+  if (run.status !== 0) throw new Error(`scripts/local-cron-fix.mjs failed:\n${run.stderr}`);
+  localCronFixed = true;
+}
+
+/**
  * Starts wrangler dev with these variables (origin-dependent ones may use `{origin}`): the one way
  * an end-to-end test runs the Worker.
  */
@@ -77,6 +89,7 @@ export async function startWranglerDev(
   vars: Record<string, string>,
   options: DevOptions = {},
 ): Promise<DevServer> {
+  fixLocalCron();
   const dir = mkdtempSync(path.join(tmpdir(), "mailtrail-e2e-"));
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const origin = `http://127.0.0.1:${port}`;

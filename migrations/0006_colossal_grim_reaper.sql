@@ -28,13 +28,6 @@ CREATE TABLE `suppression_imports` (
 );
 --> statement-breakpoint
 CREATE INDEX `suppression_imports_status_idx` ON `suppression_imports` (`status`,`updated_at`);--> statement-breakpoint
-CREATE TABLE `leases` (
-	`name` text PRIMARY KEY NOT NULL,
-	`holder` text NOT NULL,
-	`acquired_at` integer NOT NULL,
-	`expires_at` integer NOT NULL
-);
---> statement-breakpoint
 CREATE TABLE `suppression_changes` (
 	`account_id` text NOT NULL,
 	`id` text NOT NULL,
