@@ -20,7 +20,9 @@ export default {
     else await handleEventsBatch(batch, env);
   },
   // Awaited rather than waitUntil'd: a failed purge or reconcile then marks the cron run failed.
+  // Number(): locally, the assets proxy's forwarded trigger (scripts/local-cron-fix.mjs, as the
+  // upstream fix does) hands scheduledTime over as a Date, which D1 refuses as a bound value.
   async scheduled(controller, env, _ctx) {
-    await runScheduledWork(env, controller.scheduledTime);
+    await runScheduledWork(env, Number(controller.scheduledTime));
   },
 } satisfies ExportedHandler<Env, unknown>;

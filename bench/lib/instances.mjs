@@ -150,7 +150,6 @@ export function benchSecrets() {
     SNS_TOPIC_ARNS: "arn:aws:sns:us-east-1:000000000000:mailtrail-bench=acct_bench_ses",
     SNS_CERT_HOST_PATTERN: "127\\.0\\.0\\.1|localhost",
     BENCH_KEY: b64url(18),
-    SECRETS_KEY: b64url(32),
     ERASURE_KEY: b64url(32),
   };
 }

@@ -208,6 +208,7 @@ export async function processImportChunk(
     name: importLeaseName(record.accountId),
     holder: record.leaseHolder,
     ttlMs: LEASE_TTL_MS,
+    expiresAt: 0, // not read from the row: renewLease sets it when this chunk renews the lease
   };
   // A ranged read from where the last chunk stopped (R2 refuses a range that starts at the very end).
   const size = record.offset > 0 ? (await env.PARKED.head(importKey(id)))?.size : undefined;
