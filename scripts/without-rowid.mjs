@@ -16,13 +16,14 @@ const TABLES = [
   "webhook_endpoints",
   "webhook_deliveries",
   "click_bursts",
+  "suppression_changes",
 ];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 
 for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql"))) {
   const full = path.join(dir, file);
   const sql = readFileSync(full, "utf8");
-  const out = sql.replace(/CREATE TABLE `([a-z_]+)` \(([\s\S]*?)\n\);/g, (stmt, table) =>
+  const out = sql.replace(/CREATE TABLE `([a-z_]+)` \(([^;]*?)\n\);/g, (stmt, table) =>
     TABLES.includes(table) ? stmt.replace(/\n\);$/, "\n) WITHOUT ROWID;") : stmt,
   );
   if (out !== sql) {

@@ -6,6 +6,7 @@ import { registerAccountRoutes } from "./accounts/routes";
 import { registerAdminRoutes } from "./admin/routes";
 import type { AppEnv } from "./app-env";
 import { registerCompatRoutes } from "./compat/routes";
+import { registerErasureRoutes } from "./erasures/routes";
 import { registerEventExportRoute } from "./events/export";
 import { registerEventRoutes } from "./events/routes";
 import { isDependencyFailure, isTooLargeForD1 } from "./lib/dependency";
@@ -90,6 +91,7 @@ export function newApp(): App {
   registerSesRoutes(app);
   registerShardRoutes(app);
   registerSuppressionRoutes(app);
+  registerErasureRoutes(app);
   registerTrackingRoutes(app);
   registerWebhookRoutes(app);
 

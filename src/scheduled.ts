@@ -1,4 +1,5 @@
 import type { Env } from "./env";
+import { runPendingErasures } from "./erasures/run";
 import { describeError, log } from "./lib/log";
 import { purgeExpiredRollups } from "./metrics/purge-rollups";
 import { parkedStatus, replayParkedMessages } from "./queue/parked";
@@ -7,6 +8,9 @@ import { purgeStaleRegistrations } from "./retention/purge-registrations";
 import { reconcileMirror } from "./retention/reconcile";
 import { everyShard } from "./shards/control";
 import { dropDrainedPlacements, recordShardSet } from "./shards/placements";
+import { purgeOldChanges, pushPendingChanges } from "./suppressions/changes";
+import { resumeStalledImports } from "./suppressions/imports";
+import { deleteExpired } from "./suppressions/store";
 import { purgeBurstMarks } from "./tracking/burst-store";
 import { purgeExpiredDeliveries } from "./webhooks/purge";
 import { sealPlaintextSecrets } from "./webhooks/store";
@@ -25,7 +29,19 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["registration purge", () => purgeStaleRegistrations(env, now)],
     ["webhook deliveries purge", () => purgeExpiredDeliveries(env, now)],
     ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
+    // Before the reconcile: an expired entry leaves D1 and KV together, with its suppression.deleted.
+    ["suppression expiry", () => everyShard(env, (db) => deleteExpired(env, db, now))],
+    // Erasures a dying Worker left unfinished (SPEC §20: done within one scheduled cycle).
+    ["erasures", () => runPendingErasures(env)],
+    // Imports whose chunk messages were all lost (a failed send, retries exhausted): sent again.
+    ["stalled imports", () => resumeStalledImports(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
+    // What a writer committed but could not push (a failed queue send, a Worker that died).
+    [
+      "suppression changes push",
+      () => everyShard(env, async (db) => ({ pushed: await pushPendingChanges(env, db) })),
+    ],
+    ["suppression changes purge", () => everyShard(env, (db) => purgeOldChanges(db, now))],
     ["burst marks purge", () => everyShard(env, (db) => purgeBurstMarks(db, now))],
     // Rows written before secrets were encrypted (SPEC §14): sealed a bounded number per run.
     ["webhook secrets sealing", () => sealPlaintextSecrets(env)],

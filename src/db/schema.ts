@@ -1,6 +1,7 @@
 export * from "./accounts";
 export * from "./click-bursts";
 export * from "./events";
+export * from "./jobs";
 export * from "./leases";
 export * from "./message-ids";
 export * from "./messages";

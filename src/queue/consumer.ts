@@ -19,13 +19,22 @@ import {
   chunkByJsonSize,
   eventInsertStatements,
   eventsByKey,
+  recentOutcomes,
   registrationStatements,
   removedEventsRollup,
   suppressionFromEventsStatement,
 } from "../store";
 import { registrationsOf } from "../store/shard-rows";
 import { isSimulatorAddress } from "../suppressions/address";
+import { createdChangeId, pushChangesOfLogged, recordCreated } from "../suppressions/changes";
 import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
+import {
+  SOFT_BOUNCE_RUN,
+  SOFT_BOUNCE_WINDOW_MS,
+  softBounceCandidates,
+  softBounceEntryStatements,
+  softBounceStatements,
+} from "../suppressions/soft-bounce";
 import { insertSuppressions, type SuppressionWrite } from "../suppressions/write";
 import { findClickBursts } from "../tracking/burst-store";
 import { fanOutNewEvents, type StoredEvent } from "../webhooks/fanout";
@@ -159,6 +168,9 @@ async function handleShardGroup(
         ...describeError(err),
       });
     }
+    // The batch's suppression.created changes (recorded in its transaction): pushed now, or by the
+    // scheduled work if this fails.
+    await pushChangesOfLogged(env, touched);
   }
 }
 
@@ -283,6 +295,20 @@ async function writeShard(
   for (const chunk of chunkByJsonSize(suppressionRows)) {
     statements.push(suppressionFromEventsStatement(db, chunk));
   }
+  // suppression.created for each entry an event created (SPEC §14), in the same transaction. The
+  // change id is derived from the event, so a redelivered event records nothing new.
+  if (local.length > 0) {
+    const created = await Promise.all(
+      local.map(async (e) => ({
+        accountId: e.event.account_id,
+        email: e.event.recipient,
+        topic: e.suppress?.inherit_topic === true ? null : topicColumn(e.suppress?.topic ?? null),
+        suppressedAt: e.event.occurred_at,
+        changeId: await createdChangeId(e.event.account_id, e.event.id),
+      })),
+    );
+    statements.push(recordCreated(db, created, Date.now()));
+  }
   const touched = local.map((e) => ({ accountId: e.event.account_id, email: e.event.recipient }));
   // The mirror's journal, in the same transaction: the KV write below may fail, never silently.
   if (touched.length > 0) statements.push(markPending(db, touched, Date.now()));
@@ -297,6 +323,28 @@ async function writeShard(
     insertAt.push(statements.length + chunkStatements.insert);
     statements.push(...chunkStatements.statements);
   }
+
+  // The soft_bounce rule (SPEC §10), after the events: addresses with a transient bounce in this
+  // batch. An account read from this shard alone has its outcomes and its entries here, and is ruled
+  // on in this transaction; one whose outcomes span shards (striped, or moving) right after it.
+  const transient = new Map<string, [string, string]>();
+  const transientElsewhere = new Map<string, [string, string]>();
+  for (const e of events) {
+    if (
+      e.event.type === "email.bounced" &&
+      e.event.bounce_type === "transient" &&
+      !isSimulatorAddress(e.event.recipient)
+    ) {
+      const read = routes.get(e.event.account_id)?.read ?? [shard];
+      const here = read.length === 1 && read[0] === shard;
+      (here ? transient : transientElsewhere).set(`${e.event.account_id}\u0000${e.event.recipient}`, [
+        e.event.account_id,
+        e.event.recipient,
+      ]);
+    }
+  }
+  const softAt = statements.length + 2;
+  if (transient.size > 0) statements.push(...softBounceStatements(db, [...transient.values()], Date.now()));
 
   const stored: StoredEvent[] = [];
   if (statements.length > 0) {
@@ -313,9 +361,15 @@ async function writeShard(
     }
     for (const i of insertAt)
       for (const e of (results[i]?.results ?? []) as StoredEvent[]) stored.push({ ...e, shard });
+    if (transient.size > 0) {
+      for (const r of (results[softAt]?.results ?? []) as { account_id: string; email: string }[])
+        touched.push({ accountId: r.account_id, email: r.email });
+    }
   }
   inserted?.push(...stored);
   if (remote.length > 0) touched.push(...(await suppressOnHome(env, db, routes, remote, stored, retried)));
+  if (transientElsewhere.size > 0)
+    touched.push(...(await softBounceAcross(env, routes, [...transientElsewhere.values()])));
   return touched;
 }
 
@@ -394,7 +448,7 @@ async function suppressOnHome(
     ))
       found.set(key(e.account_id, e.id), e);
   }
-  const byHome = new Map<number, SuppressionWrite[]>();
+  const byHome = new Map<number, { row: SuppressionWrite; eventId: string }[]>();
   for (const m of remote) {
     const event = found.get(key(m.event.account_id, m.event.id));
     if (!event || !m.suppress) continue;
@@ -403,20 +457,40 @@ async function suppressOnHome(
     const topic = m.suppress.topic ?? (m.suppress.inherit_topic ? event.topic : null);
     const list = byHome.get(home) ?? [];
     list.push({
-      account_id: m.event.account_id,
-      email: m.event.recipient,
-      topic: topicColumn(topic ?? null),
-      reason: m.suppress.reason,
-      email_id: m.event.email_id,
-      suppressed_at: m.event.occurred_at,
+      row: {
+        account_id: m.event.account_id,
+        email: m.event.recipient,
+        topic: topicColumn(topic ?? null),
+        reason: m.suppress.reason,
+        email_id: m.event.email_id,
+        suppressed_at: m.event.occurred_at,
+      },
+      eventId: m.event.id,
     });
     byHome.set(home, list);
   }
   const touched: AddressRef[] = [];
-  for (const [home, rows] of byHome) {
+  for (const [home, list] of byHome) {
     const homeDb = shardDb(env, home);
+    const rows = list.map((l) => l.row);
     const refs = rows.map((r) => ({ accountId: r.account_id, email: r.email }));
-    await homeDb.batch([insertSuppressions(homeDb, rows), markPending(homeDb, refs, Date.now())]);
+    const now = Date.now();
+    // The change id derives from the event, as on the event's own shard: a retry records nothing new.
+    const created = await Promise.all(
+      list.map(async ({ row, eventId }) => ({
+        accountId: row.account_id,
+        email: row.email,
+        topic: row.topic,
+        suppressedAt: row.suppressed_at,
+        changeId: await createdChangeId(row.account_id, eventId),
+      })),
+    );
+    // The entries, their suppression.created (SPEC §14) and the journal row: one transaction on home.
+    await homeDb.batch([
+      insertSuppressions(homeDb, rows),
+      recordCreated(homeDb, created, now),
+      markPending(homeDb, refs, now),
+    ]);
     touched.push(...refs);
   }
   return touched;
@@ -459,6 +533,48 @@ async function writeShardApartFromConflicts(
       remaining = remaining.filter((m) => !conflicted.has(m));
     }
   }
+}
+
+/**
+ * The soft_bounce rule (SPEC §10) for addresses of accounts whose events span shards (striped, or
+ * moving): each shard the account is read from answers its newest outcomes of the address, the rule
+ * runs on them merged, and a new entry is written on the account's home shard with its change
+ * record and journal row (softBounceEntryStatements, guarded as in the one-shard case).
+ */
+async function softBounceAcross(
+  env: Env,
+  routes: Map<string, AccountShards>,
+  addresses: [string, string][],
+): Promise<AddressRef[]> {
+  const now = Date.now();
+  const shards = new Set<number>();
+  for (const [accountId] of addresses) for (const i of routes.get(accountId)?.read ?? []) shards.add(i);
+  const outcomes = (
+    await Promise.all(
+      [...shards].map((i) =>
+        recentOutcomes(
+          shardDb(env, i),
+          addresses.filter(([accountId]) => routes.get(accountId)?.read.includes(i)),
+          { run: SOFT_BOUNCE_RUN, windowMs: SOFT_BOUNCE_WINDOW_MS, now },
+        ),
+      ),
+    )
+  ).flat();
+  const candidates = softBounceCandidates(outcomes, now);
+  const byHome = new Map<number, typeof candidates>();
+  for (const c of candidates) {
+    const home = routes.get(c.account_id)?.home;
+    if (home === undefined) continue;
+    byHome.set(home, [...(byHome.get(home) ?? []), c]);
+  }
+  const touched: AddressRef[] = [];
+  for (const [home, list] of byHome) {
+    const homeDb = shardDb(env, home);
+    const results = await homeDb.batch(softBounceEntryStatements(homeDb, list, now));
+    for (const r of (results[2]?.results ?? []) as { account_id: string; email: string }[])
+      touched.push({ accountId: r.account_id, email: r.email });
+  }
+  return touched;
 }
 
 const eventRow = (m: EventMessage) => ({ ...toStoredFields(m.event), network: m.network ?? null });

@@ -8,9 +8,11 @@
  */
 export * from "./click-bursts";
 export * from "./deliveries";
+export * from "./erasure";
 export * from "./event-writes";
 export * from "./fragments";
 export * from "./offset-page";
+export * from "./outcomes";
 export * from "./purge";
 export * from "./rollup-reads";
 export * from "./rollups";

@@ -14,6 +14,8 @@ const ACCOUNT_HOLDING_TABLES = [
   "metric_rollups",
   "suppressions",
   "mirror_pending",
+  // The account's suppression change outbox (kept 7 days) stays where it was recorded and is pushed from there.
+  "suppression_changes",
 ];
 
 export async function holdsAccount(db: D1Database, accountId: string): Promise<boolean> {

@@ -3,6 +3,7 @@ import type { Env } from "../env";
 import { hashId } from "../lib/ids";
 import { cursorTime, openCursor, sealCursor } from "../lib/keyset-cursor";
 import { pageOf } from "../lib/paging";
+import { homeDbOf } from "../shards/route";
 import { type Suppression, toSuppression } from "./schema";
 import { type ListFilters, type ListPosition, listPage } from "./store";
 
@@ -47,7 +48,13 @@ export async function listSuppressions(
 ): Promise<SuppressionPage> {
   const hash = await fingerprint(accountId, query.filters);
   const position = query.after === null ? null : decodeCursor(query.after, hash);
-  const rows = await listPage(env, accountId, query.filters, position, query.limit + 1);
+  const rows = await listPage(
+    await homeDbOf(env, accountId),
+    accountId,
+    query.filters,
+    position,
+    query.limit + 1,
+  );
   const { shown, has_more, next_cursor } = pageOf(rows, query.limit, (last) => encodeCursor(hash, last));
   return { object: "list", data: await Promise.all(shown.map(toSuppression)), has_more, next_cursor };
 }

@@ -14,8 +14,10 @@ import {
   eventsByKeyStatement,
   upsertDelivery,
 } from "../store";
+import { loadChanges } from "../suppressions/changes";
+import { toSuppression } from "../suppressions/schema";
 import { sendDeliveries } from "./enqueue";
-import { matches } from "./match";
+import { type MatchableEvent, matches } from "./match";
 import { type WebhookMessage, webhookMessageSchema } from "./messages";
 import { DELIVERY_WINDOW_MS, nextAttempt } from "./schedule";
 import { signatureHeader } from "./signing";
@@ -88,13 +90,32 @@ type Outcome =
   | { kind: "gone"; status: number }
   | { kind: "failed"; status: number | null; error: string; ours?: boolean };
 
+/**
+ * What one delivery carries: a stored event (§8), or a suppression change (`sch_…` ids, data the
+ * §10 entry; suppressions/changes.ts). Both are loaded at every attempt, so a removed one stops it.
+ */
+interface Subject extends MatchableEvent {
+  id: string;
+  /** ISO 8601: the envelope's `timestamp`. */
+  timestamp: string;
+  data: unknown;
+}
+
+const eventSubject = (event: EventDbRow): Subject => {
+  const data = toPublicEvent(event);
+  return { ...event, tags: data.tags, timestamp: data.occurred_at, data };
+};
+
+/** Ids of suppression changes, which the delivery consumer loads from suppression_changes. */
+export const isChangeId = (id: string) => id.startsWith("sch_");
+
 interface Item {
   message: Message<unknown>;
   m: WebhookMessage;
   /** The event shard that holds the event and so its delivery row (SPEC §17). */
   db: D1Database;
   existing: DeliveryRow | null;
-  event: EventDbRow | null;
+  event: Subject | null;
   endpoint: CachedEndpoint | null;
 }
 
@@ -463,7 +484,7 @@ function attemptFairly(
 
 /** One POST, timed: an endpoint that took 5 s or more gets one slot per batch for the next minute. */
 async function attemptOne(env: Env, item: Item, clock: () => number, timeoutMs: number): Promise<Attempted> {
-  const event = item.event as EventDbRow;
+  const event = item.event as Subject;
   const endpoint = item.endpoint as CachedEndpoint;
   const newRun = item.m.replay === true && item.message.attempts === 1 && item.m.continued !== true;
   const at = clock();
@@ -527,36 +548,59 @@ async function loadItems(
       [...byShard].map(async ([shard, messages]) => {
         // Inside the async function, so a binding that throws while preparing rejects here.
         const db = shardDb(env, shard);
-        const [eventResult, deliveryResult] = await db.batch([
-          eventsByKeyStatement(
-            db,
-            messages.map((m) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
-          ),
-          deliveriesByKeyStatement(db, messages),
+        // Suppression changes (sch_… ids) are loaded from their outbox; events from the store.
+        const changeKeys = messages
+          .filter((m) => isChangeId(m.event_id))
+          .map((m) => ({ accountId: m.account_id, id: m.event_id }));
+        const [changes, [eventResult, deliveryResult]] = await Promise.all([
+          loadChanges(db, changeKeys),
+          db.batch([
+            eventsByKeyStatement(
+              db,
+              messages.map((m) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
+            ),
+            deliveriesByKeyStatement(db, messages),
+          ]),
         ]);
-        return { shard, eventResult, deliveryResult };
+        return { shard, changes, eventResult, deliveryResult };
       }),
     ),
   ]);
-  const eventsByKey = new Map<string, { event: EventDbRow; shard: number }>();
+  const subjects = new Map<string, { subject: Subject; shard: number }>();
   const deliveriesByKey = new Map<string, { row: DeliveryStateRow; shard: number }>();
-  for (const { shard, eventResult, deliveryResult } of perShard) {
+  for (const { shard, changes, eventResult, deliveryResult } of perShard) {
     for (const e of (eventResult?.results ?? []) as EventDbRow[])
-      eventsByKey.set(key(e.account_id, e.occurred_at, e.id), { event: e, shard });
+      subjects.set(key(e.account_id, e.occurred_at, e.id), { subject: eventSubject(e), shard });
+    for (const c of changes.values()) {
+      subjects.set(key(c.accountId, c.occurredAt, c.id), {
+        subject: {
+          id: c.id,
+          type: c.type,
+          topic: c.topic === "" ? null : c.topic,
+          campaign: null,
+          from_domain: null,
+          tags: [],
+          timestamp: new Date(c.occurredAt).toISOString(),
+          data: await toSuppression(c),
+        },
+        shard,
+      });
+    }
     for (const d of (deliveryResult?.results ?? []) as DeliveryStateRow[])
       deliveriesByKey.set(key(d.endpoint_id, d.event_occurred_at, d.event_id), { row: d, shard });
   }
   return parsed.map(({ message, m }, i) => {
-    const found = eventsByKey.get(key(m.account_id, m.occurred_at, m.event_id));
+    const found = subjects.get(key(m.account_id, m.occurred_at, m.event_id));
     const delivery = deliveriesByKey.get(key(m.endpoint_id, m.occurred_at, m.event_id));
-    // The delivery row sits beside its event; an outcome whose event was purged since still finds its row.
+    // The delivery row sits beside its subject (an event, or a suppression change on the account's
+    // home shard); an outcome whose subject was purged since still finds its row.
     const shard = found?.shard ?? delivery?.shard ?? candidates[i]?.[0] ?? 0;
     return {
       message,
       m,
       db: shardDb(env, shard),
       existing: delivery?.row ?? null,
-      event: found?.event ?? null,
+      event: found?.subject ?? null,
       endpoint: endpoints.get(m.account_id)?.find((e) => e.row.id === m.endpoint_id) ?? null,
     };
   });
@@ -649,14 +693,13 @@ function endpointFailure(env: Env, a: Attempted): D1PreparedStatement {
 async function attempt(
   env: Env,
   endpoint: WebhookEndpointRow,
-  event: EventDbRow,
+  event: Subject,
   now: number,
   timeoutMs: number,
 ): Promise<Outcome> {
   const verdict = checkWebhookUrl(endpoint.url, config(env, "WEBHOOK_ALLOW_INSECURE_URLS"));
   if (!verdict.ok) return { kind: "failed", status: null, error: `not attempted: ${verdict.reason}` };
-  const data = toPublicEvent(event);
-  const body = JSON.stringify({ type: data.type, timestamp: data.occurred_at, data });
+  const body = JSON.stringify({ type: event.type, timestamp: event.timestamp, data: event.data });
   const timestamp = Math.floor(now / 1000);
   let secrets: string[];
   try {

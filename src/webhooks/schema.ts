@@ -4,6 +4,13 @@ import { EVENT_TYPES, eventTypeSchema, tagSchema, topicSchema } from "../events/
 
 /** Public shapes and request bodies of the webhook routes (SPEC §14). */
 
+/**
+ * What an endpoint may subscribe to: the §8 event types, and the changes pushed beside them
+ * (§14: suppression changes, whose data is the §10 entry).
+ */
+export const WEBHOOK_EVENT_TYPES = [...EVENT_TYPES, "suppression.created", "suppression.deleted"] as const;
+export const webhookEventTypeSchema = z.enum(WEBHOOK_EVENT_TYPES);
+
 export const filtersSchema = z
   .object({
     topic: topicSchema.optional(),
@@ -25,9 +32,9 @@ export const filtersSchema = z
 export type WebhookFilters = z.output<typeof filtersSchema>;
 
 const eventTypesSchema = z
-  .array(eventTypeSchema)
+  .array(webhookEventTypeSchema)
   .min(1)
-  .max(EVENT_TYPES.length)
+  .max(WEBHOOK_EVENT_TYPES.length)
   .transform((types) => [...new Set(types)])
   .nullable()
   .meta({ description: "the event types delivered; null: every type" });
@@ -38,7 +45,7 @@ export const endpointSchema = z
     object: z.literal("webhook_endpoint"),
     url: z.string(),
     description: z.string().nullable(),
-    event_types: z.array(eventTypeSchema).nullable(),
+    event_types: z.array(webhookEventTypeSchema).nullable(),
     filters: z.object({
       topic: z.string().optional(),
       campaign: z.string().optional(),
@@ -112,7 +119,7 @@ export const deliverySchema = z
   .object({
     id: z.string().meta({ description: "wdl_…, derived from the endpoint and the event" }),
     event_id: z.string(),
-    event_type: eventTypeSchema,
+    event_type: webhookEventTypeSchema,
     status: z.enum(DELIVERY_STATUSES),
     attempts: z.number().int(),
     last_attempt_at: z.string(),

@@ -96,6 +96,11 @@ async function store(layout: Layout): Promise<Stored> {
     const res = await request(target, "PUT", `/v1/suppressions/${encodeURIComponent(email)}`, token, {});
     expect(res.status).toBe(200);
   }
+  // An entry with an expiry (the same instant in every layout).
+  const expiring = await request(target, "PUT", "/v1/suppressions/expiring%40example.com", token, {
+    expires_at: new Date(EXPIRES_AT).toISOString(),
+  });
+  expect(expiring.status).toBe(200);
   const created = await request(target, "POST", "/v1/webhooks", token, { url: hookUrl(hookName()) });
   expect(created.status).toBe(201);
   const endpoint = ((await created.json()) as { id: string }).id;
@@ -112,6 +117,7 @@ async function store(layout: Layout): Promise<Stored> {
 }
 
 const startedAt = Date.now();
+const EXPIRES_AT = Math.ceil((startedAt + 30 * 86_400_000) / 86_400_000) * 86_400_000;
 
 /**
  * The answer with what names the account or its endpoint made neutral; cursors only say whether
@@ -301,6 +307,21 @@ const READS: [string, (s: Stored) => Promise<unknown>][] = [
     (s) => allPages(s, "/v1/suppressions?limit=2", withAfter("/v1/suppressions?limit=2")),
   ],
   [
+    "GET /v1/suppressions/export (ndjson, and csv's rows)",
+    async (s) => {
+      const ndjson = await request(s.env, "GET", "/v1/suppressions/export?format=ndjson", s.token);
+      expect(ndjson.status).toBe(200);
+      const entries = (await ndjson.text())
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line));
+      const csv = await request(s.env, "GET", "/v1/suppressions/export?format=csv", s.token);
+      expect(csv.status).toBe(200);
+      const rows = (await csv.text()).trim().split("\n");
+      return neutral(s, [entries, rows.length, rows[0]]);
+    },
+  ],
+  [
     "GET /v1/suppressions/{email} and check",
     async (s) => {
       const one = await request(s.env, "GET", "/v1/suppressions/reader0%40example.com", s.token);
@@ -311,6 +332,7 @@ const READS: [string, (s: Stored) => Promise<unknown>][] = [
           "reader1@example.com",
           "reader2@example.com",
           "manual@example.com",
+          "expiring@example.com",
           "nobody@example.com",
         ],
         topic: "news",

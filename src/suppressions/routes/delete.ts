@@ -2,6 +2,7 @@ import * as z from "zod";
 import { requireScope } from "../../auth/middleware";
 import { type App, BEARER, commonErrors, jsonContent, notFoundError, route } from "../../lib/openapi";
 import { accountIdParam, topicParam } from "../../lib/params";
+import { homeDbOf } from "../../shards/route";
 import { deletedSchema } from "../schema";
 import { removeEntries } from "../store";
 import { accountFor, emailPath, notSuppressed, tags } from "./shared";
@@ -34,7 +35,13 @@ export function registerDeleteSuppressions(app: App): void {
     async (c, { params, query }) => {
       const accountId = accountFor(c, query.account_id);
       const topic = query.topic ?? null;
-      const deleted = await removeEntries(c.env, accountId, params.email, topic);
+      const deleted = await removeEntries(
+        c.env,
+        await homeDbOf(c.env, accountId),
+        accountId,
+        params.email,
+        topic,
+      );
       if (deleted === 0) throw notSuppressed(params.email, topic);
       return c.json({ deleted, email: params.email });
     },

@@ -2,6 +2,7 @@ import * as z from "zod";
 import { requireScope } from "../../auth/middleware";
 import { type App, BEARER, commonErrors, jsonContent, notFoundError, route } from "../../lib/openapi";
 import { accountIdParam } from "../../lib/params";
+import { homeDbOf } from "../../shards/route";
 import { addressEntriesSchema, toSuppression } from "../schema";
 import { entriesOf } from "../store";
 import { accountFor, emailPath, notSuppressed, tags } from "./shared";
@@ -26,7 +27,7 @@ export function registerGetSuppressions(app: App): void {
     requireScope("suppressions:read"),
     async (c, { params, query }) => {
       const accountId = accountFor(c, query.account_id);
-      const rows = await entriesOf(c.env, accountId, params.email);
+      const rows = await entriesOf(c.env, await homeDbOf(c.env, accountId), accountId, params.email);
       if (rows.length === 0) throw notSuppressed(params.email);
       return c.json({ object: "list" as const, data: await Promise.all(rows.map(toSuppression)) });
     },
