@@ -16,6 +16,9 @@ const TABLES = [
   "webhook_endpoints",
   "webhook_deliveries",
   "click_bursts",
+  "mailbox_domains",
+  "alert_rules",
+  "alerts",
 ];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 

@@ -10,8 +10,10 @@ import {
 import { EVERY_TOPIC } from "../db/suppressions";
 import type { Env } from "../env";
 import { MAP_EVENT_MESSAGE_IDS, MAP_REGISTERED_MESSAGE_IDS } from "../events/message-id-map";
+import { domainOf } from "../events/record";
 import { toStoredFields } from "../events/serialize";
 import { describeError, log } from "../lib/log";
+import { learnProvidersStatement } from "../mailbox/learned";
 import { backfillRollup, newEventsRollup, removedEventsRollup } from "../metrics/rollup";
 import {
   type EventMessage,
@@ -195,6 +197,20 @@ export async function writeBatch(
     statements.push(env.DB.prepare(EVENT_DOMAINS).bind(chunk));
     statements.push(env.DB.prepare(MAP_EVENT_MESSAGE_IDS).bind(chunk));
   }
+
+  // What SES said of receiving servers, per recipient domain (SPEC §15 mailbox_provider).
+  const learned = learnProvidersStatement(
+    env.DB,
+    arrived.flatMap((e) =>
+      e.mailbox_provider
+        ? [{ domain: domainOf(e.event.recipient) ?? "", provider: e.mailbox_provider }].filter(
+            (l) => l.domain,
+          )
+        : [],
+    ),
+    Date.now(),
+  );
+  if (learned) statements.push(learned);
 
   if (statements.length > 0) {
     const results = await env.DB.batch(statements);
