@@ -8,16 +8,8 @@ import {
 } from "../../src/mailbox/providers";
 import { parseSesMessage } from "../../src/ses/parse";
 import { consume } from "../helpers";
+import googleBounce from "./ses-bounce-google-workspace.json?raw";
 import microsoftDelivery from "./ses-delivery-microsoft365.json?raw";
-
-// The real SES bounce from a company domain hosted at Google Workspace (shared fixtures, SOURCES.md).
-const sesFiles = import.meta.glob<string>("../../../shared/fixtures/ses/*/*.json", {
-  query: "?raw",
-  import: "default",
-  eager: true,
-});
-const googleBounce =
-  Object.entries(sesFiles).find(([path]) => path.endsWith("event-publishing/bounce-transient.json"))?.[1] ?? "";
 
 describe("providerOfDomain (consumer domains)", () => {
   const cases: [string, string | null][] = [
