@@ -3,6 +3,7 @@ import { METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/met
 import { HOSTNAME, parseTimestamp } from "../events/query";
 import { TAG_PATTERN, TOPIC_PATTERN } from "../events/record";
 import { validationError } from "../lib/errors";
+import { consumerProviderSql, MAILBOX_PROVIDERS } from "../mailbox/providers";
 import { zodToApiError } from "../lib/http";
 import { DAY_MS } from "../lib/params";
 import { canonicalTimeZone, INTERVALS, type Interval, labelSql, type ZoneOffsets } from "./buckets";
@@ -15,11 +16,27 @@ import { canonicalTimeZone, INTERVALS, type Interval, labelSql, type ZoneOffsets
 export const MAX_DAYS = 400;
 const DEFAULT_DAYS = 7;
 
-export const GROUP_BY = ["campaign", "template_id", "topic", "domain", "recipient_domain", "tag"] as const;
+export const GROUP_BY = [
+  "campaign",
+  "template_id",
+  "topic",
+  "domain",
+  "recipient_domain",
+  "mailbox_provider",
+  "tag",
+] as const;
 export type GroupBy = (typeof GROUP_BY)[number];
 
+/**
+ * The mailbox provider of a rollup row (SPEC §15), from its recipient domain: a consumer domain's
+ * provider, else the one learned for the domain (db/mailbox-domains.ts, joined as `md`), else other.
+ * Attributed at query time, so a domain's whole history follows what was learned of it.
+ */
+const PROVIDER = `COALESCE(${consumerProviderSql("r.recipient_domain")}, md.provider, 'other')`;
+const PROVIDER_JOIN = "LEFT JOIN mailbox_domains AS md ON md.domain = r.recipient_domain";
+
 /** The rollup column of each grouping (tag is expanded from the tag set). */
-const GROUP_COLUMN: Record<Exclude<GroupBy, "tag">, string> = {
+const GROUP_COLUMN: Record<Exclude<GroupBy, "tag" | "mailbox_provider">, string> = {
   campaign: "campaign",
   template_id: "template_id",
   topic: "topic",
@@ -109,6 +126,10 @@ export const metricsQuerySchema = z.object({
     })
     .optional()
     .meta({ description: "events carrying any of up to 10 comma-separated tags" }),
+  mailbox_provider: z
+    .enum(MAILBOX_PROVIDERS, { error: `mailbox_provider must be one of ${MAILBOX_PROVIDERS.join(", ")}` })
+    .optional()
+    .meta({ description: "the receiving mailbox provider" }),
   account_id: z
     .string()
     .min(1)
@@ -201,6 +222,10 @@ export function buildMetricsStatements(
   eq("template_id", q.template_id);
   eq("topic", q.topic);
   eq("from_domain", q.domain);
+  if (q.mailbox_provider !== undefined) {
+    where.push(`${PROVIDER} = ?`);
+    params.push(q.mailbox_provider);
+  }
   if (q.tags) {
     where.push(
       `EXISTS (SELECT 1 FROM json_each(r.tags) AS f WHERE f.value IN (${q.tags.map(() => "?").join(", ")}))`,
@@ -214,9 +239,12 @@ export function buildMetricsStatements(
       ? "NULL"
       : q.group_by === "tag"
         ? "t.value"
-        : `NULLIF(r.${GROUP_COLUMN[q.group_by]}, '')`;
-  const from =
-    q.group_by === "tag" ? "metric_rollups AS r LEFT JOIN json_each(r.tags) AS t" : "metric_rollups AS r";
+        : q.group_by === "mailbox_provider"
+          ? PROVIDER
+          : `NULLIF(r.${GROUP_COLUMN[q.group_by]}, '')`;
+  const providers = q.group_by === "mailbox_provider" || q.mailbox_provider !== undefined;
+  const base = providers ? `metric_rollups AS r ${PROVIDER_JOIN}` : "metric_rollups AS r";
+  const from = q.group_by === "tag" ? `${base} LEFT JOIN json_each(r.tags) AS t` : base;
   return {
     rows: {
       sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp, ${sums}
@@ -225,7 +253,7 @@ export function buildMetricsStatements(
     },
     totals:
       q.group_by === "tag"
-        ? { sql: `SELECT ${sums} FROM metric_rollups AS r WHERE ${where.join(" AND ")}`, params }
+        ? { sql: `SELECT ${sums} FROM ${base} WHERE ${where.join(" AND ")}`, params }
         : null,
   };
 }
