@@ -47,7 +47,8 @@ export const alertDefaults = sqliteTable("alert_defaults", {
  * (occurred_at, id)) is a backwards range read. `pushed_at` is null until the transition was handed
  * to the webhook queue; the partial index holds only those rows (normally none), so the scheduled
  * work finds what a failed run did not push with one index read. Rows written per transition: 1 (+1
- * in the partial index until pushed, +1 to set pushed_at, +1 in alerts_rule_idx, which serves a rule's history).
+ * in the partial index until pushed, +1 to set pushed_at, +1 in alerts_rule_idx, which serves a rule's
+ * history, +1 in alerts_time_idx, which lets the 400-day purge read only what it deletes).
  */
 export const alerts = sqliteTable(
   "alerts",
@@ -70,6 +71,7 @@ export const alerts = sqliteTable(
     primaryKey({ columns: [t.accountId, t.occurredAt, t.id] }),
     index("alerts_unpushed_idx").on(t.occurredAt).where(sql`pushed_at IS NULL`),
     index("alerts_rule_idx").on(t.accountId, t.ruleId, t.occurredAt),
+    index("alerts_time_idx").on(t.occurredAt),
   ],
 );
 export type AlertRow = typeof alerts.$inferSelect;

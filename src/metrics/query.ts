@@ -3,9 +3,9 @@ import { METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/met
 import { HOSTNAME, parseTimestamp } from "../events/query";
 import { TAG_PATTERN, TOPIC_PATTERN } from "../events/record";
 import { validationError } from "../lib/errors";
-import { consumerProviderSql, MAILBOX_PROVIDERS } from "../mailbox/providers";
 import { zodToApiError } from "../lib/http";
 import { DAY_MS } from "../lib/params";
+import { consumerProviderSql, MAILBOX_PROVIDERS } from "../mailbox/providers";
 import { canonicalTimeZone, INTERVALS, type Interval, labelSql, type ZoneOffsets } from "./buckets";
 
 /**

@@ -1,3 +1,4 @@
+import { type AlertDbRow, toPublicAlert } from "../alerts/schema";
 import { config } from "../config";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
@@ -61,12 +62,12 @@ interface Item {
   message: Message<unknown>;
   m: WebhookMessage;
   existing: DeliveryRow | null;
-  event: EventDbRow | null;
+  event: Deliverable | null;
   endpoint: CachedEndpoint | null;
 }
 
 interface Attempted extends Item {
-  event: EventDbRow;
+  event: Deliverable;
   endpoint: CachedEndpoint;
   outcome: Outcome;
   at: number;
@@ -74,6 +75,45 @@ interface Attempted extends Item {
   attempts: number;
   next: { at: number; delaySeconds: number } | null;
 }
+
+/**
+ * What one delivery carries: a stored event, or an alert (SPEC §19, `alt_…`), in the one envelope
+ * `{type, timestamp, data}` with its id as `webhook-id`.
+ */
+interface Deliverable {
+  id: string;
+  type: string;
+  /** What endpoint subscriptions look at (match.ts). */
+  matchable: EventDbRow | { type: string; topic: null; campaign: null; from_domain: null; tags: string };
+  envelope: () => { type: string; timestamp: string; data: unknown };
+}
+
+function eventDeliverable(e: EventDbRow): Deliverable {
+  return {
+    id: e.id,
+    type: e.type,
+    matchable: e,
+    envelope: () => {
+      const data = toPublicEvent(e);
+      return { type: data.type, timestamp: data.occurred_at, data };
+    },
+  };
+}
+
+function alertDeliverable(a: AlertDbRow): Deliverable {
+  return {
+    id: a.id,
+    type: a.type,
+    matchable: { type: a.type, topic: null, campaign: null, from_domain: null, tags: "[]" },
+    envelope: () => {
+      const data = toPublicAlert(a);
+      return { type: data.type, timestamp: data.occurred_at, data };
+    },
+  };
+}
+
+/** Alert deliveries name their alert by this prefix; every other id is an event's. */
+const isAlertId = (id: string) => id.startsWith("alt_");
 
 const key = (endpointId: string, occurredAt: number, eventId: string) =>
   `${endpointId}|${occurredAt}|${eventId}`;
@@ -132,7 +172,7 @@ export async function handleWebhookBatch(
           ? `the endpoint is disabled (${endpoint.row.disabledReason ?? "manual"})`
           : event === null
             ? "the event is no longer stored"
-            : !matches(endpoint.sub, event)
+            : !matches(endpoint.sub, event.matchable)
               ? "the endpoint no longer subscribes to this event"
               : null;
     if (stop === null) {
@@ -199,11 +239,18 @@ async function loadItems(
   parsed: { message: Message<unknown>; m: WebhookMessage }[],
   now: number,
 ): Promise<Item[]> {
-  const events = JSON.stringify(parsed.map(({ m }) => [m.account_id, m.occurred_at, m.event_id]));
+  const events = JSON.stringify(
+    parsed
+      .filter(({ m }) => !isAlertId(m.event_id))
+      .map(({ m }) => [m.account_id, m.occurred_at, m.event_id]),
+  );
+  const alerts = JSON.stringify(
+    parsed.filter(({ m }) => isAlertId(m.event_id)).map(({ m }) => [m.account_id, m.occurred_at, m.event_id]),
+  );
   const rows = JSON.stringify(parsed.map(({ m }) => [m.endpoint_id, m.occurred_at, m.event_id]));
   // A join on json_each, so each key is one primary-key lookup (a row-value IN would use only the
   // key's first column and walk the account's events).
-  const [endpoints, [eventResult, deliveryResult]] = await Promise.all([
+  const [endpoints, [eventResult, deliveryResult, alertResult]] = await Promise.all([
     endpointsOf(
       env,
       parsed.map(({ m }) => m.account_id),
@@ -220,11 +267,20 @@ async function loadItems(
          FROM json_each(?1) AS k JOIN webhook_deliveries AS d
            ON d.endpoint_id = k.value->>0 AND d.event_occurred_at = k.value->>1 AND d.event_id = k.value->>2`,
       ).bind(rows),
+      env.DB.prepare(
+        `SELECT a.* FROM json_each(?1) AS k JOIN alerts AS a
+           ON a.account_id = k.value->>0 AND a.occurred_at = k.value->>1 AND a.id = k.value->>2`,
+      ).bind(alerts),
     ]),
   ]);
-  const eventsByKey = new Map(
-    ((eventResult?.results ?? []) as EventDbRow[]).map((e) => [key(e.account_id, e.occurred_at, e.id), e]),
-  );
+  const eventsByKey = new Map<string, Deliverable>([
+    ...((eventResult?.results ?? []) as EventDbRow[]).map(
+      (e) => [key(e.account_id, e.occurred_at, e.id), eventDeliverable(e)] as const,
+    ),
+    ...((alertResult?.results ?? []) as AlertDbRow[]).map(
+      (a) => [key(a.account_id, a.occurred_at, a.id), alertDeliverable(a)] as const,
+    ),
+  ]);
   const deliveriesByKey = new Map(
     (
       (deliveryResult?.results ?? []) as (DeliveryRow & {
@@ -255,7 +311,7 @@ async function attemptAll(
     byEndpoint.set(item.m.endpoint_id, [...(byEndpoint.get(item.m.endpoint_id) ?? []), item]);
   const out: Attempted[] = [];
   const one = async (item: Item) => {
-    const event = item.event as EventDbRow;
+    const event = item.event as Deliverable;
     const endpoint = item.endpoint as CachedEndpoint;
     const newRun = item.m.replay === true && item.message.attempts === 1 && item.m.continued !== true;
     const at = clock();
@@ -362,14 +418,13 @@ function endpointFailure(env: Env, a: Attempted): D1PreparedStatement {
 async function attempt(
   env: Env,
   endpoint: WebhookEndpointRow,
-  event: EventDbRow,
+  event: Deliverable,
   now: number,
   timeoutMs: number,
 ): Promise<Outcome> {
   const verdict = checkWebhookUrl(endpoint.url, config(env, "WEBHOOK_ALLOW_INSECURE_URLS"));
   if (!verdict.ok) return { kind: "failed", status: null, error: `not attempted: ${verdict.reason}` };
-  const data = toPublicEvent(event);
-  const body = JSON.stringify({ type: data.type, timestamp: data.occurred_at, data });
+  const body = JSON.stringify(event.envelope());
   const timestamp = Math.floor(now / 1000);
   const headers = {
     "content-type": "application/json",

@@ -1,6 +1,11 @@
 import * as z from "zod";
+import { ALERT_TYPES } from "../alerts/schema";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import { EVENT_TYPES, eventTypeSchema, tagSchema, topicSchema } from "../events/record";
+
+/** What an endpoint may subscribe to (SPEC §14): the §8 event types and the alert transitions of §19. */
+export const WEBHOOK_TYPES = [...EVENT_TYPES, ...ALERT_TYPES] as const;
+const webhookTypeSchema = z.enum(WEBHOOK_TYPES);
 
 /** Public shapes and request bodies of the webhook routes (SPEC §14). */
 
@@ -25,9 +30,9 @@ export const filtersSchema = z
 export type WebhookFilters = z.output<typeof filtersSchema>;
 
 const eventTypesSchema = z
-  .array(eventTypeSchema)
+  .array(webhookTypeSchema)
   .min(1)
-  .max(EVENT_TYPES.length)
+  .max(WEBHOOK_TYPES.length)
   .transform((types) => [...new Set(types)])
   .nullable()
   .meta({ description: "the event types delivered; null: every type" });
@@ -38,7 +43,7 @@ export const endpointSchema = z
     object: z.literal("webhook_endpoint"),
     url: z.string(),
     description: z.string().nullable(),
-    event_types: z.array(eventTypeSchema).nullable(),
+    event_types: z.array(webhookTypeSchema).nullable(),
     filters: z.object({
       topic: z.string().optional(),
       campaign: z.string().optional(),
@@ -98,7 +103,7 @@ export const deliverySchema = z
   .object({
     id: z.string().meta({ description: "wdl_…, derived from the endpoint and the event" }),
     event_id: z.string(),
-    event_type: eventTypeSchema,
+    event_type: webhookTypeSchema,
     status: z.enum(DELIVERY_STATUSES),
     attempts: z.number().int(),
     last_attempt_at: z.string(),

@@ -40,6 +40,7 @@ CREATE TABLE `alerts` (
 --> statement-breakpoint
 CREATE INDEX `alerts_unpushed_idx` ON `alerts` (`occurred_at`) WHERE pushed_at IS NULL;--> statement-breakpoint
 CREATE INDEX `alerts_rule_idx` ON `alerts` (`account_id`,`rule_id`,`occurred_at`);--> statement-breakpoint
+CREATE INDEX `alerts_time_idx` ON `alerts` (`occurred_at`);--> statement-breakpoint
 CREATE TABLE `mailbox_domains` (
 	`domain` text PRIMARY KEY NOT NULL,
 	`provider` text NOT NULL,
