@@ -3,6 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { type SuppressionRow, suppressions } from "../db/suppressions";
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import type { SuppressionReason } from "../pipeline/messages";
 import { markPending, syncMirror } from "./mirror";
 
 /**
@@ -32,14 +33,16 @@ export async function addManual(
   email: string,
   topic: string,
   now: number,
+  /** The reason a new entry records (the Unosend surface lets a client name it); `manual` by default. */
+  reason: SuppressionReason = "manual",
 ): Promise<{ entry: SuppressionRow; created: boolean }> {
   // The journal row goes in the same transaction as the change (see markPending); it is written
   // even when the entry existed, so a PUT also repairs a mirror that lost the address.
   const [inserted, current] = await env.DB.batch<Record<string, unknown>>([
     env.DB.prepare(
       `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at)
-       VALUES (?1, ?2, ?3, 'manual', NULL, ?4) ON CONFLICT DO NOTHING RETURNING email`,
-    ).bind(accountId, email, topic, now),
+       VALUES (?1, ?2, ?3, ?5, NULL, ?4) ON CONFLICT DO NOTHING RETURNING email`,
+    ).bind(accountId, email, topic, now, reason),
     env.DB.prepare(
       `SELECT account_id, email, topic, reason, email_id, suppressed_at FROM suppressions
         WHERE account_id = ?1 AND email = ?2 AND topic = ?3`,

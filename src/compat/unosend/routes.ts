@@ -10,6 +10,8 @@ import { type App, jsonContent, route } from "../../lib/openapi";
 import { DAY_MS } from "../../lib/params";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
 import { intParam, knownParams, offsetPage } from "../offset";
+import { registerUnosendMetricsRoute } from "./metrics";
+import { registerUnosendSuppressionRoutes } from "./suppressions";
 
 /** Unosend's events API (SPEC §16) over mailtrail's events. */
 
@@ -145,6 +147,8 @@ const DESCRIPTION =
 
 export function registerUnosendRoutes(app: App): void {
   app.use(`${UNOSEND_PREFIX}/*`, surfaceErrors(successFalseMapper));
+  registerUnosendMetricsRoute(app);
+  registerUnosendSuppressionRoutes(app);
   for (const [path, operationId] of [
     [`${UNOSEND_PREFIX}/api/v1/events`, "unosendListEvents"],
     [`${UNOSEND_PREFIX}/v1/events`, "unosendListEventsV1"],

@@ -1,0 +1,152 @@
+import * as z from "zod";
+import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
+import type { Env } from "../../env";
+import { type App, jsonContent, route } from "../../lib/openapi";
+import { DAY_MS } from "../../lib/params";
+import { ZoneOffsets } from "../../metrics/buckets";
+import {
+  addCounters,
+  buildMetricsStatements,
+  type Counters,
+  GROUP_BY,
+  metricsWindow,
+  parseMetricsQuery,
+  type RollupRow,
+  zeroCounters,
+} from "../../metrics/query";
+import { successFalseErrorSchema, surfaceErrorResponses } from "../errors";
+import { intParam, knownParams } from "../offset";
+
+/**
+ * Unosend's metrics (SPEC §16, what `@unosend/node`'s `metrics.get()` reads), from mailtrail's
+ * rollups: `total` and `sent` are emails SES accepted (`email.sent`), `bounced` every bounce,
+ * `opens`/`clicks` every open and click, `unique_*` mailtrail's unique counters; Unosend's `queued`
+ * has no counterpart (mailtrail sees mail after it left the sender) and is always 0.
+ */
+
+const UNOSEND = "/compat/unosend/v1";
+const tags = ["compat: Unosend"];
+const errorSchema = successFalseErrorSchema("UnosendError");
+const q = (description: string) => z.string().optional().meta({ description });
+
+const unosendCounters = (c: Counters) => ({
+  total: c.sent,
+  sent: c.sent,
+  delivered: c.delivered,
+  bounced: c.bounced,
+  failed: c.failed,
+  queued: 0,
+  opens: c.opened,
+  unique_opens: c.unique_opened,
+  clicks: c.clicked,
+  unique_clicks: c.unique_clicked,
+});
+
+const countersSchema = z.object({
+  total: z.number().int(),
+  sent: z.number().int(),
+  delivered: z.number().int(),
+  bounced: z.number().int(),
+  failed: z.number().int(),
+  queued: z.number().int(),
+  opens: z.number().int(),
+  unique_opens: z.number().int(),
+  clicks: z.number().int(),
+  unique_clicks: z.number().int(),
+});
+
+export async function unosendMetrics(
+  env: Env,
+  accountId: string,
+  params: { days?: string | undefined; group_by?: string | undefined },
+  now = Date.now(),
+) {
+  const days = intParam("days", params.days, 1, 400, 30);
+  const search = new URLSearchParams({
+    start: new Date(now - days * DAY_MS).toISOString(),
+    end: new Date(now).toISOString(),
+    interval: "month",
+  });
+  if (params.group_by !== undefined) search.set("group_by", params.group_by);
+  const query = parseMetricsQuery(search);
+  const window = metricsWindow(query, now);
+  const { rows, totals } = buildMetricsStatements(
+    accountId,
+    query,
+    window,
+    new ZoneOffsets("UTC", window.start, window.end),
+  );
+  const [result, totalResult] = await env.DB.batch([
+    env.DB.prepare(rows.sql).bind(...rows.params),
+    ...(totals ? [env.DB.prepare(totals.sql).bind(...totals.params)] : []),
+  ]);
+  const sum = zeroCounters();
+  const groups = new Map<string | null, Counters>();
+  for (const row of (result?.results ?? []) as RollupRow[]) {
+    if (!totals) addCounters(sum, row);
+    const g = groups.get(row.grp) ?? zeroCounters();
+    addCounters(g, row);
+    groups.set(row.grp, g);
+  }
+  const totalRow = totalResult?.results[0] as Counters | undefined;
+  if (totalRow) addCounters(sum, totalRow);
+  return {
+    success: true as const,
+    data: {
+      ...unosendCounters(sum),
+      ...(query.group_by
+        ? {
+            groups: [...groups.entries()]
+              .sort(([a], [b]) => (a === b ? 0 : a === null ? -1 : b === null ? 1 : a < b ? -1 : 1))
+              .map(([group, c]) => ({ group, ...unosendCounters(c) })),
+          }
+        : {}),
+    },
+  };
+}
+
+export function registerUnosendMetricsRoute(app: App): void {
+  route(
+    app,
+    {
+      method: "get",
+      path: `${UNOSEND}/metrics`,
+      operationId: "unosendGetMetrics",
+      summary: "Email metrics (Unosend)",
+      description:
+        "Counts over the last `days` (1-400, default 30) from mailtrail's rollups, kept 400 days on every plan. " +
+        "`total` and `sent` count emails SES accepted, `bounced` every bounce, `opens`/`clicks` every open and click, " +
+        "`unique_opens`/`unique_clicks` each (email, recipient) once; `queued` is always 0. With `group_by` (as in " +
+        "GET /v1/metrics), `groups` adds the same counters per group.",
+      tags,
+      security: [{ bearer: ["events:read"] }],
+      request: {
+        query: z.object({
+          days: q("1-400, default 30"),
+          group_by: z.enum(GROUP_BY).optional().meta({ description: "as in GET /v1/metrics" }),
+          account_id: q("admin tokens only: the account to read"),
+        }),
+      },
+      responses: {
+        200: jsonContent(
+          z
+            .object({
+              success: z.literal(true),
+              data: countersSchema.extend({
+                groups: z.array(countersSchema.extend({ group: z.string().nullable() })).optional(),
+              }),
+            })
+            .meta({ id: "UnosendMetrics" }),
+          "The counters",
+        ),
+        ...surfaceErrorResponses(errorSchema),
+      },
+    },
+    requireScope("events:read"),
+    async (c) => {
+      const params = knownParams(c.req.url, ["days", "group_by", "account_id"]);
+      const accountId = actingAccount(principalOf(c), params.account_id);
+      return c.json(await unosendMetrics(c.env, accountId, params));
+    },
+  );
+}

@@ -1,0 +1,265 @@
+import { and, count, desc, eq } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import * as z from "zod";
+import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
+import { type SuppressionRow, suppressions, topicOfColumn } from "../../db/suppressions";
+import { fromBase64url, toBase64url } from "../../lib/base64";
+import { ApiError, validationError } from "../../lib/errors";
+import { parseJsonBody } from "../../lib/http";
+import { type App, jsonContent, route } from "../../lib/openapi";
+import { SUPPRESSION_REASONS, type SuppressionReason } from "../../pipeline/messages";
+import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
+import { addManual, EVERY_TOPIC, entriesOf, removeEntries } from "../../suppressions/store";
+import { successFalseErrorSchema, surfaceErrorResponses } from "../errors";
+import { intParam, knownParams } from "../offset";
+
+/**
+ * Unosend's suppressions (SPEC §16, what `@unosend/node`'s `suppressions.*` call) over mailtrail's
+ * suppression list. An entry's id here is reversible (`uns_` + base64url of its address and topic),
+ * so `GET`/`DELETE /suppressions/{id}` are primary-key reads, not a search of the list; an address
+ * (URL-encoded) is accepted in its place and names its every-topic entry.
+ */
+
+const UNOSEND = "/compat/unosend/v1";
+const tags = ["compat: Unosend"];
+const errorSchema = successFalseErrorSchema("UnosendError");
+const q = (description: string) => z.string().optional().meta({ description });
+const MAX_PER_PAGE = 100;
+const DEFAULT_PER_PAGE = 20;
+/** §18: offset paging serves up to 10,000 rows. */
+const MAX_OFFSET_ROWS = 10_000;
+
+export const unosendSuppressionId = (row: Pick<SuppressionRow, "email" | "topic">) =>
+  `uns_${toBase64url(new TextEncoder().encode(`${row.email}\n${row.topic}`))}`;
+
+function keyOfId(id: string): { email: string; topic: string | null } | null {
+  if (id.startsWith("uns_")) {
+    const bytes = fromBase64url(id.slice(4));
+    if (!bytes) return null;
+    const [email, topic, ...rest] = new TextDecoder().decode(bytes).split("\n");
+    if (rest.length > 0 || email === undefined || topic === undefined) return null;
+    const normal = normalizeEmail(email);
+    return normal === null ? null : { email: normal, topic };
+  }
+  const email = normalizeEmail(id);
+  return email === null ? null : { email, topic: null };
+}
+
+const entrySchema = z
+  .object({
+    id: z.string().meta({ description: "uns_…: this surface's id of the entry (its address and topic)" }),
+    email: z.string(),
+    reason: z.enum(SUPPRESSION_REASONS),
+    source_email_id: z.string().nullable(),
+    metadata: z.object({ topic: z.string().nullable(), expires_at: z.string().nullable() }),
+    created_at: z.string(),
+  })
+  .meta({ id: "UnosendSuppression" });
+
+function toEntry(row: SuppressionRow) {
+  return {
+    id: unosendSuppressionId(row),
+    email: row.email,
+    reason: row.reason as SuppressionReason,
+    source_email_id: row.emailId,
+    metadata: { topic: topicOfColumn(row.topic), expires_at: null },
+    created_at: new Date(row.suppressedAt).toISOString(),
+  };
+}
+
+async function entryById(env: Parameters<typeof entriesOf>[0], accountId: string, id: string) {
+  const key = keyOfId(id);
+  const rows = key ? await entriesOf(env, accountId, key.email) : [];
+  const row = key ? rows.find((r) => r.topic === (key.topic ?? EVERY_TOPIC)) : undefined;
+  if (!row) throw new ApiError("not_found", `no suppression ${id}`);
+  return row;
+}
+
+const createBody = z
+  .object({
+    email: z.string().max(320),
+    reason: z.enum(SUPPRESSION_REASONS).optional().meta({ description: "default manual" }),
+  })
+  .strict()
+  .meta({ id: "UnosendCreateSuppression" });
+
+const idPath = z.object({
+  id: z.string().max(1024).meta({ description: "uns_…, or the address URL-encoded" }),
+});
+
+export function registerUnosendSuppressionRoutes(app: App): void {
+  route(
+    app,
+    {
+      method: "get",
+      path: `${UNOSEND}/suppressions`,
+      operationId: "unosendListSuppressions",
+      summary: "List suppressions (Unosend)",
+      description:
+        "Newest first, `page` from 1, `per_page` 1-100 (default 20), optional `reason`. `meta` gives `total`, " +
+        "`page`, `page_size` and `pages`. Offset paging serves the first 10,000 entries (§18); a page beyond is 400 naming `page`.",
+      tags,
+      security: [{ bearer: ["suppressions:read"] }],
+      request: {
+        query: z.object({
+          page: q("from 1, default 1"),
+          per_page: q("1-100, default 20"),
+          reason: z.enum(SUPPRESSION_REASONS).optional(),
+          account_id: q("admin tokens only: the account to read"),
+        }),
+      },
+      responses: {
+        200: jsonContent(
+          z
+            .object({
+              success: z.literal(true),
+              data: z.array(entrySchema),
+              meta: z.object({
+                total: z.number().int(),
+                page: z.number().int(),
+                page_size: z.number().int(),
+                pages: z.number().int(),
+              }),
+            })
+            .meta({ id: "UnosendSuppressionList" }),
+          "A page of entries",
+        ),
+        ...surfaceErrorResponses(errorSchema),
+      },
+    },
+    requireScope("suppressions:read"),
+    async (c) => {
+      const params = knownParams(c.req.url, ["page", "per_page", "reason", "account_id"]);
+      const accountId = actingAccount(principalOf(c), params.account_id);
+      const perPage = intParam("per_page", params.per_page, 1, MAX_PER_PAGE, DEFAULT_PER_PAGE);
+      const page = intParam("page", params.page, 1, 1_000_000, 1);
+      if ((page - 1) * perPage + perPage > MAX_OFFSET_ROWS)
+        throw validationError("page", `page reaches past the first ${MAX_OFFSET_ROWS} entries`);
+      const reason = params.reason;
+      if (reason !== undefined && !(SUPPRESSION_REASONS as readonly string[]).includes(reason))
+        throw validationError("reason", `reason must be one of ${SUPPRESSION_REASONS.join(", ")}`);
+      const db = drizzle(c.env.DB);
+      const where = and(
+        eq(suppressions.accountId, accountId),
+        ...(reason ? [eq(suppressions.reason, reason)] : []),
+      );
+      const [rows, counted] = await db.batch([
+        db
+          .select()
+          .from(suppressions)
+          .where(where)
+          .orderBy(desc(suppressions.suppressedAt), desc(suppressions.email), desc(suppressions.topic))
+          .limit(perPage)
+          .offset((page - 1) * perPage),
+        db.select({ total: count() }).from(suppressions).where(where),
+      ]);
+      const total = counted[0]?.total ?? 0;
+      return c.json({
+        success: true as const,
+        data: rows.map(toEntry),
+        meta: { total, page, page_size: perPage, pages: Math.ceil(total / perPage) },
+      });
+    },
+  );
+
+  route(
+    app,
+    {
+      method: "post",
+      path: `${UNOSEND}/suppressions`,
+      operationId: "unosendCreateSuppression",
+      summary: "Suppress an address (Unosend)",
+      description:
+        "Adds an every-topic entry with `reason` (default manual): `201` with the entry, or `200` with the existing one, unchanged.",
+      tags,
+      security: [{ bearer: ["suppressions:write"] }],
+      request: {
+        query: z.object({ account_id: q("admin tokens only: the account") }),
+        body: { content: { "application/json": { schema: createBody } }, required: true },
+      },
+      responses: {
+        200: jsonContent(z.object({ success: z.literal(true), data: entrySchema }), "Already suppressed"),
+        201: jsonContent(
+          z.object({ success: z.literal(true), data: entrySchema }).meta({ id: "UnosendSuppressionCreated" }),
+          "Suppressed",
+        ),
+        ...surfaceErrorResponses(errorSchema),
+      },
+    },
+    requireScope("suppressions:write"),
+    async (c) => {
+      const params = knownParams(c.req.url, ["account_id"]);
+      const accountId = actingAccount(principalOf(c), params.account_id);
+      const body = await parseJsonBody(c, createBody);
+      const email = normalizeEmail(body.email);
+      if (email === null) throw validationError("email", `email ${INVALID_EMAIL}`);
+      const { entry, created } = await addManual(
+        c.env,
+        accountId,
+        email,
+        EVERY_TOPIC,
+        Date.now(),
+        body.reason ?? "manual",
+      );
+      return c.json({ success: true as const, data: toEntry(entry) }, created ? 201 : 200);
+    },
+  );
+
+  route(
+    app,
+    {
+      method: "get",
+      path: `${UNOSEND}/suppressions/{id}`,
+      operationId: "unosendGetSuppression",
+      summary: "Get a suppression (Unosend)",
+      description: "By its `uns_…` id, or by the address (its every-topic entry).",
+      tags,
+      security: [{ bearer: ["suppressions:read"] }],
+      request: { params: idPath, query: z.object({ account_id: q("admin tokens only: the account") }) },
+      responses: {
+        200: jsonContent(z.object({ success: z.literal(true), data: entrySchema }), "The entry"),
+        ...surfaceErrorResponses(errorSchema, true),
+      },
+    },
+    requireScope("suppressions:read"),
+    async (c, { params }) => {
+      const query = knownParams(c.req.url, ["account_id"]);
+      const accountId = actingAccount(principalOf(c), query.account_id);
+      return c.json({ success: true as const, data: toEntry(await entryById(c.env, accountId, params.id)) });
+    },
+  );
+
+  route(
+    app,
+    {
+      method: "delete",
+      path: `${UNOSEND}/suppressions/{id}`,
+      operationId: "unosendDeleteSuppression",
+      summary: "Remove a suppression (Unosend)",
+      description: "Removes the entry (D1 and the KV mirror): `{success: true, data: {id, deleted: true}}`.",
+      tags,
+      security: [{ bearer: ["suppressions:write"] }],
+      request: { params: idPath, query: z.object({ account_id: q("admin tokens only: the account") }) },
+      responses: {
+        200: jsonContent(
+          z
+            .object({
+              success: z.literal(true),
+              data: z.object({ id: z.string(), deleted: z.literal(true) }),
+            })
+            .meta({ id: "UnosendSuppressionDeleted" }),
+          "Removed",
+        ),
+        ...surfaceErrorResponses(errorSchema, true),
+      },
+    },
+    requireScope("suppressions:write"),
+    async (c, { params }) => {
+      const query = knownParams(c.req.url, ["account_id"]);
+      const accountId = actingAccount(principalOf(c), query.account_id);
+      const row = await entryById(c.env, accountId, params.id);
+      await removeEntries(c.env, accountId, row.email, row.topic);
+      return c.json({ success: true as const, data: { id: params.id, deleted: true as const } });
+    },
+  );
+}
