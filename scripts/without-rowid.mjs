@@ -19,6 +19,7 @@ const TABLES = [
   "mailbox_domains",
   "alert_rules",
   "alerts",
+  "link_rollups",
 ];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 

@@ -87,3 +87,53 @@ export const metricRollups = sqliteTable(
     }),
   ],
 );
+
+/**
+ * Clicks per link (SPEC §15 GET /v1/metrics/links): one row per account, UTC day, link (url and
+ * link name) and the dimensions the links route filters by, with three counters. Kept 400 days
+ * like metric_rollups (purged with them).
+ *
+ * - A day, not a quarter hour: links are asked over days (1-400), and a 400-day answer must read
+ *   within §18's 10,000 rows; the window is widened to whole UTC days (the response says which).
+ * - `mailbox_provider` is resolved when the click is written (a consumer domain's provider, else the
+ *   one learned for the recipient's domain, else other), so the table needs no recipient domain.
+ * - Cost: WITHOUT ROWID, no secondary index; the consumer sums a batch's clicks per key, so at most
+ *   one row written per click and far fewer (clicks of one campaign's link on one day share a row).
+ *   Only clicks write here (a few per cent of events): BENCHMARKS.md gives rows per event.
+ */
+export const linkRollups = sqliteTable(
+  "link_rollups",
+  {
+    accountId: text("account_id").notNull(),
+    /** Epoch ms of the UTC day. */
+    day: integer("day").notNull(),
+    url: text("url").notNull(),
+    /** The link's name ('' when none). */
+    linkName: text("link_name").notNull(),
+    campaign: text("campaign").notNull(),
+    templateId: text("template_id").notNull(),
+    topic: text("topic").notNull(),
+    fromDomain: text("from_domain").notNull(),
+    tags: text("tags").notNull(),
+    mailboxProvider: text("mailbox_provider").notNull(),
+    clicked: counter("clicked"),
+    uniqueClicked: counter("unique_clicked"),
+    clickedByPerson: integer("clicked_by_person").notNull().default(0),
+  },
+  (t) => [
+    primaryKey({
+      columns: [
+        t.accountId,
+        t.day,
+        t.url,
+        t.linkName,
+        t.campaign,
+        t.templateId,
+        t.topic,
+        t.fromDomain,
+        t.tags,
+        t.mailboxProvider,
+      ],
+    }),
+  ],
+);

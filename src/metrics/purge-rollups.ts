@@ -24,6 +24,12 @@ const DELETE_CHUNK = `
 DELETE FROM metric_rollups WHERE (${KEY}) IN (
   SELECT ${KEY} FROM metric_rollups WHERE account_id = ?1 AND bucket < ?2 ORDER BY bucket LIMIT ?3)`;
 
+const LINK_KEY =
+  "account_id, day, url, link_name, campaign, template_id, topic, from_domain, tags, mailbox_provider";
+const DELETE_LINK_CHUNK = `
+DELETE FROM link_rollups WHERE (${LINK_KEY}) IN (
+  SELECT ${LINK_KEY} FROM link_rollups WHERE account_id = ?1 AND day < ?2 ORDER BY day LIMIT ?3)`;
+
 export async function purgeExpiredRollups(
   env: Env,
   now: number,
@@ -45,6 +51,16 @@ export async function purgeExpiredRollups(
       if (statements >= budget.statements) break walk;
       statements += 1;
       const { meta } = await env.DB.prepare(DELETE_CHUNK).bind(next.account_id, cutoff, budget.chunk).run();
+      deleted += meta.changes;
+      if (meta.changes < budget.chunk) break;
+    }
+    // The account's link rollups (every click also has a metric rollup, so the walk finds them).
+    for (;;) {
+      if (statements >= budget.statements) break walk;
+      statements += 1;
+      const { meta } = await env.DB.prepare(DELETE_LINK_CHUNK)
+        .bind(next.account_id, cutoff, budget.chunk)
+        .run();
       deleted += meta.changes;
       if (meta.changes < budget.chunk) break;
     }

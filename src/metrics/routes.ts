@@ -5,6 +5,7 @@ import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
 import { ZoneOffsets } from "./buckets";
+import { registerLinkMetricsRoute } from "./links";
 import {
   addCounters,
   buildMetricsStatements,
@@ -135,6 +136,7 @@ export async function getMetrics(
 }
 
 export function registerMetricsRoutes(app: App): void {
+  registerLinkMetricsRoute(app);
   route(
     app,
     {

@@ -14,6 +14,7 @@ import { domainOf } from "../events/record";
 import { toStoredFields } from "../events/serialize";
 import { describeError, log } from "../lib/log";
 import { learnProvidersStatement } from "../mailbox/learned";
+import { newClicksRollup, removedClicksRollup } from "../metrics/link-rollup";
 import { backfillRollup, newEventsRollup, removedEventsRollup } from "../metrics/rollup";
 import {
   type EventMessage,
@@ -186,12 +187,16 @@ export async function writeBatch(
   if (touched.length > 0) statements.push(markPending(env, touched, Date.now()));
 
   // Scanner bursts: take back what removed clicks counted in the rollups, then delete them.
-  if (bursts.removed.length > 0) statements.push(removedEventsRollup(env.DB, bursts.removed));
+  if (bursts.removed.length > 0) {
+    statements.push(removedEventsRollup(env.DB, bursts.removed));
+    statements.push(removedClicksRollup(env.DB, bursts.removed));
+  }
   statements.push(...bursts.statements);
   const insertAt: number[] = [];
   for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
     // Metrics (SPEC §15) before the insert: it counts the chunk's first arrivals only.
     statements.push(newEventsRollup(env.DB, chunk));
+    statements.push(newClicksRollup(env.DB, chunk));
     insertAt.push(statements.length);
     statements.push(env.DB.prepare(INSERT_EVENTS).bind(chunk));
     statements.push(env.DB.prepare(EVENT_DOMAINS).bind(chunk));

@@ -94,6 +94,13 @@ export const V1_ROUTES: V1Route[] = [
   },
   { method: "GET", doc: "/v1/admin/parked", path: "/v1/admin/parked", scope: "admin", account: null },
   { method: "GET", doc: "/v1/metrics", path: "/v1/metrics", scope: "events:read", account: "query" },
+  {
+    method: "GET",
+    doc: "/v1/metrics/links",
+    path: "/v1/metrics/links",
+    scope: "events:read",
+    account: "query",
+  },
   { method: "GET", doc: "/v1/reputation", path: "/v1/reputation", scope: "events:read", account: "query" },
   {
     method: "POST",

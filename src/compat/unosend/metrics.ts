@@ -4,6 +4,7 @@ import type { Env } from "../../env";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { DAY_MS } from "../../lib/params";
 import { ZoneOffsets } from "../../metrics/buckets";
+import { getLinkMetrics } from "../../metrics/links";
 import {
   addCounters,
   buildMetricsStatements,
@@ -149,4 +150,79 @@ export function registerUnosendMetricsRoute(app: App): void {
       return c.json(await unosendMetrics(c.env, accountId, params));
     },
   );
+
+  route(
+    app,
+    {
+      method: "get",
+      path: `${UNOSEND}/metrics/links`,
+      operationId: "unosendGetLinkMetrics",
+      summary: "Clicks per link (Unosend)",
+      description:
+        "The most clicked URLs of the last `days` (1-400, default 30), `limit` 1-100 (default 10), from mailtrail's " +
+        "link rollups (the window widened to whole UTC days). `count` counts a URL's clicks under any link name; " +
+        "`total_clicks` counts every click of the period, whatever `limit`.",
+      tags,
+      security: [{ bearer: ["events:read"] }],
+      request: {
+        query: z.object({
+          days: q("1-400, default 30"),
+          limit: q("1-100, default 10"),
+          account_id: q("admin tokens only: the account to read"),
+        }),
+      },
+      responses: {
+        200: jsonContent(
+          z
+            .object({
+              success: z.literal(true),
+              data: z.object({
+                period: z.object({ days: z.number().int(), start: z.string(), end: z.string() }),
+                links: z.array(z.object({ url: z.string(), count: z.number().int() })),
+                total_clicks: z.number().int(),
+              }),
+            })
+            .meta({ id: "UnosendLinkMetrics" }),
+          "The most clicked links",
+        ),
+        ...surfaceErrorResponses(errorSchema),
+      },
+    },
+    requireScope("events:read"),
+    async (c) => {
+      const params = knownParams(c.req.url, ["days", "limit", "account_id"]);
+      const accountId = actingAccount(principalOf(c), params.account_id);
+      return c.json(await unosendLinks(c.env, accountId, params));
+    },
+  );
+}
+
+export async function unosendLinks(
+  env: Env,
+  accountId: string,
+  params: { days?: string | undefined; limit?: string | undefined },
+  now = Date.now(),
+) {
+  const days = intParam("days", params.days, 1, 400, 30);
+  const limit = intParam("limit", params.limit, 1, 100, 10);
+  // Unosend counts a URL's clicks whatever its link name: the names of one URL are merged.
+  const byUrl = new Map<string, number>();
+  const all = await getLinkMetrics(
+    env,
+    accountId,
+    new URLSearchParams({ days: String(days), limit: "1000" }),
+    now,
+  );
+  for (const l of all.data) byUrl.set(l.url, (byUrl.get(l.url) ?? 0) + l.clicked);
+  return {
+    success: true as const,
+    data: {
+      period: { days, start: all.window.start, end: all.window.end },
+      links: [...byUrl.entries()]
+        .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+        .slice(0, limit)
+        .map(([url, count]) => ({ url, count })),
+      total_clicks: all.totals.clicked,
+    },
+  };
 }

@@ -46,3 +46,20 @@ CREATE TABLE `mailbox_domains` (
 	`provider` text NOT NULL,
 	`learned_at` integer NOT NULL
 ) WITHOUT ROWID;
+--> statement-breakpoint
+CREATE TABLE `link_rollups` (
+	`account_id` text NOT NULL,
+	`day` integer NOT NULL,
+	`url` text NOT NULL,
+	`link_name` text NOT NULL,
+	`campaign` text NOT NULL,
+	`template_id` text NOT NULL,
+	`topic` text NOT NULL,
+	`from_domain` text NOT NULL,
+	`tags` text NOT NULL,
+	`mailbox_provider` text NOT NULL,
+	`clicked` integer DEFAULT 0 NOT NULL,
+	`unique_clicked` integer DEFAULT 0 NOT NULL,
+	`clicked_by_person` integer DEFAULT 0 NOT NULL,
+	PRIMARY KEY(`account_id`, `day`, `url`, `link_name`, `campaign`, `template_id`, `topic`, `from_domain`, `tags`, `mailbox_provider`)
+) WITHOUT ROWID;

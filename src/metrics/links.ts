@@ -1,0 +1,185 @@
+import * as z from "zod";
+import { actingAccount, principalOf, requireScope } from "../auth/middleware";
+import type { Env } from "../env";
+import { validationError } from "../lib/errors";
+import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
+import { DAY_MS, integerParam } from "../lib/params";
+import { MAX_DAYS, metricsQuerySchema, metricsWindow, parseMetricsQuery } from "./query";
+
+/**
+ * GET /v1/metrics/links (SPEC §15): clicks per link over a window, from link_rollups (kept 400
+ * days), most clicked first. The window is widened outwards to whole UTC days (the rollups' grid)
+ * and clamped to the last 400 days. One statement reads at most ROWS_BUDGET rollup rows (§18): a
+ * window and filters that would need more are a 400 naming the window (a shorter one answers).
+ */
+
+export const ROWS_BUDGET = 10_000;
+
+export const linksQuerySchema = metricsQuerySchema
+  .pick({
+    start: true,
+    end: true,
+    days: true,
+    campaign: true,
+    template_id: true,
+    topic: true,
+    domain: true,
+    tags: true,
+    mailbox_provider: true,
+    account_id: true,
+  })
+  .extend({
+    limit: integerParam(1, 1000).optional().meta({ description: "1-1,000, default 100" }),
+  });
+
+const linkSchema = z.object({
+  url: z.string(),
+  link_name: z.string().nullable(),
+  clicked: z.number().int(),
+  unique_clicked: z.number().int(),
+  clicked_by_person: z.number().int(),
+});
+
+export const linksSchema = z
+  .object({
+    object: z.literal("list"),
+    window: z.object({ start: z.string(), end: z.string(), clamped: z.boolean() }),
+    data: z.array(linkSchema),
+    totals: z.object({ clicked: z.number().int(), unique_clicked: z.number().int() }),
+  })
+  .meta({ id: "LinkMetrics" });
+
+interface LinkRow {
+  url: string;
+  link_name: string;
+  clicked: number;
+  unique_clicked: number;
+  clicked_by_person: number;
+  n: number;
+}
+
+export async function getLinkMetrics(
+  env: Env,
+  accountId: string,
+  params: URLSearchParams,
+  now = Date.now(),
+): Promise<z.infer<typeof linksSchema> & { rowsRead: number }> {
+  const rest = new URLSearchParams(params);
+  const limitText = rest.get("limit");
+  rest.delete("limit");
+  if (limitText !== null && !/^\d{1,4}$/.test(limitText))
+    throw validationError("limit", "limit must be an integer from 1 to 1000");
+  const limit = limitText === null ? 100 : Number(limitText);
+  if (limit < 1 || limit > 1000) throw validationError("limit", "limit must be an integer from 1 to 1000");
+  for (const name of ["interval", "tz", "group_by"]) {
+    if (rest.has(name)) throw validationError(name, `unknown parameter ${name}`);
+  }
+  const q = parseMetricsQuery(rest);
+  if (q.domain !== undefined) {
+    const known = await env.DB.prepare("SELECT 1 FROM sending_domains WHERE account_id = ? AND domain = ?")
+      .bind(accountId, q.domain)
+      .first();
+    if (!known) throw validationError("domain", `domain ${q.domain} is not one this account has sent from`);
+  }
+  const grid = metricsWindow(q, now);
+  const earliest = Math.floor((now - MAX_DAYS * DAY_MS) / DAY_MS) * DAY_MS;
+  const start = Math.max(Math.floor(grid.start / DAY_MS) * DAY_MS, earliest);
+  const end = Math.max(Math.ceil(grid.end / DAY_MS) * DAY_MS, start);
+
+  const where = ["account_id = ?", "day >= ?", "day < ?"];
+  const values: (string | number)[] = [accountId, start, end];
+  const eq = (column: string, value: string | undefined) => {
+    if (value === undefined) return;
+    where.push(`${column} = ?`);
+    values.push(value);
+  };
+  eq("campaign", q.campaign);
+  eq("template_id", q.template_id);
+  eq("topic", q.topic);
+  eq("from_domain", q.domain);
+  eq("mailbox_provider", q.mailbox_provider);
+  if (q.tags) {
+    where.push(
+      `EXISTS (SELECT 1 FROM json_each(tags) AS f WHERE f.value IN (${q.tags.map(() => "?").join(", ")}))`,
+    );
+    values.push(...q.tags);
+  }
+  const result = await env.DB.prepare(
+    `WITH r AS (SELECT url, link_name, clicked, unique_clicked, clicked_by_person FROM link_rollups
+                WHERE ${where.join(" AND ")} LIMIT ${ROWS_BUDGET + 1})
+     SELECT url, link_name, SUM(clicked) AS clicked, SUM(unique_clicked) AS unique_clicked,
+            SUM(clicked_by_person) AS clicked_by_person, COUNT(*) AS n
+     FROM r GROUP BY url, link_name`,
+  )
+    .bind(...values)
+    .all<LinkRow>();
+  const scanned = result.results.reduce((s, r) => s + r.n, 0);
+  if (scanned > ROWS_BUDGET) {
+    throw validationError(
+      q.start !== undefined ? "start" : "days",
+      `this window holds more than ${ROWS_BUDGET} link rows; ask for a shorter window or a narrower filter`,
+    );
+  }
+  const links = result.results
+    .filter((r) => r.clicked !== 0)
+    .sort(
+      (a, b) =>
+        b.clicked - a.clicked ||
+        b.unique_clicked - a.unique_clicked ||
+        (a.url < b.url ? -1 : a.url > b.url ? 1 : a.link_name < b.link_name ? -1 : 1),
+    );
+  const totals = { clicked: 0, unique_clicked: 0 };
+  for (const r of links) {
+    totals.clicked += r.clicked;
+    totals.unique_clicked += r.unique_clicked;
+  }
+  return {
+    object: "list",
+    window: {
+      start: new Date(start).toISOString(),
+      end: new Date(end).toISOString(),
+      clamped: grid.clamped || start > Math.floor(grid.start / DAY_MS) * DAY_MS,
+    },
+    data: links.slice(0, limit).map((r) => ({
+      url: r.url,
+      link_name: r.link_name === "" ? null : r.link_name,
+      clicked: r.clicked,
+      unique_clicked: r.unique_clicked,
+      clicked_by_person: r.clicked_by_person,
+    })),
+    totals,
+    rowsRead: result.meta.rows_read,
+  };
+}
+
+const DESCRIPTION = `Clicks per link over a window, from rollups kept 400 days on every plan, most clicked first.
+
+The window (\`start\`, \`end\`, \`days\` 1-400; default the last 7 days) is widened outwards to whole UTC days
+and clamped to the last 400 days; \`window\` says what was counted. Filters as in GET /v1/metrics.
+\`unique_clicked\` counts each (email_id, recipient) once per link; \`clicked_by_person\` leaves out mailbox
+proxies. \`totals\` cover every link of the window, whatever \`limit\`. A window that would read more than
+10,000 rollup rows is a 400 naming \`days\` (or \`start\`).`;
+
+export function registerLinkMetricsRoute(app: App): void {
+  route(
+    app,
+    {
+      method: "get",
+      path: "/v1/metrics/links",
+      operationId: "getLinkMetrics",
+      summary: "Clicks per link",
+      description: DESCRIPTION,
+      tags: ["metrics"],
+      security: [{ bearer: ["events:read"] }],
+      request: { query: linksQuerySchema },
+      responses: { 200: jsonContent(linksSchema, "Links, most clicked first"), ...commonErrors },
+    },
+    requireScope("events:read"),
+    async (c) => {
+      const params = new URL(c.req.url).searchParams;
+      const accountId = actingAccount(principalOf(c), params.get("account_id"));
+      const { rowsRead: _rowsRead, ...links } = await getLinkMetrics(c.env, accountId, params);
+      return c.json(links);
+    },
+  );
+}
