@@ -141,4 +141,21 @@ describe("Unosend suppressions", () => {
     expect(res.status).toBe(status);
     expect((await json(res)).success).toBe(false);
   });
+
+  it("refuses a body that is not JSON (415), malformed JSON (400) and over 1 MiB (413), in Unosend's shape", async () => {
+    const token = await mintToken(freshAccount(), "suppressions:write");
+    for (const [rawBody, type, status] of [
+      ['{"email": "a@example.com"}', "text/plain", 415],
+      ['{"email": ', "application/json", 400],
+      [`{"pad": "${"x".repeat(1024 * 1024)}"}`, "application/json", 413],
+    ] as const) {
+      const res = await call("POST", `${BASE}/suppressions`, {
+        token,
+        rawBody,
+        headers: { "content-type": type },
+      });
+      expect(res.status).toBe(status);
+      expect((await json(res)).success).toBe(false);
+    }
+  });
 });
