@@ -12,10 +12,14 @@
  *
  * Every /__bench/ request must carry `x-bench-key: $BENCH_KEY` (a random value the runner sets).
  */
+
+import { evaluateAccounts } from "../src/alerts/evaluate";
 import { openSparkPostPage, parseSparkPostQuery } from "../src/compat/sparkpost/query";
 import type { Env } from "../src/env";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
+import { rebuildLinkRollups } from "../src/metrics/link-rollup";
+import { getLinkMetrics } from "../src/metrics/links";
 import { rebuildRollups } from "../src/metrics/rollup";
 import { getMetrics } from "../src/metrics/routes";
 import { handleEventsBatch } from "../src/queue/consumer";
@@ -325,8 +329,26 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
     // Rolls up the bulk-loaded events of one account (metrics phase), as the one-time back-fill would.
     const account = url.searchParams.get("account") ?? "";
     const started = performance.now();
-    const results = await env.DB.batch(rebuildRollups(env.DB, account));
+    const results = await env.DB.batch([
+      ...rebuildRollups(env.DB, account),
+      ...rebuildLinkRollups(env.DB, account),
+    ]);
     return json({ ms: performance.now() - started, meta: results.map((r) => r.meta) });
+  }
+
+  if (route === "links") {
+    // The real GET /v1/metrics/links work for an account.
+    const account = request.headers.get("x-bench-account") ?? "";
+    const links = await getLinkMetrics(env, account, url.searchParams);
+    return json({ links: links.data.length, clicked: links.totals.clicked, rowsRead: links.rowsRead });
+  }
+
+  if (route === "evaluate-alerts") {
+    // One alert evaluation of one account (its default rules), as the cron runs it: rows read and time.
+    const account = url.searchParams.get("account") ?? "";
+    const started = performance.now();
+    const result = await evaluateAccounts(env, [account], Date.now());
+    return json({ ms: performance.now() - started, ...result });
   }
 
   if (route === "metrics") {

@@ -135,3 +135,21 @@ export function removedClicksRollup(
 ): D1PreparedStatement {
   return db.prepare(REMOVED).bind(JSON.stringify(keys));
 }
+
+const REBUILD = upsert(
+  "e AS (SELECT * FROM events WHERE account_id = ?1 AND type = 'email.clicked')",
+  `SELECT ${keyOf("e")}, 1,
+     NOT EXISTS (SELECT 1 FROM events AS p INDEXED BY events_email_idx
+       WHERE p.account_id = e.account_id AND p.email_id = e.email_id AND p.recipient = e.recipient
+         AND p.type = 'email.clicked' AND ${url("p")} = ${url("e")} AND (p.occurred_at, p.id) < (e.occurred_at, e.id)),
+     ${isPerson("e")}
+   FROM e`,
+);
+
+/** Recomputes an account's link rollups from its stored clicks (the one-time back-fill; the benchmark's bulk load). */
+export function rebuildLinkRollups(db: D1Database, accountId: string): D1PreparedStatement[] {
+  return [
+    db.prepare("DELETE FROM link_rollups WHERE account_id = ?1").bind(accountId),
+    db.prepare(REBUILD).bind(accountId),
+  ];
+}
