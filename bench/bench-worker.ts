@@ -345,9 +345,10 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
 
   if (route === "evaluate-alerts") {
     // One alert evaluation of one account (its default rules), as the cron runs it: rows read and time.
-    const account = url.searchParams.get("account") ?? "";
+    // `account` may list several (comma-separated): one page, as the cron evaluates 100 at a time.
+    const accounts = (url.searchParams.get("account") ?? "").split(",");
     const started = performance.now();
-    const result = await evaluateAccounts(env, [account], Date.now());
+    const result = await evaluateAccounts(env, accounts, Date.now());
     return json({ ms: performance.now() - started, ...result });
   }
 
