@@ -20,6 +20,7 @@ const TABLES = [
   "alert_rules",
   "alerts",
   "link_rollups",
+  "metric_rollups_hour",
 ];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 

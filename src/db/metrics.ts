@@ -2,6 +2,8 @@ import { integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core"
 
 /** Width of a rollup bucket. Every UTC offset in tzdb today is a multiple of 15 minutes. */
 export const ROLLUP_BUCKET_MS = 15 * 60_000;
+/** Width of a coarse rollup bucket (metric_rollups_hour). */
+export const HOUR_ROLLUP_MS = 60 * 60_000;
 
 /** The counters of SPEC §15, in the order they are stored, summed and answered. */
 export const METRIC_COUNTERS = [
@@ -85,6 +87,52 @@ export const metricRollups = sqliteTable(
         t.tags,
       ],
     }),
+  ],
+);
+
+/**
+ * Coarse metrics rollups: one row per account, UTC hour and combination of the dimensions but the
+ * recipient domain, with the same counters, written by the same statements as metric_rollups (one
+ * more statement per write, metrics/rollup.ts). Most queries never need the recipient domain, and it
+ * is the key's largest multiplier: a query that neither groups nor filters by it (or by the mailbox
+ * provider, derived from it) reads the whole UTC hours of its window here, in a zone whose offsets
+ * are whole hours over the window (UTC, Europe, the Americas), and only the partial hours at its
+ * edges from metric_rollups (metrics/query.ts). Kept 400 days with metric_rollups.
+ *
+ * Cost: WITHOUT ROWID, no secondary index; a batch's events sum per key before the write, so one row
+ * written per distinct (hour, campaign, template, topic, sending domain, tag set) the batch touches:
+ * BENCHMARKS.md gives the share per event (all rollup tables together must stay under 1.0).
+ */
+export const metricRollupsHour = sqliteTable(
+  "metric_rollups_hour",
+  {
+    accountId: text("account_id").notNull(),
+    /** Epoch ms of the UTC hour. */
+    bucket: integer("bucket").notNull(),
+    campaign: text("campaign").notNull(),
+    templateId: text("template_id").notNull(),
+    topic: text("topic").notNull(),
+    fromDomain: text("from_domain").notNull(),
+    tags: text("tags").notNull(),
+    sent: counter("sent"),
+    delivered: counter("delivered"),
+    delayed: counter("delayed"),
+    bounced: counter("bounced"),
+    bouncedPermanent: counter("bounced_permanent"),
+    complained: counter("complained"),
+    unsubscribed: counter("unsubscribed"),
+    suppressed: counter("suppressed"),
+    failed: counter("failed"),
+    opened: counter("opened"),
+    openedByProxy: counter("opened_by_proxy"),
+    openedByPerson: counter("opened_by_person"),
+    uniqueOpened: counter("unique_opened"),
+    uniqueOpenedByPerson: counter("unique_opened_by_person"),
+    clicked: counter("clicked"),
+    uniqueClicked: counter("unique_clicked"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.accountId, t.bucket, t.campaign, t.templateId, t.topic, t.fromDomain, t.tags] }),
   ],
 );
 

@@ -114,6 +114,16 @@ export class ZoneOffsets {
     return `(CASE ${whens} ELSE ${this.offsets.at(-1)} END)`;
   }
 
+  /**
+   * Whether every offset, and every instant it changes, is a whole hour: then every local bucket
+   * (hour, day, week, month) is a union of whole UTC hours, and the coarse hourly rollups answer it.
+   */
+  wholeHours(): boolean {
+    return (
+      this.offsets.every((o) => o % HOUR_MS === 0) && this.changes.slice(1).every((c) => c % HOUR_MS === 0)
+    );
+  }
+
   private indexAt(t: number): number {
     let lo = 0;
     let hi = this.changes.length - 1;

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
+import { HOUR_ROLLUP_MS, METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
 import { HOSTNAME, parseTimestamp } from "../events/query";
 import { TAG_PATTERN, TOPIC_PATTERN } from "../events/record";
 import { validationError } from "../lib/errors";
@@ -29,11 +29,11 @@ export type GroupBy = (typeof GROUP_BY)[number];
 
 /**
  * The mailbox provider of a rollup row (SPEC §15), from its recipient domain: a consumer domain's
- * provider, else the one learned for the domain (db/mailbox-domains.ts, joined as `md`), else other.
+ * provider, else the one learned for the domain (db/mailbox-domains.ts, a key lookup), else other.
  * Attributed at query time, so a domain's whole history follows what was learned of it.
  */
-const PROVIDER = `COALESCE(${consumerProviderSql("r.recipient_domain")}, md.provider, 'other')`;
-const PROVIDER_JOIN = "LEFT JOIN mailbox_domains AS md ON md.domain = r.recipient_domain";
+const PROVIDER_OF = (domain: string) =>
+  `COALESCE(${consumerProviderSql(domain)}, (SELECT md.provider FROM mailbox_domains AS md WHERE md.domain = ${domain}), 'other')`;
 
 /** The rollup column of each grouping (tag is expanded from the tag set). */
 const GROUP_COLUMN: Record<Exclude<GroupBy, "tag" | "mailbox_provider">, string> = {
@@ -211,26 +211,50 @@ export function buildMetricsStatements(
   window: MetricsWindow,
   zone: ZoneOffsets,
 ): { rows: Statement; totals: Statement | null } {
-  const where = ["r.account_id = ?", "r.bucket >= ?", "r.bucket < ?"];
-  const params: (string | number)[] = [accountId, window.start, window.end];
+  // The filters, on a rollup table's own columns; each source below applies them.
+  const filters: string[] = [];
+  const filterParams: (string | number)[] = [];
   const eq = (column: string, value: string | undefined) => {
     if (value === undefined) return;
-    where.push(`r.${column} = ?`);
-    params.push(value);
+    filters.push(`${column} = ?`);
+    filterParams.push(value);
   };
   eq("campaign", q.campaign);
   eq("template_id", q.template_id);
   eq("topic", q.topic);
   eq("from_domain", q.domain);
   if (q.mailbox_provider !== undefined) {
-    where.push(`${PROVIDER} = ?`);
-    params.push(q.mailbox_provider);
+    filters.push(`${PROVIDER_OF("recipient_domain")} = ?`);
+    filterParams.push(q.mailbox_provider);
   }
   if (q.tags) {
-    where.push(
-      `EXISTS (SELECT 1 FROM json_each(r.tags) AS f WHERE f.value IN (${q.tags.map(() => "?").join(", ")}))`,
+    filters.push(
+      `EXISTS (SELECT 1 FROM json_each(tags) AS f WHERE f.value IN (${q.tags.map(() => "?").join(", ")}))`,
     );
-    params.push(...q.tags);
+    filterParams.push(...q.tags);
+  }
+  const providers = q.group_by === "mailbox_provider" || q.mailbox_provider !== undefined;
+  const columns = ["bucket", "campaign", "template_id", "topic", "from_domain", "tags", ...METRIC_COUNTERS];
+  // The whole UTC hours of the window from the coarse rollups when nothing needs the recipient
+  // domain and the zone's buckets are unions of whole hours; the partial hours at the edges (and
+  // everything else) from the quarter-hour rollups.
+  const hourStart = Math.ceil(window.start / HOUR_ROLLUP_MS) * HOUR_ROLLUP_MS;
+  const hourEnd = Math.floor(window.end / HOUR_ROLLUP_MS) * HOUR_ROLLUP_MS;
+  const coarse = !providers && q.group_by !== "recipient_domain" && hourStart < hourEnd && zone.wholeHours();
+  const where = (range: string) => ["account_id = ?", range, ...filters].join(" AND ");
+  let source: string;
+  const params: (string | number)[] = [];
+  if (coarse) {
+    source = `(SELECT ${columns.join(", ")} FROM metric_rollups_hour WHERE ${where("bucket >= ? AND bucket < ?")}
+      UNION ALL
+      SELECT ${columns.join(", ")} FROM metric_rollups
+      WHERE ${where("((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?))")}) AS r`;
+    params.push(accountId, hourStart, hourEnd, ...filterParams);
+    params.push(accountId, window.start, hourStart, hourEnd, window.end, ...filterParams);
+  } else {
+    const cols = [...columns, "recipient_domain"];
+    source = `(SELECT ${cols.join(", ")} FROM metric_rollups WHERE ${where("bucket >= ? AND bucket < ?")}) AS r`;
+    params.push(accountId, window.start, window.end, ...filterParams);
   }
   const sums = METRIC_COUNTERS.map((c) => `SUM(r.${c}) AS ${c}`).join(", ");
   const [label, labelOffset] = labelSql(zone, "r.bucket", q.interval);
@@ -240,21 +264,16 @@ export function buildMetricsStatements(
       : q.group_by === "tag"
         ? "t.value"
         : q.group_by === "mailbox_provider"
-          ? PROVIDER
+          ? PROVIDER_OF("r.recipient_domain")
           : `NULLIF(r.${GROUP_COLUMN[q.group_by]}, '')`;
-  const providers = q.group_by === "mailbox_provider" || q.mailbox_provider !== undefined;
-  const base = providers ? `metric_rollups AS r ${PROVIDER_JOIN}` : "metric_rollups AS r";
-  const from = q.group_by === "tag" ? `${base} LEFT JOIN json_each(r.tags) AS t` : base;
+  const from = q.group_by === "tag" ? `${source} LEFT JOIN json_each(r.tags) AS t` : source;
   return {
     rows: {
       sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp, ${sums}
-        FROM ${from} WHERE ${where.join(" AND ")} GROUP BY 1, 2, 4`,
+        FROM ${from} GROUP BY 1, 2, 4`,
       params,
     },
-    totals:
-      q.group_by === "tag"
-        ? { sql: `SELECT ${sums} FROM ${base} WHERE ${where.join(" AND ")}`, params }
-        : null,
+    totals: q.group_by === "tag" ? { sql: `SELECT ${sums} FROM ${source}`, params } : null,
   };
 }
 

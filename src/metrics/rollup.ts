@@ -1,5 +1,5 @@
 import { ID_DEDUPED_SQL } from "../db/event-record";
-import { METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
+import { HOUR_ROLLUP_MS, METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
 
 /**
  * The statements that keep metric_rollups (db/metrics.ts) equal to the events table, run by the
@@ -26,16 +26,27 @@ import { METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/met
  */
 
 const B = ROLLUP_BUCKET_MS;
-const KEY_COLUMNS = [
-  "account_id",
-  "bucket",
-  "campaign",
-  "template_id",
-  "topic",
-  "from_domain",
-  "recipient_domain",
-  "tags",
-] as const;
+/**
+ * The two grains every statement below writes (db/metrics.ts): the quarter-hour rows with every
+ * dimension, and the coarser hour rows without the recipient domain, which answer most queries with
+ * far fewer rows read (metrics/query.ts picks). Each statement is built once per grain.
+ */
+type Grain = "quarter" | "hour";
+const TABLE: Record<Grain, string> = { quarter: "metric_rollups", hour: "metric_rollups_hour" };
+const KEY_COLUMNS_OF: Record<Grain, readonly string[]> = {
+  quarter: [
+    "account_id",
+    "bucket",
+    "campaign",
+    "template_id",
+    "topic",
+    "from_domain",
+    "recipient_domain",
+    "tags",
+  ],
+  hour: ["account_id", "bucket", "campaign", "template_id", "topic", "from_domain", "tags"],
+};
+const WIDTH: Record<Grain, number> = { quarter: B, hour: HOUR_ROLLUP_MS };
 
 /** Domain of an address: after its last '@' (rtrim strips every trailing character that is not '@'). */
 const recipientDomain = (a: string) =>
@@ -44,16 +55,16 @@ const recipientDomain = (a: string) =>
 const sortedTags = (tags: string) =>
   `(SELECT json_group_array(value) FROM (SELECT value FROM json_each(${tags}) ORDER BY value))`;
 
-/** The rollup key of the event row `a` (its columns named as in the events table). */
-function keyOf(a: string): string {
+/** The rollup key of the event row `a` (its columns named as in the events table) at a grain. */
+function keyOf(a: string, grain: Grain): string {
   return [
     `${a}.account_id`,
-    `${a}.occurred_at - ${a}.occurred_at % ${B}`,
+    `${a}.occurred_at - ${a}.occurred_at % ${WIDTH[grain]}`,
     `COALESCE(${a}.campaign, '')`,
     `COALESCE(${a}.template_id, '')`,
     `COALESCE(${a}.topic, '')`,
     `COALESCE(${a}.from_domain, '')`,
-    recipientDomain(a),
+    ...(grain === "quarter" ? [recipientDomain(a)] : []),
     sortedTags(`${a}.tags`),
   ].join(", ");
 }
@@ -100,29 +111,45 @@ const earliestStored = (a: string, matches: (x: string) => string, exclude = "")
      WHERE ${samePair("p", a)} AND ${matches("p")} AND ${before("p", a)}${exclude})`;
 
 /** One contribution row: the key of `a` and a value per counter (0 where not given). */
-function contribution(a: string, from: string, values: Partial<Record<MetricCounter, string>>, sign = 1) {
+type Contribution = (grain: Grain) => string;
+
+function contribution(
+  a: string,
+  from: string,
+  values: Partial<Record<MetricCounter, string>>,
+  sign = 1,
+): Contribution {
   const columns = METRIC_COUNTERS.map((c) => {
     const v = values[c];
     return v === undefined ? `0 AS ${c}` : `${sign} * COALESCE(${v}, 0) AS ${c}`;
   });
-  return `SELECT ${keyOf(a)}, ${columns.join(", ")} FROM ${from}`;
+  return (grain) => `SELECT ${keyOf(a, grain)}, ${columns.join(", ")} FROM ${from}`;
 }
 
-/** Sums contribution rows per key and adds them to the stored rows. */
-function upsert(ctes: string, contributions: string[]): string {
+/** Sums contribution rows per key and adds them to the stored rows: one statement per grain. */
+function upsert(ctes: string, contributions: Contribution[]): Record<Grain, string> {
   const sums = METRIC_COUNTERS.map((c) => `SUM(${c})`);
-  return `WITH ${ctes},
-contrib (${[...KEY_COLUMNS, ...METRIC_COUNTERS].join(", ")}) AS (
-  ${contributions.join("\n  UNION ALL\n  ")}
+  const one = (grain: Grain) => {
+    const key = KEY_COLUMNS_OF[grain];
+    return `WITH ${ctes},
+contrib (${[...key, ...METRIC_COUNTERS].join(", ")}) AS (
+  ${contributions.map((c) => c(grain)).join("\n  UNION ALL\n  ")}
 )
-INSERT INTO metric_rollups (${[...KEY_COLUMNS, ...METRIC_COUNTERS].join(", ")})
-SELECT ${KEY_COLUMNS.join(", ")}, ${sums.join(", ")}
+INSERT INTO ${TABLE[grain]} (${[...key, ...METRIC_COUNTERS].join(", ")})
+SELECT ${key.join(", ")}, ${sums.join(", ")}
 FROM contrib WHERE true
-GROUP BY ${KEY_COLUMNS.join(", ")}
+GROUP BY ${key.join(", ")}
 HAVING ${sums.map((s) => `${s} <> 0`).join(" OR ")}
-ON CONFLICT (${KEY_COLUMNS.join(", ")}) DO UPDATE SET
+ON CONFLICT (${key.join(", ")}) DO UPDATE SET
   ${METRIC_COUNTERS.map((c) => `${c} = ${c} + excluded.${c}`).join(",\n  ")}`;
+  };
+  return { quarter: one("quarter"), hour: one("hour") };
 }
+
+const both = (db: D1Database, sql: Record<Grain, string>, ...params: unknown[]): D1PreparedStatement[] => [
+  db.prepare(sql.quarter).bind(...params),
+  db.prepare(sql.hour).bind(...params),
+];
 
 const j = (field: string) => `json_extract(value, '$.${field}')`;
 
@@ -185,9 +212,9 @@ const NEW_EVENTS = (() => {
   ]);
 })();
 
-/** Counts the first arrivals of a chunk of event rows; run it just before the chunk's insert. */
-export function newEventsRollup(db: D1Database, chunk: string): D1PreparedStatement {
-  return db.prepare(NEW_EVENTS).bind(chunk);
+/** Counts the first arrivals of a chunk of event rows; run them just before the chunk's insert. */
+export function newEventsRollup(db: D1Database, chunk: string): D1PreparedStatement[] {
+  return both(db, NEW_EVENTS, chunk);
 }
 
 /** Every contribution of the stored events `a` (plain and, where credited, unique). */
@@ -224,8 +251,8 @@ const BACKFILL = (() => {
  * contributions to the keys they will have. Run it just before the back-fill, after the message
  * upsert.
  */
-export function backfillRollup(db: D1Database, accountId: string, emailId: string): D1PreparedStatement {
-  return db.prepare(BACKFILL).bind(accountId, emailId);
+export function backfillRollup(db: D1Database, accountId: string, emailId: string): D1PreparedStatement[] {
+  return both(db, BACKFILL, accountId, emailId);
 }
 
 const REMOVED = (() => {
@@ -255,8 +282,8 @@ const REMOVED = (() => {
 export function removedEventsRollup(
   db: D1Database,
   keys: { account_id: string; occurred_at: number; id: string }[],
-): D1PreparedStatement {
-  return db.prepare(REMOVED).bind(JSON.stringify(keys));
+): D1PreparedStatement[] {
+  return both(db, REMOVED, JSON.stringify(keys));
 }
 
 const REBUILD = upsert("e AS (SELECT * FROM events WHERE account_id = ?1)", [
@@ -272,6 +299,7 @@ const REBUILD = upsert("e AS (SELECT * FROM events WHERE account_id = ?1)", [
 export function rebuildRollups(db: D1Database, accountId: string): D1PreparedStatement[] {
   return [
     db.prepare("DELETE FROM metric_rollups WHERE account_id = ?1").bind(accountId),
-    db.prepare(REBUILD).bind(accountId),
+    db.prepare("DELETE FROM metric_rollups_hour WHERE account_id = ?1").bind(accountId),
+    ...both(db, REBUILD, accountId),
   ];
 }

@@ -166,7 +166,7 @@ export async function writeBatch(
     const key = `${r.account_id}\u0000${r.message.email_id}`;
     if (backfilled.has(key)) continue;
     backfilled.add(key);
-    statements.push(backfillRollup(env.DB, r.account_id, r.message.email_id));
+    statements.push(...backfillRollup(env.DB, r.account_id, r.message.email_id));
     statements.push(env.DB.prepare(BACKFILL_EVENTS).bind(r.account_id, r.message.email_id));
   }
 
@@ -188,14 +188,14 @@ export async function writeBatch(
 
   // Scanner bursts: take back what removed clicks counted in the rollups, then delete them.
   if (bursts.removed.length > 0) {
-    statements.push(removedEventsRollup(env.DB, bursts.removed));
+    statements.push(...removedEventsRollup(env.DB, bursts.removed));
     statements.push(removedClicksRollup(env.DB, bursts.removed));
   }
   statements.push(...bursts.statements);
   const insertAt: number[] = [];
   for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
     // Metrics (SPEC §15) before the insert: it counts the chunk's first arrivals only.
-    statements.push(newEventsRollup(env.DB, chunk));
+    statements.push(...newEventsRollup(env.DB, chunk));
     statements.push(newClicksRollup(env.DB, chunk));
     insertAt.push(statements.length);
     statements.push(env.DB.prepare(INSERT_EVENTS).bind(chunk));

@@ -131,3 +131,23 @@ describe("GET /v1/metrics/links", () => {
     expect((await json(res)).error.param).toBe(param);
   });
 });
+
+describe("which rollups a metrics query reads", () => {
+  it("the coarse hourly rows for whole hours in whole-hour zones, the quarter-hour rows at the edges and otherwise", async () => {
+    const { buildMetricsStatements, metricsWindow, parseMetricsQuery } = await import(
+      "../../src/metrics/query"
+    );
+    const { ZoneOffsets } = await import("../../src/metrics/buckets");
+    const now = Date.parse("2026-04-05T12:07:00Z");
+    const sqlOf = (query: string) => {
+      const q = parseMetricsQuery(new URLSearchParams(query));
+      const w = metricsWindow(q, now);
+      return buildMetricsStatements("acct", q, w, new ZoneOffsets(q.tz, w.start, w.end)).rows.sql;
+    };
+    expect(sqlOf("days=30&group_by=campaign")).toContain("metric_rollups_hour");
+    expect(sqlOf("days=30&tz=America/New_York&interval=hour")).toContain("metric_rollups_hour");
+    expect(sqlOf("days=30&tz=Asia/Kolkata")).not.toContain("metric_rollups_hour");
+    expect(sqlOf("days=30&group_by=recipient_domain")).not.toContain("metric_rollups_hour");
+    expect(sqlOf("days=30&mailbox_provider=google")).not.toContain("metric_rollups_hour");
+  });
+});

@@ -379,7 +379,7 @@ describe("GET /v1/metrics equals GET /v1/events (property)", () => {
       id: e.id,
     }));
     await env.DB.batch([
-      removedEventsRollup(env.DB, keys),
+      ...removedEventsRollup(env.DB, keys),
       env.DB.prepare(
         `DELETE FROM events WHERE (account_id, occurred_at, id) IN
            (SELECT json_extract(value, '$.account_id'), json_extract(value, '$.occurred_at'), json_extract(value, '$.id') FROM json_each(?))`,
@@ -400,9 +400,11 @@ describe("GET /v1/metrics equals GET /v1/events (property)", () => {
 
     // 400 days on, the rollups go too.
     await purgeExpiredRollups(env, NOW + 431 * DAY);
-    const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM metric_rollups WHERE account_id = ?")
-      .bind(account)
-      .first<{ n: number }>();
-    expect(rows?.n).toBe(0);
+    for (const table of ["metric_rollups", "metric_rollups_hour", "link_rollups"]) {
+      const rows = await env.DB.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE account_id = ?`)
+        .bind(account)
+        .first<{ n: number }>();
+      expect(rows?.n, table).toBe(0);
+    }
   }, 240_000);
 });

@@ -63,3 +63,30 @@ CREATE TABLE `link_rollups` (
 	`clicked_by_person` integer DEFAULT 0 NOT NULL,
 	PRIMARY KEY(`account_id`, `day`, `url`, `link_name`, `campaign`, `template_id`, `topic`, `from_domain`, `tags`, `mailbox_provider`)
 ) WITHOUT ROWID;
+--> statement-breakpoint
+CREATE TABLE `metric_rollups_hour` (
+	`account_id` text NOT NULL,
+	`bucket` integer NOT NULL,
+	`campaign` text NOT NULL,
+	`template_id` text NOT NULL,
+	`topic` text NOT NULL,
+	`from_domain` text NOT NULL,
+	`tags` text NOT NULL,
+	`sent` integer DEFAULT 0 NOT NULL,
+	`delivered` integer DEFAULT 0 NOT NULL,
+	`delayed` integer DEFAULT 0 NOT NULL,
+	`bounced` integer DEFAULT 0 NOT NULL,
+	`bounced_permanent` integer DEFAULT 0 NOT NULL,
+	`complained` integer DEFAULT 0 NOT NULL,
+	`unsubscribed` integer DEFAULT 0 NOT NULL,
+	`suppressed` integer DEFAULT 0 NOT NULL,
+	`failed` integer DEFAULT 0 NOT NULL,
+	`opened` integer DEFAULT 0 NOT NULL,
+	`opened_by_proxy` integer DEFAULT 0 NOT NULL,
+	`opened_by_person` integer DEFAULT 0 NOT NULL,
+	`unique_opened` integer DEFAULT 0 NOT NULL,
+	`unique_opened_by_person` integer DEFAULT 0 NOT NULL,
+	`clicked` integer DEFAULT 0 NOT NULL,
+	`unique_clicked` integer DEFAULT 0 NOT NULL,
+	PRIMARY KEY(`account_id`, `bucket`, `campaign`, `template_id`, `topic`, `from_domain`, `tags`)
+) WITHOUT ROWID;
