@@ -20,7 +20,7 @@ const TABLES = [
   "alert_rules",
   "alerts",
   "link_rollups",
-  "metric_rollups_hour",
+  "metric_rollups_day",
 ];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 

@@ -2,8 +2,8 @@ import { integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core"
 
 /** Width of a rollup bucket. Every UTC offset in tzdb today is a multiple of 15 minutes. */
 export const ROLLUP_BUCKET_MS = 15 * 60_000;
-/** Width of a coarse rollup bucket (metric_rollups_hour). */
-export const HOUR_ROLLUP_MS = 60 * 60_000;
+/** Width of a coarse rollup bucket (metric_rollups_day): a UTC day. */
+export const DAY_ROLLUP_MS = 24 * 60 * 60_000;
 
 /** The counters of SPEC §15, in the order they are stored, summed and answered. */
 export const METRIC_COUNTERS = [
@@ -91,23 +91,25 @@ export const metricRollups = sqliteTable(
 );
 
 /**
- * Coarse metrics rollups: one row per account, UTC hour and combination of the dimensions but the
+ * Coarse metrics rollups: one row per account, UTC day and combination of the dimensions but the
  * recipient domain, with the same counters, written by the same statements as metric_rollups (one
- * more statement per write, metrics/rollup.ts). Most queries never need the recipient domain, and it
- * is the key's largest multiplier: a query that neither groups nor filters by it (or by the mailbox
- * provider, derived from it) reads the whole UTC hours of its window here, in a zone whose offsets
- * are whole hours over the window (UTC, Europe, the Americas), and only the partial hours at its
- * edges from metric_rollups (metrics/query.ts). Kept 400 days with metric_rollups.
+ * more statement per write, metrics/rollup.ts). A day, not an hour: at the densities measured
+ * (BENCHMARKS.md) an hour row holds few quarter-hour rows, so it saved little to read and cost as
+ * much to write; a day row folds a whole day. The recipient domain is the key's largest multiplier and
+ * most queries never need it. A query by day, week or month in UTC (the default zone) that neither
+ * groups nor filters by the recipient domain or the mailbox provider reads the whole UTC days of its
+ * window here and only the partial days at its edges from metric_rollups (metrics/query.ts). Kept
+ * 400 days with metric_rollups.
  *
  * Cost: WITHOUT ROWID, no secondary index; a batch's events sum per key before the write, so one row
- * written per distinct (hour, campaign, template, topic, sending domain, tag set) the batch touches:
+ * written per distinct (day, campaign, template, topic, sending domain, tag set) the batch touches:
  * BENCHMARKS.md gives the share per event (all rollup tables together must stay under 1.0).
  */
-export const metricRollupsHour = sqliteTable(
-  "metric_rollups_hour",
+export const metricRollupsDay = sqliteTable(
+  "metric_rollups_day",
   {
     accountId: text("account_id").notNull(),
-    /** Epoch ms of the UTC hour. */
+    /** Epoch ms of the UTC day. */
     bucket: integer("bucket").notNull(),
     campaign: text("campaign").notNull(),
     templateId: text("template_id").notNull(),

@@ -115,13 +115,12 @@ export class ZoneOffsets {
   }
 
   /**
-   * Whether every offset, and every instant it changes, is a whole hour: then every local bucket
-   * (hour, day, week, month) is a union of whole UTC hours, and the coarse hourly rollups answer it.
+   * Whether the zone is at UTC all along (UTC itself, or a zone without offset over the window):
+   * then every local day, week and month is a union of whole UTC days, which the coarse daily
+   * rollups answer.
    */
-  wholeHours(): boolean {
-    return (
-      this.offsets.every((o) => o % HOUR_MS === 0) && this.changes.slice(1).every((c) => c % HOUR_MS === 0)
-    );
+  alwaysUtc(): boolean {
+    return this.offsets.every((o) => o === 0);
   }
 
   private indexAt(t: number): number {

@@ -24,10 +24,10 @@ const DELETE_CHUNK = `
 DELETE FROM metric_rollups WHERE (${KEY}) IN (
   SELECT ${KEY} FROM metric_rollups WHERE account_id = ?1 AND bucket < ?2 ORDER BY bucket LIMIT ?3)`;
 
-const HOUR_KEY = "account_id, bucket, campaign, template_id, topic, from_domain, tags";
-const DELETE_HOUR_CHUNK = `
-DELETE FROM metric_rollups_hour WHERE (${HOUR_KEY}) IN (
-  SELECT ${HOUR_KEY} FROM metric_rollups_hour WHERE account_id = ?1 AND bucket < ?2 ORDER BY bucket LIMIT ?3)`;
+const DAY_KEY = "account_id, bucket, campaign, template_id, topic, from_domain, tags";
+const DELETE_DAY_CHUNK = `
+DELETE FROM metric_rollups_day WHERE (${DAY_KEY}) IN (
+  SELECT ${DAY_KEY} FROM metric_rollups_day WHERE account_id = ?1 AND bucket < ?2 ORDER BY bucket LIMIT ?3)`;
 const LINK_KEY =
   "account_id, day, url, link_name, campaign, template_id, topic, from_domain, tags, mailbox_provider";
 const DELETE_LINK_CHUNK = `
@@ -62,7 +62,7 @@ export async function purgeExpiredRollups(
     for (;;) {
       if (statements >= budget.statements) break walk;
       statements += 1;
-      const { meta } = await env.DB.prepare(DELETE_HOUR_CHUNK)
+      const { meta } = await env.DB.prepare(DELETE_DAY_CHUNK)
         .bind(next.account_id, cutoff, budget.chunk)
         .run();
       deleted += meta.changes;

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { HOUR_ROLLUP_MS, METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
+import { DAY_ROLLUP_MS, METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
 import { HOSTNAME, parseTimestamp } from "../events/query";
 import { TAG_PATTERN, TOPIC_PATTERN } from "../events/record";
 import { validationError } from "../lib/errors";
@@ -235,22 +235,27 @@ export function buildMetricsStatements(
   }
   const providers = q.group_by === "mailbox_provider" || q.mailbox_provider !== undefined;
   const columns = ["bucket", "campaign", "template_id", "topic", "from_domain", "tags", ...METRIC_COUNTERS];
-  // The whole UTC hours of the window from the coarse rollups when nothing needs the recipient
-  // domain and the zone's buckets are unions of whole hours; the partial hours at the edges (and
-  // everything else) from the quarter-hour rollups.
-  const hourStart = Math.ceil(window.start / HOUR_ROLLUP_MS) * HOUR_ROLLUP_MS;
-  const hourEnd = Math.floor(window.end / HOUR_ROLLUP_MS) * HOUR_ROLLUP_MS;
-  const coarse = !providers && q.group_by !== "recipient_domain" && hourStart < hourEnd && zone.wholeHours();
+  // The whole UTC days of the window from the coarse rollups when nothing needs the recipient
+  // domain and the buckets are unions of whole UTC days (days, weeks, months in a zone at UTC all
+  // along); the partial days at the edges (and everything else) from the quarter-hour rollups.
+  const dayStart = Math.ceil(window.start / DAY_ROLLUP_MS) * DAY_ROLLUP_MS;
+  const dayEnd = Math.floor(window.end / DAY_ROLLUP_MS) * DAY_ROLLUP_MS;
+  const coarse =
+    !providers &&
+    q.group_by !== "recipient_domain" &&
+    q.interval !== "hour" &&
+    dayStart < dayEnd &&
+    zone.alwaysUtc();
   const where = (range: string) => ["account_id = ?", range, ...filters].join(" AND ");
   let source: string;
   const params: (string | number)[] = [];
   if (coarse) {
-    source = `(SELECT ${columns.join(", ")} FROM metric_rollups_hour WHERE ${where("bucket >= ? AND bucket < ?")}
+    source = `(SELECT ${columns.join(", ")} FROM metric_rollups_day WHERE ${where("bucket >= ? AND bucket < ?")}
       UNION ALL
       SELECT ${columns.join(", ")} FROM metric_rollups
       WHERE ${where("((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?))")}) AS r`;
-    params.push(accountId, hourStart, hourEnd, ...filterParams);
-    params.push(accountId, window.start, hourStart, hourEnd, window.end, ...filterParams);
+    params.push(accountId, dayStart, dayEnd, ...filterParams);
+    params.push(accountId, window.start, dayStart, dayEnd, window.end, ...filterParams);
   } else {
     const cols = [...columns, "recipient_domain"];
     source = `(SELECT ${cols.join(", ")} FROM metric_rollups WHERE ${where("bucket >= ? AND bucket < ?")}) AS r`;

@@ -1,5 +1,5 @@
 import { ID_DEDUPED_SQL } from "../db/event-record";
-import { HOUR_ROLLUP_MS, METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
+import { DAY_ROLLUP_MS, METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
 
 /**
  * The statements that keep metric_rollups (db/metrics.ts) equal to the events table, run by the
@@ -28,11 +28,11 @@ import { HOUR_ROLLUP_MS, METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS }
 const B = ROLLUP_BUCKET_MS;
 /**
  * The two grains every statement below writes (db/metrics.ts): the quarter-hour rows with every
- * dimension, and the coarser hour rows without the recipient domain, which answer most queries with
+ * dimension, and the coarser UTC-day rows without the recipient domain, which answer most queries with
  * far fewer rows read (metrics/query.ts picks). Each statement is built once per grain.
  */
-type Grain = "quarter" | "hour";
-const TABLE: Record<Grain, string> = { quarter: "metric_rollups", hour: "metric_rollups_hour" };
+type Grain = "quarter" | "day";
+const TABLE: Record<Grain, string> = { quarter: "metric_rollups", day: "metric_rollups_day" };
 const KEY_COLUMNS_OF: Record<Grain, readonly string[]> = {
   quarter: [
     "account_id",
@@ -44,9 +44,9 @@ const KEY_COLUMNS_OF: Record<Grain, readonly string[]> = {
     "recipient_domain",
     "tags",
   ],
-  hour: ["account_id", "bucket", "campaign", "template_id", "topic", "from_domain", "tags"],
+  day: ["account_id", "bucket", "campaign", "template_id", "topic", "from_domain", "tags"],
 };
-const WIDTH: Record<Grain, number> = { quarter: B, hour: HOUR_ROLLUP_MS };
+const WIDTH: Record<Grain, number> = { quarter: B, day: DAY_ROLLUP_MS };
 
 /** Domain of an address: after its last '@' (rtrim strips every trailing character that is not '@'). */
 const recipientDomain = (a: string) =>
@@ -143,12 +143,12 @@ HAVING ${sums.map((s) => `${s} <> 0`).join(" OR ")}
 ON CONFLICT (${key.join(", ")}) DO UPDATE SET
   ${METRIC_COUNTERS.map((c) => `${c} = ${c} + excluded.${c}`).join(",\n  ")}`;
   };
-  return { quarter: one("quarter"), hour: one("hour") };
+  return { quarter: one("quarter"), day: one("day") };
 }
 
 const both = (db: D1Database, sql: Record<Grain, string>, ...params: unknown[]): D1PreparedStatement[] => [
   db.prepare(sql.quarter).bind(...params),
-  db.prepare(sql.hour).bind(...params),
+  db.prepare(sql.day).bind(...params),
 ];
 
 const j = (field: string) => `json_extract(value, '$.${field}')`;
@@ -299,7 +299,7 @@ const REBUILD = upsert("e AS (SELECT * FROM events WHERE account_id = ?1)", [
 export function rebuildRollups(db: D1Database, accountId: string): D1PreparedStatement[] {
   return [
     db.prepare("DELETE FROM metric_rollups WHERE account_id = ?1").bind(accountId),
-    db.prepare("DELETE FROM metric_rollups_hour WHERE account_id = ?1").bind(accountId),
+    db.prepare("DELETE FROM metric_rollups_day WHERE account_id = ?1").bind(accountId),
     ...both(db, REBUILD, accountId),
   ];
 }

@@ -133,7 +133,7 @@ describe("GET /v1/metrics/links", () => {
 });
 
 describe("which rollups a metrics query reads", () => {
-  it("the coarse hourly rows for whole hours in whole-hour zones, the quarter-hour rows at the edges and otherwise", async () => {
+  it("the coarse daily rows for whole UTC days by day, week or month in UTC, the quarter-hour rows at the edges and otherwise", async () => {
     const { buildMetricsStatements, metricsWindow, parseMetricsQuery } = await import(
       "../../src/metrics/query"
     );
@@ -144,10 +144,11 @@ describe("which rollups a metrics query reads", () => {
       const w = metricsWindow(q, now);
       return buildMetricsStatements("acct", q, w, new ZoneOffsets(q.tz, w.start, w.end)).rows.sql;
     };
-    expect(sqlOf("days=30&group_by=campaign")).toContain("metric_rollups_hour");
-    expect(sqlOf("days=30&tz=America/New_York&interval=hour")).toContain("metric_rollups_hour");
-    expect(sqlOf("days=30&tz=Asia/Kolkata")).not.toContain("metric_rollups_hour");
-    expect(sqlOf("days=30&group_by=recipient_domain")).not.toContain("metric_rollups_hour");
-    expect(sqlOf("days=30&mailbox_provider=google")).not.toContain("metric_rollups_hour");
+    expect(sqlOf("days=30&group_by=campaign")).toContain("metric_rollups_day");
+    expect(sqlOf("days=400&interval=month")).toContain("metric_rollups_day");
+    expect(sqlOf("days=30&interval=hour")).not.toContain("metric_rollups_day");
+    expect(sqlOf("days=30&tz=America/New_York")).not.toContain("metric_rollups_day");
+    expect(sqlOf("days=30&group_by=recipient_domain")).not.toContain("metric_rollups_day");
+    expect(sqlOf("days=30&mailbox_provider=google")).not.toContain("metric_rollups_day");
   });
 });

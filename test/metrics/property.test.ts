@@ -400,7 +400,7 @@ describe("GET /v1/metrics equals GET /v1/events (property)", () => {
 
     // 400 days on, the rollups go too.
     await purgeExpiredRollups(env, NOW + 431 * DAY);
-    for (const table of ["metric_rollups", "metric_rollups_hour", "link_rollups"]) {
+    for (const table of ["metric_rollups", "metric_rollups_day", "link_rollups"]) {
       const rows = await env.DB.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE account_id = ?`)
         .bind(account)
         .first<{ n: number }>();

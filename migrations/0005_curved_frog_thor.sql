@@ -64,7 +64,7 @@ CREATE TABLE `link_rollups` (
 	PRIMARY KEY(`account_id`, `day`, `url`, `link_name`, `campaign`, `template_id`, `topic`, `from_domain`, `tags`, `mailbox_provider`)
 ) WITHOUT ROWID;
 --> statement-breakpoint
-CREATE TABLE `metric_rollups_hour` (
+CREATE TABLE `metric_rollups_day` (
 	`account_id` text NOT NULL,
 	`bucket` integer NOT NULL,
 	`campaign` text NOT NULL,
