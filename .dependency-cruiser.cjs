@@ -53,6 +53,16 @@ module.exports = {
       to: { path: "^src/queue/(messages|producer)\\.ts$" },
     },
     {
+      name: "per-email-tables-belong-to-the-store",
+      severity: "error",
+      comment:
+        "Only the event store (src/store/) reads or writes the tables that grow with mail: their Drizzle objects (and the schema barrel that re-exports them) are not imported elsewhere. test/node/store-owns-sql.test.ts refuses raw SQL on them.",
+      from: { path: "^src/", pathNot: "^src/(store/|db/)" },
+      to: {
+        path: "^src/db/(schema|events|messages|message-ids|metric-rollups|webhook-deliveries|click-bursts)\\.ts$",
+      },
+    },
+    {
       name: "src-knows-no-tests",
       severity: "error",
       from: { path: "^src/" },

@@ -18,12 +18,11 @@ import { openSparkPostPage, parseSparkPostQuery } from "../src/compat/sparkpost/
 import type { Env } from "../src/env";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
-import { rebuildLinkRollups } from "../src/metrics/link-rollup";
 import { getLinkMetrics } from "../src/metrics/links";
-import { rebuildRollups } from "../src/metrics/rollup";
 import { getMetrics } from "../src/metrics/routes";
 import { handleEventsBatch } from "../src/queue/consumer";
 import type { QueueMessage } from "../src/queue/messages";
+import { rebuildLinkRollups, rebuildRollups } from "../src/store";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 
 interface BenchEnv extends Env {

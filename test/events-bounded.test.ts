@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { listEvents } from "../src/events/routes";
-import { PAGE_ROW_BUDGET, scanEvents } from "../src/events/scan";
+import { PAGE_ROW_BUDGET, scanEvents } from "../src/store";
 import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "./helpers";
 
 /** SPEC §9 "Bounded work": a page reads at most 10,000 rows, and paging never repeats or skips. */
@@ -181,7 +181,7 @@ describe("scanEvents", () => {
         const seen: string[] = [];
         let position = null;
         for (let n = 0; n < 1000; n++) {
-          const page = await scanEvents(env, account, c.filters, window, position, {
+          const page = await scanEvents(env.DB, account, c.filters, window, position, {
             limit,
             rowBudget,
             ...(c.residual ? { residual: c.residual } : {}),

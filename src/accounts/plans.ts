@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { effectivePlan, plans } from "../config";
-import { accounts } from "../db/schema";
+import { accounts } from "../db/accounts";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 

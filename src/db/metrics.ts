@@ -1,5 +1,3 @@
-import { integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
-
 /** Width of a rollup bucket. Every UTC offset in tzdb today is a multiple of 15 minutes. */
 export const ROLLUP_BUCKET_MS = 15 * 60_000;
 /** Width of a coarse rollup bucket (metric_rollups_day): a UTC day. */
@@ -26,164 +24,39 @@ export const METRIC_COUNTERS = [
 ] as const;
 export type MetricCounter = (typeof METRIC_COUNTERS)[number];
 
-const counter = (name: MetricCounter) => integer(name).notNull().default(0);
+/** The rollup key (db/metric-rollups.ts): the account, the bucket and every dimension GET /v1/metrics filters or groups by. */
+export const ROLLUP_KEY_COLUMNS = [
+  "account_id",
+  "bucket",
+  "campaign",
+  "template_id",
+  "topic",
+  "from_domain",
+  "recipient_domain",
+  "tags",
+] as const;
 
-/**
- * Metrics rollups (SPEC §15): one row per account, 15-minute UTC bucket and combination of the
- * dimensions that GET /v1/metrics filters or groups by, with every counter as a column. Kept 400
- * days, whatever the plan's event retention.
- *
- * - 15 minutes, not an hour: a day, week or month in Asia/Kolkata (+05:30), Asia/Kathmandu (+05:45)
- *   or Australia/Eucla (+08:45) starts on a quarter hour of UTC, and so does every DST change, so
- *   every bucket of every zone is an exact union of 15-minute buckets (metrics/buckets.ts).
- * - Every dimension is in the key (NULL stored as ''), tags as their sorted set: any filter with
- *   any grouping is answered exactly from these rows alone. An event with several tags is one row
- *   (its tag set), so `group_by=tag` expands the set at query time without counting it twice here.
- * - Cost: WITHOUT ROWID (scripts/without-rowid.mjs) and no secondary index, so one upserted key is
- *   one row written. The consumer sums a batch's events per key before it writes, so a batch costs
- *   one row per distinct (bucket, dimensions) it touches: at most 1 row per event, far fewer when
- *   a campaign's events share a quarter hour (BENCHMARKS.md measures the realistic mix).
- */
-export const metricRollups = sqliteTable(
-  "metric_rollups",
-  {
-    accountId: text("account_id").notNull(),
-    /** Epoch ms of the bucket's start: occurred_at rounded down to ROLLUP_BUCKET_MS. */
-    bucket: integer("bucket").notNull(),
-    campaign: text("campaign").notNull(),
-    templateId: text("template_id").notNull(),
-    topic: text("topic").notNull(),
-    fromDomain: text("from_domain").notNull(),
-    recipientDomain: text("recipient_domain").notNull(),
-    /** The event's tags as a sorted JSON array; '[]' when none. */
-    tags: text("tags").notNull(),
-    sent: counter("sent"),
-    delivered: counter("delivered"),
-    delayed: counter("delayed"),
-    bounced: counter("bounced"),
-    bouncedPermanent: counter("bounced_permanent"),
-    complained: counter("complained"),
-    unsubscribed: counter("unsubscribed"),
-    suppressed: counter("suppressed"),
-    failed: counter("failed"),
-    opened: counter("opened"),
-    openedByProxy: counter("opened_by_proxy"),
-    openedByPerson: counter("opened_by_person"),
-    uniqueOpened: counter("unique_opened"),
-    uniqueOpenedByPerson: counter("unique_opened_by_person"),
-    clicked: counter("clicked"),
-    uniqueClicked: counter("unique_clicked"),
-  },
-  (t) => [
-    primaryKey({
-      columns: [
-        t.accountId,
-        t.bucket,
-        t.campaign,
-        t.templateId,
-        t.topic,
-        t.fromDomain,
-        t.recipientDomain,
-        t.tags,
-      ],
-    }),
-  ],
-);
+/** The key of the coarse daily rollups (db/metric-rollups.ts): no recipient domain. */
+export const DAY_ROLLUP_KEY_COLUMNS = [
+  "account_id",
+  "bucket",
+  "campaign",
+  "template_id",
+  "topic",
+  "from_domain",
+  "tags",
+] as const;
 
-/**
- * Coarse metrics rollups: one row per account, UTC day and combination of the dimensions but the
- * recipient domain, with the same counters, written by the same statements as metric_rollups (one
- * more statement per write, metrics/rollup.ts). A day, not an hour: at the densities measured
- * (BENCHMARKS.md) an hour row holds few quarter-hour rows, so it saved little to read and cost as
- * much to write; a day row folds a whole day. The recipient domain is the key's largest multiplier and
- * most queries never need it. A query by day, week or month in UTC (the default zone) that neither
- * groups nor filters by the recipient domain or the mailbox provider reads the whole UTC days of its
- * window here and only the partial days at its edges from metric_rollups (metrics/query.ts). Kept
- * 400 days with metric_rollups.
- *
- * Cost: WITHOUT ROWID, no secondary index; a batch's events sum per key before the write, so one row
- * written per distinct (day, campaign, template, topic, sending domain, tag set) the batch touches:
- * BENCHMARKS.md gives the share per event (all rollup tables together must stay under 1.0).
- */
-export const metricRollupsDay = sqliteTable(
-  "metric_rollups_day",
-  {
-    accountId: text("account_id").notNull(),
-    /** Epoch ms of the UTC day. */
-    bucket: integer("bucket").notNull(),
-    campaign: text("campaign").notNull(),
-    templateId: text("template_id").notNull(),
-    topic: text("topic").notNull(),
-    fromDomain: text("from_domain").notNull(),
-    tags: text("tags").notNull(),
-    sent: counter("sent"),
-    delivered: counter("delivered"),
-    delayed: counter("delayed"),
-    bounced: counter("bounced"),
-    bouncedPermanent: counter("bounced_permanent"),
-    complained: counter("complained"),
-    unsubscribed: counter("unsubscribed"),
-    suppressed: counter("suppressed"),
-    failed: counter("failed"),
-    opened: counter("opened"),
-    openedByProxy: counter("opened_by_proxy"),
-    openedByPerson: counter("opened_by_person"),
-    uniqueOpened: counter("unique_opened"),
-    uniqueOpenedByPerson: counter("unique_opened_by_person"),
-    clicked: counter("clicked"),
-    uniqueClicked: counter("unique_clicked"),
-  },
-  (t) => [
-    primaryKey({ columns: [t.accountId, t.bucket, t.campaign, t.templateId, t.topic, t.fromDomain, t.tags] }),
-  ],
-);
-
-/**
- * Clicks per link (SPEC §15 GET /v1/metrics/links): one row per account, UTC day, link (url and
- * link name) and the dimensions the links route filters by, with three counters. Kept 400 days
- * like metric_rollups (purged with them).
- *
- * - A day, not a quarter hour: links are asked over days (1-400), and a 400-day answer must read
- *   within §18's 10,000 rows; the window is widened to whole UTC days (the response says which).
- * - `mailbox_provider` is resolved when the click is written (a consumer domain's provider, else the
- *   one learned for the recipient's domain, else other), so the table needs no recipient domain.
- * - Cost: WITHOUT ROWID, no secondary index; the consumer sums a batch's clicks per key, so at most
- *   one row written per click and far fewer (clicks of one campaign's link on one day share a row).
- *   Only clicks write here (a few per cent of events): BENCHMARKS.md gives rows per event.
- */
-export const linkRollups = sqliteTable(
-  "link_rollups",
-  {
-    accountId: text("account_id").notNull(),
-    /** Epoch ms of the UTC day. */
-    day: integer("day").notNull(),
-    url: text("url").notNull(),
-    /** The link's name ('' when none). */
-    linkName: text("link_name").notNull(),
-    campaign: text("campaign").notNull(),
-    templateId: text("template_id").notNull(),
-    topic: text("topic").notNull(),
-    fromDomain: text("from_domain").notNull(),
-    tags: text("tags").notNull(),
-    mailboxProvider: text("mailbox_provider").notNull(),
-    clicked: counter("clicked"),
-    uniqueClicked: counter("unique_clicked"),
-    clickedByPerson: integer("clicked_by_person").notNull().default(0),
-  },
-  (t) => [
-    primaryKey({
-      columns: [
-        t.accountId,
-        t.day,
-        t.url,
-        t.linkName,
-        t.campaign,
-        t.templateId,
-        t.topic,
-        t.fromDomain,
-        t.tags,
-        t.mailboxProvider,
-      ],
-    }),
-  ],
-);
+/** The key of the link rollups (db/metric-rollups.ts). */
+export const LINK_ROLLUP_KEY_COLUMNS = [
+  "account_id",
+  "day",
+  "url",
+  "link_name",
+  "campaign",
+  "template_id",
+  "topic",
+  "from_domain",
+  "tags",
+  "mailbox_provider",
+] as const;

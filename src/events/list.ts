@@ -1,8 +1,8 @@
 import { getAccountPlan } from "../accounts/plans";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
+import { countEvents, scanEvents } from "../store";
 import {
-  buildEventStatements,
   clampWindow,
   decodeCursor,
   type EventQuery,
@@ -11,7 +11,6 @@ import {
   parseEventQuery,
   requestedWindow,
 } from "./query";
-import { scanEvents } from "./scan";
 import { type PublicEvent, toPublicEvent } from "./serialize";
 
 export interface EventPage {
@@ -57,14 +56,11 @@ export async function listEvents(
   const window = clampWindow(requested, plan.retention_days, now);
   // The page reads at most PAGE_ROW_BUDGET rows and may come back short, with a cursor where it stopped.
   // count=true is exact: one COUNT over the same access path, run beside it (cost in BENCHMARKS.md).
-  const { count } = buildEventStatements(accountId, query.filters, window, null, query.limit);
+  // The account's events database: one today; a shard router will choose it (SPEC §17).
+  const db = env.DB;
   const [scan, countResult] = await Promise.all([
-    scanEvents(env, accountId, query.filters, window, cursor?.position ?? null, { limit: query.limit }),
-    query.count
-      ? env.DB.prepare(count.sql)
-          .bind(...count.params)
-          .all<{ total: number }>()
-      : null,
+    scanEvents(db, accountId, query.filters, window, cursor?.position ?? null, { limit: query.limit }),
+    query.count ? countEvents(db, accountId, query.filters, window) : null,
   ]);
   const more = scan.hasMore && scan.next !== null;
 
@@ -78,8 +74,8 @@ export async function listEvents(
       end: new Date(window.end).toISOString(),
       clamped: window.clamped,
     },
-    ...(countResult ? { total: countResult.results[0]?.total ?? 0 } : {}),
+    ...(countResult ? { total: countResult.total } : {}),
     rowsRead: scan.rowsRead,
-    ...(countResult ? { countRowsRead: countResult.meta.rows_read } : {}),
+    ...(countResult ? { countRowsRead: countResult.rowsRead } : {}),
   };
 }

@@ -4,6 +4,7 @@ import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
 import { DAY_MS, integerParam } from "../lib/params";
+import { sumLinkRollups } from "../store";
 import { MAX_DAYS, metricsQuerySchema, metricsWindow, parseMetricsQuery } from "./query";
 
 /**
@@ -49,15 +50,6 @@ export const linksSchema = z
   })
   .meta({ id: "LinkMetrics" });
 
-interface LinkRow {
-  url: string;
-  link_name: string;
-  clicked: number;
-  unique_clicked: number;
-  clicked_by_person: number;
-  n: number;
-}
-
 export async function getLinkMetrics(
   env: Env,
   accountId: string,
@@ -86,33 +78,7 @@ export async function getLinkMetrics(
   const start = Math.max(Math.floor(grid.start / DAY_MS) * DAY_MS, earliest);
   const end = Math.max(Math.ceil(grid.end / DAY_MS) * DAY_MS, start);
 
-  const where = ["account_id = ?", "day >= ?", "day < ?"];
-  const values: (string | number)[] = [accountId, start, end];
-  const eq = (column: string, value: string | undefined) => {
-    if (value === undefined) return;
-    where.push(`${column} = ?`);
-    values.push(value);
-  };
-  eq("campaign", q.campaign);
-  eq("template_id", q.template_id);
-  eq("topic", q.topic);
-  eq("from_domain", q.domain);
-  eq("mailbox_provider", q.mailbox_provider);
-  if (q.tags) {
-    where.push(
-      `EXISTS (SELECT 1 FROM json_each(tags) AS f WHERE f.value IN (${q.tags.map(() => "?").join(", ")}))`,
-    );
-    values.push(...q.tags);
-  }
-  const result = await env.DB.prepare(
-    `WITH r AS (SELECT url, link_name, clicked, unique_clicked, clicked_by_person FROM link_rollups
-                WHERE ${where.join(" AND ")} LIMIT ${ROWS_BUDGET + 1})
-     SELECT url, link_name, SUM(clicked) AS clicked, SUM(unique_clicked) AS unique_clicked,
-            SUM(clicked_by_person) AS clicked_by_person, COUNT(*) AS n
-     FROM r GROUP BY url, link_name`,
-  )
-    .bind(...values)
-    .all<LinkRow>();
+  const result = await sumLinkRollups(env.DB, accountId, { start, end, ...q }, ROWS_BUDGET + 1);
   const scanned = result.results.reduce((s, r) => s + r.n, 0);
   if (scanned > ROWS_BUDGET) {
     throw validationError(

@@ -4,11 +4,11 @@ import { METRIC_COUNTERS, type MetricCounter } from "../db/metrics";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
+import { sumRollups } from "../store";
 import { ZoneOffsets } from "./buckets";
 import { registerLinkMetricsRoute } from "./links";
 import {
   addCounters,
-  buildMetricsStatements,
   type Counters,
   GROUP_BY,
   isEmpty,
@@ -16,7 +16,6 @@ import {
   metricsWindow,
   parseMetricsQuery,
   RATES,
-  type RollupRow,
   ratesOf,
   zeroCounters,
 } from "./query";
@@ -81,23 +80,14 @@ export async function getMetrics(
     if (!known) throw validationError("domain", `domain ${q.domain} is not one this account has sent from`);
   }
   const zone = new ZoneOffsets(q.tz, window.start, window.end);
-  const { rows, totals } = buildMetricsStatements(accountId, q, window, zone);
-  const [rowsResult, totalsResult] = await Promise.all([
-    env.DB.prepare(rows.sql)
-      .bind(...rows.params)
-      .all<RollupRow>(),
-    totals
-      ? env.DB.prepare(totals.sql)
-          .bind(...totals.params)
-          .all<Counters>()
-      : null,
-  ]);
+  const summed = await sumRollups(env.DB, accountId, q, window, zone);
+  const totals = q.group_by === "tag";
 
   // SQL summed each local bucket; its start comes from its earliest instant.
   const starts = new Map<number, number>();
   const buckets: { start: number; group: string | null; counters: Counters }[] = [];
   const sum = zeroCounters();
-  for (const row of rowsResult.results) {
+  for (const row of summed.rows) {
     let start = starts.get(row.first);
     if (start === undefined) {
       start = zone.bucketStart(row.first, q.interval);
@@ -108,8 +98,7 @@ export async function getMetrics(
     buckets.push({ start, group: row.grp, counters });
     if (!totals) addCounters(sum, row);
   }
-  const totalRow = totalsResult?.results[0];
-  if (totalRow) addCounters(sum, totalRow);
+  if (summed.totals) addCounters(sum, summed.totals);
 
   const data = buckets
     .filter((b) => !isEmpty(b.counters))
@@ -131,7 +120,7 @@ export async function getMetrics(
     group_by: q.group_by ?? null,
     data,
     totals: { ...sum, ...ratesOf(sum) },
-    rowsRead: rowsResult.meta.rows_read + (totalsResult?.meta.rows_read ?? 0),
+    rowsRead: summed.rowsRead,
   };
 }
 

@@ -1,7 +1,6 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
-import { type QueueMessage, queueMessageSchema } from "../pipeline/messages";
-import { writeRetried } from "./consumer";
+import { validMessages, writeRetried } from "./consumer";
 import { type ParkedRecord, parkedKey, syncMirrorLogged } from "./parked";
 
 /** Seconds before a dead letter whose parking failed (R2 trouble) is offered again. */
@@ -14,21 +13,14 @@ const PARK_RETRY_SECONDS = 60;
  * A message that fails validation could never be written: logged whole and acknowledged.
  */
 export async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const valid: { message: Message<unknown>; body: QueueMessage }[] = [];
-  for (const message of batch.messages) {
-    const parsed = queueMessageSchema.safeParse(message.body);
-    if (parsed.success) {
-      valid.push({ message, body: parsed.data });
-    } else {
-      log("error", "invalid dead-lettered queue message dropped", {
-        queue: batch.queue,
-        message_id: message.id,
-        attempts: message.attempts,
-        body: message.body,
-      });
-      message.ack();
-    }
-  }
+  const valid = validMessages(batch, (message) =>
+    log("error", "invalid dead-lettered queue message dropped", {
+      queue: batch.queue,
+      message_id: message.id,
+      attempts: message.attempts,
+      body: message.body,
+    }),
+  );
   if (valid.length === 0) return;
 
   try {

@@ -1,7 +1,8 @@
 import type { Env } from "../env";
 import { type MailboxProvider, NO_COMPLAINT_FEEDBACK } from "../mailbox/providers";
 import { ZoneOffsets } from "../metrics/buckets";
-import { buildMetricsStatements, metricsWindow, parseMetricsQuery, type RollupRow } from "../metrics/query";
+import { metricsWindow, parseMetricsQuery, type RollupRow } from "../metrics/query";
+import { rollupStatements } from "../store";
 
 /**
  * Reputation rates (SPEC §19) from the metrics rollups, shared by GET /v1/reputation and the alert
@@ -76,13 +77,13 @@ export function windowCountersStatement(
   for (const [k, v] of Object.entries(filters)) if (v !== undefined) params.set(k, v);
   const q = parseMetricsQuery(params);
   const window = metricsWindow(q, now);
-  const { rows } = buildMetricsStatements(
+  const { rows: statement } = rollupStatements(
+    db,
     accountId,
     q,
     window,
     new ZoneOffsets("UTC", window.start, window.end),
   );
-  const statement = db.prepare(rows.sql).bind(...rows.params);
   const read = (result: D1Result<unknown>): WindowResult => {
     const byName = new Map<MailboxProvider, ProviderCounters>();
     for (const row of result.results as RollupRow[]) {

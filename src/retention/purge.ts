@@ -1,6 +1,7 @@
 import { effectivePlan } from "../config";
 import type { Env } from "../env";
 import { DAY_MS } from "../lib/params";
+import { budgetedWalk, expiredEventsWalk, type PurgeBudget } from "../store";
 import { readCursor, writeCursor } from "./task-cursor";
 
 /**
@@ -19,16 +20,7 @@ import { readCursor, writeCursor } from "./task-cursor";
  * id) range before the events themselves, so a chunk never leaves deliveries without their event.
  */
 
-export interface PurgeBudget {
-  /** Rows one DELETE removes at most. */
-  chunk: number;
-  /** Rows one run removes at most. */
-  rows: number;
-  /** D1 statements one run issues at most (Workers bound the queries of one invocation). */
-  statements: number;
-  /** Wall-clock milliseconds one run may take before it stops at the next statement boundary. */
-  timeMs: number;
-}
+export type { PurgeBudget };
 
 export const DEFAULT_PURGE_BUDGET: PurgeBudget = {
   chunk: 1000,
@@ -47,52 +39,18 @@ export interface PurgeResult {
 
 export const PURGE_CURSOR_KEY = "meta:purge";
 
-const NEXT_ACCOUNT = `
-SELECT e.account_id AS account_id, a.plan AS plan
-FROM (SELECT account_id FROM events WHERE account_id > ?1 ORDER BY account_id LIMIT 1) AS e
-LEFT JOIN accounts AS a ON a.id = e.account_id`;
-
-const DELETE_CHUNK = `
-DELETE FROM events WHERE (account_id, occurred_at, id) IN (
-  SELECT account_id, occurred_at, id FROM events
-  WHERE account_id = ?1 AND occurred_at < ?2 ORDER BY occurred_at LIMIT ?3)`;
-
 export async function purgeExpiredEvents(
   env: Env,
   now: number,
   budget: PurgeBudget = DEFAULT_PURGE_BUDGET,
 ): Promise<PurgeResult> {
-  const started = Date.now();
-  let statements = 0;
-  let deleted = 0;
-  let accounts = 0;
-  const exhausted = () =>
-    statements >= budget.statements || deleted >= budget.rows || Date.now() - started >= budget.timeMs;
-
-  let after = (await readCursor<{ after: string }>(env, PURGE_CURSOR_KEY))?.after ?? "";
-  let complete = false;
-  walk: while (!exhausted()) {
-    statements += 1;
-    const next = await env.DB.prepare(NEXT_ACCOUNT)
-      .bind(after)
-      .first<{ account_id: string; plan: string | null }>();
-    if (!next) {
-      complete = true;
-      break;
-    }
-    const days = effectivePlan(env, next.plan).retention_days;
-    const cutoff = now - days * DAY_MS;
-    for (;;) {
-      if (exhausted()) break walk; // `after` stays before this account, so the next run resumes it
-      const limit = Math.min(budget.chunk, budget.rows - deleted);
-      statements += 1;
-      const { meta } = await env.DB.prepare(DELETE_CHUNK).bind(next.account_id, cutoff, limit).run();
-      deleted += meta.changes;
-      if (meta.changes < limit) break;
-    }
-    accounts += 1;
-    after = next.account_id;
-  }
-  await writeCursor(env, PURGE_CURSOR_KEY, complete ? null : { after });
-  return { accounts, deleted, complete };
+  const after = (await readCursor<{ after: string }>(env, PURGE_CURSOR_KEY))?.after ?? "";
+  const walk = expiredEventsWalk(
+    env.DB,
+    (account) => now - effectivePlan(env, account.plan).retention_days * DAY_MS,
+  );
+  // Stopped inside an account: `after` stays before it, so the next run resumes it.
+  const run = await budgetedWalk(walk, { after }, budget);
+  await writeCursor(env, PURGE_CURSOR_KEY, run.complete ? null : { after: run.after });
+  return { accounts: run.groups, deleted: run.deleted, complete: run.complete };
 }

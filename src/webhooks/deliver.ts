@@ -5,6 +5,12 @@ import type { Env } from "../env";
 import { type EventDbRow, toPublicEvent } from "../events/serialize";
 import { describeError, log } from "../lib/log";
 import { DAY_MS } from "../lib/params";
+import {
+  type DeliveryStateRow,
+  deliveriesByKeyStatement,
+  eventsByKeyStatement,
+  upsertDelivery,
+} from "../store";
 import { sendDeliveries } from "./enqueue";
 import { matches } from "./match";
 import { type WebhookMessage, webhookMessageSchema } from "./messages";
@@ -239,17 +245,10 @@ async function loadItems(
   parsed: { message: Message<unknown>; m: WebhookMessage }[],
   now: number,
 ): Promise<Item[]> {
-  const events = JSON.stringify(
-    parsed
-      .filter(({ m }) => !isAlertId(m.event_id))
-      .map(({ m }) => [m.account_id, m.occurred_at, m.event_id]),
-  );
-  const alerts = JSON.stringify(
+  // Alerts (alt_…) are in the control database; every other id names a stored event.
+  const alertKeys = JSON.stringify(
     parsed.filter(({ m }) => isAlertId(m.event_id)).map(({ m }) => [m.account_id, m.occurred_at, m.event_id]),
   );
-  const rows = JSON.stringify(parsed.map(({ m }) => [m.endpoint_id, m.occurred_at, m.event_id]));
-  // A join on json_each, so each key is one primary-key lookup (a row-value IN would use only the
-  // key's first column and walk the account's events).
   const [endpoints, [eventResult, deliveryResult, alertResult]] = await Promise.all([
     endpointsOf(
       env,
@@ -257,20 +256,20 @@ async function loadItems(
       now,
     ),
     env.DB.batch([
-      env.DB.prepare(
-        `SELECT e.* FROM json_each(?1) AS k JOIN events AS e
-           ON e.account_id = k.value->>0 AND e.occurred_at = k.value->>1 AND e.id = k.value->>2`,
-      ).bind(events),
-      env.DB.prepare(
-        `SELECT d.endpoint_id, d.event_occurred_at, d.event_id, d.status, d.attempts, d.first_attempt_at,
-                d.last_attempt_at
-         FROM json_each(?1) AS k JOIN webhook_deliveries AS d
-           ON d.endpoint_id = k.value->>0 AND d.event_occurred_at = k.value->>1 AND d.event_id = k.value->>2`,
-      ).bind(rows),
+      eventsByKeyStatement(
+        env.DB,
+        parsed
+          .filter(({ m }) => !isAlertId(m.event_id))
+          .map(({ m }) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
+      ),
+      deliveriesByKeyStatement(
+        env.DB,
+        parsed.map(({ m }) => m),
+      ),
       env.DB.prepare(
         `SELECT a.* FROM json_each(?1) AS k JOIN alerts AS a
            ON a.account_id = k.value->>0 AND a.occurred_at = k.value->>1 AND a.id = k.value->>2`,
-      ).bind(alerts),
+      ).bind(alertKeys),
     ]),
   ]);
   const eventsByKey = new Map<string, Deliverable>([
@@ -282,13 +281,10 @@ async function loadItems(
     ),
   ]);
   const deliveriesByKey = new Map(
-    (
-      (deliveryResult?.results ?? []) as (DeliveryRow & {
-        endpoint_id: string;
-        event_occurred_at: number;
-        event_id: string;
-      })[]
-    ).map((d) => [key(d.endpoint_id, d.event_occurred_at, d.event_id), d]),
+    ((deliveryResult?.results ?? []) as DeliveryStateRow[]).map((d) => [
+      key(d.endpoint_id, d.event_occurred_at, d.event_id),
+      d,
+    ]),
   );
   return parsed.map(({ message, m }) => ({
     message,
@@ -482,25 +478,18 @@ function deliveryUpsert(
   eventType: string,
   f: RecordFields,
 ): D1PreparedStatement {
-  return env.DB.prepare(
-    `INSERT INTO webhook_deliveries (endpoint_id, event_occurred_at, event_id, account_id, event_type, status,
-       attempts, first_attempt_at, last_attempt_at, next_attempt_at, response_status, error)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-     ON CONFLICT DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
-       first_attempt_at = excluded.first_attempt_at, last_attempt_at = excluded.last_attempt_at,
-       next_attempt_at = excluded.next_attempt_at, response_status = excluded.response_status, error = excluded.error`,
-  ).bind(
-    m.endpoint_id,
-    m.occurred_at,
-    m.event_id,
-    m.account_id,
-    eventType,
-    f.status,
-    f.attempts + (f.counted ? 1 : 0),
-    f.firstAttemptAt,
-    f.lastAttemptAt,
-    f.nextAttemptAt ?? null,
-    f.responseStatus,
-    f.error,
-  );
+  return upsertDelivery(env.DB, {
+    endpoint_id: m.endpoint_id,
+    event_occurred_at: m.occurred_at,
+    event_id: m.event_id,
+    account_id: m.account_id,
+    event_type: eventType,
+    status: f.status,
+    attempts: f.attempts + (f.counted ? 1 : 0),
+    first_attempt_at: f.firstAttemptAt,
+    last_attempt_at: f.lastAttemptAt,
+    next_attempt_at: f.nextAttemptAt ?? null,
+    response_status: f.responseStatus,
+    error: f.error,
+  });
 }

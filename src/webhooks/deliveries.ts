@@ -3,6 +3,7 @@ import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
 import { openCursor, sealCursor } from "../lib/keyset-cursor";
+import { listDeliveryRows } from "../store";
 import { DELIVERY_STATUSES } from "./schema";
 
 /**
@@ -45,18 +46,6 @@ export function parseDeliveryQuery(
   };
 }
 
-interface DeliveryDbRow {
-  event_occurred_at: number;
-  event_id: string;
-  event_type: string;
-  status: string;
-  attempts: number;
-  last_attempt_at: number;
-  next_attempt_at: number | null;
-  response_status: number | null;
-  error: string | null;
-}
-
 /** The public id of a delivery: derived from its key, so it needs no column. */
 export async function deliveryId(endpointId: string, eventId: string): Promise<string> {
   return `wdl_${await hashId(endpointId, eventId)}`;
@@ -77,29 +66,14 @@ export async function listDeliveries(env: Env, accountId: string, endpointId: st
           cursorSchema,
           "after belongs to another listing; repeat status and event_id unchanged",
         );
-  const where = ["endpoint_id = ?1", "account_id = ?2"];
-  const params: (string | number)[] = [endpointId, accountId];
-  if (position) {
-    params.push(position.t, position.e);
-    where.push(`(event_occurred_at, event_id) < (?${params.length - 1}, ?${params.length})`);
-  }
-  if (q.status !== null) {
-    params.push(q.status);
-    where.push(`status = ?${params.length}`);
-  }
-  if (q.eventId !== null) {
-    params.push(q.eventId);
-    where.push(`event_id = ?${params.length}`);
-  }
-  params.push(q.limit + 1);
-  const { results } = await env.DB.prepare(
-    `SELECT event_occurred_at, event_id, event_type, status, attempts, last_attempt_at, next_attempt_at,
-            response_status, error
-     FROM webhook_deliveries WHERE ${where.join(" AND ")}
-     ORDER BY event_occurred_at DESC, event_id DESC LIMIT ?${params.length}`,
-  )
-    .bind(...params)
-    .all<DeliveryDbRow>();
+  const results = await listDeliveryRows(env.DB, {
+    accountId,
+    endpointId,
+    before: position ? { occurredAt: position.t, eventId: position.e } : null,
+    status: q.status,
+    eventId: q.eventId,
+    limit: q.limit + 1,
+  });
   const hasMore = results.length > q.limit;
   const shown = hasMore ? results.slice(0, q.limit) : results;
   const last = shown[shown.length - 1];

@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import type { QueueMessage } from "../pipeline/messages";
+import { eventsByKey } from "../store";
 import { CLICK_DELAY_SECONDS, type Delivery, sendDeliveries } from "./enqueue";
 import { type MatchableEvent, matches } from "./match";
 import { endpointsOf } from "./store";
@@ -17,16 +18,13 @@ import { endpointsOf } from "./store";
  * event) pair that already has a delivery row is dropped, so nothing is delivered twice.
  */
 
-/** A stored event as the fan-out needs it (the INSERT's RETURNING columns). */
+/** A stored event as the fan-out needs it (the INSERT's RETURNING columns, store/event-writes.ts). */
 export interface StoredEvent extends MatchableEvent {
   account_id: string;
   occurred_at: number;
   id: string;
   tags: string;
 }
-
-/** Columns for `RETURNING`, in the events table's names. */
-export const FANOUT_COLUMNS = "account_id, occurred_at, id, type, topic, campaign, from_domain, tags";
 
 export async function fanOutNewEvents(
   env: Env,
@@ -43,7 +41,8 @@ export async function fanOutNewEvents(
     .map((e) => (e.body as Extract<QueueMessage, { type: "event" }>).event)
     .filter((e) => !events.has(key(e.account_id, e.id)));
   if (retried.length > 0) {
-    for (const e of await loadStored(env, retried)) events.set(key(e.account_id, e.id), e);
+    // The stored (enriched) versions; events not stored are left out.
+    for (const e of await eventsByKey(env.DB, retried)) events.set(key(e.account_id, e.id), e);
   }
   if (events.size === 0) return 0;
 
@@ -70,26 +69,4 @@ export async function fanOutNewEvents(
   }
   await sendDeliveries(env, deliveries);
   return deliveries.length;
-}
-
-/** The stored versions (enriched) of events named by primary key; events not stored are left out. */
-async function loadStored(
-  env: Env,
-  keys: { account_id: string; occurred_at: number; id: string }[],
-): Promise<StoredEvent[]> {
-  const out: StoredEvent[] = [];
-  for (let i = 0; i < keys.length; i += 500) {
-    const param = JSON.stringify(keys.slice(i, i + 500).map((k) => [k.account_id, k.occurred_at, k.id]));
-    const { results } = await env.DB.prepare(
-      // One primary-key lookup per key (a row-value IN would walk the account's events).
-      `SELECT ${FANOUT_COLUMNS.split(", ")
-        .map((c) => `e.${c}`)
-        .join(", ")} FROM json_each(?1) AS k JOIN events AS e
-         ON e.account_id = k.value->>0 AND e.occurred_at = k.value->>1 AND e.id = k.value->>2`,
-    )
-      .bind(param)
-      .all<StoredEvent>();
-    out.push(...results);
-  }
-  return out;
 }

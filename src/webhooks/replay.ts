@@ -3,8 +3,9 @@ import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 import { DAY_MS } from "../lib/params";
+import { eventsByIds, eventsInWindowOldestFirst } from "../store";
 import { sendDeliveries } from "./enqueue";
-import { FANOUT_COLUMNS, type StoredEvent } from "./fanout";
+import type { StoredEvent } from "./fanout";
 import { matches, subscriptionOf } from "./match";
 import { MAX_REPLAY_WINDOW_EVENTS } from "./schema";
 
@@ -28,32 +29,17 @@ export async function replay(
   const plan = await getAccountPlan(env, endpoint.accountId);
   const earliest = now - plan.retention_days * DAY_MS;
   let events: StoredEvent[];
+  const db = env.DB;
   if (request.kind === "ids") {
-    // No index by id alone: this walks the account's retained events (see BENCHMARKS.md).
-    const { results } = await env.DB.prepare(
-      `SELECT ${FANOUT_COLUMNS} FROM events
-       WHERE account_id = ?1 AND occurred_at >= ?2 AND id IN (SELECT value FROM json_each(?3))`,
-    )
-      .bind(endpoint.accountId, earliest, JSON.stringify([...new Set(request.eventIds)]))
-      .all<StoredEvent>();
-    events = results;
+    events = await eventsByIds(db, endpoint.accountId, earliest, request.eventIds);
   } else {
     const start = Math.max(request.start, earliest);
-    const types = request.eventTypes;
-    const { results } = await env.DB.prepare(
-      `SELECT ${FANOUT_COLUMNS} FROM events
-       WHERE account_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3
-         ${types === null ? "" : "AND type IN (SELECT value FROM json_each(?5))"}
-       ORDER BY occurred_at LIMIT ?4`,
-    )
-      .bind(
-        endpoint.accountId,
-        start,
-        request.end,
-        MAX_REPLAY_WINDOW_EVENTS + 1,
-        ...(types === null ? [] : [JSON.stringify(types)]),
-      )
-      .all<StoredEvent>();
+    const results = await eventsInWindowOldestFirst(db, endpoint.accountId, {
+      start,
+      end: request.end,
+      types: request.eventTypes,
+      limit: MAX_REPLAY_WINDOW_EVENTS + 1,
+    });
     if (results.length > MAX_REPLAY_WINDOW_EVENTS) {
       throw validationError(
         "start",

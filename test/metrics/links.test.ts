@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { EventRecord } from "../../src/events/record";
-import { removedClicksRollup } from "../../src/metrics/link-rollup";
+import { removedClicksRollup } from "../../src/store";
 import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "../helpers";
 
 const HOUR = 3_600_000;
@@ -134,9 +134,8 @@ describe("GET /v1/metrics/links", () => {
 
 describe("which rollups a metrics query reads", () => {
   it("the coarse daily rows for whole UTC days by day, week or month in UTC, the quarter-hour rows at the edges and otherwise", async () => {
-    const { buildMetricsStatements, metricsWindow, parseMetricsQuery } = await import(
-      "../../src/metrics/query"
-    );
+    const { metricsWindow, parseMetricsQuery } = await import("../../src/metrics/query");
+    const { buildMetricsStatements } = await import("../../src/store");
     const { ZoneOffsets } = await import("../../src/metrics/buckets");
     const now = Date.parse("2026-04-05T12:07:00Z");
     const sqlOf = (query: string) => {

@@ -4,10 +4,10 @@ import { METRIC_COUNTERS, type MetricCounter } from "../../src/db/metrics";
 import type { EventRecord } from "../../src/events/record";
 import { purgeExpiredRollups } from "../../src/metrics/purge-rollups";
 import { ratesOf } from "../../src/metrics/query";
-import { removedEventsRollup } from "../../src/metrics/rollup";
 import { getMetrics } from "../../src/metrics/routes";
 import type { QueueMessage } from "../../src/queue/messages";
 import { purgeExpiredEvents } from "../../src/retention/purge";
+import { removedEventsRollup } from "../../src/store";
 import { consume, event, freshAccount } from "../helpers";
 import {
   allEvents,

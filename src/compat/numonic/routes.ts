@@ -10,11 +10,12 @@ import type { EventDbRow } from "../../events/serialize";
 import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { DAY_MS } from "../../lib/params";
+import { offsetPage } from "../../store";
 import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
 import { removeEntries } from "../../suppressions/store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
-import { intParam, knownParams, offsetPage } from "../offset";
+import { intParam, knownParams } from "../params";
 
 /** Numonic's events and suppression APIs (SPEC §16) over mailtrail's events and suppressions. */
 
@@ -87,7 +88,7 @@ export async function listNumonicEvents(
   const page = intParam("page", params.page, 1, MAX_PAGE, 1);
   const limit = intParam("limit", params.limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
   const plan = await getAccountPlan(env, accountId);
-  const { rows, total, rowsRead } = await offsetPage(env, accountId, {
+  const { rows, total, rowsRead } = await offsetPage(env.DB, accountId, {
     window: { start: now - plan.retention_days * DAY_MS, end: now },
     types,
     emailId: null,

@@ -1,5 +1,5 @@
 import type { EventType } from "../../events/record";
-import type { AccessPath, ScanFilter } from "../scan";
+import type { AccessPath } from "../../store";
 import { BOUNCE_CLASS_SQL } from "./bounce-class";
 import { SPARKPOST_TYPES, type SparkPostType } from "./event-map";
 
@@ -87,7 +87,11 @@ const typesOf = (events: SparkPostType[]): EventType[] =>
 export const sqlLiteral = (value: string) => `'${value.replaceAll("'", "''")}'`;
 
 /** The filters as an SQL predicate, and the access path the scan should use. */
-export function compileFilters(filters: SparkPostFilters): Pick<ScanFilter, "sql" | "params" | "access"> {
+export function compileFilters(filters: SparkPostFilters): {
+  sql: string | null;
+  params: (string | number)[];
+  access: AccessPath;
+} {
   if (filters.impossible !== null) return { sql: "0", params: [], access: { kind: "time" } };
   const where: string[] = [];
   // `CASE x WHEN … THEN 1` rather than `x IN (…)`: SQLite answers an IN list of three or more by

@@ -8,7 +8,7 @@ import { hashId } from "../../lib/ids";
 import { openCursor, sealCursor } from "../../lib/keyset-cursor";
 import { log } from "../../lib/log";
 import { DAY_MS } from "../../lib/params";
-import { countMatches, SCAN_BUDGET, type ScanFilter, type ScanResult, type ScanRow, scanPage } from "../scan";
+import { countMatches, PAGE_ROW_BUDGET, type ScanEnd as ScanResult, type ScanRow, scan } from "../../store";
 import { BOUNCE_CLASS_SQL, isBounceClass } from "./bounce-class";
 import { KNOWN_SPARKPOST_TYPES, type SparkPostType, toSparkPostEvent } from "./event-map";
 import {
@@ -220,7 +220,7 @@ export async function openSparkPostPage(
   accountId: string,
   query: SparkPostQuery,
   now = Date.now(),
-  budget = SCAN_BUDGET,
+  budget = PAGE_ROW_BUDGET,
 ): Promise<SparkPostPage> {
   const fingerprint = await fingerprintOf(accountId, query.repeat);
   const state = query.cursor === null ? null : openSparkPostCursor(query.cursor, fingerprint);
@@ -228,22 +228,27 @@ export async function openSparkPostPage(
   const plan = await getAccountPlan(env, accountId);
   const window = clampWindow(requested, plan.retention_days, now);
   const compiled = compileFilters(query.filters);
-  const filter: ScanFilter = {
-    ...compiled,
-    columns: `${BOUNCE_CLASS_SQL} AS _bounce_class`,
-    columnParams: [],
-  };
+  const match = compiled.sql === null ? null : { sql: compiled.sql, params: compiled.params };
   let totalCount = state?.total ?? 0;
   let countRowsRead = 0;
   if (state === null) {
-    const counted = await countMatches(env, accountId, window, filter);
+    const counted = await countMatches(env.DB, accountId, window, compiled.access, match);
     totalCount = counted.total;
     countRowsRead = counted.rowsRead;
   }
-  const scan = scanPage(env, accountId, window, state?.position ?? null, query.perPage, filter, budget);
+  const walk = scan(env.DB, {
+    accountId,
+    window,
+    path: compiled.access,
+    match,
+    columns: `${BOUNCE_CLASS_SQL} AS _bounce_class`,
+    from: state?.position ?? null,
+    limit: query.perPage,
+    budget,
+  });
   async function* chunks(): AsyncGenerator<string[], ScanResult> {
     for (;;) {
-      const step = await scan.next();
+      const step = await walk.next();
       if (step.done) return step.value;
       yield step.value.map((row: ScanRow) =>
         JSON.stringify(toSparkPostEvent(toPublicEvent(row), (row._bounce_class as number | null) ?? null)),

@@ -7,7 +7,6 @@ import { ZoneOffsets } from "../../metrics/buckets";
 import { getLinkMetrics } from "../../metrics/links";
 import {
   addCounters,
-  buildMetricsStatements,
   type Counters,
   GROUP_BY,
   metricsWindow,
@@ -15,8 +14,9 @@ import {
   type RollupRow,
   zeroCounters,
 } from "../../metrics/query";
+import { rollupStatements } from "../../store";
 import { successFalseErrorSchema, surfaceErrorResponses } from "../errors";
-import { intParam, knownParams } from "../offset";
+import { intParam, knownParams } from "../params";
 
 /**
  * Unosend's metrics (SPEC §16, what `@unosend/node`'s `metrics.get()` reads), from mailtrail's
@@ -71,16 +71,14 @@ export async function unosendMetrics(
   if (params.group_by !== undefined) search.set("group_by", params.group_by);
   const query = parseMetricsQuery(search);
   const window = metricsWindow(query, now);
-  const { rows, totals } = buildMetricsStatements(
+  const { rows, totals } = rollupStatements(
+    env.DB,
     accountId,
     query,
     window,
     new ZoneOffsets("UTC", window.start, window.end),
   );
-  const [result, totalResult] = await env.DB.batch([
-    env.DB.prepare(rows.sql).bind(...rows.params),
-    ...(totals ? [env.DB.prepare(totals.sql).bind(...totals.params)] : []),
-  ]);
+  const [result, totalResult] = await env.DB.batch([rows, ...(totals ? [totals] : [])]);
   const sum = zeroCounters();
   const groups = new Map<string | null, Counters>();
   for (const row of (result?.results ?? []) as RollupRow[]) {

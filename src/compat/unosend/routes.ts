@@ -8,8 +8,9 @@ import type { EventDbRow } from "../../events/serialize";
 import { validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { DAY_MS } from "../../lib/params";
+import { offsetPage } from "../../store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
-import { intParam, knownParams, offsetPage } from "../offset";
+import { intParam, knownParams } from "../params";
 import { registerUnosendMetricsRoute } from "./metrics";
 import { registerUnosendSuppressionRoutes } from "./suppressions";
 
@@ -101,7 +102,7 @@ export async function listUnosendEvents(
   const offset = intParam("offset", params.offset, 0, MAX_OFFSET, 0);
   const plan = await getAccountPlan(env, accountId);
   const window = clampWindow({ start: now - days * DAY_MS, end: now }, plan.retention_days, now);
-  const { rows, total, rowsRead } = await offsetPage(env, accountId, {
+  const { rows, total, rowsRead } = await offsetPage(env.DB, accountId, {
     window,
     types,
     emailId,

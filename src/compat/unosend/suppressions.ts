@@ -11,7 +11,7 @@ import { SUPPRESSION_REASONS, type SuppressionReason } from "../../pipeline/mess
 import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
 import { addManual, EVERY_TOPIC, entriesOf, removeEntries } from "../../suppressions/store";
 import { successFalseErrorSchema, surfaceErrorResponses } from "../errors";
-import { intParam, knownParams } from "../offset";
+import { intParam, knownParams } from "../params";
 
 /**
  * Unosend's suppressions (SPEC §16, what `@unosend/node`'s `suppressions.*` call) over mailtrail's

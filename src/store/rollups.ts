@@ -1,8 +1,16 @@
-import { ID_DEDUPED_SQL } from "../db/event-record";
-import { DAY_ROLLUP_MS, METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
+import type { Dimension } from "../db/event-record";
+import {
+  DAY_ROLLUP_KEY_COLUMNS,
+  DAY_ROLLUP_MS,
+  METRIC_COUNTERS,
+  type MetricCounter,
+  ROLLUP_BUCKET_MS,
+  ROLLUP_KEY_COLUMNS,
+} from "../db/metrics";
+import { col, fill, firstArrival, gap, jsonField as j, registrationOf } from "./fragments";
 
 /**
- * The statements that keep metric_rollups (db/metrics.ts) equal to the events table, run by the
+ * The statements that keep metric_rollups (db/metric-rollups.ts) equal to the events table, run by the
  * queue consumer inside the same D1 batch (one transaction) as the event writes they count.
  *
  * Each statement computes signed contributions in SQL, sums them per rollup key and upserts one
@@ -27,26 +35,19 @@ import { DAY_ROLLUP_MS, METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } 
 
 const B = ROLLUP_BUCKET_MS;
 /**
- * The two grains every statement below writes (db/metrics.ts): the quarter-hour rows with every
- * dimension, and the coarser UTC-day rows without the recipient domain, which answer most queries with
- * far fewer rows read (metrics/query.ts picks). Each statement is built once per grain.
+ * The two grains every statement below writes (db/metric-rollups.ts): the quarter-hour rows with
+ * every dimension, and the coarser UTC-day rows without the recipient domain, which answer most
+ * queries with far fewer rows read (store/rollup-reads.ts picks). Each statement is built per grain.
  */
 type Grain = "quarter" | "day";
 const TABLE: Record<Grain, string> = { quarter: "metric_rollups", day: "metric_rollups_day" };
 const KEY_COLUMNS_OF: Record<Grain, readonly string[]> = {
-  quarter: [
-    "account_id",
-    "bucket",
-    "campaign",
-    "template_id",
-    "topic",
-    "from_domain",
-    "recipient_domain",
-    "tags",
-  ],
-  day: ["account_id", "bucket", "campaign", "template_id", "topic", "from_domain", "tags"],
+  quarter: ROLLUP_KEY_COLUMNS,
+  day: DAY_ROLLUP_KEY_COLUMNS,
 };
 const WIDTH: Record<Grain, number> = { quarter: B, day: DAY_ROLLUP_MS };
+/** The event dimensions in the rollup key (recipient_domain is derived from the recipient). */
+const KEY_DIMENSIONS: Dimension[] = ["campaign", "template_id", "topic", "from_domain", "tags"];
 
 /** Domain of an address: after its last '@' (rtrim strips every trailing character that is not '@'). */
 const recipientDomain = (a: string) =>
@@ -151,8 +152,6 @@ const both = (db: D1Database, sql: Record<Grain, string>, ...params: unknown[]):
   db.prepare(sql.day).bind(...params),
 ];
 
-const j = (field: string) => `json_extract(value, '$.${field}')`;
-
 /** The stored events of the pairs (email_id, recipient) found in `src`, as candidates for a unique credit. */
 const pairEvents = (src: string, exclude = "") =>
   `(SELECT DISTINCT s.* FROM ${src} AS c JOIN events AS s INDEXED BY events_email_idx
@@ -182,17 +181,12 @@ const NEW_EVENTS = (() => {
   ]
     .map((f) => `${j(f)} AS ${f}`)
     .join(", ")} FROM json_each(?1))`;
-  const dims = ["campaign", "template_id", "topic", "from_domain"];
+  // Enriched and first arrivals only, exactly as the events insert (store/event-writes.ts) does.
   const fresh = `n AS MATERIALIZED (
   SELECT b.account_id, b.occurred_at, b.id, b.type, b.email_id, b.recipient, b.bounce_type, b.tracking,
-    ${dims.map((d) => `COALESCE(b.${d}, m.${d}) AS ${d}`).join(", ")},
-    CASE WHEN b.tags = '[]' AND m.tags IS NOT NULL THEN m.tags ELSE b.tags END AS tags
-  FROM b LEFT JOIN messages AS m ON m.account_id = b.account_id AND m.email_id = b.email_id
-  WHERE NOT EXISTS (SELECT 1 FROM events AS x
-                     WHERE x.account_id = b.account_id AND x.occurred_at = b.occurred_at AND x.id = b.id)
-    AND (b.type NOT IN (${ID_DEDUPED_SQL})
-         OR NOT EXISTS (SELECT 1 FROM events AS x INDEXED BY events_email_idx
-                         WHERE x.account_id = b.account_id AND x.email_id = b.email_id AND x.id = b.id)))`;
+    ${KEY_DIMENSIONS.map((d) => `${fill(d, `b.${col(d)}`, `m.${col(d)}`)} AS ${d}`).join(",\n    ")}
+  FROM b LEFT JOIN ${registrationOf("b")}
+  WHERE ${firstArrival("b")})`;
   // A new event takes the credit when it is the earliest new one of its pair and earlier than every
   // stored one; the stored event that held the credit until then (it is later) gives it up.
   const credited = (c: string, matches: (a: string) => string) =>
@@ -227,19 +221,18 @@ function storedCounters(a: string, exclude = ""): Partial<Record<MetricCounter, 
 }
 
 const BACKFILL = (() => {
-  const dims = ["campaign", "template_id", "topic", "from_domain"];
+  const dims = KEY_DIMENSIONS;
+  // The back-fill's own rules (store/event-writes.ts): a gap filled from the registration.
   const changed = `ch AS MATERIALIZED (
   SELECT e.account_id, e.occurred_at, e.id, e.type, e.email_id, e.recipient, e.bounce_type, e.tracking,
-    ${dims.map((d) => `e.${d} AS ${d}`).join(", ")}, e.tags AS tags,
-    ${dims.map((d) => `COALESCE(e.${d}, m.${d}) AS new_${d}`).join(", ")},
-    CASE WHEN e.tags = '[]' THEN m.tags ELSE e.tags END AS new_tags
+    ${dims.map((d) => `e.${d} AS ${d}`).join(", ")},
+    ${dims.map((d) => `${fill(d, `e.${col(d)}`, `m.${col(d)}`)} AS new_${d}`).join(",\n    ")}
   FROM events AS e INDEXED BY events_email_idx
   JOIN messages AS m ON m.account_id = ?1 AND m.email_id = ?2
   WHERE e.account_id = ?1 AND e.email_id = ?2
-    AND (${dims.map((d) => `(e.${d} IS NULL AND m.${d} IS NOT NULL)`).join(" OR ")}
-         OR (e.tags = '[]' AND m.tags <> '[]')))`;
+    AND (${dims.map((d) => gap(d, `e.${col(d)}`, `m.${col(d)}`)).join(" OR ")}))`;
   const moved = `mv AS (SELECT account_id, occurred_at, id, type, email_id, recipient, bounce_type, tracking,
-    ${dims.map((d) => `new_${d} AS ${d}`).join(", ")}, new_tags AS tags FROM ch)`;
+    ${dims.map((d) => `new_${d} AS ${d}`).join(", ")} FROM ch)`;
   return upsert(`${changed},\n${moved}`, [
     contribution("ch", "ch", storedCounters("ch"), -1),
     contribution("mv", "mv", storedCounters("mv"), 1),

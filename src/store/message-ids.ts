@@ -11,7 +11,7 @@
  * events_email_idx, keeping `message_id = ?` as a check.
  */
 
-const j = (field: string) => `json_extract(value, '$.${field}')`;
+import { jsonField as j, registrationOf } from "./fragments";
 
 /** Bound to the consumer's registration rows (`account_id`, `email_id`, `message_id`, `registered_at`). */
 export const MAP_REGISTERED_MESSAGE_IDS = `
@@ -26,7 +26,7 @@ INSERT INTO message_ids (account_id, message_id, email_id, first_seen_at)
 SELECT e.account_id, COALESCE(e.message_id, m.message_id), e.email_id, MIN(e.occurred_at)
 FROM (SELECT ${j("account_id")} AS account_id, ${j("email_id")} AS email_id, ${j("message_id")} AS message_id,
              ${j("occurred_at")} AS occurred_at FROM json_each(?1)) AS e
-LEFT JOIN messages AS m ON m.account_id = e.account_id AND m.email_id = e.email_id
+LEFT JOIN ${registrationOf("e")}
 WHERE COALESCE(e.message_id, m.message_id) IS NOT NULL
 GROUP BY 1, 2, 3
 ON CONFLICT DO NOTHING`;

@@ -153,3 +153,63 @@ export function rebuildLinkRollups(db: D1Database, accountId: string): D1Prepare
     db.prepare(REBUILD).bind(accountId),
   ];
 }
+
+export interface LinkRow {
+  url: string;
+  link_name: string;
+  clicked: number;
+  unique_clicked: number;
+  clicked_by_person: number;
+  /** Rollup rows summed into this link. */
+  n: number;
+}
+
+/**
+ * Clicks per link of an account over [start, end) (UTC days), filtered, reading at most `limit`
+ * rollup rows (the caller's budget: the rows' `n` add up to what was read).
+ */
+export async function sumLinkRollups(
+  db: D1Database,
+  accountId: string,
+  q: {
+    start: number;
+    end: number;
+    campaign?: string | undefined;
+    template_id?: string | undefined;
+    topic?: string | undefined;
+    domain?: string | undefined;
+    mailbox_provider?: string | undefined;
+    tags?: string[] | undefined;
+  },
+  limit: number,
+): Promise<{ results: LinkRow[]; meta: { rows_read: number } }> {
+  const where = ["account_id = ?", "day >= ?", "day < ?"];
+  const values: (string | number)[] = [accountId, q.start, q.end];
+  const eq = (column: string, value: string | undefined) => {
+    if (value === undefined) return;
+    where.push(`${column} = ?`);
+    values.push(value);
+  };
+  eq("campaign", q.campaign);
+  eq("template_id", q.template_id);
+  eq("topic", q.topic);
+  eq("from_domain", q.domain);
+  eq("mailbox_provider", q.mailbox_provider);
+  if (q.tags) {
+    where.push(
+      `EXISTS (SELECT 1 FROM json_each(tags) AS f WHERE f.value IN (${q.tags.map(() => "?").join(", ")}))`,
+    );
+    values.push(...q.tags);
+  }
+  const result = await db
+    .prepare(
+      `WITH r AS (SELECT url, link_name, clicked, unique_clicked, clicked_by_person FROM link_rollups
+                  WHERE ${where.join(" AND ")} LIMIT ${Math.floor(limit)})
+       SELECT url, link_name, SUM(clicked) AS clicked, SUM(unique_clicked) AS unique_clicked,
+              SUM(clicked_by_person) AS clicked_by_person, COUNT(*) AS n
+       FROM r GROUP BY url, link_name`,
+    )
+    .bind(...values)
+    .all<LinkRow>();
+  return { results: result.results, meta: { rows_read: result.meta.rows_read } };
+}
