@@ -118,7 +118,7 @@ export function registerUnosendMetricsRoute(app: App): void {
         "`unique_opens`/`unique_clicks` each (email, recipient) once; `queued` is always 0. With `group_by` (as in " +
         "GET /v1/metrics), `groups` adds the same counters per group.",
       tags,
-      security: [{ bearer: ["events:read"] }],
+      security: [{ bearer: [] }],
       request: {
         query: z.object({
           days: q("1-400, default 30"),
@@ -161,7 +161,7 @@ export function registerUnosendMetricsRoute(app: App): void {
         "link rollups (the window widened to whole UTC days). `count` counts a URL's clicks under any link name; " +
         "`total_clicks` counts every click of the period, whatever `limit`.",
       tags,
-      security: [{ bearer: ["events:read"] }],
+      security: [{ bearer: [] }],
       request: {
         query: z.object({
           days: q("1-400, default 30"),

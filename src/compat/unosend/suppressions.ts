@@ -99,7 +99,7 @@ export function registerUnosendSuppressionRoutes(app: App): void {
         "Newest first, `page` from 1, `per_page` 1-100 (default 20), optional `reason`. `meta` gives `total`, " +
         "`page`, `page_size` and `pages`. Offset paging serves the first 10,000 entries (§18); a page beyond is 400 naming `page`.",
       tags,
-      security: [{ bearer: ["suppressions:read"] }],
+      security: [{ bearer: [] }],
       request: {
         query: z.object({
           page: q("from 1, default 1"),
@@ -172,7 +172,7 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       description:
         "Adds an every-topic entry with `reason` (default manual): `201` with the entry, or `200` with the existing one, unchanged.",
       tags,
-      security: [{ bearer: ["suppressions:write"] }],
+      security: [{ bearer: [] }],
       request: {
         query: z.object({ account_id: q("admin tokens only: the account") }),
         body: { content: { "application/json": { schema: createBody } }, required: true },
@@ -212,9 +212,10 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       path: `${UNOSEND}/suppressions/{id}`,
       operationId: "unosendGetSuppression",
       summary: "Get a suppression (Unosend)",
-      description: "By its `uns_…` id, or by the address (its every-topic entry).",
+      description:
+        "By its `uns_…` id (as the list and create answer it), or by the address, URL-encoded (its every-topic entry); another account's entry is 404.",
       tags,
-      security: [{ bearer: ["suppressions:read"] }],
+      security: [{ bearer: [] }],
       request: { params: idPath, query: z.object({ account_id: q("admin tokens only: the account") }) },
       responses: {
         200: jsonContent(z.object({ success: z.literal(true), data: entrySchema }), "The entry"),
@@ -238,7 +239,7 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       summary: "Remove a suppression (Unosend)",
       description: "Removes the entry (D1 and the KV mirror): `{success: true, data: {id, deleted: true}}`.",
       tags,
-      security: [{ bearer: ["suppressions:write"] }],
+      security: [{ bearer: [] }],
       request: { params: idPath, query: z.object({ account_id: q("admin tokens only: the account") }) },
       responses: {
         200: jsonContent(
