@@ -1,5 +1,6 @@
 import type { AlertRuleRow } from "../db/alerts";
 import type { Env } from "../env";
+import { log } from "../lib/log";
 import { type RateMetric, rateOf, type WindowFilters, windowCountersStatement } from "../reputation/rates";
 import { readCursor, writeCursor } from "../retention/task-cursor";
 import { nextState } from "./decide";
@@ -151,6 +152,14 @@ export async function evaluateAccounts(
     if (!r) continue;
     const w = group.query.read(r);
     rowsRead += w.rowsRead;
+    if (w.truncated) {
+      // Partial counters would give a false rate: these rules keep their state until a window fits.
+      log("warn", "alert rules not evaluated: their window holds more rollup rows than the budget", {
+        account_id: group.rules[0]?.accountId,
+        rules: group.rules.length,
+      });
+      continue;
+    }
     for (const rule of group.rules) {
       const metric = rule.metric as RateMetric;
       const value = rateOf(metric, w.totals);

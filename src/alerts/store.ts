@@ -49,7 +49,7 @@ export async function ensureDefaultsStatements(
   now: number,
 ): Promise<D1PreparedStatement[]> {
   const statements: D1PreparedStatement[] = [];
-  for (const rule of DEFAULT_RULES) {
+  for (const [i, rule] of DEFAULT_RULES.entries()) {
     statements.push(
       db
         .prepare(
@@ -66,7 +66,8 @@ export async function ensureDefaultsStatements(
           rule.threshold,
           DEFAULT_MIN_SENT,
           rule.description,
-          now,
+          // One millisecond apart, so the defaults list in a stable order (bounce, then complaint).
+          now + i,
         ),
     );
   }

@@ -2,7 +2,7 @@ import type { Env } from "../env";
 import { type MailboxProvider, NO_COMPLAINT_FEEDBACK } from "../mailbox/providers";
 import { ZoneOffsets } from "../metrics/buckets";
 import { metricsWindow, parseMetricsQuery, type RollupRow } from "../metrics/query";
-import { rollupStatements } from "../store";
+import { ROLLUP_ROWS_BUDGET, rollupStatements } from "../store";
 
 /**
  * Reputation rates (SPEC §19) from the metrics rollups, shared by GET /v1/reputation and the alert
@@ -55,6 +55,8 @@ export interface WindowResult {
   totals: WindowCounters;
   byProvider: ProviderCounters[];
   rowsRead: number;
+  /** More rollup rows than the §18 budget: the counters are partial and must not be used. */
+  truncated: boolean;
 }
 
 /**
@@ -86,7 +88,9 @@ export function windowCountersStatement(
   );
   const read = (result: D1Result<unknown>): WindowResult => {
     const byName = new Map<MailboxProvider, ProviderCounters>();
-    for (const row of result.results as RollupRow[]) {
+    let scanned = 0;
+    for (const row of result.results as (RollupRow & { n: number })[]) {
+      scanned += row.n;
       const name = (row.grp ?? "other") as MailboxProvider;
       const p = byName.get(name) ?? { mailbox_provider: name, ...zero() };
       p.sent += row.sent;
@@ -109,6 +113,7 @@ export function windowCountersStatement(
         (a, b) => b.sent - a.sent || (a.mailbox_provider < b.mailbox_provider ? -1 : 1),
       ),
       rowsRead: result.meta.rows_read,
+      truncated: scanned > ROLLUP_ROWS_BUDGET,
     };
   };
   return { statement, read };

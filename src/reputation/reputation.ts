@@ -1,4 +1,5 @@
 import type { Env } from "../env";
+import { validationError } from "../lib/errors";
 import { DAY_MS } from "../lib/params";
 import { NO_COMPLAINT_FEEDBACK } from "../mailbox/providers";
 import { rateOf, windowCounters } from "./rates";
@@ -31,6 +32,12 @@ export async function getReputation(
   now = Date.now(),
 ) {
   const result = await windowCounters(env, accountId, q.days * DAY_MS, { domain: q.domain }, now);
+  if (result.truncated) {
+    throw validationError(
+      "days",
+      "this window holds more rollup rows than one request reads (SPEC §18); ask for fewer days",
+    );
+  }
   const t = result.totals;
   const bounce = rateOf("bounce_rate", t);
   const complaint = rateOf("complaint_rate", t);

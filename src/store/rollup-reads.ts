@@ -9,6 +9,9 @@ import {
   type RollupRow,
 } from "../metrics/query";
 
+/** Rollup rows one metrics query reads at most (SPEC §18). */
+export const ROLLUP_ROWS_BUDGET = 10_000;
+
 /**
  * Reads of the metrics rollups (db/metric-rollups.ts) for GET /v1/metrics, the reputation and the
  * alert rules: the quarter-hour rows, and the coarse daily rows for the whole UTC days of a UTC
@@ -77,16 +80,19 @@ export function buildMetricsStatements(
   const where = (range: string) => ["account_id = ?", range, ...filters].join(" AND ");
   let source: string;
   const params: (string | number)[] = [];
+  // At most ROLLUP_ROWS_BUDGET + 1 rollup rows are read (SPEC §18): `n` counts them, and a caller
+  // that sees more than the budget refuses the request instead of reading on.
+  const cap = `LIMIT ${ROLLUP_ROWS_BUDGET + 1}`;
   if (coarse) {
     source = `(SELECT ${columns.join(", ")} FROM metric_rollups_day WHERE ${where("bucket >= ? AND bucket < ?")}
       UNION ALL
       SELECT ${columns.join(", ")} FROM metric_rollups
-      WHERE ${where("((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?))")}) AS r`;
+      WHERE ${where("((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?))")} ${cap}) AS r`;
     params.push(accountId, dayStart, dayEnd, ...filterParams);
     params.push(accountId, window.start, dayStart, dayEnd, window.end, ...filterParams);
   } else {
     const cols = [...columns, "recipient_domain"];
-    source = `(SELECT ${cols.join(", ")} FROM metric_rollups WHERE ${where("bucket >= ? AND bucket < ?")}) AS r`;
+    source = `(SELECT ${cols.join(", ")} FROM metric_rollups WHERE ${where("bucket >= ? AND bucket < ?")} ${cap}) AS r`;
     params.push(accountId, window.start, window.end, ...filterParams);
   }
   const sums = METRIC_COUNTERS.map((c) => `SUM(r.${c}) AS ${c}`).join(", ");
@@ -102,11 +108,12 @@ export function buildMetricsStatements(
   const from = q.group_by === "tag" ? `${source} LEFT JOIN json_each(r.tags) AS t` : source;
   return {
     rows: {
-      sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp, ${sums}
+      sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp, ${sums},
+          COUNT(*) AS n
         FROM ${from} GROUP BY 1, 2, 4`,
       params,
     },
-    totals: q.group_by === "tag" ? { sql: `SELECT ${sums} FROM ${source}`, params } : null,
+    totals: q.group_by === "tag" ? { sql: `SELECT ${sums}, COUNT(*) AS n FROM ${source}`, params } : null,
   };
 }
 
@@ -136,15 +143,19 @@ export async function sumRollups(
   q: MetricsQuery,
   window: MetricsWindow,
   zone: ZoneOffsets,
-): Promise<{ rows: RollupRow[]; totals: Counters | null; rowsRead: number }> {
+): Promise<{ rows: RollupRow[]; totals: Counters | null; rowsRead: number; scanned: number }> {
   const { rows, totals } = rollupStatements(db, accountId, q, window, zone);
   const [rowsResult, totalsResult] = await Promise.all([
-    rows.all<RollupRow>(),
-    totals ? totals.all<Counters>() : null,
+    rows.all<RollupRow & { n: number }>(),
+    totals ? totals.all<Counters & { n: number }>() : null,
   ]);
   return {
     rows: rowsResult.results,
     totals: totalsResult ? (totalsResult.results[0] ?? null) : null,
     rowsRead: rowsResult.meta.rows_read + (totalsResult?.meta.rows_read ?? 0),
+    // Rollup rows read: the tag grouping's rows are expanded per tag, its totals are not.
+    scanned: totalsResult
+      ? (totalsResult.results[0]?.n ?? 0)
+      : rowsResult.results.reduce((s, r) => s + r.n, 0),
   };
 }

@@ -151,3 +151,27 @@ describe("which rollups a metrics query reads", () => {
     expect(sqlOf("days=30&mailbox_provider=google")).not.toContain("metric_rollups_day");
   });
 });
+
+describe("GET /v1/metrics within the §18 budget", () => {
+  it("refuses a query that would read more than 10,000 rollup rows, naming days", async () => {
+    const account = freshAccount();
+    const start = Math.floor((Date.now() - 20 * 86_400_000) / 900_000) * 900_000;
+    // 10,001 quarter-hour rows (one campaign each), written straight into the table.
+    await env.DB.prepare(
+      `WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < 10000)
+       INSERT INTO metric_rollups (account_id, bucket, campaign, template_id, topic, from_domain, recipient_domain, tags, sent)
+       SELECT ?1, ?2 + (i % 1000) * 900000, 'c' || i, '', '', 'mail.acme.test', 'x.test', '[]', 1 FROM k`,
+    )
+      .bind(account, start)
+      .run();
+    const token = await mintToken(account, "events:read");
+    const res = await call("GET", "/v1/metrics?days=30&interval=hour", { token });
+    expect(res.status).toBe(400);
+    expect((await json(res)).error.param).toBe("days");
+    const byTag = await call("GET", "/v1/metrics?days=30&group_by=tag&tz=Europe/Paris", { token });
+    expect(byTag.status).toBe(400);
+    // A shorter window fits.
+    const short = await call("GET", "/v1/metrics?days=1&interval=hour", { token });
+    expect(short.status).toBe(200);
+  });
+});

@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
 import type { Env } from "../../env";
+import { validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { DAY_MS } from "../../lib/params";
 import { ZoneOffsets } from "../../metrics/buckets";
@@ -14,7 +15,7 @@ import {
   type RollupRow,
   zeroCounters,
 } from "../../metrics/query";
-import { rollupStatements } from "../../store";
+import { ROLLUP_ROWS_BUDGET, rollupStatements } from "../../store";
 import { successFalseErrorSchema, surfaceErrorResponses } from "../errors";
 import { intParam, knownParams } from "../params";
 
@@ -79,6 +80,15 @@ export async function unosendMetrics(
     new ZoneOffsets("UTC", window.start, window.end),
   );
   const [result, totalResult] = await env.DB.batch([rows, ...(totals ? [totals] : [])]);
+  const scanned = totalResult
+    ? ((totalResult.results[0] as { n?: number } | undefined)?.n ?? 0)
+    : ((result?.results ?? []) as { n: number }[]).reduce((s, r) => s + r.n, 0);
+  if (scanned > ROLLUP_ROWS_BUDGET) {
+    throw validationError(
+      "days",
+      "this window holds more rollup rows than one request reads; ask for fewer days",
+    );
+  }
   const sum = zeroCounters();
   const groups = new Map<string | null, Counters>();
   for (const row of (result?.results ?? []) as RollupRow[]) {
