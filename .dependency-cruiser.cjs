@@ -1,17 +1,18 @@
 /**
  * The layers of src/, checked by `npm run check` (dependency-cruiser). The import graph reads top-down:
  *
- *   entry          src/index.ts, src/app.ts: composition only
- *   surface        routes (`routes.ts` or a `routes/` folder), queue consumers (src/queue/), the cron's
- *                  entrance (src/retention/scheduled.ts)
+ *   entry          src/index.ts, src/app.ts, src/scheduled.ts (the cron's entrance): composition only
+ *   surface        routes (`routes.ts` or a `routes/` folder), queue consumers (src/queue/)
  *   capabilities   every other folder: events, tracking, ses, suppressions, messages, accounts, auth,
  *                  pipeline (what is sent to EVENTS_QUEUE), retention
  *   foundation     src/lib/, src/db/, src/config.ts, src/env.ts, src/app-env.ts
  *
  * A layer imports only layers below it (capabilities may use one another); nothing imports upward.
+ *
+ * test/ and bench/ are checked too: they import src/ and support files, never a test file.
  */
-const ENTRY = "^src/(index|app)\\.ts$";
-const SURFACE = "^src/([^/]+/routes(\\.ts$|/)|queue/|retention/scheduled\\.ts$)";
+const ENTRY = "^src/(index|app|scheduled)\\.ts$";
+const SURFACE = "^src/([^/]+/routes(\\.ts$|/)|queue/)";
 const FOUNDATION = "^src/(lib/|db/|(config|env|app-env)\\.ts$)";
 
 module.exports = {
@@ -45,12 +46,32 @@ module.exports = {
       to: { path: ENTRY },
     },
     {
-      name: "no-moved-module-shims",
+      name: "no-test-imports-a-test",
       severity: "error",
-      comment:
-        "src/queue/messages.ts and src/queue/producer.ts only re-export src/pipeline/ for code written before the move; import src/pipeline/ directly.",
-      from: { path: "^src/", pathNot: "^src/queue/(messages|producer)\\.ts$" },
-      to: { path: "^src/queue/(messages|producer)\\.ts$" },
+      comment: "Tests share code through helpers and support files, never by importing another test file.",
+      from: { path: "^(src|test|bench)/" },
+      to: { path: "\\.test\\.ts$" },
+    },
+    {
+      name: "tests-know-no-bench",
+      severity: "error",
+      comment: "Tests import src/ and test support files (helpers, support.ts, fixtures), not the benchmark.",
+      from: { path: "^test/" },
+      to: { path: "^bench/" },
+    },
+    {
+      name: "e2e-through-the-one-helper",
+      severity: "error",
+      comment: "An e2e test starts wrangler dev through test/e2e/wrangler-dev.ts, never spawning it itself.",
+      from: { path: "^test/e2e/.+\\.test\\.ts$" },
+      to: { dependencyTypes: ["core"], path: "child_process$" },
+    },
+    {
+      name: "bench-knows-no-tests",
+      severity: "error",
+      comment: "The benchmark stands on src/ alone.",
+      from: { path: "^bench/" },
+      to: { path: "^test/" },
     },
     {
       name: "per-email-tables-belong-to-the-store",
@@ -71,7 +92,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: "node_modules" },
-    exclude: { path: "\\.test\\.ts$" },
+    exclude: { path: "node_modules" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
     enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"] },

@@ -12,16 +12,17 @@
  *
  * Every /__bench/ request must carry `x-bench-key: $BENCH_KEY` (a random value the runner sets).
  */
-
 import { evaluateAccounts } from "../src/alerts/evaluate";
-import { openSparkPostPage, parseSparkPostQuery } from "../src/compat/sparkpost/query";
+import { openSparkPostPage, sparkPostQueryFrom } from "../src/compat/sparkpost/query";
 import type { Env } from "../src/env";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
-import { getLinkMetrics } from "../src/metrics/links";
+import { parseQuery } from "../src/lib/validate";
+import { getLinkMetrics, linksQuerySchema } from "../src/metrics/links";
+import { metricsQuerySchema } from "../src/metrics/query";
 import { getMetrics } from "../src/metrics/routes";
+import type { QueueMessage } from "../src/pipeline/messages";
 import { handleEventsBatch } from "../src/queue/consumer";
-import type { QueueMessage } from "../src/queue/messages";
 import { rebuildLinkRollups, rebuildRollups } from "../src/store";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 
@@ -338,7 +339,7 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
   if (route === "links") {
     // The real GET /v1/metrics/links work for an account.
     const account = request.headers.get("x-bench-account") ?? "";
-    const links = await getLinkMetrics(env, account, url.searchParams);
+    const links = await getLinkMetrics(env, account, parseQuery(linksQuerySchema, url.searchParams));
     return json({ links: links.data.length, clicked: links.totals.clicked, rowsRead: links.rowsRead });
   }
 
@@ -356,7 +357,11 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
     const account = request.headers.get("x-bench-account") ?? "";
     const statements: StatementMeta[] = [];
     const kv: KvLog = { reads: 0, writes: 0, deletes: 0, lists: 0 };
-    const metrics = await getMetrics(capturingEnv(env, statements, kv), account, url.searchParams);
+    const metrics = await getMetrics(
+      capturingEnv(env, statements, kv),
+      account,
+      parseQuery(metricsQuerySchema, url.searchParams),
+    );
     return json({
       buckets: metrics.data.length,
       rowsRead: metrics.rowsRead,
@@ -367,7 +372,7 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
   if (route === "sparkpost") {
     // The real SparkPost search page for an account, drained: D1's rows read by the scan and the count.
     const account = request.headers.get("x-bench-account") ?? "";
-    const page = await openSparkPostPage(env, account, parseSparkPostQuery(url.searchParams));
+    const page = await openSparkPostPage(env, account, sparkPostQueryFrom(url.searchParams));
     let returned = 0;
     for (;;) {
       const step = await page.chunks.next();

@@ -4,6 +4,7 @@
 // with sample events, 4. wrangler dev, 5. a working token, a curl line and a tracked sample.
 import { spawn, spawnSync } from "node:child_process";
 import { DEMO_ACCOUNT, ensureDevVars, mintToken, ROOT } from "./lib.mjs";
+import { fixLocalCron } from "./local-cron-fix.mjs";
 
 const PORT = Number(process.env.PORT ?? 8787);
 const ORIGIN = `http://127.0.0.1:${PORT}`;
@@ -77,6 +78,9 @@ const seeded = wrangler(["d1", "execute", "DB", "--local", "--command", seed], {
 });
 if (seeded.status !== 0) process.exit(seeded.status ?? 1);
 
+// The documented local cron trigger (/cdn-cgi/handler/scheduled) needs the assets proxy fix (see
+// scripts/local-cron-fix.mjs); npm install applies it, and so does this, for installs without scripts.
+fixLocalCron();
 const child = spawn("npx", ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(PORT)], {
   cwd: ROOT,
   stdio: "inherit",
@@ -109,6 +113,7 @@ if (await waitForHealth()) {
     "events:",
     `  curl -s -H "Authorization: Bearer ${token}" "${ORIGIN}/v1/events?days=1"`,
     `dashboard: ${ORIGIN}/dashboard (paste the token above)`,
+    `scheduled work (purge, reconcile, parked replay) now: curl "${ORIGIN}/cdn-cgi/handler/scheduled"`,
   ];
   const sampleRes = await fetch(`${ORIGIN}/v1/messages/instrument`, {
     method: "POST",

@@ -1,5 +1,6 @@
 import { OpenApiGeneratorV31 } from "@asteasolutions/zod-to-openapi";
 import type { Context } from "hono";
+import { matchedRoutes } from "hono/route";
 import * as z from "zod";
 import { registerAccountRoutes } from "./accounts/routes";
 import { registerAdminRoutes } from "./admin/routes";
@@ -40,7 +41,7 @@ export function newApp(): App {
       log(c.res.status >= 500 ? "error" : "info", "request", {
         request_id: id,
         method: c.req.method,
-        path: c.req.path,
+        route: routeTemplate(c),
         status: c.res.status,
         duration_ms: Date.now() - started,
       });
@@ -119,6 +120,17 @@ export function openApiDocument(app: App) {
   return cachedDocument;
 }
 
+/**
+ * The request's route as its template (`/v1/suppressions/{email}`), for logs: a raw path would carry
+ * an address or a token (SPEC §13). A request no route answers is logged as `(unmatched)`.
+ */
+export function routeTemplate(c: Context<AppEnv>): string {
+  const endpoint = matchedRoutes(c)
+    .filter((r) => r.method !== "ALL" && !r.path.endsWith("*"))
+    .at(-1);
+  return endpoint ? endpoint.path.replace(/:([A-Za-z_]+)/g, "{$1}") : "(unmatched)";
+}
+
 function errorResponse(c: Context<AppEnv>, err: unknown): Response {
   const apiError =
     err instanceof ApiError
@@ -132,7 +144,7 @@ function errorResponse(c: Context<AppEnv>, err: unknown): Response {
     log("error", "request failed", {
       request_id: c.get("requestId"),
       method: c.req.method,
-      path: c.req.path,
+      route: routeTemplate(c),
       type: apiError.type,
       ...describeError(err),
     });

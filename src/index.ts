@@ -2,7 +2,7 @@ import { newApp } from "./app";
 import type { Env } from "./env";
 import { handleEventsBatch } from "./queue/consumer";
 import { handleDeadLetters } from "./queue/dead-letter";
-import { runScheduledWork } from "./retention/scheduled";
+import { runScheduledWork } from "./scheduled";
 import { serveHotPath } from "./tracking/routes/open-click";
 import { handleWebhookBatch } from "./webhooks/deliver";
 

@@ -7,7 +7,19 @@ import { getAccountPlan, setAccountPlan } from "./plans";
 const accountSchema = z
   .object({ id: z.string(), plan: z.string(), retention_days: z.number().int() })
   .meta({ id: "Account" });
-const putAccountBody = z.object({ plan: z.string().min(1).max(32) }).strict();
+const putAccountBody = z
+  .object({
+    plan: z
+      .string()
+      .min(1)
+      .max(32)
+      .meta({
+        description:
+          "one of the deployment's plans (PLANS; by default starter, growth, scale); another is 400",
+        examples: ["starter", "growth", "scale"],
+      }),
+  })
+  .strict();
 
 export function registerAccountRoutes(app: App): void {
   route(

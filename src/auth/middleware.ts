@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env";
 import { ApiError } from "../lib/errors";
+import type { ScopedMiddleware } from "../lib/openapi";
 import { API_RETRY_AFTER_SECONDS, withinLimit } from "../lib/rate-limit";
 import { type Principal, type Scope, verifyApiToken } from "./jwt";
 
@@ -23,15 +24,19 @@ export async function authorize(c: Context<AppEnv>, token: string, scope: Scope)
 }
 
 /** Authenticates the bearer token, counts the request against its account's limit, and requires `scope` (or `admin`). */
-export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
+export function requireScope(scope: Scope): ScopedMiddleware {
+  return withScope(scope, async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+([A-Za-z0-9_.~+/=-]+)\s*$/i.exec(header);
     if (!match?.[1]) throw new ApiError("authentication_error", "send Authorization: Bearer <JWT>");
     await authorize(c, match[1], scope);
     await next();
-  };
+  });
 }
+
+/** Marks an authentication middleware with the scope it requires: route() documents it (lib/openapi.ts). */
+export const withScope = (scope: Scope, middleware: MiddlewareHandler<AppEnv>): ScopedMiddleware =>
+  Object.assign(middleware, { scope });
 
 export function principalOf(c: Context<AppEnv>): Principal {
   const principal = c.get("principal");

@@ -1,10 +1,11 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import type { Env } from "../env";
-import { validationError } from "../lib/errors";
 import { log } from "../lib/log";
 import { type App, commonErrors, route } from "../lib/openapi";
+import { accountIdParam } from "../lib/params";
 import { type EventPage, listEvents } from "./list";
+import { eventFilterParams, eventWindowParams, toEventQuery } from "./query";
 import { eventSchema, type PublicEvent } from "./serialize";
 
 /**
@@ -19,8 +20,20 @@ export const EXPORT_FORMATS = ["ndjson", "csv"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 /** Events per D1 page: GET /v1/events's own maximum `limit`. */
 export const EXPORT_PAGE_SIZE = 1000;
-/** Parameters of GET /v1/events that make no sense for a whole-window file. */
-const REFUSED = ["limit", "after", "count"] as const;
+/**
+ * The export's query: GET /v1/events's window and filters (not `limit`, `after` or `count`, which
+ * make no sense for a whole-window file: unknown parameters, so 400) and `format`.
+ */
+export const exportQuerySchema = z.object({
+  format: z
+    .enum(EXPORT_FORMATS, { error: "must be ndjson or csv" })
+    .default("ndjson")
+    .meta({ description: "ndjson (default) or csv" }),
+  ...eventWindowParams,
+  ...eventFilterParams,
+  account_id: accountIdParam,
+});
+type ExportQuery = Omit<z.output<typeof exportQuerySchema>, "account_id">;
 
 /** The §8 fields in their documented order: the CSV header. Derived from the event schema. */
 export const CSV_COLUMNS = Object.keys(eventSchema.shape) as (keyof PublicEvent)[];
@@ -45,13 +58,6 @@ export function csvRecord(event: PublicEvent): string {
 export const csvHeader = () => `${CSV_COLUMNS.join(",")}\r\n`;
 export const ndjsonLine = (event: PublicEvent) => `${JSON.stringify(event)}\n`;
 
-export function parseExportFormat(value: string | null): ExportFormat {
-  if (value === null) return "ndjson";
-  if (!(EXPORT_FORMATS as readonly string[]).includes(value))
-    throw validationError("format", "format must be ndjson or csv");
-  return value as ExportFormat;
-}
-
 /** `2026-04-09T10:30:09.000Z` → `20260409T103009Z`, safe in a file name everywhere. */
 const compactInstant = (iso: string) => iso.replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
 
@@ -68,25 +74,26 @@ export function exportFileName(accountId: string, window: EventPage["window"], f
 export async function startExport(
   env: Env,
   accountId: string,
-  input: URLSearchParams,
+  input: ExportQuery,
   now = Date.now(),
 ): Promise<{ body: ReadableStream<Uint8Array>; format: ExportFormat; fileName: string }> {
-  for (const name of REFUSED) {
-    if (input.has(name))
-      throw validationError(name, `${name} is not an export parameter: the export streams the whole window`);
-  }
-  const formats = input.getAll("format");
-  if (formats.length > 1) throw validationError("format", "format may be given once");
-  const format = parseExportFormat(formats[0] ?? null);
-  const params = new URLSearchParams([...input].filter(([name]) => name !== "format"));
-
+  const { format, ...filters } = input;
+  const base = toEventQuery({ ...filters, limit: EXPORT_PAGE_SIZE });
+  // The pages' cursors are bound to the filters as given: the same text GET /v1/events would see.
+  const params = new URLSearchParams(
+    Object.entries(filters).flatMap(([name, value]) =>
+      value === undefined ? [] : [[name, Array.isArray(value) ? value.join(",") : String(value)]],
+    ),
+  );
   const pageParams = (after: string | null) => {
     const p = new URLSearchParams(params);
     p.set("limit", String(EXPORT_PAGE_SIZE));
     if (after !== null) p.set("after", after);
     return p;
   };
-  const first = await listEvents(env, accountId, pageParams(null), now);
+  const readPage = (after: string | null) =>
+    listEvents(env, accountId, pageParams(after), now, { ...base, after });
+  const first = await readPage(null);
   const encoder = new TextEncoder();
   const line = format === "csv" ? csvRecord : ndjsonLine;
 
@@ -102,8 +109,7 @@ export async function startExport(
           // A page may hold no events while the scan continues (bounded pages): read on until one
           // does or the window ends, so each pull enqueues something or closes.
           for (;;) {
-            const page: EventPage | null =
-              pending ?? (cursor !== null ? await listEvents(env, accountId, pageParams(cursor), now) : null);
+            const page: EventPage | null = pending ?? (cursor !== null ? await readPage(cursor) : null);
             pending = null;
             if (page === null) {
               if (text !== "") controller.enqueue(encoder.encode(text));
@@ -129,8 +135,6 @@ export async function startExport(
   return { body, format, fileName: exportFileName(accountId, first.window, format) };
 }
 
-const q = (description: string) => z.string().optional().meta({ description });
-
 export function registerEventExportRoute(app: App): void {
   route(
     app,
@@ -148,27 +152,12 @@ export function registerEventExportRoute(app: App): void {
         "break (quotes doubled), null as an empty field, `tags` joined with `,`, `tracking` as JSON text, UTF-8 " +
         "without a byte-order mark; values are written as stored (no spreadsheet-formula escaping). " +
         "`Content-Disposition: attachment` names the file after the account and the window, so `curl -OJ` " +
-        "or `curl -o` saves it. A failure after the first byte aborts the transfer (curl reports it).",
+        "or `curl -o` saves it. A failure after the first byte aborts the transfer (curl reports it). " +
+        "Rules between fields as in GET /v1/events: `days` not with `start`, `start` not after `end`, `domain` " +
+        "one the account has sent from.",
       tags: ["events"],
       security: [{ bearer: [] }],
-      request: {
-        query: z.object({
-          format: q("ndjson (default) or csv"),
-          start: q("ISO 8601, inclusive; default 24 hours before end"),
-          end: q("ISO 8601, exclusive; default now"),
-          days: q("1-90: start = now - days; not with start"),
-          event_type: q("one event type or a comma list"),
-          recipient: q("exact, case-insensitive"),
-          email_id: q("exact"),
-          message_id: q("exact"),
-          topic: q("exact"),
-          template_id: q("exact"),
-          campaign: q("exact, case-sensitive"),
-          domain: q("a sending domain the account has sent from"),
-          tags: q("events carrying any of up to 10 comma-separated tags"),
-          account_id: q("admin tokens only: the account to read"),
-        }),
-      },
+      request: { query: exportQuerySchema },
       responses: {
         200: {
           description: "The events, streamed",
@@ -181,10 +170,10 @@ export function registerEventExportRoute(app: App): void {
       },
     },
     requireScope("events:read"),
-    async (c) => {
-      const params = new URL(c.req.url).searchParams;
-      const accountId = actingAccount(principalOf(c), params.get("account_id"));
-      const { body, format, fileName } = await startExport(c.env, accountId, params);
+    async (c, { query }) => {
+      const { account_id, ...input } = query;
+      const accountId = actingAccount(principalOf(c), account_id);
+      const { body, format, fileName } = await startExport(c.env, accountId, input);
       return new Response(body, {
         headers: {
           "Content-Type":

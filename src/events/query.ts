@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { validationError } from "../lib/errors";
-import { asciiDomain, canonicalAddress } from "../lib/idna";
+import { asciiDomain } from "../lib/idna";
 import { hashId } from "../lib/ids";
 import { cursorTime, openCursor, sealCursor } from "../lib/keyset-cursor";
 import {
@@ -18,6 +18,7 @@ import {
   topicParam,
 } from "../lib/params";
 import { parseQuery } from "../lib/validate";
+import { emailAddressSchema } from "../suppressions/address";
 import { EVENT_TYPES, type EventType, MAX_TAGS } from "./record";
 
 export { DEFAULT_LIMIT, MAX_LIMIT } from "../lib/params";
@@ -34,8 +35,8 @@ const describe = <T extends z.ZodType>(schema: T, description: string) =>
 
 /** The window of GET /v1/events (SPEC §9), shared by every route that reads a window of events. */
 export const eventWindowParams = {
-  start: describe(timestampParam, "ISO 8601, inclusive; default 24 hours before end"),
-  end: describe(timestampParam, "ISO 8601, exclusive; default now"),
+  start: describe(timestampParam, "inclusive; default 24 hours before end"),
+  end: describe(timestampParam, "exclusive; default now"),
   days: describe(integerParam(1, 90), "1-90: start = now - days; not with start"),
 };
 
@@ -43,11 +44,11 @@ export const eventWindowParams = {
 export const eventFilterParams = {
   event_type: describe(
     listParam(EVENT_TYPES.length, z.enum(EVENT_TYPES, { error: `must be one of ${EVENT_TYPES.join(", ")}` })),
-    "one event type or a comma list",
+    "one event type or several (any of)",
   ),
   recipient: describe(
-    exactParam(320).transform((v) => canonicalAddress(v.trim())),
-    "exact, case-insensitive; an internationalised domain in either spelling",
+    emailAddressSchema,
+    "an address, exact, case-insensitive; an internationalised domain in either spelling",
   ),
   email_id: describe(exactParam(256), "exact"),
   message_id: describe(exactParam(998), "exact"),
@@ -55,20 +56,18 @@ export const eventFilterParams = {
   template_id: describe(exactParam(256), "exact"),
   campaign: describe(exactParam(256), "exact, case-sensitive"),
   domain: describe(
-    z
-      .string()
-      .transform((v) => v.trim().toLowerCase())
-      .refine((v) => HOSTNAME.test(v), "must be a hostname such as mail.example.com"),
-    "a sending domain the account has sent from",
+    z.string().trim().toLowerCase().regex(HOSTNAME, "must be a hostname such as mail.example.com"),
+    "a sending domain the account has sent from (a rule of the account's data: another one is 400)",
   ),
   recipient_domain: describe(
     z
       .string()
       .transform((v) => asciiDomain(v.trim().toLowerCase()) ?? v.trim().toLowerCase())
-      .refine((v) => HOSTNAME.test(v), "must be a hostname such as example.com"),
+      .refine((v) => HOSTNAME.test(v), "must be a hostname such as example.com")
+      .meta({ pattern: HOSTNAME.source }),
     "the domain of recipient, exact, case-insensitive; an internationalised domain in either spelling",
   ),
-  tags: describe(listParam(MAX_TAGS, tagParam), "events carrying any of up to 10 comma-separated tags"),
+  tags: describe(listParam(MAX_TAGS, tagParam), "events carrying any of these tags (at most 10)"),
 };
 
 /** GET /v1/events's query: it validates the request and is what /openapi.json shows. */

@@ -29,7 +29,10 @@ export function registerEventRoutes(app: App): void {
       description:
         "Exact-match filters, keyset pagination with `after`, and a window clamped silently to the plan's retention. " +
         "A page reads at most 10,000 rows: with a rare filter it may hold fewer than `limit` events (even none) " +
-        "with `has_more: true`; keep paging with `next_cursor` until `has_more` is false.",
+        "with `has_more: true`; keep paging with `next_cursor` until `has_more` is false. " +
+        "Rules between fields (400 naming the parameter): `days` is not combined with `start`; `start` is not " +
+        "after `end`; `after` repeats the window and filters of the page it came from (`limit` may change); " +
+        "`domain` is a sending domain the account has sent from.",
       tags: ["events"],
       security: BEARER,
       request: { query: eventQuerySchema },

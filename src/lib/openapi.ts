@@ -4,7 +4,7 @@ import * as z from "zod";
 import type { AppEnv } from "../app-env";
 import { ERROR_STATUS, type ErrorType } from "./errors";
 import { parseJsonBody } from "./http";
-import { parsePath, parseQuery } from "./validate";
+import { parsePath, parseQuery, type QuerySchema } from "./validate";
 
 /**
  * The app: plain Hono plus the registry its OpenAPI document is generated from. zod-to-openapi reads
@@ -70,8 +70,33 @@ export const jsonContent = <T extends z.ZodType>(schema: T, description: string)
 /** Hono path (`/v1/suppressions/:email`) of an OpenAPI path (`/v1/suppressions/{email}`). */
 export const honoPath = (openapiPath: string) => openapiPath.replace(/\{([^}]+)\}/g, ":$1");
 
-/** `security` of the routes that take `Authorization: Bearer <JWT>`. */
+/** `security` of the routes that take `Authorization: Bearer <JWT>`: route() names the scope. */
 export const BEARER = [{ bearer: [] }];
+
+/** An authentication middleware that requires a scope (auth/middleware.ts `requireScope`). */
+export type ScopedMiddleware = MiddlewareHandler<AppEnv> & { scope: string };
+
+const scopeOf = (m: MiddlewareHandler<AppEnv>) =>
+  typeof (m as Partial<ScopedMiddleware>).scope === "string" ? (m as ScopedMiddleware).scope : null;
+
+/**
+ * The operation's security as enforced: a bearer route lists the scope its middleware requires
+ * (OpenAPI 3.1 lets a bearer requirement name roles), so the document cannot drift from the code.
+ * A bearer route without a scope middleware, or one that names another scope, fails at start-up.
+ */
+function securityOf(config: ApiRouteConfig, middlewares: MiddlewareHandler<AppEnv>[]) {
+  const scopes = middlewares.map(scopeOf).filter((s): s is string => s !== null);
+  const where = `${config.method.toUpperCase()} ${config.path}`;
+  if (config.security.length === 0) {
+    if (scopes.length > 0) throw new Error(`${where} requires a scope but documents no security`);
+    return config.security;
+  }
+  const [scope, ...more] = scopes;
+  if (scope === undefined || more.length > 0) throw new Error(`${where} needs exactly one scope middleware`);
+  const named = config.security.flatMap((requirement) => Object.values(requirement).flat());
+  if (named.some((s) => s !== scope)) throw new Error(`${where} documents a scope other than ${scope}`);
+  return [{ bearer: [scope] }];
+}
 
 /**
  * What every operation must say for the document to pass `redocly lint` (SPEC §13): its
@@ -112,8 +137,8 @@ export function route<const C extends ApiRouteConfig>(
   config: C,
   ...handlers: [...MiddlewareHandler<AppEnv>[], RouteHandler<C>]
 ): void {
-  app.openAPIRegistry.registerPath(config);
   const middlewares = handlers.slice(0, -1) as MiddlewareHandler<AppEnv>[];
+  app.openAPIRegistry.registerPath({ ...config, security: securityOf(config, middlewares) });
   const handler = handlers[handlers.length - 1] as RouteHandler<C>;
   const request = config.request;
   const media = request?.body?.content["application/json"];
@@ -121,7 +146,7 @@ export function route<const C extends ApiRouteConfig>(
   const validated: Handler<AppEnv> = async (c) => {
     const input = {
       params: request?.params ? parsePath(request.params as z.ZodObject, c.req.param()) : {},
-      query: request?.query ? parseQuery(request.query as z.ZodObject, new URL(c.req.url).searchParams) : {},
+      query: request?.query ? parseQuery(request.query as QuerySchema, new URL(c.req.url).searchParams) : {},
       body: json
         ? await parseJsonBody(c, json as z.ZodType, { optional: request?.body?.required !== true })
         : undefined,

@@ -28,75 +28,92 @@ export const MAX_LIMIT = 1000;
 const ISO_8601 =
   /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
 
-/** An ISO 8601 date or timestamp (UTC unless it names a zone) → epoch milliseconds. */
-export const timestampParam = z.string().transform((value, ctx) => {
-  const hasZone = /(?:Z|[+-]\d{2}(?::?\d{2})?)$/i.test(value) && value.length > 10;
-  const ms = ISO_8601.test(value)
-    ? Date.parse(hasZone ? value : value.length === 10 ? `${value}T00:00:00Z` : `${value}Z`)
-    : Number.NaN;
-  if (Number.isNaN(ms)) {
-    ctx.addIssue({ code: "custom", message: "must be an ISO 8601 timestamp" });
-    return z.NEVER;
-  }
-  return ms;
-});
+/**
+ * An ISO 8601 date or timestamp (UTC unless it names a zone) → epoch milliseconds. Documented as
+ * `format: date-time` (RFC 3339, what generated clients send); a date alone or a time without an
+ * offset is also read, as UTC.
+ */
+export const timestampParam = z
+  .string()
+  .transform((value, ctx) => {
+    const hasZone = /(?:Z|[+-]\d{2}(?::?\d{2})?)$/i.test(value) && value.length > 10;
+    const ms = ISO_8601.test(value)
+      ? Date.parse(hasZone ? value : value.length === 10 ? `${value}T00:00:00Z` : `${value}Z`)
+      : Number.NaN;
+    if (Number.isNaN(ms)) {
+      ctx.addIssue({ code: "custom", message: "must be an ISO 8601 timestamp" });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .meta({ format: "date-time" });
 
-/** A whole number from `min` to `max`. */
+/**
+ * Query strings carry text; these schemas take the text of the value they document (`5` → 5,
+ * `true` → true, `a,b` → ["a", "b"]) and check that value, so the document shows `integer`,
+ * `boolean` and `array` and a generated client sends numbers, booleans and arrays. Text that is not
+ * such a value is left as it is, for the inner schema to refuse with the parameter's message.
+ */
+const INTEGER_TEXT = /^-?\d{1,15}$/;
+const integerText = (value: unknown) =>
+  typeof value === "string" && INTEGER_TEXT.test(value) ? Number(value) : value;
+const booleanText = (value: unknown) => (value === "true" ? true : value === "false" ? false : value);
+
+/** A whole number from `min` to `max`: `type: integer` with its `minimum` and `maximum`. */
 export const integerParam = (min: number, max: number) => {
   const message = `must be an integer from ${min} to ${max}`;
-  return z
-    .string()
-    .regex(/^\d{1,7}$/, message)
-    .transform(Number)
-    .refine((n) => n >= min && n <= max, message);
+  return z.preprocess(
+    integerText,
+    z.number({ error: message }).int(message).min(min, message).max(max, message),
+  );
 };
 
 /** `limit` of a list: 1 to `max`, default 20. */
-export const limitParam = (max = MAX_LIMIT) =>
+export const limitParam = (max = MAX_LIMIT, fallback = DEFAULT_LIMIT) =>
   integerParam(1, max)
-    .optional()
-    .transform((n) => n ?? DEFAULT_LIMIT)
-    .meta({ description: `1-${max}, default ${DEFAULT_LIMIT}` });
+    .default(fallback)
+    .meta({ description: `1-${max}, default ${fallback}` });
 
-/** `true` or `false`. */
-export const booleanParam = z
-  .enum(["true", "false"], { error: "must be true or false" })
-  .transform((v) => v === "true");
+/** `true` or `false`: `type: boolean`. */
+export const booleanParam = z.preprocess(booleanText, z.boolean({ error: "must be true or false" }));
 
 /** An exact-match value: not blank, at most `max` characters. */
 export const exactParam = (max: number) =>
   z
     .string()
-    .refine((v) => v.trim() !== "", "must not be empty")
-    .refine((v) => v.length <= max, `must be at most ${max} characters`);
+    .min(1, "must not be empty")
+    .max(max, `must be at most ${max} characters`)
+    .regex(/\S/, "must not be blank");
 
-/** A comma-separated list of at most `max` distinct items, each checked by `item`. */
-export const listParam = (max: number, item: z.ZodType<string>) =>
-  z.string().transform((value, ctx) => {
-    const items = [...new Set(value.split(",").map((s) => s.trim()))];
-    if (items.some((s) => s === "")) {
-      ctx.addIssue({ code: "custom", message: "must be a comma-separated list without empty items" });
-      return z.NEVER;
-    }
-    if (items.length > max) {
-      ctx.addIssue({ code: "custom", message: `takes at most ${max} values` });
-      return z.NEVER;
-    }
-    for (const it of items) {
-      const checked = item.safeParse(it);
-      if (!checked.success) {
-        ctx.addIssue({ code: "custom", message: checked.error.issues[0]?.message ?? "has an invalid item" });
-        return z.NEVER;
-      }
-    }
-    return items;
-  });
+/** How a list travels in a query string: one parameter, its values joined with commas. */
+export const COMMA_LIST = { param: { style: "form", explode: false } } as const;
+
+/** Splits a comma list into its distinct values (trimmed); anything else is left for the array schema to refuse. */
+export const splitList = (value: unknown, delimiter = ",") =>
+  typeof value === "string" ? [...new Set(value.split(delimiter).map((s) => s.trim()))] : value;
+
+/** The most values any list parameter takes (SPEC §18). */
+export const MAX_LIST_VALUES = 100;
+
+/**
+ * A comma-separated list of at most `max` distinct values, each checked by `item` (empty items
+ * included: `item` refuses ""). Documented as an array (`style: form`, `explode: false`) with
+ * `maxItems`, so a generated client sends `a,b`.
+ */
+export const listParam = <T extends z.ZodType>(max: number, item: T) =>
+  z
+    .preprocess(
+      (value) => splitList(value),
+      z.array(item).min(1, "must hold at least one value").max(max, `takes at most ${max} values`),
+    )
+    .meta(COMMA_LIST);
 
 /** A keyset cursor (`after`): its content is checked when it is opened (lib/keyset-cursor.ts). */
 export const cursorParam = (max: number) =>
   z
     .string()
-    .refine((v) => v !== "" && v.length <= max, "is not a cursor returned by this API")
+    .min(1, "is not a cursor returned by this API")
+    .max(max, "is not a cursor returned by this API")
     .optional()
     .meta({ description: "next_cursor of the previous page; repeat the filters unchanged" });
 

@@ -47,14 +47,26 @@ export function zodToApiError(error: z.ZodError, where: Where = "body"): ApiErro
 }
 
 /**
+ * A query's schema: an object of parameters, or one whose values are prepared first as a whole
+ * (`z.preprocess(fn, z.object(…))`, e.g. SparkPost's lists split at the request's own `delimiter`).
+ */
+export type QuerySchema = z.ZodObject | z.ZodPreprocess<z.ZodObject>;
+
+/** The parameters a query schema names. */
+export function queryShape(schema: QuerySchema): Record<string, z.ZodType> {
+  return "shape" in schema ? schema.shape : schema.def.out.shape;
+}
+
+/**
  * Query parameters against their schema. A parameter the schema does not name, or one given twice,
  * is a fault like any other: a misspelt filter never silently widens a read or a delete.
  */
-export function parseQuery<S extends z.ZodObject>(schema: S, params: URLSearchParams): z.output<S> {
+export function parseQuery<S extends QuerySchema>(schema: S, params: URLSearchParams): z.output<S> {
+  const shape = queryShape(schema);
   const raw: Record<string, string> = {};
   const faults: Fault[] = [];
   for (const [name, value] of params) {
-    if (!Object.hasOwn(schema.shape, name)) faults.push(plain(name, `unknown parameter ${name}`));
+    if (!Object.hasOwn(shape, name)) faults.push(plain(name, `unknown parameter ${name}`));
     else if (Object.hasOwn(raw, name)) faults.push(plain(name, `${name} may be given once`));
     else raw[name] = value;
   }

@@ -1,11 +1,12 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import type { Env } from "../env";
+import { checkWindowParams } from "../events/query";
 import { validationError } from "../lib/errors";
 import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
-import { DAY_MS, integerParam } from "../lib/params";
+import { DAY_MS, limitParam } from "../lib/params";
 import { sumLinkRollups } from "../store";
-import { MAX_DAYS, metricsQuerySchema, metricsWindow, parseMetricsQuery } from "./query";
+import { MAX_DAYS, metricsQuerySchema, metricsWindow } from "./query";
 
 /**
  * GET /v1/metrics/links (SPEC §15): clicks per link over a window, from link_rollups (kept 400
@@ -30,8 +31,9 @@ export const linksQuerySchema = metricsQuerySchema
     account_id: true,
   })
   .extend({
-    limit: integerParam(1, 1000).optional().meta({ description: "1-1,000, default 100" }),
+    limit: limitParam(1000, 100),
   });
+export type LinksQuery = z.output<typeof linksQuerySchema>;
 
 const linkSchema = z.object({
   url: z.string(),
@@ -53,27 +55,19 @@ export const linksSchema = z
 export async function getLinkMetrics(
   env: Env,
   accountId: string,
-  params: URLSearchParams,
+  query: LinksQuery,
   now = Date.now(),
 ): Promise<z.infer<typeof linksSchema> & { rowsRead: number }> {
-  const rest = new URLSearchParams(params);
-  const limitText = rest.get("limit");
-  rest.delete("limit");
-  if (limitText !== null && !/^\d{1,4}$/.test(limitText))
-    throw validationError("limit", "limit must be an integer from 1 to 1000");
-  const limit = limitText === null ? 100 : Number(limitText);
-  if (limit < 1 || limit > 1000) throw validationError("limit", "limit must be an integer from 1 to 1000");
-  for (const name of ["interval", "tz", "group_by"]) {
-    if (rest.has(name)) throw validationError(name, `unknown parameter ${name}`);
-  }
-  const q = parseMetricsQuery(rest);
+  checkWindowParams(query);
+  const { limit } = query;
+  const q = query;
   if (q.domain !== undefined) {
     const known = await env.DB.prepare("SELECT 1 FROM sending_domains WHERE account_id = ? AND domain = ?")
       .bind(accountId, q.domain)
       .first();
     if (!known) throw validationError("domain", `domain ${q.domain} is not one this account has sent from`);
   }
-  const grid = metricsWindow(q, now);
+  const grid = metricsWindow({ ...q, interval: "day", tz: "UTC" }, now);
   const earliest = Math.floor((now - MAX_DAYS * DAY_MS) / DAY_MS) * DAY_MS;
   const start = Math.max(Math.floor(grid.start / DAY_MS) * DAY_MS, earliest);
   const end = Math.max(Math.ceil(grid.end / DAY_MS) * DAY_MS, start);
@@ -141,10 +135,9 @@ export function registerLinkMetricsRoute(app: App): void {
       responses: { 200: jsonContent(linksSchema, "Links, most clicked first"), ...commonErrors },
     },
     requireScope("events:read"),
-    async (c) => {
-      const params = new URL(c.req.url).searchParams;
-      const accountId = actingAccount(principalOf(c), params.get("account_id"));
-      const { rowsRead: _rowsRead, ...links } = await getLinkMetrics(c.env, accountId, params);
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
+      const { rowsRead: _rowsRead, ...links } = await getLinkMetrics(c.env, accountId, query);
       return c.json(links);
     },
   );

@@ -1,10 +1,19 @@
 import * as z from "zod";
 import { METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS } from "../db/metrics";
-import { HOSTNAME, parseTimestamp } from "../events/query";
-import { TAG_PATTERN, TOPIC_PATTERN } from "../events/record";
+import { checkWindowParams, HOSTNAME } from "../events/query";
+import { MAX_TAGS } from "../events/record";
 import { validationError } from "../lib/errors";
-import { zodToApiError } from "../lib/http";
-import { DAY_MS } from "../lib/params";
+import {
+  accountIdParam,
+  DAY_MS,
+  exactParam,
+  integerParam,
+  listParam,
+  tagParam,
+  timestampParam,
+  topicParam,
+} from "../lib/params";
+import { parseQuery } from "../lib/validate";
 import { MAILBOX_PROVIDERS } from "../mailbox/providers";
 import { canonicalTimeZone, INTERVALS, type Interval } from "./buckets";
 
@@ -36,118 +45,71 @@ export const GROUP_COLUMN: Record<Exclude<GroupBy, "tag" | "mailbox_provider">, 
   recipient_domain: "recipient_domain",
 };
 
-const timestamp = (name: "start" | "end") =>
-  z
-    .string()
-    .transform((value, ctx) => {
-      try {
-        return parseTimestamp(name, value);
-      } catch (err) {
-        ctx.addIssue({ code: "custom", message: (err as Error).message });
-        return z.NEVER;
-      }
-    })
-    .optional()
-    .meta({ description: `ISO 8601; ${name === "start" ? "inclusive" : "exclusive"}` });
-
-const exactText = (name: string, description: string) =>
-  z
-    .string()
-    .trim()
-    .min(1, `${name} must not be empty`)
-    .max(256, `${name} must be at most 256 characters`)
-    .optional()
-    .meta({ description });
+/**
+ * A time zone name as the IANA database spells it (`UTC`, `Europe/Paris`, `America/Argentina/Salta`),
+ * case-insensitive as ICU reads it. The pattern is the document's rule; that the zone exists is
+ * checked against the runtime's ICU (named in the parameter's description).
+ */
+export const TIME_ZONE_PATTERN = /^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+){0,2}$/;
 
 export const metricsQuerySchema = z.object({
-  start: timestamp("start"),
-  end: timestamp("end"),
-  days: z
-    .string()
-    .regex(/^\d{1,3}$/, `days must be an integer from 1 to ${MAX_DAYS}`)
-    .transform(Number)
-    .refine((n) => n >= 1 && n <= MAX_DAYS, `days must be an integer from 1 to ${MAX_DAYS}`)
+  start: timestampParam.optional().meta({ description: "inclusive" }),
+  end: timestampParam.optional().meta({ description: "exclusive" }),
+  days: integerParam(1, MAX_DAYS)
     .optional()
     .meta({ description: `1-${MAX_DAYS}: start = now - days; not with start` }),
   interval: z
-    .enum(INTERVALS, { error: `interval must be one of ${INTERVALS.join(", ")}` })
+    .enum(INTERVALS, { error: `must be one of ${INTERVALS.join(", ")}` })
     .default("day")
     .meta({ description: "bucket size: hour, day (default), week (from Monday) or month" }),
   tz: z
     .string()
+    .regex(TIME_ZONE_PATTERN, "must be an IANA time zone such as Europe/Paris")
+    // Answered as given: ICU would rename some zones (Asia/Kathmandu to Asia/Katmandu).
+    .refine((tz) => canonicalTimeZone(tz) !== null, "must be an IANA time zone such as Europe/Paris")
     .default("UTC")
-    .transform((tz, ctx) => {
-      // Answered as given: ICU would rename some zones (Asia/Kathmandu to Asia/Katmandu).
-      if (canonicalTimeZone(tz) === null) {
-        ctx.addIssue({ code: "custom", message: "tz must be an IANA time zone such as Europe/Paris" });
-        return z.NEVER;
-      }
-      return tz;
-    })
-    .meta({ description: "IANA time zone the buckets are aligned to (default UTC)" }),
+    .meta({
+      description:
+        "a time zone of the IANA database (its name, any case) that buckets are aligned to; default UTC",
+      examples: ["UTC", "Europe/Paris", "America/New_York", "Asia/Kathmandu"],
+    }),
   group_by: z
-    .enum(GROUP_BY, { error: `group_by must be one of ${GROUP_BY.join(", ")}` })
+    .enum(GROUP_BY, { error: `must be one of ${GROUP_BY.join(", ")}` })
     .optional()
     .meta({ description: "none (default) or one dimension; an event with several tags counts in each tag" }),
-  campaign: exactText("campaign", "exact, case-sensitive"),
-  template_id: exactText("template_id", "exact"),
-  topic: z
-    .string()
-    .regex(TOPIC_PATTERN, "topic must be 1-64 characters of [a-z0-9_.-]")
-    .optional()
-    .meta({ description: "exact" }),
+  campaign: exactParam(256).optional().meta({ description: "exact, case-sensitive" }),
+  template_id: exactParam(256).optional().meta({ description: "exact" }),
+  topic: topicParam.optional().meta({ description: "exact" }),
   domain: z
     .string()
     .trim()
     .toLowerCase()
-    .regex(HOSTNAME, "domain must be a hostname such as mail.example.com")
+    .regex(HOSTNAME, "must be a hostname such as mail.example.com")
     .optional()
-    .meta({ description: "a sending domain (from_domain) the account has sent from" }),
-  tags: z
-    .string()
-    .transform((value, ctx) => {
-      const items = [...new Set(value.split(",").map((s) => s.trim()))];
-      if (items.some((s) => s === "")) {
-        ctx.addIssue({ code: "custom", message: "tags must be a comma-separated list without empty items" });
-      } else if (items.length > 10) {
-        ctx.addIssue({ code: "custom", message: "tags takes at most 10 values" });
-      } else if (!items.every((t) => TAG_PATTERN.test(t))) {
-        ctx.addIssue({ code: "custom", message: "tags are 1-64 characters of [A-Za-z0-9_-]" });
-      }
-      return items;
-    })
+    .meta({
+      description:
+        "a sending domain (from_domain) the account has sent from (another one is 400 naming domain)",
+    }),
+  tags: listParam(MAX_TAGS, tagParam)
     .optional()
-    .meta({ description: "events carrying any of up to 10 comma-separated tags" }),
+    .meta({ description: `events carrying any of these tags (at most ${MAX_TAGS})` }),
   mailbox_provider: z
-    .enum(MAILBOX_PROVIDERS, { error: `mailbox_provider must be one of ${MAILBOX_PROVIDERS.join(", ")}` })
+    .enum(MAILBOX_PROVIDERS, { error: `must be one of ${MAILBOX_PROVIDERS.join(", ")}` })
     .optional()
-    .meta({ description: "the receiving mailbox provider" }),
-  account_id: z
-    .string()
-    .min(1)
-    .max(64)
-    .optional()
-    .meta({ description: "admin tokens only: the account to read" }),
+    .meta({ description: "the receiving mailbox provider (google, microsoft, yahoo, apple, other)" }),
+  account_id: accountIdParam,
 });
 export type MetricsQuery = z.output<typeof metricsQuerySchema>;
 
-const KNOWN = new Set(Object.keys(metricsQuerySchema.shape));
-
-export function parseMetricsQuery(params: URLSearchParams): MetricsQuery {
-  const raw: Record<string, string> = {};
-  for (const [name, value] of params) {
-    if (!KNOWN.has(name)) throw validationError(name, `unknown parameter ${name}`);
-    if (name in raw) throw validationError(name, `${name} may be given once`);
-    raw[name] = value;
-  }
-  const parsed = metricsQuerySchema.safeParse(raw);
-  if (!parsed.success) throw zodToApiError(parsed.error);
-  const q = parsed.data;
-  if (q.days !== undefined && q.start !== undefined)
-    throw validationError("days", "days cannot be combined with start");
-  if (q.start !== undefined && q.end !== undefined && q.start > q.end)
-    throw validationError("start", "start must not be after end");
+/** The rules between fields: `days` not with `start`, `start` not after `end`. */
+export function checkMetricsQuery(q: MetricsQuery): MetricsQuery {
+  checkWindowParams(q);
   return q;
+}
+
+/** A metrics query from query text, for the internal readers (reputation, alerts, Unosend, links). */
+export function parseMetricsParams(params: URLSearchParams): MetricsQuery {
+  return checkMetricsQuery(parseQuery(metricsQuerySchema, params));
 }
 
 export interface MetricsWindow {

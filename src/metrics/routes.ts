@@ -10,11 +10,12 @@ import { registerLinkMetricsRoute } from "./links";
 import {
   addCounters,
   type Counters,
+  checkMetricsQuery,
   GROUP_BY,
   isEmpty,
+  type MetricsQuery,
   metricsQuerySchema,
   metricsWindow,
-  parseMetricsQuery,
   RATES,
   ratesOf,
   zeroCounters,
@@ -56,6 +57,8 @@ count it once.
 
 Unique counters count an (email_id, recipient) once, in the bucket of its earliest such event.
 
+Rule between fields: \`days\` is not combined with \`start\`, and \`start\` is not after \`end\` (400 naming it).
+
 Rates in \`totals\` (null when the denominator is 0):
 - \`delivery_rate\` = delivered / sent
 - \`bounce_rate\` = bounced / sent
@@ -72,10 +75,10 @@ export interface MetricsResult extends MetricsResponse {
 export async function getMetrics(
   env: Env,
   accountId: string,
-  params: URLSearchParams,
+  query: MetricsQuery,
   now = Date.now(),
 ): Promise<MetricsResult> {
-  const q = parseMetricsQuery(params);
+  const q = checkMetricsQuery(query);
   const window = metricsWindow(q, now);
   if (q.domain !== undefined) {
     const known = await env.DB.prepare("SELECT 1 FROM sending_domains WHERE account_id = ? AND domain = ?")
@@ -153,10 +156,9 @@ export function registerMetricsRoutes(app: App): void {
       },
     },
     requireScope("events:read"),
-    async (c) => {
-      const params = new URL(c.req.url).searchParams;
-      const accountId = actingAccount(principalOf(c), params.get("account_id"));
-      const { rowsRead: _rowsRead, ...metrics } = await getMetrics(c.env, accountId, params);
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
+      const { rowsRead: _rowsRead, ...metrics } = await getMetrics(c.env, accountId, query);
       return c.json(metrics);
     },
   );

@@ -1,7 +1,7 @@
 import type { Env } from "../env";
 import { type MailboxProvider, NO_COMPLAINT_FEEDBACK } from "../mailbox/providers";
 import { ZoneOffsets } from "../metrics/buckets";
-import { metricsWindow, parseMetricsQuery, type RollupRow } from "../metrics/query";
+import { metricsWindow, parseMetricsParams, type RollupRow } from "../metrics/query";
 import { ROLLUP_ROWS_BUDGET, rollupStatements } from "../store";
 
 /**
@@ -77,7 +77,7 @@ export function windowCountersStatement(
     group_by: "mailbox_provider",
   });
   for (const [k, v] of Object.entries(filters)) if (v !== undefined) params.set(k, v);
-  const q = parseMetricsQuery(params);
+  const q = parseMetricsParams(params);
   const window = metricsWindow(q, now);
   const { rows: statement } = rollupStatements(
     db,

@@ -35,14 +35,17 @@ export function normalizeEmail(input: string): string | null {
 export const INVALID_EMAIL = "must be an email address such as user@example.com";
 
 /** A request field holding an address: validated and lowercased. */
-export const emailAddressSchema = z.string().transform((value, ctx) => {
-  const email = normalizeEmail(value);
-  if (email === null) {
-    ctx.addIssue({ code: "custom", message: INVALID_EMAIL });
-    return z.NEVER;
-  }
-  return email;
-});
+export const emailAddressSchema = z
+  .string()
+  .transform((value, ctx) => {
+    const email = normalizeEmail(value);
+    if (email === null) {
+      ctx.addIssue({ code: "custom", message: INVALID_EMAIL });
+      return z.NEVER;
+    }
+    return email;
+  })
+  .meta({ format: "email" });
 
 /** The SES mailbox simulator's domain: its addresses are recorded, never suppressed (SPEC §7 tests send there). */
 const SIMULATOR_DOMAIN = "simulator.amazonses.com";

@@ -1,8 +1,8 @@
 import * as z from "zod";
 import type { Env } from "../env";
-import { validationError } from "../lib/errors";
 import { hashId } from "../lib/ids";
 import { openCursor, sealCursor } from "../lib/keyset-cursor";
+import { accountIdParam, cursorParam, exactParam, limitParam, MAX_LIMIT } from "../lib/params";
 import { listDeliveryRows } from "../store";
 import { DELIVERY_STATUSES } from "./schema";
 
@@ -12,38 +12,25 @@ import { DELIVERY_STATUSES } from "./schema";
  * residual filters on that range (an index for them would cost a row written per delivery).
  */
 
-export const DELIVERY_LIST_PARAMS = ["limit", "after", "status", "event_id", "account_id"] as const;
-const MAX_LIMIT = 1000;
+/** GET /v1/webhooks/{id}/deliveries's query: it validates the request and is what /openapi.json shows. */
+export const deliveryQuerySchema = z.object({
+  limit: limitParam(MAX_LIMIT),
+  after: cursorParam(1024).meta({
+    description: "next_cursor of the previous page; repeat status and event_id unchanged",
+  }),
+  status: z
+    .enum(DELIVERY_STATUSES, { error: `must be one of ${DELIVERY_STATUSES.join(", ")}` })
+    .optional()
+    .meta({ description: "only deliveries in this state" }),
+  event_id: exactParam(80).optional().meta({ description: "one event's delivery" }),
+  account_id: accountIdParam,
+});
 
 export interface DeliveryListQuery {
   limit: number;
-  after: string | null;
-  status: string | null;
-  eventId: string | null;
-}
-
-export function parseDeliveryQuery(
-  params: Partial<Record<(typeof DELIVERY_LIST_PARAMS)[number], string>>,
-): DeliveryListQuery {
-  const limit = params.limit === undefined ? 20 : Number(params.limit);
-  if (params.limit !== undefined && (!/^\d{1,4}$/.test(params.limit) || limit < 1 || limit > MAX_LIMIT)) {
-    throw validationError("limit", `limit must be an integer from 1 to ${MAX_LIMIT}`);
-  }
-  if (params.status !== undefined && !(DELIVERY_STATUSES as readonly string[]).includes(params.status)) {
-    throw validationError("status", `status must be one of ${DELIVERY_STATUSES.join(", ")}`);
-  }
-  if (params.event_id !== undefined && (params.event_id === "" || params.event_id.length > 80)) {
-    throw validationError("event_id", "event_id must be an event id");
-  }
-  if (params.after !== undefined && (params.after === "" || params.after.length > 1024)) {
-    throw validationError("after", "after is not a cursor returned by this API");
-  }
-  return {
-    limit,
-    after: params.after ?? null,
-    status: params.status ?? null,
-    eventId: params.event_id ?? null,
-  };
+  after?: string;
+  status?: (typeof DELIVERY_STATUSES)[number];
+  event_id?: string;
 }
 
 /** The public id of a delivery: derived from its key, so it needs no column. */
@@ -55,10 +42,10 @@ const cursorSchema = z.object({ t: z.number(), e: z.string() });
 
 export async function listDeliveries(env: Env, accountId: string, endpointId: string, q: DeliveryListQuery) {
   const fingerprint = (
-    await hashId(accountId, endpointId, `status=${q.status ?? ""}`, `event_id=${q.eventId ?? ""}`)
+    await hashId(accountId, endpointId, `status=${q.status ?? ""}`, `event_id=${q.event_id ?? ""}`)
   ).slice(0, 16);
   const position =
-    q.after === null
+    q.after === undefined
       ? null
       : openCursor(
           q.after,
@@ -70,8 +57,8 @@ export async function listDeliveries(env: Env, accountId: string, endpointId: st
     accountId,
     endpointId,
     before: position ? { occurredAt: position.t, eventId: position.e } : null,
-    status: q.status,
-    eventId: q.eventId,
+    status: q.status ?? null,
+    eventId: q.event_id ?? null,
     limit: q.limit + 1,
   });
   const hasMore = results.length > q.limit;

@@ -5,7 +5,6 @@ import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import { config } from "../config";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import { ApiError, validationError } from "../lib/errors";
-import { parseJsonBody } from "../lib/http";
 import {
   type App,
   bodyErrors,
@@ -15,7 +14,8 @@ import {
   route,
   unavailableError,
 } from "../lib/openapi";
-import { DELIVERY_LIST_PARAMS, listDeliveries, parseDeliveryQuery } from "./deliveries";
+import { accountIdParam } from "../lib/params";
+import { deliveryQuerySchema, listDeliveries } from "./deliveries";
 import { type ReplayRequest, replay } from "./replay";
 import {
   createBodySchema,
@@ -41,23 +41,11 @@ import { checkWebhookUrl } from "./url-safety";
 
 /** The webhook endpoint routes of SPEC §14. Handlers parse, call the store, and shape the answer. */
 
-const q = (description: string) => z.string().optional().meta({ description });
-const accountQuery = z.object({ account_id: q("admin tokens only: the account to act for") });
+const accountQuery = z.object({ account_id: accountIdParam });
 const idPath = z.object({ id: z.string().meta({ description: "whk_…" }) });
 const tags = ["webhooks"];
 /** OpenAPI 3.1 lets a bearer requirement name roles: each route lists the scope it needs. */
 const needs = (scope: "webhooks:read" | "webhooks:write") => ({ security: [{ bearer: [scope] }] });
-
-/** The query (unknown or repeated parameters are a 400 naming them) and the account it acts for. */
-function acting(c: Context<AppEnv>, known: readonly string[] = ["account_id"]) {
-  const params: Partial<Record<string, string>> = {};
-  for (const [name, value] of new URL(c.req.url).searchParams) {
-    if (!known.includes(name)) throw validationError(name, `unknown parameter ${name}`);
-    if (params[name] !== undefined) throw validationError(name, `${name} may be given once`);
-    params[name] = value;
-  }
-  return { params, accountId: actingAccount(principalOf(c), params.account_id) };
-}
 
 function safeUrl(c: Context<AppEnv>, url: string): string {
   const verdict = checkWebhookUrl(url, config(c.env, "WEBHOOK_ALLOW_INSECURE_URLS"));
@@ -96,9 +84,8 @@ export function registerWebhookRoutes(app: App): void {
       },
     },
     requireScope("webhooks:write"),
-    async (c) => {
-      const { accountId } = acting(c);
-      const body = await parseJsonBody(c, createBodySchema);
+    async (c, { query, body }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
       const row = await createEndpoint(
         c.env,
         accountId,
@@ -128,8 +115,8 @@ export function registerWebhookRoutes(app: App): void {
       responses: { 200: jsonContent(endpointListSchema, "Every endpoint of the account"), ...commonErrors },
     },
     requireScope("webhooks:read"),
-    async (c) => {
-      const { accountId } = acting(c);
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
       const rows = await listEndpoints(c.env, accountId);
       return c.json({ object: "list" as const, data: rows.map(toPublicEndpoint) });
     },
@@ -149,8 +136,8 @@ export function registerWebhookRoutes(app: App): void {
       responses: { 200: jsonContent(endpointSchema, "The endpoint"), ...commonErrors, ...notFoundError },
     },
     requireScope("webhooks:read"),
-    async (c) => {
-      const { accountId } = acting(c);
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
       return c.json(toPublicEndpoint(await endpointOr404(c, accountId)));
     },
   );
@@ -180,10 +167,9 @@ export function registerWebhookRoutes(app: App): void {
       },
     },
     requireScope("webhooks:write"),
-    async (c) => {
-      const { accountId } = acting(c);
+    async (c, { query, body }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
       const existing = await endpointOr404(c, accountId);
-      const body = await parseJsonBody(c, patchBodySchema);
       const { url, ...rest } = body;
       const row = await updateEndpoint(
         c.env,
@@ -212,8 +198,8 @@ export function registerWebhookRoutes(app: App): void {
       responses: { 200: jsonContent(deletedEndpointSchema, "Deleted"), ...commonErrors, ...notFoundError },
     },
     requireScope("webhooks:write"),
-    async (c) => {
-      const { accountId } = acting(c);
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
       const existing = await endpointOr404(c, accountId);
       if (!(await deleteEndpoint(c.env, accountId, existing.id))) {
         throw new ApiError("not_found", `no webhook endpoint ${existing.id}`);
@@ -242,8 +228,8 @@ export function registerWebhookRoutes(app: App): void {
       },
     },
     requireScope("webhooks:write"),
-    async (c) => {
-      const { accountId } = acting(c);
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
       const existing = await endpointOr404(c, accountId);
       const row = await rotateSecret(c.env, accountId, existing.id, Date.now());
       if (!row) throw new ApiError("not_found", `no webhook endpoint ${existing.id}`);
@@ -265,13 +251,7 @@ export function registerWebhookRoutes(app: App): void {
       ...needs("webhooks:read"),
       request: {
         params: idPath,
-        query: z.object({
-          limit: q("1-1000, default 20"),
-          after: q("next_cursor of the previous page; repeat status and event_id unchanged"),
-          status: q("pending, succeeded or failed"),
-          event_id: q("one event's delivery"),
-          account_id: q("admin tokens only: the account to act for"),
-        }),
+        query: deliveryQuerySchema,
       },
       responses: {
         200: jsonContent(deliveryListSchema, "A page of deliveries"),
@@ -280,11 +260,11 @@ export function registerWebhookRoutes(app: App): void {
       },
     },
     requireScope("webhooks:read"),
-    async (c) => {
-      const { params, accountId } = acting(c, DELIVERY_LIST_PARAMS);
-      const query = parseDeliveryQuery(params);
+    async (c, { query }) => {
+      const { account_id, ...listQuery } = query;
+      const accountId = actingAccount(principalOf(c), account_id);
       const endpoint = await endpointOr404(c, accountId);
-      return c.json(await listDeliveries(c.env, accountId, endpoint.id, query));
+      return c.json(await listDeliveries(c.env, accountId, endpoint.id, listQuery));
     },
   );
 
@@ -315,10 +295,9 @@ export function registerWebhookRoutes(app: App): void {
       },
     },
     requireScope("webhooks:write"),
-    async (c) => {
-      const { accountId } = acting(c);
+    async (c, { query, body }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
       const endpoint = await endpointOr404(c, accountId);
-      const body = await parseJsonBody(c, replayBodySchema);
       const request = replayRequest(body, Date.now());
       if (endpoint.status !== "enabled") {
         throw validationError("id", "the endpoint is disabled; enable it before replaying");

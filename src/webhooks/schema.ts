@@ -66,7 +66,21 @@ export const endpointListSchema = z
   .object({ object: z.literal("list"), data: z.array(endpointSchema) })
   .meta({ id: "WebhookEndpointList" });
 
-const urlField = z.string().min(1).max(2048).meta({ description: "https to a public host, no credentials" });
+const isAbsoluteUrl = (value: string) => {
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
+};
+/** The syntax is the schema's (`format: uri`); where it may point is checked by webhooks/url-safety.ts. */
+const urlField = z
+  .string()
+  .min(1)
+  .max(2048)
+  .refine(isAbsoluteUrl, "must be an absolute URL")
+  .meta({ format: "uri", description: "https to a public host, no credentials" });
 const descriptionField = z.string().max(500).nullable();
 
 export const createBodySchema = z

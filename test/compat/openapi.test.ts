@@ -37,7 +37,18 @@ describe("OpenAPI: compatibility surfaces and the export", () => {
       expect(op.tags).toEqual([tag]);
       expect(op.operationId).toMatch(/^[a-z][A-Za-z0-9]+$/);
       operationIds.add(op.operationId);
-      expect(op.security).toEqual([{ bearer: [] }]);
+      // The scope the route requires, as the native routes name it (SPEC §3).
+      expect(op.security).toEqual([
+        {
+          bearer: [
+            method === "delete"
+              ? "suppressions:write"
+              : path.endsWith("/suppression")
+                ? "suppressions:read"
+                : "events:read",
+          ],
+        },
+      ]);
       expect(op.description.length).toBeGreaterThan(80);
       const statuses = Object.keys(op.responses);
       expect(statuses.some((s) => s.startsWith("2"))).toBe(true);

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { BOUNCE_CLASS_RULES } from "../../src/compat/sparkpost/bounce-class";
 import { canonicalReason, SPARKPOST_TYPES } from "../../src/compat/sparkpost/event-map";
 import { keywordMatches, keywordsOf } from "../../src/compat/sparkpost/filters";
-import { openSparkPostPage, parseSparkPostQuery } from "../../src/compat/sparkpost/query";
+import { openSparkPostPage, sparkPostQueryFrom } from "../../src/compat/sparkpost/query";
 import type { EventRecord, EventType } from "../../src/events/record";
 import { call, event, freshAccount, json, mintToken } from "../helpers";
 import { getJson, jsonAfter, seedEvents, seedText } from "./support";
@@ -142,7 +142,7 @@ describe("SparkPost Events API: the seed's examples", () => {
     const small = await openSparkPostPage(
       env,
       account,
-      parseSparkPostQuery(new URLSearchParams({ per_page: "7" })),
+      sparkPostQueryFrom(new URLSearchParams({ per_page: "7" })),
     );
     let step = await small.chunks.next();
     let returned = 0;
@@ -281,7 +281,7 @@ describe("SparkPost Events API: parameters", () => {
       recent.id,
       older.id,
     ]);
-    const q = parseSparkPostQuery(new URLSearchParams(""));
+    const q = sparkPostQueryFrom(new URLSearchParams(""));
     expect(q.perPage).toBe(1000);
   });
 
@@ -655,7 +655,7 @@ describe("SparkPost Events API: bounded pages", () => {
     expect(ids(results)).toEqual([rare.id]);
 
     // Rows read, from D1's own counter, for a full 10,000-event page.
-    const query = parseSparkPostQuery(
+    const query = sparkPostQueryFrom(
       new URLSearchParams({ per_page: "10000", from: new Date(now - 2 * DAY).toISOString() }),
     );
     const page = await openSparkPostPage(env, account, query);
@@ -680,7 +680,7 @@ describe("SparkPost Events API: bounded pages", () => {
       { bounce_classes: "10,25" },
     ];
     for (const filters of cases) {
-      const q = parseSparkPostQuery(
+      const q = sparkPostQueryFrom(
         new URLSearchParams({ per_page: "10000", from: new Date(now - 2 * DAY).toISOString(), ...filters }),
       );
       const p = await openSparkPostPage(env, account, q);

@@ -7,9 +7,8 @@
  * Needs Chromium at /usr/bin/chromium (or CHROMIUM_PATH): `apt-get install -y chromium`. Without
  * it the test is skipped, except under CI=true, where a missing browser fails the run.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -17,10 +16,8 @@ import path from "node:path";
 import { SignJWT } from "jose";
 import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, runWrangler, until } from "./wrangler-dev";
+import { type DevServer, startWranglerDev, until } from "./wrangler-dev";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
-const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const IN_CI = process.env.CI === "true";
@@ -53,10 +50,8 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("a real browser opens and clicks an in
     JWT_SECRET: randomBytes(36).toString("base64url"),
     TRACKING_KEYS: randomBytes(32).toString("base64url"),
   };
-  const childEnv = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
   let origin = "";
-  let dev: ChildProcess | undefined;
-  let devOutput = "";
+  let dev: DevServer | undefined;
   let target: Server | undefined;
   let targetOrigin = "";
   let emailHtml = "";
@@ -65,40 +60,10 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("a real browser opens and clicks an in
 
   beforeAll(async () => {
     if (!HAVE_CHROMIUM) throw new Error(`CI=true and no Chromium at ${CHROMIUM}: ${INSTALL_HINT}`);
+    // The browser's profile; wrangler dev keeps its own throwaway state (wrangler-dev.ts).
     dir = mkdtempSync(path.join(tmpdir(), "mailtrail-e2e-"));
-    const [port, inspectorPort] = [await freePort(), await freePort()];
-    origin = `http://127.0.0.1:${port}`;
-    const persist = path.join(dir, "state");
-    // Its own variables: `--env-file` replaces the repository's .dev.vars, which is left untouched.
-    const envFile = path.join(dir, "e2e.env");
-    writeFileSync(
-      envFile,
-      `JWT_SECRET=${vars.JWT_SECRET}\nTRACKING_KEYS=${vars.TRACKING_KEYS}\nPUBLIC_BASE_URL=${origin}\n`,
-      { mode: 0o600 },
-    );
-    await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
-
-    dev = spawn(
-      process.execPath,
-      [
-        WRANGLER,
-        "dev",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--inspector-port",
-        String(inspectorPort),
-        "--persist-to",
-        persist,
-        "--env-file",
-        envFile,
-        "--show-interactive-dev-session=false",
-      ],
-      { cwd: ROOT, env: childEnv, detached: true },
-    );
-    dev.stdout?.on("data", (d) => (devOutput += d));
-    dev.stderr?.on("data", (d) => (devOutput += d));
+    dev = await startWranglerDev({ ...vars, PUBLIC_BASE_URL: "{origin}" }, { startTimeoutMs: 45_000 });
+    origin = dev.origin;
 
     // The target site and the page the email is shown on, on another loopback port.
     target = createServer((req, res) => {
@@ -115,28 +80,11 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("a real browser opens and clicks an in
     });
     await new Promise<void>((resolve) => target?.listen(0, "127.0.0.1", resolve));
     targetOrigin = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
-
-    try {
-      await until("wrangler dev to answer /healthz", 45_000, async () =>
-        (await fetch(`${origin}/healthz`)).ok ? true : undefined,
-      );
-    } catch (err) {
-      throw new Error(`${err}\nwrangler dev output:\n${devOutput.slice(-4000)}`);
-    }
   }, 90_000);
 
   afterAll(async () => {
     await context?.close().catch(() => {});
-    // wrangler dev and the workerd it started share the process group it leads.
-    if (dev?.pid && dev.exitCode === null) {
-      try {
-        process.kill(-dev.pid, "SIGTERM");
-      } catch {}
-      await new Promise((r) => setTimeout(r, 500));
-      try {
-        process.kill(-dev.pid, "SIGKILL");
-      } catch {}
-    }
+    await dev?.stop();
     await new Promise((resolve) => (target ? target.close(resolve) : resolve(undefined)));
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

@@ -7,20 +7,17 @@
  * that the charts and the events table show the seeded data; a screenshot is saved as an artifact
  * in test/e2e/artifacts/ (gitignored), at desktop and phone widths.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { createSign, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { SignJWT } from "jose";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, runWrangler, until } from "./wrangler-dev";
+import { type DevServer, startWranglerDev, until } from "./wrangler-dev";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const IN_CI = process.env.CI === "true";
@@ -75,19 +72,15 @@ function retime(value: unknown, at: string): unknown {
 }
 
 describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("the dashboard shows seeded metrics and events", () => {
-  let dir = "";
   const secret = randomBytes(36).toString("base64url");
-  const childEnv = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
   let origin = "";
   let certOrigin = "";
-  let dev: ChildProcess | undefined;
-  let devOutput = "";
+  let dev: DevServer | undefined;
   let certServer: Server | undefined;
   let browser: Browser | undefined;
 
   beforeAll(async () => {
     if (!HAVE_CHROMIUM) throw new Error(`CI=true and no Chromium at ${CHROMIUM}`);
-    dir = mkdtempSync(path.join(tmpdir(), "mailtrail-dash-"));
     certServer = createServer((_req, res) => {
       res.writeHead(200, { "content-type": "application/x-pem-file" });
       res.end(readFileSync(path.join(ROOT, "test/ses/fixtures/test-cert.pem")));
@@ -95,68 +88,23 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("the dashboard shows seeded metrics an
     await new Promise<void>((resolve) => certServer?.listen(0, "127.0.0.1", resolve));
     certOrigin = `http://127.0.0.1:${(certServer.address() as AddressInfo).port}`;
 
-    const [port, inspectorPort] = [await freePort(), await freePort()];
-    origin = `http://127.0.0.1:${port}`;
-    const persist = path.join(dir, "state");
-    const envFile = path.join(dir, "e2e.env");
-    writeFileSync(
-      envFile,
-      [
-        `JWT_SECRET=${secret}`,
-        `TRACKING_KEYS=${randomBytes(32).toString("base64url")}`,
-        `PUBLIC_BASE_URL=${origin}`,
-        `SNS_TOPIC_ARNS=${TOPIC}=${ACCOUNT}`,
-        "SNS_CERT_HOST_PATTERN=^127\\.0\\.0\\.1$",
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
-    await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
-    dev = spawn(
-      process.execPath,
-      [
-        WRANGLER,
-        "dev",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--inspector-port",
-        String(inspectorPort),
-        "--persist-to",
-        persist,
-        "--env-file",
-        envFile,
-        "--show-interactive-dev-session=false",
-        // The alert evaluation runs in the scheduled work: /__scheduled runs it on demand.
-        "--test-scheduled",
-      ],
-      { cwd: ROOT, env: childEnv, detached: true },
-    );
-    dev.stdout?.on("data", (d) => (devOutput += d));
-    dev.stderr?.on("data", (d) => (devOutput += d));
-    try {
-      await until("wrangler dev to answer /healthz", 60_000, async () =>
-        (await fetch(`${origin}/healthz`)).ok ? true : undefined,
-      );
-    } catch (err) {
-      throw new Error(`${err}\nwrangler dev output:\n${devOutput.slice(-4000)}`);
-    }
+    dev = await startWranglerDev(
+      {
+        JWT_SECRET: secret,
+        TRACKING_KEYS: randomBytes(32).toString("base64url"),
+        PUBLIC_BASE_URL: "{origin}",
+        SNS_TOPIC_ARNS: `${TOPIC}=${ACCOUNT}`,
+        SNS_CERT_HOST_PATTERN: "^127\\.0\\.0\\.1$",
+      },
+      { args: ["--test-scheduled"] },
+    ); // the alert evaluation runs in the scheduled work: /__scheduled runs it
+    origin = dev.origin;
   }, 120_000);
 
   afterAll(async () => {
     await browser?.close().catch(() => {});
-    if (dev?.pid && dev.exitCode === null) {
-      try {
-        process.kill(-dev.pid, "SIGTERM");
-      } catch {}
-      await new Promise((r) => setTimeout(r, 500));
-      try {
-        process.kill(-dev.pid, "SIGKILL");
-      } catch {}
-    }
+    await dev?.stop();
     await new Promise((resolve) => (certServer ? certServer.close(resolve) : resolve(undefined)));
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it("serves /dashboard as a static page while the API stays on the Worker", async () => {

@@ -6,15 +6,11 @@
  * the local D1 before the server starts; the client searches, follows links.next with its own
  * `get`, and sees errors in SparkPost's shape.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, runWrangler } from "./wrangler-dev";
+import { type DevServer, startWranglerDev } from "./wrangler-dev";
 
 interface SparkPostError extends Error {
   statusCode: number;
@@ -29,19 +25,14 @@ const SparkPost = createRequire(import.meta.url)("sparkpost") as new (
   options: { origin: string },
 ) => SparkPostClient;
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
-const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 const ACCOUNT = `acct_sp_${randomBytes(4).toString("hex")}`;
 
 const sqlText = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
 describe("the sparkpost npm client against /compat/sparkpost", () => {
-  let dir = "";
   const secret = randomBytes(36).toString("base64url");
-  const childEnv = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
   let origin = "";
-  let dev: ChildProcess | undefined;
-  let devOutput = "";
+  let dev: DevServer | undefined;
   const now = Date.now();
   // 25 events of this account: every third in a blackfriday campaign; one of another account.
   const rows = Array.from({ length: 25 }, (_, i) => ({
@@ -68,15 +59,6 @@ describe("the sparkpost npm client against /compat/sparkpost", () => {
       .sign(new TextEncoder().encode(secret));
 
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), "mailtrail-sparkpost-"));
-    const [port, inspectorPort] = [await freePort(), await freePort()];
-    origin = `http://127.0.0.1:${port}`;
-    const persist = path.join(dir, "state");
-    const envFile = path.join(dir, "e2e.env");
-    writeFileSync(envFile, `JWT_SECRET=${secret}\nTRACKING_KEYS=${randomBytes(32).toString("base64url")}\n`, {
-      mode: 0o600,
-    });
-    await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], childEnv);
     const values = rows
       .map(
         (r) =>
@@ -84,61 +66,17 @@ describe("the sparkpost npm client against /compat/sparkpost", () => {
           `${sqlText(r.campaign)}, ${r.type === "email.bounced" ? "'permanent', 'NoEmail', 550, '550 5.1.1 unknown'" : "NULL, NULL, NULL, NULL"})`,
       )
       .join(", ");
-    await runWrangler(
-      [
-        "d1",
-        "execute",
-        "DB",
-        "--local",
-        "--persist-to",
-        persist,
-        "--command",
-        `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient, campaign, bounce_type, bounce_classification, smtp_code, smtp_response) VALUES ${values}`,
-      ],
-      childEnv,
+    dev = await startWranglerDev(
+      { JWT_SECRET: secret, TRACKING_KEYS: randomBytes(32).toString("base64url") },
+      {
+        seedSql: `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient, campaign, bounce_type, bounce_classification, smtp_code, smtp_response) VALUES ${values};`,
+      },
     );
-    dev = spawn(
-      process.execPath,
-      [
-        WRANGLER,
-        "dev",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--inspector-port",
-        String(inspectorPort),
-        "--persist-to",
-        persist,
-        "--env-file",
-        envFile,
-        "--show-interactive-dev-session=false",
-      ],
-      { cwd: ROOT, env: childEnv, detached: true },
-    );
-    dev.stdout?.on("data", (d) => (devOutput += d));
-    dev.stderr?.on("data", (d) => (devOutput += d));
-    const deadline = Date.now() + 45_000;
-    for (;;) {
-      try {
-        if ((await fetch(`${origin}/healthz`)).ok) break;
-      } catch {}
-      if (Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${devOutput.slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    origin = dev.origin;
   }, 90_000);
 
   afterAll(async () => {
-    if (dev?.pid && dev.exitCode === null) {
-      try {
-        process.kill(-dev.pid, "SIGTERM");
-      } catch {}
-      await new Promise((r) => setTimeout(r, 500));
-      try {
-        process.kill(-dev.pid, "SIGKILL");
-      } catch {}
-    }
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await dev?.stop();
   });
 
   it("searches with keyword filters and follows links.next to the end", async () => {

@@ -3,7 +3,7 @@
  * its own variables (`--env-file`, so the repository's .dev.vars is untouched), free ports, and a
  * stop that ends the process group wrangler leads (workerd included).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -60,8 +60,36 @@ export interface DevServer {
   stop: () => Promise<void>;
 }
 
-/** Starts wrangler dev with these variables (origin-dependent ones may use `{origin}`). */
-export async function startWranglerDev(vars: Record<string, string>): Promise<DevServer> {
+export interface DevOptions {
+  /** SQL run on the local D1 after the migrations, before the Worker starts (accounts, events…). */
+  seedSql?: string;
+  /** More `wrangler dev` arguments. */
+  args?: string[];
+  /** Milliseconds to wait for /healthz (default 60 s). */
+  startTimeoutMs?: number;
+}
+
+/**
+ * The documented local cron trigger needs miniflare's assets proxy fixed (scripts/local-cron-fix.mjs);
+ * npm install applies it, and this repeats it for an install that ran no scripts. Once per process.
+ */
+let localCronFixed = false;
+function fixLocalCron(): void {
+  if (localCronFixed) return;
+  const run = spawnSync(process.execPath, [path.join(ROOT, "scripts/local-cron-fix.mjs")], { cwd: ROOT });
+  if (run.status !== 0) throw new Error(`scripts/local-cron-fix.mjs failed:\n${run.stderr}`);
+  localCronFixed = true;
+}
+
+/**
+ * Starts wrangler dev with these variables (origin-dependent ones may use `{origin}`): the one way
+ * an end-to-end test runs the Worker.
+ */
+export async function startWranglerDev(
+  vars: Record<string, string>,
+  options: DevOptions = {},
+): Promise<DevServer> {
+  fixLocalCron();
   const dir = mkdtempSync(path.join(tmpdir(), "mailtrail-e2e-"));
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const origin = `http://127.0.0.1:${port}`;
@@ -70,6 +98,11 @@ export async function startWranglerDev(vars: Record<string, string>): Promise<De
   const lines = Object.entries(vars).map(([k, v]) => `${k}=${v.replaceAll("{origin}", origin)}`);
   writeFileSync(envFile, `${lines.join("\n")}\n`, { mode: 0o600 });
   await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
+  if (options.seedSql) {
+    const seedFile = path.join(dir, "seed.sql");
+    writeFileSync(seedFile, options.seedSql);
+    await runWrangler(["d1", "execute", "DB", "--local", "--persist-to", persist, "--file", seedFile]);
+  }
   const dev: ChildProcess = spawn(
     process.execPath,
     [
@@ -86,6 +119,7 @@ export async function startWranglerDev(vars: Record<string, string>): Promise<De
       "--env-file",
       envFile,
       "--show-interactive-dev-session=false",
+      ...(options.args ?? []),
     ],
     { cwd: ROOT, env: CHILD_ENV, detached: true },
   );
@@ -105,7 +139,7 @@ export async function startWranglerDev(vars: Record<string, string>): Promise<De
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await until("wrangler dev to answer /healthz", 60_000, async () =>
+    await until("wrangler dev to answer /healthz", options.startTimeoutMs ?? 60_000, async () =>
       (await fetch(`${origin}/healthz`)).ok ? true : undefined,
     );
   } catch (err) {

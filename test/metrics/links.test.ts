@@ -134,7 +134,7 @@ describe("GET /v1/metrics/links", () => {
 
 describe("which rollups a metrics query reads", () => {
   it("the coarse daily rows for whole UTC days by day, week or month in UTC, the quarter-hour rows at the edges and otherwise", async () => {
-    const { metricsWindow, parseMetricsQuery } = await import("../../src/metrics/query");
+    const { metricsWindow, parseMetricsParams: parseMetricsQuery } = await import("../../src/metrics/query");
     const { buildMetricsStatements } = await import("../../src/store");
     const { ZoneOffsets } = await import("../../src/metrics/buckets");
     const now = Date.parse("2026-04-05T12:07:00Z");

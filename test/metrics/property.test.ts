@@ -2,10 +2,11 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { METRIC_COUNTERS, type MetricCounter } from "../../src/db/metrics";
 import type { EventRecord } from "../../src/events/record";
+import { parseQuery } from "../../src/lib/validate";
 import { purgeExpiredRollups } from "../../src/metrics/purge-rollups";
-import { ratesOf } from "../../src/metrics/query";
+import { metricsQuerySchema, ratesOf } from "../../src/metrics/query";
 import { getMetrics } from "../../src/metrics/routes";
-import type { QueueMessage } from "../../src/queue/messages";
+import type { QueueMessage } from "../../src/pipeline/messages";
 import { purgeExpiredEvents } from "../../src/retention/purge";
 import { removedEventsRollup } from "../../src/store";
 import { consume, event, freshAccount } from "../helpers";
@@ -248,7 +249,12 @@ const params = (c: Case) =>
 /** Asserts the metrics of a case against the events GET /v1/events returns for it. */
 /** GET /v1/metrics as the route answers it (without the benchmark's rows_read). */
 async function metricsOf(account: string, c: Case) {
-  const { rowsRead: _rowsRead, ...metrics } = await getMetrics(env, account, params(c), NOW);
+  const { rowsRead: _rowsRead, ...metrics } = await getMetrics(
+    env,
+    account,
+    parseQuery(metricsQuerySchema, params(c)),
+    NOW,
+  );
   return metrics;
 }
 

@@ -7,7 +7,7 @@ import {
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
-import type { QueueMessage } from "../../src/queue/messages";
+import type { QueueMessage } from "../../src/pipeline/messages";
 import { PARKED_PREFIX, replayParkedMessages, STUCK_PREFIX } from "../../src/queue/parked";
 import { call, event, eventMessage, freshAccount, json, mintToken } from "../helpers";
 

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { QueueMessage } from "../../src/queue/messages";
+import type { QueueMessage } from "../../src/pipeline/messages";
 import { REPLAY_BUCKET_MS, replayEventId } from "../../src/tracking/interaction";
 import { tokenNonce } from "../../src/tracking/token";
 import { call, consume, freshAccount, json, mintToken } from "../helpers";

@@ -6,8 +6,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
+import type { EventMessage, QueueMessage } from "../../src/pipeline/messages";
 import { writeBatch } from "../../src/queue/consumer";
-import type { EventMessage, QueueMessage } from "../../src/queue/messages";
 import { findClickBursts, storedClickRecord } from "../../src/tracking/burst-store";
 import { BURST_MARK_RETENTION_MS } from "../../src/tracking/bursts";
 import { consume, freshAccount } from "../helpers";

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { runScheduledWork } from "../../src/retention/scheduled";
+import { runScheduledWork } from "../../src/scheduled";
 import { purgeExpiredDeliveries } from "../../src/webhooks/purge";
 import { freshAccount } from "../helpers";
 import { createEndpoint, hookName, hookUrl } from "./support";

@@ -9,13 +9,13 @@ import type { EventType } from "../../events/record";
 import type { EventDbRow } from "../../events/serialize";
 import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
-import { DAY_MS } from "../../lib/params";
+import { accountIdParam, DAY_MS, integerParam, limitParam } from "../../lib/params";
 import { offsetPage } from "../../store";
-import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
+import { emailAddressSchema } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
 import { removeEntries } from "../../suppressions/store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
-import { intParam, knownParams } from "../params";
+import { MAX_OFFSET_END } from "../params";
 
 /** Numonic's events and suppression APIs (SPEC §16) over mailtrail's events and suppressions. */
 
@@ -58,7 +58,6 @@ export function toNumonicEvent(row: EventDbRow) {
 
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 100;
-const MAX_PAGE = 1_000_000;
 
 const pagination = z.object({
   page: z.number().int(),
@@ -73,20 +72,45 @@ const paginationOf = (page: number, limit: number, total: number) => ({
   total_pages: Math.ceil(total / limit),
 });
 
+const NUMONIC_TYPE_NAMES = Object.values(NUMONIC_TYPES) as [NumonicType, ...NumonicType[]];
+
+/** `page` and `limit` of Numonic's lists: page × limit at most MAX_OFFSET_END (SPEC §18). */
+const pageParams = {
+  page: integerParam(1, MAX_OFFSET_END)
+    .default(1)
+    .meta({ description: `page number, from 1; default 1; page × limit at most ${MAX_OFFSET_END}` }),
+  limit: limitParam(MAX_LIMIT, DEFAULT_LIMIT),
+};
+
+/** The rule between `page` and `limit`: the page ends within the first MAX_OFFSET_END rows. */
+function checkPage(page: number, limit: number): void {
+  if (page * limit > MAX_OFFSET_END)
+    throw validationError(
+      "page",
+      `page × limit must be at most ${MAX_OFFSET_END}: narrow the search instead`,
+    );
+}
+
+const numonicEventsQuery = z.object({
+  type: z
+    .enum(NUMONIC_TYPE_NAMES, { error: `must be one of ${NUMONIC_TYPE_NAMES.join(", ")}` })
+    .optional()
+    .meta({ description: "only events of this type" }),
+  ...pageParams,
+  account_id: accountIdParam,
+});
+
 export async function listNumonicEvents(
   env: Env,
   accountId: string,
-  params: Record<string, string | undefined>,
+  query: { type?: NumonicType; page: number; limit: number },
   now = Date.now(),
 ) {
-  let types: EventType[] = Object.keys(NUMONIC_TYPES) as EventType[];
-  if (params.type !== undefined) {
-    const type = BY_NUMONIC[params.type as NumonicType];
-    if (!type) throw validationError("type", "type must be Delivery, Bounce, Complaint or Suppression");
-    types = [type];
-  }
-  const page = intParam("page", params.page, 1, MAX_PAGE, 1);
-  const limit = intParam("limit", params.limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
+  const { page, limit } = query;
+  checkPage(page, limit);
+  const types: EventType[] = query.type
+    ? [BY_NUMONIC[query.type]]
+    : (Object.keys(NUMONIC_TYPES) as EventType[]);
   const plan = await getAccountPlan(env, accountId);
   const { rows, total, rowsRead } = await offsetPage(env.DB, accountId, {
     window: { start: now - plan.retention_days * DAY_MS, end: now },
@@ -120,7 +144,6 @@ const numonicEventSchema = z
 const errorSchema = successFalseErrorSchema("NumonicError");
 const tags = ["compat: Numonic"];
 const security = [{ bearer: [] }];
-const q = (description: string) => z.string().optional().meta({ description });
 
 export function registerNumonicRoutes(app: App): void {
   app.use(`${NUMONIC_PREFIX}/*`, surfaceErrors(successFalseMapper));
@@ -138,18 +161,14 @@ export function registerNumonicRoutes(app: App): void {
         "plan's whole retention. `bounce_type` (Permanent, Transient or Undetermined) and `bounce_subtype` (SES's " +
         "bounceSubType) are present on Bounce events only, `complaint_type` on Complaint events only (null when the " +
         "ISP gave none). `page` (from 1, default 1) and `limit` (1-100, default 50) page the list; `total_pages` is " +
-        "ceil(total / limit) and a page past it is empty. Events arriving while a client pages shift later pages " +
+        "ceil(total / limit) and a page past it is empty. Rule between fields: `page × limit` at most 10,000 " +
+        "(SPEC §18: a page reads the rows before it); beyond, 400 naming `page`. Events arriving while a client pages shift later pages " +
         "(offset paging). Costs: a page reads the rows before it; `total` reads the window (BENCHMARKS.md). " +
         "Errors are `{success: false, error: {code, message}}` with mailtrail's status codes.",
       tags,
       security,
       request: {
-        query: z.object({
-          type: q("Delivery, Bounce, Complaint or Suppression"),
-          page: q("page number, from 1; default 1"),
-          limit: q("1-100, default 50"),
-          account_id: q("admin tokens only: the account to read"),
-        }),
+        query: numonicEventsQuery,
       },
       responses: {
         200: jsonContent(
@@ -165,10 +184,9 @@ export function registerNumonicRoutes(app: App): void {
       },
     },
     requireScope("events:read"),
-    async (c) => {
-      const params = knownParams(c.req.url, ["type", "page", "limit", "account_id"]);
-      const accountId = actingAccount(principalOf(c), params.account_id);
-      return c.json((await listNumonicEvents(c.env, accountId, params)).body);
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
+      return c.json((await listNumonicEvents(c.env, accountId, query)).body);
     },
   );
 
@@ -182,15 +200,12 @@ export function registerNumonicRoutes(app: App): void {
       description:
         "Every suppression entry of the account, newest first, `{id, email, reason, suppressed_at}`. mailtrail's " +
         "reasons are hard_bounce, complaint, unsubscribe and manual; an address unsubscribed from one topic has an " +
-        "entry per topic (each its own id). `page` from 1 (default 1), `limit` 1-100 (default 50).",
+        "entry per topic (each its own id). `page` from 1 (default 1), `limit` 1-100 (default 50). Rule between " +
+        "fields: `page × limit` at most 10,000 (SPEC §18); beyond, 400 naming `page`.",
       tags,
       security,
       request: {
-        query: z.object({
-          page: q("page number, from 1; default 1"),
-          limit: q("1-100, default 50"),
-          account_id: q("admin tokens only: the account to read"),
-        }),
+        query: z.object({ ...pageParams, account_id: accountIdParam }),
       },
       responses: {
         200: jsonContent(
@@ -214,11 +229,10 @@ export function registerNumonicRoutes(app: App): void {
       },
     },
     requireScope("suppressions:read"),
-    async (c) => {
-      const params = knownParams(c.req.url, ["page", "limit", "account_id"]);
-      const accountId = actingAccount(principalOf(c), params.account_id);
-      const page = intParam("page", params.page, 1, MAX_PAGE, 1);
-      const limit = intParam("limit", params.limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
+      const { page, limit } = query;
+      checkPage(page, limit);
       const db = drizzle(c.env.DB);
       const mine = eq(suppressions.accountId, accountId);
       const [rows, counted] = await db.batch([
@@ -263,8 +277,8 @@ export function registerNumonicRoutes(app: App): void {
       tags,
       security,
       request: {
-        params: z.object({ email: z.string().meta({ description: "the address, URL-encoded" }) }),
-        query: z.object({ account_id: q("admin tokens only: the account") }),
+        params: z.object({ email: emailAddressSchema.meta({ description: "the address, URL-encoded" }) }),
+        query: z.object({ account_id: accountIdParam }),
       },
       responses: {
         200: jsonContent(
@@ -277,11 +291,9 @@ export function registerNumonicRoutes(app: App): void {
       },
     },
     requireScope("suppressions:write"),
-    async (c) => {
-      const params = knownParams(c.req.url, ["account_id"]);
-      const email = normalizeEmail(c.req.param("email") ?? "");
-      if (email === null) throw validationError("email", `email ${INVALID_EMAIL}`);
-      const accountId = actingAccount(principalOf(c), params.account_id);
+    async (c, { params, query }) => {
+      const { email } = params;
+      const accountId = actingAccount(principalOf(c), query.account_id);
       const removed = await removeEntries(c.env, accountId, email, null);
       if (removed === 0) throw new ApiError("not_found", "No suppression entry found for this address");
       return c.json({ success: true as const, message: `Suppression removed for ${email}` });

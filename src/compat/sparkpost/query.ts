@@ -1,15 +1,24 @@
 import * as z from "zod";
 import { getAccountPlan } from "../../accounts/plans";
 import type { Env } from "../../env";
-import { type CursorPosition, clampWindow, parseTimestamp, type Window } from "../../events/query";
+import { type CursorPosition, clampWindow, type Window } from "../../events/query";
 import { toPublicEvent } from "../../events/serialize";
 import { ApiError, validationError } from "../../lib/errors";
 import { hashId } from "../../lib/ids";
 import { openCursor, sealCursor } from "../../lib/keyset-cursor";
 import { log } from "../../lib/log";
-import { DAY_MS } from "../../lib/params";
+import {
+  accountIdParam,
+  COMMA_LIST,
+  DAY_MS,
+  integerParam,
+  MAX_LIST_VALUES,
+  splitList,
+  timestampParam,
+} from "../../lib/params";
+import { parseQuery } from "../../lib/validate";
 import { countMatches, PAGE_ROW_BUDGET, type ScanEnd as ScanResult, type ScanRow, scan } from "../../store";
-import { BOUNCE_CLASS_SQL, isBounceClass } from "./bounce-class";
+import { BOUNCE_CLASS_SQL, BOUNCE_CLASSES, isBounceClass } from "./bounce-class";
 import { KNOWN_SPARKPOST_TYPES, type SparkPostType, toSparkPostEvent } from "./event-map";
 import {
   ABSENT_FILTERS,
@@ -26,8 +35,8 @@ export const SPARKPOST_PREFIX = "/compat/sparkpost";
 export const MESSAGE_EVENTS_PATH = `${SPARKPOST_PREFIX}/api/v1/events/message`;
 export const DEFAULT_PER_PAGE = 1000;
 export const MAX_PER_PAGE = 10_000;
-const MAX_VALUES = 1000;
 
+/** The list filters; their values are split at `delimiter`. */
 const LIST_FILTERS = [
   "events",
   "event_ids",
@@ -46,16 +55,125 @@ const LIST_FILTERS = [
   "transmission_ids",
   ...ABSENT_FILTERS,
 ] as const;
-export const SPARKPOST_PARAMS = [
-  "from",
-  "to",
-  "cursor",
-  "per_page",
-  "delimiter",
-  ...LIST_FILTERS,
-  "account_id",
-] as const;
-type Param = (typeof SPARKPOST_PARAMS)[number];
+const IS_LIST: ReadonlySet<string> = new Set(LIST_FILTERS);
+
+/** A keyword filter takes at most this many keywords, the words of all its values together (SPEC §18). */
+export const MAX_KEYWORDS = 10;
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const TEXT = /^[^\u0000-\u001f\u007f]+$/;
+const text = z
+  .string()
+  .max(1024, "values must be at most 1024 characters")
+  .regex(TEXT, "values must not be empty or hold control characters");
+
+const list = <T extends z.ZodType>(item: T, description: string) =>
+  z
+    .array(item)
+    .min(1, "must hold at least one value")
+    .max(MAX_LIST_VALUES, `takes at most ${MAX_LIST_VALUES} values`)
+    .optional()
+    .meta({ ...COMMA_LIST, description: `${description}; split at \`delimiter\`` });
+
+/** A keyword filter: values with at least one word, at most MAX_KEYWORDS words in all. */
+const keywordList = (name: KeywordFilter, description: string) => {
+  const { periods } = KEYWORD_FILTERS[name];
+  // A value holds a word: a character that is neither a control character nor a separator.
+  const word = periods ? "[^\\u0000-\\u001f\\u007f \\-_.]" : "[^\\u0000-\\u001f\\u007f \\-_]";
+  const item = text.regex(
+    new RegExp(`^[^\\u0000-\\u001f\\u007f]*${word}[^\\u0000-\\u001f\\u007f]*$`),
+    "values must hold a keyword",
+  );
+  return list(
+    item,
+    `${description}; keyword search (see the description), at most ${MAX_KEYWORDS} keywords in all`,
+  ).refine(
+    (values) => (values ?? []).reduce((n, v) => n + keywordsOf(v, periods).length, 0) <= MAX_KEYWORDS,
+    `takes at most ${MAX_KEYWORDS} keywords in all (the words of all its values)`,
+  );
+};
+
+const BOUNCE_CLASS_CODES = Object.keys(BOUNCE_CLASSES).map(Number);
+
+/**
+ * GET …/events/message's query: it validates the request and is what /openapi.json shows. The lists
+ * are split at the request's own `delimiter` first (a rule between fields, in the description).
+ */
+const sparkPostParams = z.object({
+  from: timestampParam.optional().meta({ description: "inclusive; default 24 hours ago" }),
+  to: timestampParam.optional().meta({ description: "exclusive; default now" }),
+  cursor: z
+    .string()
+    .min(1, "must be initial or the cursor of a links.next")
+    .max(1024, "must be initial or the cursor of a links.next")
+    .optional()
+    .meta({ description: "initial (default) or the cursor of links.next" }),
+  per_page: integerParam(1, MAX_PER_PAGE)
+    .default(DEFAULT_PER_PAGE)
+    .meta({ description: "1-10000, default 1000" }),
+  delimiter: z
+    .string()
+    .refine((v) => [...v].length === 1, "must be one character")
+    .default(",")
+    .meta({ minLength: 1, maxLength: 1, description: "the lists' delimiter, one character; default ," }),
+  events: list(
+    z.enum(KNOWN_SPARKPOST_TYPES as [string, ...string[]], {
+      error: (issue) => `must be SparkPost message event types (not ${String(issue.input)})`,
+    }),
+    "event types",
+  ),
+  event_ids: list(text, "event ids"),
+  recipients: list(text, "recipient addresses"),
+  recipient_domains: keywordList("recipient_domains", "recipient domains, by domain segment"),
+  from_addresses: list(text, "friendly from addresses"),
+  sending_domains: keywordList("sending_domains", "sending domains, by domain segment"),
+  subjects: keywordList("subjects", "subject lines"),
+  bounce_classes: list(
+    z
+      .preprocess(
+        (v) => (typeof v === "string" && /^\d{1,3}$/.test(v) ? Number(v) : v),
+        z
+          .number({ error: "must be bounce classification codes" })
+          .refine((n) => isBounceClass(n), "must be bounce classification codes"),
+      )
+      .meta({ type: "integer", enum: BOUNCE_CLASS_CODES }),
+    "bounce classification codes",
+  ),
+  reasons: keywordList("reasons", "bounce/failure/rejection reasons"),
+  campaigns: keywordList("campaigns", "campaign ids"),
+  templates: keywordList("templates", "template ids"),
+  messages: list(text, "message ids"),
+  message_ids: list(text, "message ids (same as messages)"),
+  transmissions: list(text, "transmission ids (mailtrail email_id)"),
+  transmission_ids: list(text, "transmission ids (same as transmissions)"),
+  sending_ips: list(text, "accepted; matches nothing"),
+  ip_pools: list(text, "accepted; matches nothing"),
+  subaccounts: list(text, "accepted; matches nothing"),
+  mailbox_providers: list(text, "accepted; matches nothing"),
+  mailbox_provider_regions: list(text, "accepted; matches nothing"),
+  ab_tests: list(text, "accepted; matches nothing"),
+  ab_test_versions: list(text, "accepted with ab_tests (required with it); matches nothing"),
+  account_id: accountIdParam,
+});
+export const sparkPostQuerySchema = z.preprocess((raw) => {
+  if (typeof raw !== "object" || raw === null) return raw;
+  const given = raw as Record<string, unknown>;
+  const d = given.delimiter;
+  const delimiter = typeof d === "string" && [...d].length === 1 ? d : ",";
+  return Object.fromEntries(
+    Object.entries(given).map(([name, value]) => [
+      name,
+      IS_LIST.has(name) ? splitList(value, delimiter) : value,
+    ]),
+  );
+}, sparkPostParams);
+export type SparkPostQueryParams = z.output<typeof sparkPostQuerySchema>;
+
+/**
+ * The schema as a route's `query`: zod-to-openapi's types take objects only, while it documents a
+ * preprocessed object as the object (and route() parses the whole pipe). Same output type.
+ */
+export const sparkPostQueryRequest = sparkPostQuerySchema as unknown as typeof sparkPostParams;
 
 export interface SparkPostQuery {
   from: number | null;
@@ -69,96 +187,46 @@ export interface SparkPostQuery {
   repeat: [string, string][];
 }
 
-function integer(param: string, value: string, min: number, max: number): number {
-  if (!/^\d{1,6}$/.test(value) || Number(value) < min || Number(value) > max)
-    throw validationError(param, `${param} must be an integer from ${min} to ${max}`);
-  return Number(value);
-}
-
-export function parseSparkPostQuery(params: URLSearchParams): SparkPostQuery {
-  const seen = new Map<Param, string>();
-  for (const [name, value] of params) {
-    if (!(SPARKPOST_PARAMS as readonly string[]).includes(name))
-      throw validationError(name, `unknown parameter ${name}`);
-    if (seen.has(name as Param)) throw validationError(name, `${name} may be given once`);
-    seen.set(name as Param, value);
-  }
-  const delimiter = seen.get("delimiter") ?? ",";
-  if ([...delimiter].length !== 1) throw validationError("delimiter", "delimiter must be one character");
-  const list = (name: Param, check?: (item: string) => string | null): string[] | null => {
-    const value = seen.get(name);
-    if (value === undefined) return null;
-    const items = [...new Set(value.split(delimiter).map((s) => s.trim()))];
-    if (items.some((s) => s === ""))
-      throw validationError(
-        name,
-        `${name} must be a ${delimiter === "," ? "comma" : `'${delimiter}'`}-delimited list without empty items`,
-      );
-    if (items.length > MAX_VALUES) throw validationError(name, `${name} takes at most ${MAX_VALUES} values`);
-    for (const item of items) {
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-      if (/[\u0000-\u001f\u007f]/.test(item))
-        throw validationError(name, `${name} values must not hold control characters`);
-      const problem = check?.(item);
-      if (problem) throw validationError(name, problem);
-    }
-    return items;
-  };
-  const merge = (a: string[] | null, b: string[] | null) =>
-    a === null && b === null ? null : [...new Set([...(a ?? []), ...(b ?? [])])];
-
-  const events = list("events", (t) =>
-    KNOWN_SPARKPOST_TYPES.includes(t) ? null : `events: ${t} is not a SparkPost message event type`,
-  ) as SparkPostType[] | null;
-  const bounceClasses = list("bounce_classes", (c) =>
-    /^\d{1,3}$/.test(c) && isBounceClass(Number(c))
-      ? null
-      : `bounce_classes: ${c} is not a bounce classification code`,
-  );
+/**
+ * The parsed query in the shape the search runs on, after the rules between fields. `params`, the
+ * query as given, is only repeated in links.next.
+ */
+export function toSparkPostQuery(q: SparkPostQueryParams, params: URLSearchParams): SparkPostQuery {
+  if (q.ab_test_versions !== undefined && q.ab_tests === undefined)
+    throw validationError("ab_tests", "ab_tests is required with ab_test_versions");
+  if (q.from !== undefined && q.to !== undefined && q.from >= q.to)
+    throw validationError("from", "from must be before to");
+  const merge = (a: string[] | undefined, b: string[] | undefined) =>
+    a === undefined && b === undefined ? null : [...new Set([...(a ?? []), ...(b ?? [])])];
   const keywords: SparkPostFilters["keywords"] = {};
   for (const name of Object.keys(KEYWORD_FILTERS) as KeywordFilter[]) {
-    const values = list(name, (v) =>
-      keywordsOf(v, KEYWORD_FILTERS[name].periods).length > 0 ? null : `${name}: ${v} holds no keyword`,
-    );
-    if (values !== null) keywords[name] = values;
+    const values = q[name];
+    if (values !== undefined) keywords[name] = values;
   }
-  if (seen.has("ab_test_versions") && !seen.has("ab_tests"))
-    throw validationError("ab_tests", "ab_tests is required with ab_test_versions");
-  let impossible: string | null = null;
-  for (const name of ABSENT_FILTERS) if (list(name) !== null) impossible ??= name;
-
-  const from = seen.has("from") ? parseTimestamp("from", seen.get("from") ?? "") : null;
-  const to = seen.has("to") ? parseTimestamp("to", seen.get("to") ?? "") : null;
-  if (from !== null && to !== null && from >= to) throw validationError("from", "from must be before to");
-  const cursor = seen.get("cursor");
-  if (cursor !== undefined && (cursor === "" || cursor.length > 1024))
-    throw validationError("cursor", "cursor must be initial or the cursor of a links.next");
-  const accountId = seen.get("account_id") ?? null;
-  if (accountId !== null && !/^[A-Za-z0-9_.:-]{1,64}$/.test(accountId))
-    throw validationError("account_id", "account_id must be an account id");
-
   return {
-    from,
-    to,
-    cursor: cursor === undefined || cursor === "initial" ? null : cursor,
-    perPage: seen.has("per_page")
-      ? integer("per_page", seen.get("per_page") ?? "", 1, MAX_PER_PAGE)
-      : DEFAULT_PER_PAGE,
+    from: q.from ?? null,
+    to: q.to ?? null,
+    cursor: q.cursor === undefined || q.cursor === "initial" ? null : q.cursor,
+    perPage: q.per_page,
     filters: {
-      events,
-      eventIds: list("event_ids"),
-      recipients: list("recipients")?.map((r) => r.toLowerCase()) ?? null,
-      fromAddresses: list("from_addresses")?.map((r) => r.toLowerCase()) ?? null,
-      bounceClasses: bounceClasses?.map(Number) ?? null,
-      messageIds: merge(list("messages"), list("message_ids")),
-      transmissionIds: merge(list("transmissions"), list("transmission_ids")),
+      events: (q.events as SparkPostType[] | undefined) ?? null,
+      eventIds: q.event_ids ?? null,
+      recipients: q.recipients?.map((r) => r.toLowerCase()) ?? null,
+      fromAddresses: q.from_addresses?.map((r) => r.toLowerCase()) ?? null,
+      bounceClasses: q.bounce_classes ?? null,
+      messageIds: merge(q.messages, q.message_ids),
+      transmissionIds: merge(q.transmissions, q.transmission_ids),
       keywords,
-      impossible,
+      impossible: ABSENT_FILTERS.find((name) => q[name] !== undefined) ?? null,
     },
-    accountId,
+    accountId: q.account_id ?? null,
     repeat: [...params].filter(([name]) => name !== "cursor" && name !== "per_page"),
   };
 }
+
+/** The query of a request URL, through the route's own schema (tests and the benchmark). */
+export const sparkPostQueryFrom = (params: URLSearchParams) =>
+  toSparkPostQuery(parseQuery(sparkPostQuerySchema, params), params);
 
 /**
  * The window asked for: `from` inclusive (default 24 hours ago, or 24 hours before `to` when `to` is

@@ -1,8 +1,8 @@
 import * as z from "zod";
 import { actingAccount, principalOf } from "../../auth/middleware";
 import type { ErrorType } from "../../lib/errors";
-import { validationError } from "../../lib/errors";
 import { type App, route } from "../../lib/openapi";
+import { COMMA_LIST, MAX_LIST_VALUES, splitList } from "../../lib/params";
 import { type ErrorMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
 import { requireSparkPostScope } from "./auth";
 import { BOUNCE_CLASSES } from "./bounce-class";
@@ -15,7 +15,14 @@ import {
   type SparkPostType,
   sampleOf,
 } from "./event-map";
-import { openSparkPostPage, parseSparkPostQuery, SPARKPOST_PREFIX, streamSparkPostPage } from "./query";
+import {
+  MAX_KEYWORDS,
+  openSparkPostPage,
+  SPARKPOST_PREFIX,
+  sparkPostQueryRequest,
+  streamSparkPostPage,
+  toSparkPostQuery,
+} from "./query";
 
 /** SparkPost's short error messages, by mailtrail error type; mailtrail's own message is the description. */
 const MESSAGES: Record<ErrorType, string> = {
@@ -43,9 +50,6 @@ const errorSchema = z
 const errors = surfaceErrorResponses(errorSchema);
 const tags = ["compat: SparkPost"];
 const security = [{ bearer: [] }];
-const q = (description: string) => z.string().optional().meta({ description });
-const listParam = (what: string) => q(`${what}; delimited by \`delimiter\``);
-const keywordParam = (what: string) => q(`${what}; keyword search (see the description)`);
 
 /** Every field any type carries, documented from the one description table; `type` says which apply. */
 const sparkPostEventSchema = z
@@ -85,7 +89,12 @@ const MESSAGE_EVENTS_DESCRIPTION = [
   "letters (as SQLite does); other letters compare exactly. `reasons` searches the raw SMTP response.",
   "`bounce_classes` takes SparkPost's classification codes (1-100). `sending_ips`, `ip_pools`, `subaccounts`,",
   "`mailbox_providers`, `mailbox_provider_regions`, `ab_tests`, `ab_test_versions` are accepted; mailtrail",
-  "has none of those, so no event matches them. Unknown parameters are a 400.",
+  "has none of those, so no event matches them; `ab_test_versions` requires `ab_tests`. Unknown parameters",
+  "are a 400.",
+  `\n\n**Limits**: a list takes at most ${MAX_LIST_VALUES} values; a keyword filter at most ${MAX_KEYWORDS} keywords`,
+  "in all (the words of all its values); beyond, 400 naming the parameter.",
+  "\n\n**Rules between fields**: `delimiter` (one character, default `,`) splits every list, so a generated",
+  "client that sends arrays comma-joined keeps the default; `from` must be before `to`.",
   "\n\n**Mapping**: email.sent→injection, delivered→delivery, delayed→delay, bounced→bounce,",
   "complained→spam_complaint, failed and suppressed→policy_rejection, opened→open, clicked→click,",
   "unsubscribed→list_unsubscribe. Each type carries its SparkPost fields (see …/documentation); a field",
@@ -117,38 +126,7 @@ export function registerSparkPostRoutes(app: App): void {
       description: MESSAGE_EVENTS_DESCRIPTION,
       tags,
       security,
-      request: {
-        query: z.object({
-          from: q("inclusive, ISO 8601 (YYYY-MM-DDTHH:MM:ssZ); default 24 hours ago"),
-          to: q("exclusive, ISO 8601; default now"),
-          cursor: q("initial (default) or the cursor of links.next"),
-          per_page: q("1-10000, default 1000"),
-          delimiter: q("list delimiter, one character; default ,"),
-          events: listParam("event types"),
-          event_ids: listParam("event ids"),
-          recipients: listParam("recipient addresses"),
-          recipient_domains: keywordParam("recipient domains, by domain segment"),
-          from_addresses: listParam("friendly from addresses"),
-          sending_domains: keywordParam("sending domains, by domain segment"),
-          subjects: keywordParam("subject lines"),
-          bounce_classes: listParam("bounce classification codes"),
-          reasons: keywordParam("bounce/failure/rejection reasons"),
-          campaigns: keywordParam("campaign ids"),
-          templates: keywordParam("template ids"),
-          messages: listParam("message ids"),
-          message_ids: listParam("message ids (same as messages)"),
-          transmissions: listParam("transmission ids (mailtrail email_id)"),
-          transmission_ids: listParam("transmission ids (same as transmissions)"),
-          sending_ips: listParam("accepted; matches nothing"),
-          ip_pools: listParam("accepted; matches nothing"),
-          subaccounts: listParam("accepted; matches nothing"),
-          mailbox_providers: listParam("accepted; matches nothing"),
-          mailbox_provider_regions: listParam("accepted; matches nothing"),
-          ab_tests: listParam("accepted; matches nothing"),
-          ab_test_versions: listParam("accepted with ab_tests; matches nothing"),
-          account_id: q("admin tokens only: the account to read"),
-        }),
-      },
+      request: { query: sparkPostQueryRequest },
       responses: {
         200: {
           description: "A page of message events",
@@ -168,9 +146,8 @@ export function registerSparkPostRoutes(app: App): void {
       },
     },
     requireSparkPostScope("events:read"),
-    async (c) => {
-      const params = new URL(c.req.url).searchParams;
-      const query = parseSparkPostQuery(params);
+    async (c, input) => {
+      const query = toSparkPostQuery(input.query, new URL(c.req.url).searchParams);
       const accountId = actingAccount(principalOf(c), query.accountId);
       const page = await openSparkPostPage(c.env, accountId, query);
       return new Response(streamSparkPostPage(page), {
@@ -191,6 +168,7 @@ export function registerSparkPostRoutes(app: App): void {
         "field of that type to its `description` and a `sampleValue` (the sample's value).",
       tags,
       security,
+      request: { query: z.object({}) },
       responses: {
         200: {
           description: "Field descriptions per event type",
@@ -211,8 +189,6 @@ export function registerSparkPostRoutes(app: App): void {
     },
     requireSparkPostScope("events:read"),
     (c) => {
-      for (const [name] of new URL(c.req.url).searchParams)
-        throw validationError(name, `unknown parameter ${name}`);
       return c.json({ results: MAPPED_SPARKPOST_TYPES.map(documentationOf) });
     },
   );
@@ -232,7 +208,25 @@ export function registerSparkPostRoutes(app: App): void {
           .join(", ")}.`,
       tags,
       security,
-      request: { query: z.object({ events: listParam("event types; default all") }) },
+      request: {
+        query: z.object({
+          events: z
+            .preprocess(
+              // `events=` with no value asks for every type, as leaving it out does.
+              (value) => (value === "" ? undefined : splitList(value)),
+              z
+                .array(
+                  z.enum(KNOWN_SPARKPOST_TYPES as [string, ...string[]], {
+                    error: "must be SparkPost message event types",
+                  }),
+                )
+                .max(KNOWN_SPARKPOST_TYPES.length)
+                .optional(),
+            )
+            .optional()
+            .meta({ ...COMMA_LIST, description: "event types; default all" }),
+        }),
+      },
       responses: {
         200: {
           description: "Sample events",
@@ -246,22 +240,10 @@ export function registerSparkPostRoutes(app: App): void {
       },
     },
     requireSparkPostScope("events:read"),
-    (c) => {
-      const params = new URL(c.req.url).searchParams;
-      for (const [name] of params)
-        if (name !== "events") throw validationError(name, `unknown parameter ${name}`);
-      if (params.getAll("events").length > 1) throw validationError("events", "events may be given once");
-      const raw = params.get("events");
-      let types: SparkPostType[] = MAPPED_SPARKPOST_TYPES;
-      // `events=` with no value asks for every type, as leaving it out does.
-      if (raw !== null && raw.trim() !== "") {
-        const asked = raw.split(",").map((s) => s.trim());
-        for (const t of asked) {
-          if (!KNOWN_SPARKPOST_TYPES.includes(t))
-            throw validationError("events", `events: ${t} is not a SparkPost message event type`);
-        }
-        types = MAPPED_SPARKPOST_TYPES.filter((t) => asked.includes(t));
-      }
+    (c, { query }) => {
+      const types = query.events
+        ? MAPPED_SPARKPOST_TYPES.filter((t) => query.events?.includes(t))
+        : MAPPED_SPARKPOST_TYPES;
       return c.json({ results: types.map(sampleOf) });
     },
   );

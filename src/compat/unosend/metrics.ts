@@ -3,7 +3,7 @@ import { actingAccount, principalOf, requireScope } from "../../auth/middleware"
 import type { Env } from "../../env";
 import { validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
-import { DAY_MS } from "../../lib/params";
+import { accountIdParam, DAY_MS, integerParam, limitParam } from "../../lib/params";
 import { ZoneOffsets } from "../../metrics/buckets";
 import { getLinkMetrics } from "../../metrics/links";
 import {
@@ -11,13 +11,12 @@ import {
   type Counters,
   GROUP_BY,
   metricsWindow,
-  parseMetricsQuery,
+  parseMetricsParams,
   type RollupRow,
   zeroCounters,
 } from "../../metrics/query";
 import { ROLLUP_ROWS_BUDGET, rollupStatements } from "../../store";
 import { successFalseErrorSchema, surfaceErrorResponses } from "../errors";
-import { intParam, knownParams } from "../params";
 
 /**
  * Unosend's metrics (SPEC §16, what `@unosend/node`'s `metrics.get()` reads), from mailtrail's
@@ -29,7 +28,6 @@ import { intParam, knownParams } from "../params";
 const UNOSEND = "/compat/unosend/v1";
 const tags = ["compat: Unosend"];
 const errorSchema = successFalseErrorSchema("UnosendError");
-const q = (description: string) => z.string().optional().meta({ description });
 
 const unosendCounters = (c: Counters) => ({
   total: c.sent,
@@ -60,17 +58,17 @@ const countersSchema = z.object({
 export async function unosendMetrics(
   env: Env,
   accountId: string,
-  params: { days?: string | undefined; group_by?: string | undefined },
+  params: { days: number; group_by?: string | undefined },
   now = Date.now(),
 ) {
-  const days = intParam("days", params.days, 1, 400, 30);
+  const days = params.days;
   const search = new URLSearchParams({
     start: new Date(now - days * DAY_MS).toISOString(),
     end: new Date(now).toISOString(),
     interval: "month",
   });
   if (params.group_by !== undefined) search.set("group_by", params.group_by);
-  const query = parseMetricsQuery(search);
+  const query = parseMetricsParams(search);
   const window = metricsWindow(query, now);
   const { rows, totals } = rollupStatements(
     env.DB,
@@ -131,9 +129,12 @@ export function registerUnosendMetricsRoute(app: App): void {
       security: [{ bearer: [] }],
       request: {
         query: z.object({
-          days: q("1-400, default 30"),
-          group_by: z.enum(GROUP_BY).optional().meta({ description: "as in GET /v1/metrics" }),
-          account_id: q("admin tokens only: the account to read"),
+          days: integerParam(1, 400).default(30).meta({ description: "1-400, default 30" }),
+          group_by: z
+            .enum(GROUP_BY, { error: `must be one of ${GROUP_BY.join(", ")}` })
+            .optional()
+            .meta({ description: "as in GET /v1/metrics" }),
+          account_id: accountIdParam,
         }),
       },
       responses: {
@@ -152,10 +153,9 @@ export function registerUnosendMetricsRoute(app: App): void {
       },
     },
     requireScope("events:read"),
-    async (c) => {
-      const params = knownParams(c.req.url, ["days", "group_by", "account_id"]);
-      const accountId = actingAccount(principalOf(c), params.account_id);
-      return c.json(await unosendMetrics(c.env, accountId, params));
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
+      return c.json(await unosendMetrics(c.env, accountId, query));
     },
   );
 
@@ -174,9 +174,9 @@ export function registerUnosendMetricsRoute(app: App): void {
       security: [{ bearer: [] }],
       request: {
         query: z.object({
-          days: q("1-400, default 30"),
-          limit: q("1-100, default 10"),
-          account_id: q("admin tokens only: the account to read"),
+          days: integerParam(1, 400).default(30).meta({ description: "1-400, default 30" }),
+          limit: limitParam(100, 10),
+          account_id: accountIdParam,
         }),
       },
       responses: {
@@ -197,10 +197,9 @@ export function registerUnosendMetricsRoute(app: App): void {
       },
     },
     requireScope("events:read"),
-    async (c) => {
-      const params = knownParams(c.req.url, ["days", "limit", "account_id"]);
-      const accountId = actingAccount(principalOf(c), params.account_id);
-      return c.json(await unosendLinks(c.env, accountId, params));
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
+      return c.json(await unosendLinks(c.env, accountId, query));
     },
   );
 }
@@ -208,19 +207,13 @@ export function registerUnosendMetricsRoute(app: App): void {
 export async function unosendLinks(
   env: Env,
   accountId: string,
-  params: { days?: string | undefined; limit?: string | undefined },
+  params: { days: number; limit: number },
   now = Date.now(),
 ) {
-  const days = intParam("days", params.days, 1, 400, 30);
-  const limit = intParam("limit", params.limit, 1, 100, 10);
+  const { days, limit } = params;
   // Unosend counts a URL's clicks whatever its link name: the names of one URL are merged.
   const byUrl = new Map<string, number>();
-  const all = await getLinkMetrics(
-    env,
-    accountId,
-    new URLSearchParams({ days: String(days), limit: "1000" }),
-    now,
-  );
+  const all = await getLinkMetrics(env, accountId, { days, limit: 1000 }, now);
   for (const l of all.data) byUrl.set(l.url, (byUrl.get(l.url) ?? 0) + l.clicked);
   return {
     success: true as const,

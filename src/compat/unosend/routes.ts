@@ -7,10 +7,10 @@ import type { EventType, Tracking } from "../../events/record";
 import type { EventDbRow } from "../../events/serialize";
 import { validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
-import { DAY_MS } from "../../lib/params";
+import { accountIdParam, DAY_MS, exactParam, integerParam, limitParam } from "../../lib/params";
 import { offsetPage } from "../../store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
-import { intParam, knownParams } from "../params";
+import { MAX_OFFSET_END } from "../params";
 import { registerUnosendMetricsRoute } from "./metrics";
 import { registerUnosendSuppressionRoutes } from "./suppressions";
 
@@ -75,31 +75,41 @@ const DEFAULT_DAYS = 7;
 const MAX_DAYS = 90;
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 100;
-const MAX_OFFSET = 10_000_000;
+const UNOSEND_TYPE_NAMES = Object.values(UNOSEND_TYPES) as [UnosendType, ...UnosendType[]];
+
+const unosendEventsQuery = z.object({
+  email_id: exactParam(256).optional().meta({ description: "events of one email" }),
+  event_type: z
+    .enum(UNOSEND_TYPE_NAMES, { error: `must be one of ${UNOSEND_TYPE_NAMES.join(", ")}` })
+    .optional()
+    .meta({ description: "only events of this type" }),
+  days: integerParam(1, MAX_DAYS).default(DEFAULT_DAYS).meta({ description: "1-90, default 7" }),
+  limit: limitParam(MAX_LIMIT, DEFAULT_LIMIT),
+  offset: integerParam(0, MAX_OFFSET_END - 1)
+    .default(0)
+    .meta({ description: `from 0, default 0; offset + limit at most ${MAX_OFFSET_END}` }),
+  account_id: accountIdParam,
+});
+type UnosendEventsQuery = Omit<z.output<typeof unosendEventsQuery>, "account_id">;
 
 export async function listUnosendEvents(
   env: Env,
   accountId: string,
-  params: Record<string, string | undefined>,
+  query: UnosendEventsQuery,
   now = Date.now(),
 ) {
-  let types: EventType[] = Object.keys(UNOSEND_TYPES) as EventType[];
-  const eventType = params.event_type ?? null;
-  if (eventType !== null) {
-    const type = BY_UNOSEND[eventType as UnosendType];
-    if (!type)
-      throw validationError(
-        "event_type",
-        `event_type must be one of ${Object.values(UNOSEND_TYPES).join(", ")}`,
-      );
-    types = [type];
-  }
-  const emailId = params.email_id ?? null;
-  if (emailId !== null && (emailId.trim() === "" || emailId.length > 256))
-    throw validationError("email_id", "email_id must be 1-256 characters");
-  const days = intParam("days", params.days, 1, MAX_DAYS, DEFAULT_DAYS);
-  const limit = intParam("limit", params.limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
-  const offset = intParam("offset", params.offset, 0, MAX_OFFSET, 0);
+  const { days, limit, offset } = query;
+  // The rule between offset and limit (SPEC §18): a page reads the rows before it.
+  if (offset + limit > MAX_OFFSET_END)
+    throw validationError(
+      "offset",
+      `offset + limit must be at most ${MAX_OFFSET_END}: narrow the search instead`,
+    );
+  const eventType = query.event_type ?? null;
+  const types: EventType[] = eventType
+    ? [BY_UNOSEND[eventType]]
+    : (Object.keys(UNOSEND_TYPES) as EventType[]);
+  const emailId = query.email_id ?? null;
   const plan = await getAccountPlan(env, accountId);
   const window = clampWindow({ start: now - days * DAY_MS, end: now }, plan.retention_days, now);
   const { rows, total, rowsRead } = await offsetPage(env.DB, accountId, {
@@ -134,7 +144,6 @@ const unosendEventSchema = z
   .meta({ id: "UnosendEvent" });
 
 const errorSchema = successFalseErrorSchema("UnosendError");
-const q = (description: string) => z.string().optional().meta({ description });
 
 const DESCRIPTION =
   "Unosend's events API over mailtrail's events: email.sent→sent, delivered→delivered, opened→opened, " +
@@ -144,6 +153,8 @@ const DESCRIPTION =
   "response)}; complained {complaint_type}; unsubscribed {}. A value mailtrail lacks is null. `email.to` is the " +
   "event's recipient. `days` (1-90, default 7) looks back from now, clamped silently to the plan's retention; " +
   "`limit` 1-100 (default 50); `offset` from 0; `has_more` is offset + returned < total. Newest first. " +
+  "Rule between fields: `offset + limit` at most 10,000 (SPEC §18: a page reads the rows before it); beyond, " +
+  "400 naming `offset`. " +
   "Errors are `{success: false, error: {code, message}}` with mailtrail's status codes.";
 
 export function registerUnosendRoutes(app: App): void {
@@ -165,14 +176,7 @@ export function registerUnosendRoutes(app: App): void {
         tags: ["compat: Unosend"],
         security: [{ bearer: [] }],
         request: {
-          query: z.object({
-            email_id: q("events of one email"),
-            event_type: q("sent, delivered, opened, clicked, bounced, complained or unsubscribed"),
-            days: q("1-90, default 7"),
-            limit: q("1-100, default 50"),
-            offset: q("default 0"),
-            account_id: q("admin tokens only: the account to read"),
-          }),
+          query: unosendEventsQuery,
         },
         responses: {
           200: jsonContent(
@@ -201,17 +205,10 @@ export function registerUnosendRoutes(app: App): void {
         },
       },
       requireScope("events:read"),
-      async (c) => {
-        const params = knownParams(c.req.url, [
-          "email_id",
-          "event_type",
-          "days",
-          "limit",
-          "offset",
-          "account_id",
-        ]);
-        const accountId = actingAccount(principalOf(c), params.account_id);
-        return c.json((await listUnosendEvents(c.env, accountId, params)).body);
+      async (c, { query }) => {
+        const { account_id, ...input } = query;
+        const accountId = actingAccount(principalOf(c), account_id);
+        return c.json((await listUnosendEvents(c.env, accountId, input)).body);
       },
     );
   }

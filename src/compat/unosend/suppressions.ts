@@ -5,13 +5,13 @@ import { actingAccount, principalOf, requireScope } from "../../auth/middleware"
 import { type SuppressionRow, suppressions, topicOfColumn } from "../../db/suppressions";
 import { fromBase64url, toBase64url } from "../../lib/base64";
 import { ApiError, validationError } from "../../lib/errors";
-import { parseJsonBody } from "../../lib/http";
 import { type App, jsonContent, route } from "../../lib/openapi";
+import { accountIdParam, integerParam, limitParam } from "../../lib/params";
 import { SUPPRESSION_REASONS, type SuppressionReason } from "../../pipeline/messages";
 import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
 import { addManual, EVERY_TOPIC, entriesOf, removeEntries } from "../../suppressions/store";
 import { successFalseErrorSchema, surfaceErrorResponses } from "../errors";
-import { intParam, knownParams } from "../params";
+import { MAX_OFFSET_END } from "../params";
 
 /**
  * Unosend's suppressions (SPEC §16, what `@unosend/node`'s `suppressions.*` call) over mailtrail's
@@ -23,11 +23,8 @@ import { intParam, knownParams } from "../params";
 const UNOSEND = "/compat/unosend/v1";
 const tags = ["compat: Unosend"];
 const errorSchema = successFalseErrorSchema("UnosendError");
-const q = (description: string) => z.string().optional().meta({ description });
 const MAX_PER_PAGE = 100;
 const DEFAULT_PER_PAGE = 20;
-/** §18: offset paging serves up to 10,000 rows. */
-const MAX_OFFSET_ROWS = 10_000;
 
 export const unosendSuppressionId = (row: Pick<SuppressionRow, "email" | "topic">) =>
   `uns_${toBase64url(new TextEncoder().encode(`${row.email}\n${row.topic}`))}`;
@@ -102,10 +99,12 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       security: [{ bearer: [] }],
       request: {
         query: z.object({
-          page: q("from 1, default 1"),
-          per_page: q("1-100, default 20"),
-          reason: z.enum(SUPPRESSION_REASONS).optional(),
-          account_id: q("admin tokens only: the account to read"),
+          page: integerParam(1, MAX_OFFSET_END).default(1).meta({ description: "from 1, default 1" }),
+          per_page: limitParam(MAX_PER_PAGE, DEFAULT_PER_PAGE),
+          reason: z
+            .enum(SUPPRESSION_REASONS, { error: `must be one of ${SUPPRESSION_REASONS.join(", ")}` })
+            .optional(),
+          account_id: accountIdParam,
         }),
       },
       responses: {
@@ -128,16 +127,13 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       },
     },
     requireScope("suppressions:read"),
-    async (c) => {
-      const params = knownParams(c.req.url, ["page", "per_page", "reason", "account_id"]);
-      const accountId = actingAccount(principalOf(c), params.account_id);
-      const perPage = intParam("per_page", params.per_page, 1, MAX_PER_PAGE, DEFAULT_PER_PAGE);
-      const page = intParam("page", params.page, 1, 1_000_000, 1);
-      if ((page - 1) * perPage + perPage > MAX_OFFSET_ROWS)
-        throw validationError("page", `page reaches past the first ${MAX_OFFSET_ROWS} entries`);
-      const reason = params.reason;
-      if (reason !== undefined && !(SUPPRESSION_REASONS as readonly string[]).includes(reason))
-        throw validationError("reason", `reason must be one of ${SUPPRESSION_REASONS.join(", ")}`);
+    async (c, { query }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
+      const perPage = query.per_page;
+      const page = query.page;
+      if (page * perPage > MAX_OFFSET_END)
+        throw validationError("page", `page reaches past the first ${MAX_OFFSET_END} entries`);
+      const reason = query.reason;
       const db = drizzle(c.env.DB);
       const where = and(
         eq(suppressions.accountId, accountId),
@@ -174,7 +170,7 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       tags,
       security: [{ bearer: [] }],
       request: {
-        query: z.object({ account_id: q("admin tokens only: the account") }),
+        query: z.object({ account_id: accountIdParam }),
         body: { content: { "application/json": { schema: createBody } }, required: true },
       },
       responses: {
@@ -187,10 +183,8 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       },
     },
     requireScope("suppressions:write"),
-    async (c) => {
-      const params = knownParams(c.req.url, ["account_id"]);
-      const accountId = actingAccount(principalOf(c), params.account_id);
-      const body = await parseJsonBody(c, createBody);
+    async (c, { query, body }) => {
+      const accountId = actingAccount(principalOf(c), query.account_id);
       const email = normalizeEmail(body.email);
       if (email === null) throw validationError("email", `email ${INVALID_EMAIL}`);
       const { entry, created } = await addManual(
@@ -216,15 +210,14 @@ export function registerUnosendSuppressionRoutes(app: App): void {
         "By its `uns_…` id (as the list and create answer it), or by the address, URL-encoded (its every-topic entry); another account's entry is 404.",
       tags,
       security: [{ bearer: [] }],
-      request: { params: idPath, query: z.object({ account_id: q("admin tokens only: the account") }) },
+      request: { params: idPath, query: z.object({ account_id: accountIdParam }) },
       responses: {
         200: jsonContent(z.object({ success: z.literal(true), data: entrySchema }), "The entry"),
         ...surfaceErrorResponses(errorSchema, true),
       },
     },
     requireScope("suppressions:read"),
-    async (c, { params }) => {
-      const query = knownParams(c.req.url, ["account_id"]);
+    async (c, { params, query }) => {
       const accountId = actingAccount(principalOf(c), query.account_id);
       return c.json({ success: true as const, data: toEntry(await entryById(c.env, accountId, params.id)) });
     },
@@ -240,7 +233,7 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       description: "Removes the entry (D1 and the KV mirror): `{success: true, data: {id, deleted: true}}`.",
       tags,
       security: [{ bearer: [] }],
-      request: { params: idPath, query: z.object({ account_id: q("admin tokens only: the account") }) },
+      request: { params: idPath, query: z.object({ account_id: accountIdParam }) },
       responses: {
         200: jsonContent(
           z
@@ -255,8 +248,7 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       },
     },
     requireScope("suppressions:write"),
-    async (c, { params }) => {
-      const query = knownParams(c.req.url, ["account_id"]);
+    async (c, { params, query }) => {
       const accountId = actingAccount(principalOf(c), query.account_id);
       const row = await entryById(c.env, accountId, params.id);
       await removeEntries(c.env, accountId, row.email, row.topic);

@@ -71,7 +71,14 @@ export function registerUnsubscribeRoutes(app: App): void {
         body: {
           content: {
             "application/x-www-form-urlencoded": {
-              schema: z.object({ "List-Unsubscribe": z.literal("One-Click") }),
+              // Exactly as accepted: a valid token is the authority, so no field is required (RFC 8058
+              // clients send `List-Unsubscribe=One-Click`; the page's button sends nothing).
+              schema: z.object({
+                "List-Unsubscribe": z
+                  .string()
+                  .optional()
+                  .meta({ description: "`One-Click` from RFC 8058 clients; not required, not checked" }),
+              }),
             },
           },
           required: false,

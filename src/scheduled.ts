@@ -1,14 +1,14 @@
-import { evaluateAlerts } from "../alerts/evaluate";
-import { purgeExpiredAlerts } from "../alerts/purge";
-import type { Env } from "../env";
-import { describeError, log } from "../lib/log";
-import { purgeExpiredRollups } from "../metrics/purge-rollups";
-import { parkedStatus, replayParkedMessages } from "../queue/parked";
-import { purgeBurstMarks } from "../tracking/burst-store";
-import { purgeExpiredDeliveries } from "../webhooks/purge";
-import { purgeExpiredEvents } from "./purge";
-import { purgeStaleRegistrations } from "./purge-registrations";
-import { reconcileMirror } from "./reconcile";
+import { evaluateAlerts } from "./alerts/evaluate";
+import { purgeExpiredAlerts } from "./alerts/purge";
+import type { Env } from "./env";
+import { describeError, log } from "./lib/log";
+import { purgeExpiredRollups } from "./metrics/purge-rollups";
+import { parkedStatus, replayParkedMessages } from "./queue/parked";
+import { purgeExpiredEvents } from "./retention/purge";
+import { purgeStaleRegistrations } from "./retention/purge-registrations";
+import { reconcileMirror } from "./retention/reconcile";
+import { purgeBurstMarks } from "./tracking/burst-store";
+import { purgeExpiredDeliveries } from "./webhooks/purge";
 
 /**
  * The cron's work: the retention purge, then the mirror reconcile. Each is bounded on its own
