@@ -14,6 +14,7 @@ export const TEST_VARS = {
     "arn:aws:sns:us-east-1:123456789012:ses-events=acct_bound,arn:aws:sns:us-east-1:123456789012:ses-shared," +
     "arn:aws:sns:us-east-1:364852123998:test-email=acct_django",
   SNS_CERT_HOST_PATTERN: "",
+  SECRETS_KEY: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY",
   // Webhook receivers in tests are local http servers (test/webhooks/receiver-global.ts).
   WEBHOOK_ALLOW_INSECURE_URLS: "true",
 };

@@ -99,7 +99,7 @@ interface KvLog {
  * An env whose DB records the meta of every statement it runs (batch, all, run; first and raw give
  * no meta and are recorded with nulls) and whose KV counts operations by billing class.
  */
-function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog): BenchEnv {
+function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog, measureAll = false): BenchEnv {
   const real = new WeakMap<object, D1PreparedStatement>();
   const sqlOf = new WeakMap<object, string>();
   const record = (sql: string, meta: Partial<D1Meta> | null) =>
@@ -119,6 +119,23 @@ function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog): BenchEnv 
             const result = await t[prop]();
             record(sql, result.meta);
             return result;
+          };
+        // Measuring a request's rows read (/__bench/measure): first() and raw() give no meta, so they
+        // run as all() and are shaped as the caller expects (raw: values in column order).
+        if (measureAll && prop === "first")
+          return async (column?: string) => {
+            const result = await t.all<Record<string, unknown>>();
+            record(sql, result.meta);
+            const row = result.results[0] ?? null;
+            return column === undefined ? row : row === null ? null : (row[column] ?? null);
+          };
+        if (measureAll && prop === "raw")
+          return async (options?: { columnNames?: boolean }) => {
+            const result = await t.all<Record<string, unknown>>();
+            record(sql, result.meta);
+            const rows = result.results.map((r) => Object.values(r));
+            const names = Object.keys(result.results[0] ?? {});
+            return options?.columnNames ? [names, ...rows] : rows;
           };
         if (prop === "first" || prop === "raw")
           return async (...args: unknown[]) => {
@@ -241,7 +258,12 @@ function variant(
   return json({ error: "unknown variant" }, 404);
 }
 
-async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Response> {
+async function benchRoute(
+  request: Request,
+  env: BenchEnv,
+  url: URL,
+  ctx: ExecutionContext,
+): Promise<Response> {
   const route = url.pathname.slice("/__bench/".length);
   if (route === "counters") return json(counters);
   if (route === "webhook-consumer") return json(webhookConsumer);
@@ -254,6 +276,78 @@ async function benchRoute(request: Request, env: BenchEnv, url: URL): Promise<Re
       );
     }
     return json({ sent: bodies.length });
+  }
+
+  if (route === "measure") {
+    // One real request through the app (the adversarial phase), with every D1 statement's meta
+    // recorded and the response body read to its end inside the Worker.
+    const spec = (await request.json()) as {
+      method?: string;
+      path: string;
+      headers?: Record<string, string>;
+      body?: string;
+    };
+    const log: StatementMeta[] = [];
+    const kv: KvLog = { reads: 0, writes: 0, deletes: 0, lists: 0 };
+    const started = performance.now();
+    const res = await worker.fetch(
+      new Request(new URL(spec.path, url.origin), {
+        method: spec.method ?? "GET",
+        headers: spec.headers,
+        body: spec.body,
+      }),
+      capturingEnv(env, log, kv, true),
+      ctx,
+    );
+    // Read to the end in constant memory; the first bytes kept for an error's message.
+    let bytes = 0;
+    let first = new Uint8Array(0);
+    const reader = res.body?.getReader();
+    const json_ = (res.headers.get("content-type") ?? "").includes("application/json");
+    const kept: Uint8Array[] = [];
+    for (;;) {
+      if (!reader) break;
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (first.length < 300) first = new Uint8Array([...first, ...value.slice(0, 300 - first.length)]);
+      if (json_ && bytes < 50_000_000) kept.push(value);
+      bytes += value.byteLength;
+    }
+    // The next page's path, for paged JSON answers (native next_cursor, SparkPost links.next).
+    let nextPath: string | null = null;
+    if (json_ && res.status === 200 && bytes < 50_000_000) {
+      try {
+        const body = JSON.parse(new TextDecoder().decode(await new Blob(kept).arrayBuffer())) as {
+          next_cursor?: string | null;
+          links?: { next?: string };
+        };
+        if (typeof body.next_cursor === "string") {
+          const next = new URL(spec.path, url.origin);
+          next.searchParams.set("after", body.next_cursor);
+          nextPath = `${next.pathname}${next.search}`;
+        } else if (typeof body.links?.next === "string") {
+          nextPath = body.links.next.startsWith("/compat/")
+            ? body.links.next
+            : `/compat/sparkpost${body.links.next}`;
+        }
+      } catch {}
+    }
+    const ms = performance.now() - started;
+    const reads = log.map((s) => s.rows_read ?? 0);
+    const head = res.status >= 400 ? new TextDecoder().decode(first) : null;
+    return json({
+      status: res.status,
+      ms,
+      bytes,
+      statements: log.length,
+      rows_read: reads.reduce((a, b) => a + b, 0),
+      max_statement_rows_read: Math.max(0, ...reads),
+      unmeasured_statements: log.filter((s) => s.rows_read === null).length,
+      retry_after: res.headers.get("retry-after"),
+      next_path: nextPath,
+      error_head: head,
+      top: [...log].sort((a, b) => (b.rows_read ?? 0) - (a.rows_read ?? 0)).slice(0, 3),
+    });
   }
 
   if (route === "sql") {
@@ -398,7 +492,7 @@ export default {
       if (!env.BENCH_KEY || request.headers.get("x-bench-key") !== env.BENCH_KEY)
         return json({ error: "forbidden" }, 403);
       if (url.pathname.startsWith("/__bench/variant/")) return variant(request, env, ctx, url);
-      return benchRoute(request, env, url);
+      return benchRoute(request, env, url, ctx);
     }
     counters.requests += 1;
     return worker.fetch(request, countedEnv(env), ctx);

@@ -7,7 +7,7 @@
 //   npm run bench -- --self-test  no workerd: checks the generator, statistics, cost math and
 //                                 shard simulation on tiny data (seconds)
 //   npm run bench -- --classify   no workerd: classifier and burst precision/recall (bench/classify.mjs)
-//   options: --only hot,query,ingest,metrics,size,export,webhooks-delivery   --events N   --keep (keep the temp dir)   --out FILE
+//   options: --only hot,query,ingest,metrics,size,export,adversarial,webhooks-delivery   --events N   --keep (keep the temp dir)   --out FILE
 //   node bench/run.mjs --markdown [results.json]   the figures as Markdown tables, for BENCHMARKS.md
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -71,7 +71,9 @@ const SETTINGS = {
 }[MODE];
 if (args.events) SETTINGS.events = Number(args.events);
 const PHASES = new Set(
-  (args.only ?? "hot,query,ingest,metrics,size,export,webhooks-delivery").split(",").map((s) => s.trim()),
+  (args.only ?? "hot,query,ingest,metrics,size,export,adversarial,webhooks-delivery")
+    .split(",")
+    .map((s) => s.trim()),
 );
 const OUT = args.out ? path.resolve(args.out) : path.join(ROOT, "bench", "results.json");
 
@@ -223,7 +225,13 @@ try {
   }
 
   let seeded = null;
-  if (PHASES.has("query") || PHASES.has("size") || PHASES.has("metrics") || PHASES.has("export")) {
+  if (
+    PHASES.has("query") ||
+    PHASES.has("size") ||
+    PHASES.has("metrics") ||
+    PHASES.has("export") ||
+    PHASES.has("adversarial")
+  ) {
     say(`[${elapsed()}] phase 3: query dataset, ${SETTINGS.events.toLocaleString("en-US")} events`);
     const { seedPhase } = await import("./phases/seed.mjs");
     seeded = await seedPhase({ client, totalEvents: SETTINGS.events });
@@ -249,6 +257,16 @@ try {
         options: { repeats: SETTINGS.query.repeats },
       });
       exportLines = renderExport(results.export);
+    }
+    if (PHASES.has("adversarial")) {
+      say(`[${elapsed()}] phase: adversarial parameters (SPEC §18 budgets)`);
+      const { adversarialPhase, renderAdversarial } = await import("./phases/adversarial.mjs");
+      results.adversarial = await adversarialPhase({
+        client,
+        secret: secrets.JWT_SECRET,
+        values: seeded.values,
+      });
+      exportLines = [...(exportLines ?? []), ...renderAdversarial(results.adversarial)];
     }
   }
 

@@ -279,7 +279,11 @@ check("machine-traffic measurement on a small trace (bench/classify.mjs)", async
   );
   assert.equal(r.trace.personLostByBurst, 0);
   assert.ok(r.trace.multiLinkBursts > 100);
-  assert.ok(r.trace.burstsRemoved / r.trace.multiLinkBursts >= 0.95);
+  // 0.90, not the 0.95 target: the two-link rule now needs one address prefix (issue 21, finding 7:
+  // a click on a second link from the same carrier NAT must not delete a person's click), so two-link
+  // scanner sweeps spread over several /24s of one ASN are no longer removed (92% on this trace).
+  // BENCHMARKS.md records the miss; this guards against a further regression.
+  assert.ok(r.trace.burstsRemoved / r.trace.multiLinkBursts >= 0.9);
 });
 
 export async function selfTest() {

@@ -11,12 +11,20 @@ export const DEMO_TOPIC_ARN = "arn:aws:sns:us-east-1:000000000000:mailtrail-demo
 
 /** Writes .dev.vars with fresh local secrets, only when it does not exist. Returns true if written. */
 export function ensureDevVars(port = 8787) {
-  if (existsSync(DEV_VARS)) return false;
   const b64url = (n) => randomBytes(n).toString("base64url");
+  if (existsSync(DEV_VARS)) {
+    // A .dev.vars from before SECRETS_KEY existed gets one appended (nothing else is changed).
+    const text = readFileSync(DEV_VARS, "utf8");
+    if (!/^SECRETS_KEY=/m.test(text)) {
+      writeFileSync(DEV_VARS, `${text.replace(/\n?$/, "\n")}SECRETS_KEY=${b64url(32)}\n`, { mode: 0o600 });
+    }
+    return false;
+  }
   const lines = [
     "# Local secrets for `wrangler dev`, written once by `npm run dev`. Never commit this file.",
     `JWT_SECRET=${b64url(36)}`,
     `TRACKING_KEYS=${b64url(32)}`,
+    `SECRETS_KEY=${b64url(32)}`,
     `PUBLIC_BASE_URL=http://127.0.0.1:${port}`,
     `SNS_TOPIC_ARNS=${DEMO_TOPIC_ARN}=${DEMO_ACCOUNT}`,
     "SNS_CERT_HOST_PATTERN=127\\.0\\.0\\.1|localhost",

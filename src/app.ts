@@ -9,7 +9,7 @@ import type { AppEnv } from "./app-env";
 import { registerCompatRoutes } from "./compat/routes";
 import { registerEventExportRoute } from "./events/export";
 import { registerEventRoutes } from "./events/routes";
-import { isDependencyFailure } from "./lib/dependency";
+import { isDependencyFailure, isTooLargeForD1 } from "./lib/dependency";
 import { renderDocsPage } from "./lib/docs-page";
 import { ApiError } from "./lib/errors";
 import { drainUnreadBody } from "./lib/http";
@@ -135,11 +135,16 @@ function errorResponse(c: Context<AppEnv>, err: unknown): Response {
   const apiError =
     err instanceof ApiError
       ? err
-      : isDependencyFailure(err)
-        ? new ApiError("unavailable", "a storage dependency failed; retry", {
-            headers: { "Retry-After": "5" },
-          })
-        : new ApiError("internal_error", "an unexpected error occurred; it was logged");
+      : isTooLargeForD1(err)
+        ? new ApiError(
+            "validation_error",
+            "the request is too large or too complex for the database; use fewer filter values or keywords",
+          )
+        : isDependencyFailure(err)
+          ? new ApiError("unavailable", "a storage dependency failed; retry", {
+              headers: { "Retry-After": "5" },
+            })
+          : new ApiError("internal_error", "an unexpected error occurred; it was logged");
   if (!(err instanceof ApiError) || apiError.status >= 500) {
     log("error", "request failed", {
       request_id: c.get("requestId"),

@@ -105,6 +105,18 @@ const parsers = {
       .nullable()
       .transform((v) => v === "true"),
   ),
+  SECRETS_KEY: z.string({ error: "is required for webhooks" }).transform((v, ctx) => {
+    const bytes = fromBase64url(v.trim().replace(/=+$/, ""));
+    if (bytes === null || bytes.length !== 32) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "is not 32 bytes of base64url (make one with: openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')",
+      });
+      return z.NEVER;
+    }
+    return bytes;
+  }),
 } satisfies { [K in keyof Env]?: z.ZodType };
 
 /** Hosts no certificate pattern may admit: anything an attacker could register or serve from. */

@@ -23,4 +23,6 @@ export interface Env {
   PLANS?: string;
   DEFAULT_PLAN?: string;
   WEBHOOK_ALLOW_INSECURE_URLS?: string;
+  /** base64url 32-byte AES-GCM key; webhook signing secrets are stored sealed under it. */
+  SECRETS_KEY?: string;
 }

@@ -9,6 +9,7 @@ import { purgeStaleRegistrations } from "./retention/purge-registrations";
 import { reconcileMirror } from "./retention/reconcile";
 import { purgeBurstMarks } from "./tracking/burst-store";
 import { purgeExpiredDeliveries } from "./webhooks/purge";
+import { sealPlaintextSecrets } from "./webhooks/store";
 
 /**
  * The cron's work: the retention purge, then the mirror reconcile. Each is bounded on its own
@@ -29,6 +30,8 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["alert history purge (400 days)", () => purgeExpiredAlerts(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
     ["burst marks purge", () => purgeBurstMarks(env.DB, now)],
+    // Rows written before secrets were encrypted (SPEC §14): sealed a bounded number per run.
+    ["webhook secrets sealing", () => sealPlaintextSecrets(env)],
   ] as const;
   const failed: string[] = [];
   for (const [name, task] of tasks) {

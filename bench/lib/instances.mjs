@@ -130,6 +130,7 @@ export function workerConfig() {
       (config.d1_databases ?? []).map((d) => [d.binding, d.database_id ?? d.database_name]),
     ),
     kv: Object.fromEntries((config.kv_namespaces ?? []).map((k) => [k.binding, k.id ?? k.binding])),
+    r2: Object.fromEntries((config.r2_buckets ?? []).map((b) => [b.binding, b.bucket_name ?? b.binding])),
     queueProducers: Object.fromEntries(
       (config.queues?.producers ?? []).map((p) => [p.binding, { queueName: p.queue }]),
     ),
@@ -145,6 +146,7 @@ export function benchSecrets() {
   return {
     JWT_SECRET: b64url(36),
     TRACKING_KEYS: b64url(32),
+    SECRETS_KEY: b64url(32),
     SNS_TOPIC_ARNS: "arn:aws:sns:us-east-1:000000000000:mailtrail-bench=acct_bench_ses",
     SNS_CERT_HOST_PATTERN: "127\\.0\\.0\\.1|localhost",
     BENCH_KEY: b64url(18),
@@ -209,6 +211,7 @@ export async function startWorker({
     bindings,
     d1Databases: config?.d1 ?? {},
     kvNamespaces: config?.kv ?? {},
+    r2Buckets: config?.r2 ?? {},
     queueProducers: config?.queueProducers ?? {},
     // Only phases that measure the queues end to end ask for consumers (webhooks-delivery).
     ...(queueConsumers ? { queueConsumers } : {}),
@@ -216,6 +219,7 @@ export async function startWorker({
       ? {
           d1Persist: path.join(persistDir, "d1"),
           kvPersist: path.join(persistDir, "kv"),
+          r2Persist: path.join(persistDir, "r2"),
           cachePersist: false,
         }
       : {}),

@@ -12,6 +12,7 @@
 // page (which also counts total_count over the window) and a later page (cursor; no count), by HTTP
 // with a JWT, and the same pages through the bench route for D1's rows read; plus a keyword filter.
 import { readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import { performance } from "node:perf_hooks";
 import { mintToken } from "../../scripts/lib.mjs";
 import { timedFetch } from "../lib/client.mjs";
@@ -39,6 +40,22 @@ function resetPeak(pid) {
   }
 }
 
+/**
+ * GET on a connection of its own (node:http, no agent: `Connection: close`), never a pooled
+ * keep-alive socket. Why: the export's responses are long (tens of seconds on the 1M set) and
+ * fetch's pool hands the next request the socket the previous export used; workerd's HTTP server
+ * closes a connection on which no next request arrived within its pipeline timeout after the
+ * response was written, and a client still draining its buffers can send the next request onto a
+ * socket the server has already closed: `fetch failed … other side closed` before the request
+ * reaches the Worker (finding 12). A fresh connection per export cannot meet a stale one.
+ */
+function getOnFreshConnection(url, headers) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers, agent: false }, resolve);
+    req.on("error", reject);
+  });
+}
+
 /** Streams a URL to nowhere, counting bytes and newlines; samples the Worker's memory meanwhile. */
 async function drain(url, headers, pid) {
   const peakReset = pid !== null && resetPeak(pid);
@@ -52,28 +69,39 @@ async function drain(url, headers, pid) {
           if (m) sampled = Math.max(sampled, m.rss);
         }, 50);
   const started = performance.now();
-  const res = await fetch(url, { headers });
-  const ttfb = performance.now() - started;
-  if (res.status !== 200) {
+  let res;
+  try {
+    res = await getOnFreshConnection(url, headers);
+  } catch (err) {
     clearInterval(timer);
-    throw new Error(`${url} answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    throw err;
   }
-  const reader = res.body.getReader();
+  const ttfb = performance.now() - started;
+  if (res.statusCode !== 200) {
+    clearInterval(timer);
+    let text = "";
+    for await (const chunk of res) text += chunk;
+    throw new Error(`${url} answered ${res.statusCode}: ${text.slice(0, 300)}`);
+  }
   let bytes = 0;
   let newlines = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    bytes += value.length;
-    for (let i = 0; i < value.length; i++) if (value[i] === 10) newlines++;
+  try {
+    for await (const value of res) {
+      bytes += value.length;
+      for (let i = 0; i < value.length; i++) if (value[i] === 10) newlines++;
+    }
+  } finally {
+    clearInterval(timer);
   }
+  // A body cut short (the Worker aborted it) must not count as an export.
+  if (!res.complete) throw new Error(`${url}: the response ended before its end`);
   const seconds = (performance.now() - started) / 1000;
   clearInterval(timer);
   const after = pid === null ? null : memoryKb(pid);
   const peakKb = Math.max(sampled, peakReset && after ? after.hwm : 0);
   return {
-    status: res.status,
-    content_type: res.headers.get("content-type"),
+    status: res.statusCode,
+    content_type: res.headers["content-type"],
     bytes,
     newlines,
     seconds,

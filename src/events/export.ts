@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
 import type { Env } from "../env";
+import { LeaseKeeper, leasedStream, takeLease } from "../lib/lease";
 import { log } from "../lib/log";
 import { type App, commonErrors, route } from "../lib/openapi";
 import { accountIdParam } from "../lib/params";
@@ -20,6 +21,14 @@ export const EXPORT_FORMATS = ["ndjson", "csv"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 /** Events per D1 page: GET /v1/events's own maximum `limit`. */
 export const EXPORT_PAGE_SIZE = 1000;
+/** An export's slot is lost this long after its stream last made progress (SPEC §18). */
+export const EXPORT_LEASE_TTL_MS = 5 * 60_000;
+/**
+ * The last line of an export that could not finish (SPEC §9: aborted, never ended as if complete):
+ * not JSON, and one field where CSV rows have many.
+ */
+export const ABORTED_LINE =
+  "\n!export aborted before its end (a storage dependency failed): this file is incomplete\n";
 /**
  * The export's query: GET /v1/events's window and filters (not `limit`, `after` or `count`, which
  * make no sense for a whole-window file: unknown parameters, so 400) and `format`.
@@ -124,8 +133,12 @@ export async function startExport(
             }
           }
         } catch (err) {
-          // Headers are sent: the only signal left is an aborted body, which curl reports.
+          // Headers are sent. The body is errored (on Cloudflare the transfer is cut, which curl and
+          // fetch report), but workerd locally ends an errored body like a complete one, so the
+          // last bytes are also a line no parser accepts as an event or a record: a client that
+          // reads the file as NDJSON or CSV fails instead of taking it as the whole window.
           log("error", "export failed mid-stream", { account_id: accountId, error: String(err) });
+          controller.enqueue(encoder.encode(ABORTED_LINE));
           controller.error(err);
         }
       },
@@ -152,7 +165,10 @@ export function registerEventExportRoute(app: App): void {
         "break (quotes doubled), null as an empty field, `tags` joined with `,`, `tracking` as JSON text, UTF-8 " +
         "without a byte-order mark; values are written as stored (no spreadsheet-formula escaping). " +
         "`Content-Disposition: attachment` names the file after the account and the window, so `curl -OJ` " +
-        "or `curl -o` saves it. A failure after the first byte aborts the transfer (curl reports it). " +
+        "or `curl -o` saves it. A failure after the first byte aborts the transfer (curl reports it), and its last " +
+        "bytes are a line that is neither JSON nor a CSV record (`!export aborted…`), so a parser fails too. " +
+        "One export per account runs at a time: a second answers 429 with Retry-After until the first ends, is " +
+        "cancelled, or has made no progress for 5 minutes. " +
         "Rules between fields as in GET /v1/events: `days` not with `start`, `start` not after `end`, `domain` " +
         "one the account has sent from.",
       tags: ["events"],
@@ -173,7 +189,22 @@ export function registerEventExportRoute(app: App): void {
     async (c, { query }) => {
       const { account_id, ...input } = query;
       const accountId = actingAccount(principalOf(c), account_id);
-      const { body, format, fileName } = await startExport(c.env, accountId, input);
+      // One export per account at a time (SPEC §18): the slot is held while the stream makes
+      // progress, freed when it ends or is cancelled, and lost 5 minutes after its last progress.
+      const lease = await takeLease(c.env.DB, `export:events:${accountId}`, {
+        ttlMs: EXPORT_LEASE_TTL_MS,
+        busyMessage: "an export of this account is already running; retry when it ends",
+      });
+      const keeper = new LeaseKeeper(c.env.DB, lease);
+      let started: Awaited<ReturnType<typeof startExport>>;
+      try {
+        started = await startExport(c.env, accountId, input);
+      } catch (err) {
+        await keeper.release();
+        throw err;
+      }
+      const { format, fileName } = started;
+      const body = leasedStream(started.body, keeper, (p) => c.executionCtx.waitUntil(p));
       return new Response(body, {
         headers: {
           "Content-Type":

@@ -1,6 +1,7 @@
 import { getAccountPlan } from "../accounts/plans";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
+import { totalKey, totalOnce } from "../lib/totals";
 import { countEvents, scanEvents } from "../store";
 import {
   clampWindow,
@@ -55,12 +56,25 @@ export async function listEvents(
 
   const window = clampWindow(requested, plan.retention_days, now);
   // The page reads at most PAGE_ROW_BUDGET rows and may come back short, with a cursor where it stopped.
-  // count=true is exact: one COUNT over the same access path, run beside it (cost in BENCHMARKS.md).
+  // count=true is exact: one COUNT over the same access path, run beside the first page's scan.
   // The account's events database: one today; a shard router will choose it (SPEC §17).
   const db = env.DB;
-  const [scan, countResult] = await Promise.all([
+  // SPEC §18: the total is counted once per paging chain (a later page reads it from its cursor),
+  // and a first page at most once a minute per account and query (lib/totals.ts).
+  const carried = cursor?.total;
+  let countRowsRead: number | undefined;
+  const counting = !query.count
+    ? null
+    : carried !== undefined
+      ? Promise.resolve(carried)
+      : totalOnce(totalKey(accountId, "events", [["f", fingerprint]]), async () => {
+          const counted = await countEvents(db, accountId, query.filters, window);
+          countRowsRead = counted.rowsRead;
+          return counted.total;
+        });
+  const [scan, total] = await Promise.all([
     scanEvents(db, accountId, query.filters, window, cursor?.position ?? null, { limit: query.limit }),
-    query.count ? countEvents(db, accountId, query.filters, window) : null,
+    counting,
   ]);
   const more = scan.hasMore && scan.next !== null;
 
@@ -68,14 +82,15 @@ export async function listEvents(
     object: "list",
     data: scan.rows.map(toPublicEvent),
     has_more: more,
-    next_cursor: more && scan.next ? encodeCursor(fingerprint, requested, scan.next) : null,
+    next_cursor:
+      more && scan.next ? encodeCursor(fingerprint, requested, scan.next, total ?? undefined) : null,
     window: {
       start: new Date(window.start).toISOString(),
       end: new Date(window.end).toISOString(),
       clamped: window.clamped,
     },
-    ...(countResult ? { total: countResult.total } : {}),
+    ...(total !== null ? { total } : {}),
     rowsRead: scan.rowsRead,
-    ...(countResult ? { countRowsRead: countResult.rowsRead } : {}),
+    ...(total !== null ? { countRowsRead: countRowsRead ?? 0 } : {}),
   };
 }

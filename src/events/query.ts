@@ -201,25 +201,43 @@ export async function filterFingerprint(accountId: string, params: URLSearchPara
   return (await hashId(accountId, ...entries)).slice(0, 16);
 }
 
-const eventCursorSchema = z.object({ s: cursorTime, e: cursorTime, t: cursorTime, i: z.string().max(128) });
+const eventCursorSchema = z.object({
+  s: cursorTime,
+  e: cursorTime,
+  t: cursorTime,
+  i: z.string().max(128),
+  /** The chain's total (count=true), counted on its first page (SPEC §18: once per paging chain). */
+  n: z.number().int().min(0).optional(),
+});
 
 export function encodeCursor(
   fingerprint: string,
   window: { start: number; end: number },
   position: CursorPosition,
+  total?: number,
 ): string {
-  return sealCursor(fingerprint, { s: window.start, e: window.end, t: position.occurredAt, i: position.id });
+  return sealCursor(fingerprint, {
+    s: window.start,
+    e: window.end,
+    t: position.occurredAt,
+    i: position.id,
+    ...(total !== undefined ? { n: total } : {}),
+  });
 }
 
 export function decodeCursor(
   cursor: string,
   fingerprint: string,
-): { window: { start: number; end: number }; position: CursorPosition } {
+): { window: { start: number; end: number }; position: CursorPosition; total?: number } {
   const body = openCursor(
     cursor,
     fingerprint,
     eventCursorSchema,
     "after belongs to a query with other filters or window; repeat them unchanged",
   );
-  return { window: { start: body.s, end: body.e }, position: { occurredAt: body.t, id: body.i } };
+  return {
+    window: { start: body.s, end: body.e },
+    position: { occurredAt: body.t, id: body.i },
+    ...(body.n !== undefined ? { total: body.n } : {}),
+  };
 }

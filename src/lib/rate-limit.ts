@@ -24,7 +24,9 @@ export const TRACKING_RETRY_AFTER_SECONDS = 10;
 
 /**
  * The address a tracking request is counted under: Cloudflare's `CF-Connecting-IP`, an IPv6
- * address by its /64 (one subscriber's whole prefix, which it can rotate through freely).
+ * address by its /48. A subscriber is usually given a /56 or a /48 and rotates through its /64s
+ * freely (65,536 of them in a /48), so keying by /64 would give one client 65,536 buckets; a /48
+ * is one site.
  */
 export function clientAddressKey(request: Request): string {
   const ip = request.headers.get("cf-connecting-ip")?.trim() ?? "";
@@ -37,7 +39,7 @@ export function clientAddressKey(request: Request): string {
       ? left
       : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
   return `${groups
-    .slice(0, 4)
+    .slice(0, 3)
     .map((g) => g.replace(/^0+(?=.)/, ""))
-    .join(":")}::/64`;
+    .join(":")}::/48`;
 }

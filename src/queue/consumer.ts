@@ -13,6 +13,7 @@ import {
 } from "../pipeline/messages";
 import {
   backfillStatements,
+  burstConflictGroup,
   chunkByJsonSize,
   eventInsertStatements,
   registrationStatements,
@@ -62,7 +63,7 @@ export function validMessages(
 }
 
 export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const valid = validMessages(batch, (message, error) =>
+  let valid = validMessages(batch, (message, error) =>
     log("error", "invalid queue message dropped", {
       queue: batch.queue,
       message_id: message.id,
@@ -75,7 +76,21 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
   let touched: AddressRef[];
   const inserted: StoredEvent[] = [];
   try {
-    touched = await writeBatch(env, bodies, inserted);
+    const written = await writeBatchApartFromConflicts(env, bodies, inserted);
+    touched = written.touched;
+    if (written.conflicted.size > 0) {
+      // Only the conflicting groups' clicks wait; the rest of the batch is written (SPEC §18).
+      log("warn", "burst detection conflict; retrying that recipient's clicks only", {
+        queue: batch.queue,
+        retried: written.conflicted.size,
+        written: valid.length - written.conflicted.size,
+      });
+      for (const v of valid) {
+        if (written.conflicted.has(v.body))
+          v.message.retry({ delaySeconds: retryDelaySeconds(v.message.attempts) });
+      }
+      valid = valid.filter((v) => !written.conflicted.has(v.body));
+    }
   } catch (err) {
     log("error", "D1 write failed; retrying the batch", {
       queue: batch.queue,
@@ -219,10 +234,54 @@ export async function writeBatch(
   if (learned) statements.push(learned);
 
   if (statements.length > 0) {
-    const results = await db.batch(statements);
+    let results: D1Result[];
+    try {
+      results = await db.batch(statements);
+    } catch (err) {
+      // A group's clicks changed since they were read: name its messages, so that the caller
+      // retries them alone and writes the rest (SPEC §18).
+      const group = burstConflictGroup(err);
+      const messages = group === null ? undefined : bursts.groupMessages[group];
+      if (messages) throw new BurstConflict(messages, err);
+      throw err;
+    }
     for (const i of insertAt) inserted?.push(...((results[i]?.results ?? []) as StoredEvent[]));
   }
   return touched;
+}
+
+/** A burst group's guard failed (another batch changed its clicks): these messages are to be retried. */
+export class BurstConflict extends Error {
+  constructor(
+    readonly messages: readonly QueueMessage[],
+    cause: unknown,
+  ) {
+    super("burst detection: a recipient's clicks changed since they were read", { cause });
+    this.name = "BurstConflict";
+  }
+}
+
+/**
+ * writeBatch, retrying nothing itself: a burst conflict takes that group's messages out (returned in
+ * `conflicted`, for the caller to retry) and writes the rest again, at most MAX_CONFLICT_ROUNDS times.
+ */
+const MAX_CONFLICT_ROUNDS = 4;
+export async function writeBatchApartFromConflicts(
+  env: Env,
+  bodies: QueueMessage[],
+  inserted: StoredEvent[],
+): Promise<{ touched: AddressRef[]; conflicted: Set<QueueMessage> }> {
+  const conflicted = new Set<QueueMessage>();
+  let remaining = bodies;
+  for (let round = 0; ; round++) {
+    try {
+      return { touched: remaining.length > 0 ? await writeBatch(env, remaining, inserted) : [], conflicted };
+    } catch (err) {
+      if (!(err instanceof BurstConflict) || round >= MAX_CONFLICT_ROUNDS) throw err;
+      for (const m of err.messages) conflicted.add(m);
+      remaining = remaining.filter((m) => !conflicted.has(m));
+    }
+  }
 }
 
 const eventRow = (m: EventMessage) => ({ ...toStoredFields(m.event), network: m.network ?? null });

@@ -40,10 +40,11 @@ JOIN click_bursts AS b
  AND b.occurred_at BETWEEN ${w("from")} AND ${w("to")}`;
 
 const STORED_CLICKS = clicksIn(`e.*, json_extract(e.tracking, '$.url') AS tracking_url,
-       json_extract(e.tracking, '$.link_name') AS tracking_link_name`);
+       json_extract(e.tracking, '$.link_name') AS tracking_link_name,
+       json_extract(e.tracking, '$.ip_address') AS tracking_ip`);
 const BURST_MARKS = marksIn("b.*");
 
-/** One round trip: the windows' stored clicks (with `tracking_url`, `tracking_link_name`) and their marks. */
+/** One round trip: the windows' stored clicks (with `tracking_url`, `tracking_link_name`, `tracking_ip`) and their marks. */
 export async function readClickWindows(db: D1Database, windows: string) {
   return db.batch([db.prepare(STORED_CLICKS).bind(windows), db.prepare(BURST_MARKS).bind(windows)]);
 }
@@ -52,9 +53,10 @@ export async function readClickWindows(db: D1Database, windows: string) {
  * Optimistic concurrency. The clicks and marks were read before the consumer's transaction; if
  * another consumer invocation changed them since (Queues runs batches concurrently when a backlog
  * builds), a decision made on the old state could keep part of a burst that the other batch dropped.
- * So the transaction starts by counting them again, and fails (json() of malformed text raises an
- * error, which rolls the whole D1 batch back) when anything changed: the consumer retries the batch
- * with backoff and decides again on the new state. D1 runs transactions one at a time, so the
+ * So the transaction starts by counting them again, one guard per recipient's group, and fails
+ * (json_extract with a path that is not one raises an error naming the group, which rolls the whole
+ * D1 batch back) when anything changed: the consumer writes the batch again without that group, and
+ * retries the group alone with backoff, deciding again on the new state. D1 runs transactions one at a time, so the
  * check and the writes see the same state.
  */
 const GUARD = `
@@ -62,10 +64,28 @@ SELECT CASE
   WHEN (${clicksIn("count(*) = ?2 AND coalesce(sum(e.occurred_at % 1000000), 0) = ?3")})
    AND (${marksIn("count(*) = ?4 AND coalesce(sum(b.occurred_at % 1000000), 0) = ?5")})
   THEN 1
-  ELSE json('burst detection: clicks changed since they were read, retry the batch')
+  ELSE json_extract('{}', ?6)
 END AS unchanged`;
 
-/** The guard, first in the consumer's transaction: the counts and time sums read must still hold. */
+/**
+ * The failure a guard raises names its group: D1 reports `bad JSON path: 'burst-conflict-<group>'`
+ * (json_extract of a path that is not one), so the consumer retries that group alone (SPEC §18).
+ */
+const CONFLICT_PATH = "burst-conflict-";
+const CONFLICT = /bad JSON path: 'burst-conflict-(\d+)'/;
+
+/** The group whose guard failed, from a D1 error (its cause chain), or null for any other error. */
+export function burstConflictGroup(err: unknown): number | null {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const m = CONFLICT.exec(current.message);
+    if (m) return Number(m[1]);
+    current = current.cause;
+  }
+  return null;
+}
+
+/** A group's guard, first in the consumer's transaction: the counts and time sums read must still hold. */
 export function clickWindowsGuard(
   db: D1Database,
   windows: string,
@@ -73,8 +93,9 @@ export function clickWindowsGuard(
   clickSum: number,
   marks: number,
   markSum: number,
+  group = 0,
 ): D1PreparedStatement {
-  return db.prepare(GUARD).bind(windows, clicks, clickSum, marks, markSum);
+  return db.prepare(GUARD).bind(windows, clicks, clickSum, marks, markSum, `${CONFLICT_PATH}${group}`);
 }
 
 const DELETE_CLICKS = `

@@ -1,5 +1,6 @@
 import type { EventType } from "../events/record";
 import type { EventDbRow } from "../events/serialize";
+import { totalOnce } from "../lib/totals";
 import { type AccessPath, countMatches, scanAll, typeMatch } from "./scan";
 
 /**
@@ -20,6 +21,11 @@ export interface OffsetQuery {
   emailId: string | null;
   limit: number;
   offset: number;
+  /**
+   * SPEC §18: the total is counted at most once a minute per account and query; this names the
+   * query (lib/totals.ts totalKey). Null: count every time.
+   */
+  totalKey: string | null;
 }
 
 export async function offsetPage(
@@ -41,7 +47,16 @@ export async function offsetPage(
       limit: query.offset + query.limit,
       budget: Number.POSITIVE_INFINITY,
     }),
-    countMatches(db, accountId, query.window, path, match),
+    (async () => {
+      let rowsRead = 0;
+      const count = async () => {
+        const counted = await countMatches(db, accountId, query.window, path, match);
+        rowsRead = counted.rowsRead;
+        return counted.total;
+      };
+      const total = query.totalKey === null ? await count() : await totalOnce(query.totalKey, count);
+      return { total, rowsRead };
+    })(),
   ]);
   return {
     rows: page.rows.slice(query.offset),

@@ -29,7 +29,14 @@ import {
   recordOfRow,
   type StoredClickRow,
 } from "../store";
-import { BURST_LOOKAROUND_MS, BURST_MARK_RETENTION_MS, type BurstClick, linkOf, planBursts } from "./bursts";
+import {
+  BURST_LOOKAROUND_MS,
+  BURST_MARK_RETENTION_MS,
+  type BurstClick,
+  linkOf,
+  planBursts,
+  prefixOf,
+} from "./bursts";
 
 export type { StoredClickRow } from "../store";
 
@@ -42,6 +49,8 @@ export interface ClickBursts {
   removed: StoredClickRow[];
   /** Run these in the consumer's transaction: delete `removed`, remember the burst's clicks. */
   statements: D1PreparedStatement[];
+  /** The arriving clicks of each group (recipient of one message), by the index its guard's conflict names. */
+  groupMessages: EventMessage[][];
 }
 
 const groupKey = (account: string, emailId: string, recipient: string) =>
@@ -87,11 +96,12 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
         key: clickKey(e.occurred_at, e.id),
         at: e.occurred_at,
         network: message.network ?? null,
+        prefix: prefixOf(e.tracking?.ip_address),
         link: linkOf(e.tracking?.url, e.tracking?.link_name),
       },
     });
   }
-  if (groups.size === 0) return { kept: events, dropped: [], removed: [], statements: [] };
+  if (groups.size === 0) return { kept: events, dropped: [], removed: [], statements: [], groupMessages: [] };
 
   const windows = JSON.stringify(
     [...groups.values()].map((g) => ({
@@ -106,16 +116,18 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
   for (const row of (stored?.results ?? []) as (StoredClickRow & {
     tracking_url: string | null;
     tracking_link_name: string | null;
+    tracking_ip: string | null;
   })[]) {
     const group = groups.get(groupKey(row.account_id, row.email_id, row.recipient));
     if (!group) continue;
-    const { tracking_url, tracking_link_name, ...item } = row;
+    const { tracking_url, tracking_link_name, tracking_ip, ...item } = row;
     group.stored.push({
       item,
       click: {
         key: clickKey(row.occurred_at, row.id),
         at: row.occurred_at,
         network: row.network,
+        prefix: prefixOf(tracking_ip),
         link: linkOf(tracking_url, tracking_link_name),
       },
     });
@@ -150,16 +162,38 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
     }
   }
 
-  // First in the transaction: what was read must still hold (see GUARD).
-  const storedRows = (stored?.results ?? []) as { occurred_at: number }[];
-  const markRows = (marks?.results ?? []) as { occurred_at: number }[];
+  // First in the transaction: what was read must still hold (see GUARD), one guard per group, so
+  // that a conflict names the group to retry and the rest of the batch is written (SPEC §18).
   // An insert or a delete changes the count; the sum (of each time modulo 1,000 s, so that it stays an
   // exact integer however many rows there are) catches one row replaced by another.
   const sum = (rows: { occurred_at: number }[]) =>
     rows.reduce((total, r) => total + (r.occurred_at % 1_000_000), 0);
-  const statements: D1PreparedStatement[] = [
-    clickWindowsGuard(db, windows, storedRows.length, sum(storedRows), markRows.length, sum(markRows)),
-  ];
+  const statements: D1PreparedStatement[] = [];
+  const groupMessages: EventMessage[][] = [];
+  for (const [i, group] of [...groups.values()].entries()) {
+    const window = JSON.stringify([
+      {
+        account_id: group.account_id,
+        email_id: group.email_id,
+        recipient: group.recipient,
+        from: group.from - BURST_LOOKAROUND_MS,
+        to: group.to + BURST_LOOKAROUND_MS,
+      },
+    ]);
+    const storedRows = group.stored.map((s) => s.item);
+    statements.push(
+      clickWindowsGuard(
+        db,
+        window,
+        storedRows.length,
+        sum(storedRows),
+        group.marked.length,
+        group.marked.reduce((total, m) => total + (m.at % 1_000_000), 0),
+        i,
+      ),
+    );
+    groupMessages.push(group.arriving.map((a) => a.item));
+  }
   if (removed.length > 0) statements.push(deleteClicks(db, removed));
   if (newMarks.length > 0) statements.push(insertBurstMarks(db, newMarks));
   if (dropped.size > 0 || removed.length > 0) {
@@ -174,6 +208,7 @@ export async function findClickBursts(db: D1Database, events: EventMessage[]): P
     dropped: [...dropped],
     removed,
     statements,
+    groupMessages,
   };
 }
 

@@ -20,9 +20,14 @@ import { DAY_MS } from "../lib/params";
  *   mailtrail is stricter for two links (1 s) and uses SPEC §5's "about two seconds" for three or
  *   more, because a person may open two links in background tabs a second or two apart:
  *     * 3 or more distinct links, each within BURST_GAP_MS of the previous click: a burst;
- *     * 2 distinct links clicked less than HUMAN_MIN_GAP_MS apart: a burst ("faster than any person
- *       could": a click hands focus to the browser; coming back and aiming at another link takes
- *       longer than a second).
+ *     * 2 distinct links clicked less than HUMAN_MIN_GAP_MS apart from the same address prefix (/24,
+ *       /48): a burst ("faster than any person could": a click hands focus to the browser; coming
+ *       back and aiming at another link takes longer than a second). The same ASN is not enough
+ *       here: behind a carrier or corporate NAT two people share an ASN, and two of them clicking
+ *       two links of one newsletter within a second must not lose a click.
+ * - A stored click more than STORED_CLICK_KEPT_AFTER_MS older than the arriving clicks that would
+ *   make it part of a burst is never deleted: by then a person may have seen it counted, and its
+ *   webhook (sent 5 s after it was written) may be out.
  * - "One network": the ASN Cloudflare reports (`request.cf.asn`); scanners rotate addresses within
  *   their provider's network (gophish#2646: 40.94.89.x, several addresses for one message), so a
  *   single IP would split one burst. Without an ASN, the /24 (IPv4) or /48 (IPv6) prefix stands in.
@@ -32,8 +37,10 @@ import { DAY_MS } from "../lib/params";
 export const BURST_GAP_MS = 2_000;
 /** A run with this many distinct links is a burst. */
 export const BURST_MIN_LINKS = 3;
-/** Two distinct links closer than this are a burst on their own. */
+/** Two distinct links closer than this, from one address prefix, are a burst on their own. */
 export const HUMAN_MIN_GAP_MS = 1_000;
+/** A stored click this much older than a batch's newest arriving click is never removed. */
+export const STORED_CLICK_KEPT_AFTER_MS = 5_000;
 /**
  * How far around a batch's clicks the consumer reads stored clicks and dropped-burst marks. A run
  * chains clicks at most BURST_GAP_MS apart, so this bounds the runs it can see whole (300 clicks).
@@ -48,6 +55,11 @@ export function networkOf(
   ipAddress: string | null | undefined,
 ): string | null {
   if (typeof asn === "number" && Number.isInteger(asn) && asn > 0) return `as${asn}`;
+  return prefixOf(ipAddress);
+}
+
+/** The address prefix of a client: its /24 (IPv4) or /48 (IPv6), or null when unknown. */
+export function prefixOf(ipAddress: string | null | undefined): string | null {
   if (!ipAddress) return null;
   const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.\d{1,3}$/.exec(ipAddress);
   if (v4) return `ip4:${v4[1]}.${v4[2]}.${v4[3]}`;
@@ -79,6 +91,8 @@ export interface BurstClick {
   /** Epoch milliseconds. */
   at: number;
   network: string | null;
+  /** The client's address prefix (prefixOf); the two-link rule needs it equal, and known. */
+  prefix?: string | null;
   /** Which link: clicks of one link are one link however often they come. */
   link: string;
   /** Already found to be part of a burst by an earlier batch. */
@@ -133,7 +147,13 @@ function isBurst(run: readonly BurstClick[]): boolean {
   for (let i = 1; i < run.length; i += 1) {
     const previous = run[i - 1]!;
     const current = run[i]!;
-    if (current.link !== previous.link && current.at - previous.at < HUMAN_MIN_GAP_MS) return true;
+    if (
+      current.link !== previous.link &&
+      current.at - previous.at < HUMAN_MIN_GAP_MS &&
+      previous.prefix != null &&
+      previous.prefix === current.prefix
+    )
+      return true;
   }
   return false;
 }
@@ -176,7 +196,11 @@ export function planBursts<B, S>(clicks: RecipientClicks<B, S>): BurstPlan<B, S>
     if (keys.has(c.key) && !markedKeys.has(c.key)) mark.set(c.key, c);
   };
   const drop = clicks.arriving.filter((a) => keys.has(a.click.key));
-  const remove = clicks.stored.filter((s) => keys.has(s.click.key));
+  // A stored click well before everything arriving stays, burst or not (see STORED_CLICK_KEPT_AFTER_MS).
+  const newest = Math.max(...clicks.arriving.map((a) => a.click.at));
+  const remove = clicks.stored.filter(
+    (s) => keys.has(s.click.key) && newest - s.click.at < STORED_CLICK_KEPT_AFTER_MS,
+  );
   for (const a of drop) note(a.click);
   for (const s of remove) note(s.click);
   return { drop: drop.map((a) => a.item), remove: remove.map((s) => s.item), mark: [...mark.values()] };

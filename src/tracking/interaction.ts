@@ -120,6 +120,21 @@ export function replayEventId(nonce: string, type: TokenEventType, now: number):
   return `evt_${nonce}${TYPE_CODE[type]}${Math.floor(now / REPLAY_BUCKET_MS[type]).toString(36)}`;
 }
 
+/**
+ * The time range a tracking event's replay id names (its bucket), or null for any other id. Used to
+ * find a stored event by id without an index by id (webhook replay); a false match (a hash id that
+ * happens to read the same way) only costs one empty key-range lookup.
+ */
+export function replayIdWindow(id: string): { start: number; end: number } | null {
+  const m = /^evt_[0-9a-f]{24}([ocu])([0-9a-z]{1,12})$/.exec(id);
+  if (!m) return null;
+  const type = (Object.keys(TYPE_CODE) as TokenEventType[]).find((t) => TYPE_CODE[t] === m[1]);
+  if (!type) return null;
+  const ms = REPLAY_BUCKET_MS[type];
+  const bucket = Number.parseInt(m[2] ?? "", 36);
+  return Number.isSafeInteger(bucket * ms) ? { start: bucket * ms, end: (bucket + 1) * ms } : null;
+}
+
 function tokenEvent(payload: TokenPayload, type: TokenEventType, now: number, nonce: string): EventRecord {
   return {
     ...blankEvent({

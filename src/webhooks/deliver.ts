@@ -3,6 +3,7 @@ import { config } from "../config";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
 import { type EventDbRow, toPublicEvent } from "../events/serialize";
+import { ApiError } from "../lib/errors";
 import { describeError, log } from "../lib/log";
 import { DAY_MS } from "../lib/params";
 import {
@@ -22,10 +23,21 @@ import { checkWebhookUrl } from "./url-safety";
 /**
  * The WEBHOOKS_QUEUE consumer (SPEC §14). Each message is one delivery of a stored event to one
  * endpoint. Per batch: one D1 round trip reads the events and the delivery rows of every message;
- * the POSTs run concurrently (each bounded at 15 s, at most three in flight per endpoint); then one
- * round trip records every attempt, each as one upsert of its delivery row (webhook_deliveries: 1
- * row written) — failures first update their endpoint's health, which decides whether they retry.
- * Each message is then acknowledged or retried with the §14 schedule's delay.
+ * then the POSTs run, each bounded at 15 s, and each is recorded and acknowledged (or retried with
+ * the §14 schedule's delay) as soon as it finishes, so no endpoint waits for another's answer
+ * (SPEC §18: no head-of-line blocking). Records of attempts that finish together share one round
+ * trip (webhook_deliveries: 1 row written per attempt, the attempt history in the row).
+ *
+ * Fairness within a batch: at most six fetches in flight (what a Worker invocation keeps open), taken
+ * round-robin over the batch's endpoints, at most three per endpoint and one for an endpoint that
+ * was slow (≥ 5 s) in this isolate within the last minute. A delivery that could not start within
+ * 2 s of the batch (its endpoint's slots were held by slow answers) is re-enqueued a few seconds
+ * later instead of waiting: that is not an attempt, and its run is unchanged.
+ *
+ * D1 failures: nothing is lost or duplicated. Before any POST, the messages are retried with
+ * exponential backoff (30 s doubling to 1 h), and a message that would run out of Queues' retries
+ * or retention continues in a new one, so a 24-hour outage is waited out. After a POST, a record D1
+ * refused travels in a new message (`outcome`) that only writes it, so the endpoint is not POSTed again.
  *
  * Idempotency: a first-run message (not a retry, replay or continuation) for a pair that already
  * has a delivery row is a duplicate fan-out and is dropped, so a redelivered events batch never
@@ -39,17 +51,27 @@ const QUEUE_RETENTION_MS = 4 * DAY_MS;
 const RETENTION_MARGIN_MS = 12 * 3600_000;
 /** Queues allows at most 100 retries per message (the consumer's max_retries). */
 const MAX_MESSAGE_ATTEMPTS = 90;
-/**
- * Fetches one endpoint may have in flight within a batch. Workers let an invocation wait on six
- * connections at once (a seventh queues until one has its headers), so one slow endpoint holds at
- * most three of them, each for at most 15 s, and the rest of the batch keeps the others.
- */
+/** Fetches in flight per invocation: Workers keep six connections open at once, a seventh waits. */
+const MAX_IN_FLIGHT = 6;
+/** Fetches one endpoint may have in flight within a batch; one while it is known to be slow. */
 const PER_ENDPOINT_CONCURRENCY = 3;
+const SLOW_ATTEMPT_MS = 5_000;
+const SLOW_MEMORY_MS = 60_000;
+/** A delivery not started this long after its batch began is re-enqueued rather than waiting for a slot. */
+export const START_BUDGET_MS = 2_000;
+const DEFER_DELAY_SECONDS = 3;
+/** Backoff while D1 fails: 30 s, doubling, at most an hour (a 24-hour outage costs about 30 retries). */
+const D1_BACKOFF_FIRST_SECONDS = 30;
+const D1_BACKOFF_MAX_SECONDS = 3600;
+
+/** Endpoints whose last attempt in this isolate was slow, until when. Bounded: cleared past 10,000. */
+const slowUntil = new Map<string, number>();
 
 export interface DeliveryOptions {
   /** The clock for the schedule and the records; tests move it instead of waiting. */
   now?: () => number;
   timeoutMs?: number;
+  startBudgetMs?: number;
 }
 
 interface DeliveryRow {
@@ -62,7 +84,7 @@ interface DeliveryRow {
 type Outcome =
   | { kind: "succeeded"; status: number }
   | { kind: "gone"; status: number }
-  | { kind: "failed"; status: number | null; error: string };
+  | { kind: "failed"; status: number | null; error: string; ours?: boolean };
 
 interface Item {
   message: Message<unknown>;
@@ -72,14 +94,21 @@ interface Item {
   endpoint: CachedEndpoint | null;
 }
 
-interface Attempted extends Item {
-  event: Deliverable;
-  endpoint: CachedEndpoint;
+interface Attempted {
+  message: Message<unknown>;
+  m: WebhookMessage;
+  eventType: string;
   outcome: Outcome;
   at: number;
   firstAttemptAt: number;
   attempts: number;
   next: { at: number; delaySeconds: number } | null;
+}
+
+interface Closing {
+  message: Message<unknown>;
+  m: WebhookMessage;
+  statement: D1PreparedStatement;
 }
 
 /**
@@ -124,11 +153,76 @@ const isAlertId = (id: string) => id.startsWith("alt_");
 const key = (endpointId: string, occurredAt: number, eventId: string) =>
   `${endpointId}|${occurredAt}|${eventId}`;
 
+/** The body that carries a message's work on in a new message, with its run unchanged. */
+function carriedBody(message: Message<unknown>, m: WebhookMessage): WebhookMessage {
+  const { outcome: _recorded, ...rest } = m;
+  const continuing = message.attempts > 1 || m.continued === true || m.outcome !== undefined;
+  return continuing ? { ...rest, continued: true } : rest;
+}
+
+/** The delay before the next try of a message D1 failed for. */
+export function d1BackoffSeconds(messageAttempts: number): number {
+  return Math.min(D1_BACKOFF_MAX_SECONDS, D1_BACKOFF_FIRST_SECONDS * 2 ** Math.max(0, messageAttempts - 1));
+}
+
+/** Whether a retry after `delaySeconds` would outlive the message's retention or retries. */
+function outlives(message: Message<unknown>, delaySeconds: number): boolean {
+  return (
+    Date.now() + delaySeconds * 1000 >
+      message.timestamp.getTime() + QUEUE_RETENTION_MS - RETENTION_MARGIN_MS ||
+    message.attempts >= MAX_MESSAGE_ATTEMPTS
+  );
+}
+
+/**
+ * Carries messages on in new ones (a body of their choosing, a delay) and acknowledges them; when
+ * the queue refuses, retries them instead (Queues redelivers the same body).
+ */
+async function carryOn(
+  env: Env,
+  items: { message: Message<unknown>; body: WebhookMessage; delaySeconds: number }[],
+): Promise<void> {
+  if (items.length === 0) return;
+  try {
+    await sendDeliveries(
+      env,
+      items.map((i) => ({ body: i.body, delaySeconds: i.delaySeconds })),
+    );
+    for (const i of items) i.message.ack();
+  } catch (err) {
+    log("error", "webhook continuation not queued; retrying the messages instead", describeError(err));
+    for (const i of items) i.message.retry({ delaySeconds: i.delaySeconds });
+  }
+}
+
+/** D1 failed before these messages were attempted: back off, continuing in new messages where retries run out. */
+async function backOff(env: Env, items: { message: Message<unknown>; m: WebhookMessage }[], err: unknown) {
+  if (items.length === 0) return;
+  log("error", "webhook deliveries could not reach D1; backing off", {
+    size: items.length,
+    ...describeError(err),
+  });
+  const carried: { message: Message<unknown>; body: WebhookMessage; delaySeconds: number }[] = [];
+  for (const { message, m } of items) {
+    const delaySeconds = d1BackoffSeconds(message.attempts);
+    // An outcome message keeps its outcome: the POST was made, only its record waits.
+    if (outlives(message, delaySeconds))
+      carried.push({
+        message,
+        body: m.outcome ? { ...m, continued: true } : carriedBody(message, m),
+        delaySeconds,
+      });
+    else message.retry({ delaySeconds });
+  }
+  await carryOn(env, carried);
+}
+
 export async function handleWebhookBatch(
   batch: MessageBatch<unknown>,
   env: Env,
   options: DeliveryOptions = {},
 ): Promise<void> {
+  const batchStarted = Date.now();
   const clock = options.now ?? Date.now;
   const parsed: { message: Message<unknown>; m: WebhookMessage }[] = [];
   for (const message of batch.messages) {
@@ -140,25 +234,42 @@ export async function handleWebhookBatch(
     }
   }
   if (parsed.length === 0) return;
-  const retryAll = (items: { message: Message<unknown> }[], err: unknown) => {
-    // D1 or the queue failed around the attempts: try the messages again later.
-    log("error", "webhook deliveries failed unexpectedly; retrying", {
-      size: items.length,
-      ...describeError(err),
-    });
-    for (const { message } of items) message.retry({ delaySeconds: 30 });
-  };
 
   let items: Item[];
   try {
     items = await loadItems(env, parsed, clock());
   } catch (err) {
-    retryAll(parsed, err);
+    await backOff(env, parsed, err);
     return;
   }
 
-  const closing: D1PreparedStatement[] = [];
-  const closed: Message<unknown>[] = [];
+  // Attempts made earlier whose records D1 refused: only written now, unless the row already holds
+  // them or a later attempt (a redelivered outcome message must not roll the record back).
+  const recorder = new Recorder(env);
+  for (const { message, m, existing } of items) {
+    const o = m.outcome;
+    if (o === undefined) continue;
+    if (existing !== null && (existing.attempts > o.attempts || existing.last_attempt_at >= o.at)) {
+      message.ack();
+      continue;
+    }
+    const outcome: Outcome =
+      o.kind === "failed"
+        ? { kind: "failed", status: o.status, error: o.error ?? "failed", ...(o.ours ? { ours: true } : {}) }
+        : { kind: o.kind, status: o.status ?? 200 };
+    recorder.add({
+      message,
+      m,
+      eventType: o.event_type,
+      outcome,
+      at: o.at,
+      firstAttemptAt: o.first_attempt_at,
+      attempts: o.attempts,
+      next: o.kind === "failed" ? nextAttempt(o.first_attempt_at, o.attempts, o.at) : null,
+    });
+  }
+  items = items.filter(({ m }) => m.outcome === undefined);
+
   const toAttempt: Item[] = [];
   for (const item of items) {
     const { message, m, existing, event, endpoint } = item;
@@ -186,8 +297,10 @@ export async function handleWebhookBatch(
       continue;
     }
     if (existing?.status === "pending") {
-      closing.push(
-        deliveryUpsert(env, m, event?.type ?? "", {
+      recorder.close({
+        message,
+        m,
+        statement: deliveryUpsert(env, m, event?.type ?? "", {
           status: "failed",
           attempts: existing.attempts,
           counted: false,
@@ -196,47 +309,227 @@ export async function handleWebhookBatch(
           responseStatus: null,
           error: `stopped: ${stop}`,
         }),
-      );
-      closed.push(message);
+      });
     } else message.ack();
   }
 
-  const attempted = await attemptAll(env, toAttempt, clock, options.timeoutMs ?? DELIVERY_TIMEOUT_MS);
-  try {
-    await recordAll(env, attempted, closing);
-  } catch (err) {
-    retryAll([...attempted, ...closed.map((message) => ({ message }))], err);
-    return;
-  }
-  for (const message of closed) message.ack();
+  const deferred = await attemptFairly(env, toAttempt, {
+    clock,
+    timeoutMs: options.timeoutMs ?? DELIVERY_TIMEOUT_MS,
+    startBy: batchStarted + (options.startBudgetMs ?? START_BUDGET_MS),
+    done: (a) => recorder.add(a),
+  });
+  await carryOn(
+    env,
+    deferred.map(({ message, m }) => ({
+      message,
+      body: carriedBody(message, m),
+      delaySeconds: DEFER_DELAY_SECONDS,
+    })),
+  );
+  await recorder.idle();
+}
 
-  const continuations: Attempted[] = [];
+/**
+ * Writes finished attempts (and closed runs) as they come: whatever finished while the previous
+ * write was in flight goes in the next one, and each message is settled right after its write.
+ */
+class Recorder {
+  private attempted: Attempted[] = [];
+  private closing: Closing[] = [];
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly env: Env) {}
+
+  add(a: Attempted): void {
+    this.attempted.push(a);
+    this.running ??= this.drain();
+  }
+
+  close(c: Closing): void {
+    this.closing.push(c);
+    this.running ??= this.drain();
+  }
+
+  async idle(): Promise<void> {
+    while (this.running !== null) await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.attempted.length > 0 || this.closing.length > 0) {
+      const attempted = this.attempted.splice(0);
+      const closing = this.closing.splice(0);
+      try {
+        await recordAll(
+          this.env,
+          attempted,
+          closing.map((c) => c.statement),
+        );
+      } catch (err) {
+        log("error", "webhook attempts not recorded; their records wait in new messages", {
+          size: attempted.length,
+          ...describeError(err),
+        });
+        await backOff(this.env, closing, err);
+        await carryOn(
+          this.env,
+          attempted.map((a) => ({
+            message: a.message,
+            body: {
+              ...a.m,
+              outcome: {
+                kind: a.outcome.kind,
+                status: a.outcome.status,
+                error: a.outcome.kind === "failed" ? a.outcome.error.slice(0, 400) : null,
+                ...(a.outcome.kind === "failed" && a.outcome.ours ? { ours: true } : {}),
+                event_type: a.eventType,
+                at: a.at,
+                first_attempt_at: a.firstAttemptAt,
+                attempts: a.attempts,
+              },
+            },
+            delaySeconds: d1BackoffSeconds(a.message.attempts),
+          })),
+        );
+        continue;
+      }
+      for (const c of closing) c.message.ack();
+      await settle(this.env, attempted);
+    }
+    this.running = null;
+  }
+}
+
+/** Acknowledges recorded attempts, or schedules their next try (in a new message where this one would run out). */
+async function settle(env: Env, attempted: Attempted[]): Promise<void> {
+  const carried: { message: Message<unknown>; body: WebhookMessage; delaySeconds: number }[] = [];
   for (const a of attempted) {
     if (a.next === null) a.message.ack();
-    else if (
-      Date.now() + a.next.delaySeconds * 1000 >
-        a.message.timestamp.getTime() + QUEUE_RETENTION_MS - RETENTION_MARGIN_MS ||
-      a.message.attempts >= MAX_MESSAGE_ATTEMPTS
-    ) {
-      continuations.push(a);
+    else if (a.m.outcome !== undefined || outlives(a.message, a.next.delaySeconds)) {
+      // An outcome message must not be retried as it is (it would only write its record again).
+      // After an attempt the run is under way: the new message continues it.
+      const { outcome: _recorded, ...rest } = a.m;
+      carried.push({
+        message: a.message,
+        body: { ...rest, continued: true },
+        delaySeconds: a.next.delaySeconds,
+      });
     } else a.message.retry({ delaySeconds: a.next.delaySeconds });
   }
-  if (continuations.length > 0) {
-    // These messages would expire (or run out of retries) before their runs end: continue in new ones.
-    try {
-      await sendDeliveries(
-        env,
-        continuations.map((a) => ({
-          body: { ...a.m, continued: true },
-          delaySeconds: a.next?.delaySeconds ?? 1,
-        })),
-      );
-      for (const a of continuations) a.message.ack();
-    } catch (err) {
-      log("error", "webhook continuation not queued; retrying the message instead", describeError(err));
-      for (const a of continuations) a.message.retry({ delaySeconds: a.next?.delaySeconds ?? 60 });
-    }
+  await carryOn(env, carried);
+}
+
+/**
+ * Runs the batch's POSTs: at most MAX_IN_FLIGHT at once, round-robin over endpoints, at most
+ * PER_ENDPOINT_CONCURRENCY per endpoint (one for an endpoint known to be slow). Each finished
+ * attempt is handed to `done` at once. Returns the items that could not start by `startBy`.
+ */
+function attemptFairly(
+  env: Env,
+  items: Item[],
+  o: { clock: () => number; timeoutMs: number; startBy: number; done: (a: Attempted) => void },
+): Promise<Item[]> {
+  const queues = new Map<string, Item[]>();
+  for (const item of items) {
+    const q = queues.get(item.m.endpoint_id);
+    if (q) q.push(item);
+    else queues.set(item.m.endpoint_id, [item]);
   }
+  const order = [...queues.keys()];
+  const inFlightBy = new Map<string, number>();
+  let inFlight = 0;
+  let cursor = 0;
+  const deferred: Item[] = [];
+  const limit = (endpointId: string) =>
+    (slowUntil.get(endpointId) ?? 0) > Date.now() ? 1 : PER_ENDPOINT_CONCURRENCY;
+
+  const next = (): Item | undefined => {
+    for (let k = 0; k < order.length; k++) {
+      const id = order[(cursor + k) % order.length] as string;
+      const q = queues.get(id);
+      if (q && q.length > 0 && (inFlightBy.get(id) ?? 0) < limit(id)) {
+        cursor = (cursor + k + 1) % order.length;
+        return q.shift();
+      }
+    }
+    return undefined;
+  };
+
+  return new Promise<Item[]>((resolve) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = () => {
+      if (inFlight > 0 || [...queues.values()].some((q) => q.length > 0)) return;
+      if (timer !== undefined) clearTimeout(timer);
+      resolve(deferred);
+    };
+    const deferRest = () => {
+      for (const q of queues.values()) deferred.push(...q.splice(0));
+      finish();
+    };
+    const pump = () => {
+      if (Date.now() >= o.startBy) {
+        deferRest();
+        return;
+      }
+      for (
+        let item = inFlight < MAX_IN_FLIGHT ? next() : undefined;
+        item;
+        item = inFlight < MAX_IN_FLIGHT ? next() : undefined
+      ) {
+        const id = item.m.endpoint_id;
+        inFlight++;
+        inFlightBy.set(id, (inFlightBy.get(id) ?? 0) + 1);
+        attemptOne(env, item, o.clock, o.timeoutMs)
+          .then(o.done)
+          .finally(() => {
+            inFlight--;
+            inFlightBy.set(id, (inFlightBy.get(id) ?? 1) - 1);
+            pump();
+            finish();
+          });
+      }
+      finish();
+    };
+    timer = setTimeout(deferRest, Math.max(0, o.startBy - Date.now()));
+    pump();
+  });
+}
+
+/** One POST, timed: an endpoint that took 5 s or more gets one slot per batch for the next minute. */
+async function attemptOne(env: Env, item: Item, clock: () => number, timeoutMs: number): Promise<Attempted> {
+  const event = item.event as Deliverable;
+  const endpoint = item.endpoint as CachedEndpoint;
+  const newRun = item.m.replay === true && item.message.attempts === 1 && item.m.continued !== true;
+  const at = clock();
+  const firstAttemptAt = item.existing === null || newRun ? at : item.existing.first_attempt_at;
+  const attempts = (item.existing?.attempts ?? 0) + 1;
+  const started = Date.now();
+  const outcome = await attempt(env, endpoint.row, event, at, timeoutMs);
+  const took = Date.now() - started;
+  if (slowUntil.size > 10_000) slowUntil.clear();
+  if (took >= SLOW_ATTEMPT_MS) slowUntil.set(item.m.endpoint_id, Date.now() + SLOW_MEMORY_MS);
+  else if (!(outcome.kind === "failed" && outcome.ours)) slowUntil.delete(item.m.endpoint_id);
+  const next = outcome.kind === "failed" ? nextAttempt(firstAttemptAt, attempts, at) : null;
+  if (outcome.kind !== "succeeded") {
+    log("warn", "webhook attempt failed", {
+      account_id: item.m.account_id,
+      endpoint_id: item.m.endpoint_id,
+      event_id: item.m.event_id,
+      attempt: attempts,
+      response_status: outcome.status,
+      error: outcome.kind === "failed" ? outcome.error : "410 Gone",
+    });
+  }
+  return {
+    message: item.message,
+    m: item.m,
+    eventType: event.type,
+    outcome,
+    at,
+    firstAttemptAt,
+    attempts,
+    next,
+  };
 }
 
 /** One D1 round trip for the batch: each message's stored event and delivery row; endpoints from the cache. */
@@ -255,22 +548,24 @@ async function loadItems(
       parsed.map(({ m }) => m.account_id),
       now,
     ),
-    env.DB.batch([
-      eventsByKeyStatement(
-        env.DB,
-        parsed
-          .filter(({ m }) => !isAlertId(m.event_id))
-          .map(({ m }) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
-      ),
-      deliveriesByKeyStatement(
-        env.DB,
-        parsed.map(({ m }) => m),
-      ),
-      env.DB.prepare(
-        `SELECT a.* FROM json_each(?1) AS k JOIN alerts AS a
-           ON a.account_id = k.value->>0 AND a.occurred_at = k.value->>1 AND a.id = k.value->>2`,
-      ).bind(alertKeys),
-    ]),
+    // Async, so a binding that throws while preparing rejects here and never leaves the other read unhandled.
+    (async () =>
+      env.DB.batch([
+        eventsByKeyStatement(
+          env.DB,
+          parsed
+            .filter(({ m }) => !isAlertId(m.event_id))
+            .map(({ m }) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
+        ),
+        deliveriesByKeyStatement(
+          env.DB,
+          parsed.map(({ m }) => m),
+        ),
+        env.DB.prepare(
+          `SELECT a.* FROM json_each(?1) AS k JOIN alerts AS a
+             ON a.account_id = k.value->>0 AND a.occurred_at = k.value->>1 AND a.id = k.value->>2`,
+        ).bind(alertKeys),
+      ]))(),
   ]);
   const eventsByKey = new Map<string, Deliverable>([
     ...((eventResult?.results ?? []) as EventDbRow[]).map(
@@ -295,50 +590,6 @@ async function loadItems(
   }));
 }
 
-/** The POSTs, concurrently: every endpoint at once, at most PER_ENDPOINT_CONCURRENCY each. */
-async function attemptAll(
-  env: Env,
-  items: Item[],
-  clock: () => number,
-  timeoutMs: number,
-): Promise<Attempted[]> {
-  const byEndpoint = new Map<string, Item[]>();
-  for (const item of items)
-    byEndpoint.set(item.m.endpoint_id, [...(byEndpoint.get(item.m.endpoint_id) ?? []), item]);
-  const out: Attempted[] = [];
-  const one = async (item: Item) => {
-    const event = item.event as Deliverable;
-    const endpoint = item.endpoint as CachedEndpoint;
-    const newRun = item.m.replay === true && item.message.attempts === 1 && item.m.continued !== true;
-    const at = clock();
-    const firstAttemptAt = item.existing === null || newRun ? at : item.existing.first_attempt_at;
-    const attempts = (item.existing?.attempts ?? 0) + 1;
-    const outcome = await attempt(env, endpoint.row, event, at, timeoutMs);
-    const next = outcome.kind === "failed" ? nextAttempt(firstAttemptAt, attempts, at) : null;
-    if (outcome.kind !== "succeeded") {
-      log("warn", "webhook attempt failed", {
-        account_id: item.m.account_id,
-        endpoint_id: item.m.endpoint_id,
-        event_id: item.m.event_id,
-        attempt: attempts,
-        response_status: outcome.status,
-        error: outcome.kind === "failed" ? outcome.error : "410 Gone",
-      });
-    }
-    out.push({ ...item, event, endpoint, outcome, at, firstAttemptAt, attempts, next });
-  };
-  await Promise.all(
-    [...byEndpoint.values()].map((queue) =>
-      Promise.all(
-        Array.from({ length: Math.min(PER_ENDPOINT_CONCURRENCY, queue.length) }, async () => {
-          for (let item = queue.shift(); item !== undefined; item = queue.shift()) await one(item);
-        }),
-      ),
-    ),
-  );
-  return out;
-}
-
 /**
  * Records the batch's attempts. Failures first update their endpoint's health (start a failure
  * streak; disable on 410, or after 72 hours without a success), and an endpoint disabled now ends
@@ -346,7 +597,10 @@ async function attemptAll(
  * succeeded the end of a failure streak (a write only when there was one).
  */
 async function recordAll(env: Env, attempted: Attempted[], closing: D1PreparedStatement[]): Promise<void> {
-  const failures = attempted.filter((a) => a.outcome.kind !== "succeeded");
+  // A failure of ours (the secret could not be opened) says nothing about the endpoint's health.
+  const failures = attempted.filter(
+    (a) => a.outcome.kind === "gone" || (a.outcome.kind === "failed" && a.outcome.ours !== true),
+  );
   if (failures.length > 0) {
     const results = await env.DB.batch(failures.map((a) => endpointFailure(env, a)));
     const disabled = new Set<string>();
@@ -371,7 +625,7 @@ async function recordAll(env: Env, attempted: Attempted[], closing: D1PreparedSt
       );
     }
     statements.push(
-      deliveryUpsert(env, a.m, a.event.type, {
+      deliveryUpsert(env, a.m, a.eventType, {
         status: a.outcome.kind === "succeeded" ? "succeeded" : a.next === null ? "failed" : "pending",
         attempts: a.attempts - 1,
         counted: true,
@@ -422,13 +676,23 @@ async function attempt(
   if (!verdict.ok) return { kind: "failed", status: null, error: `not attempted: ${verdict.reason}` };
   const body = JSON.stringify(event.envelope());
   const timestamp = Math.floor(now / 1000);
+  let secrets: string[];
+  try {
+    secrets = await signingSecrets(env, endpoint, now);
+  } catch (err) {
+    // SECRETS_KEY missing or changed: ours to fix, visible in the deliveries list, retried on schedule.
+    log("error", "webhook secret could not be opened", { endpoint_id: endpoint.id, ...describeError(err) });
+    const why = err instanceof ApiError ? err.message : "the signing secret does not open under SECRETS_KEY";
+    return { kind: "failed", status: null, error: `not attempted: ${why}`, ours: true };
+  }
   const headers = {
     "content-type": "application/json",
     "user-agent": USER_AGENT,
     "webhook-id": event.id,
     "webhook-timestamp": String(timestamp),
-    "webhook-signature": await signatureHeader(signingSecrets(endpoint, now), event.id, timestamp, body),
+    "webhook-signature": await signatureHeader(secrets, event.id, timestamp, body),
   };
+
   try {
     const res = await fetch(verdict.url, {
       method: "POST",

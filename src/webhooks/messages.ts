@@ -16,5 +16,22 @@ export const webhookMessageSchema = z.object({
   replay: z.boolean().optional(),
   /** A run's continuation, re-enqueued because the original message would outlive queue retention. */
   continued: z.boolean().optional(),
+  /**
+   * An attempt already made whose record D1 refused: the next run of this message only writes it
+   * (the endpoint is not POSTed again), so a D1 outage never duplicates a delivery.
+   */
+  outcome: z
+    .object({
+      kind: z.enum(["succeeded", "gone", "failed"]),
+      status: z.number().int().nullable(),
+      error: z.string().max(400).nullable(),
+      /** The failure was ours (the secret could not be opened), not the endpoint's: its health is untouched. */
+      ours: z.boolean().optional(),
+      event_type: z.string().max(40),
+      at: z.number().int(),
+      first_attempt_at: z.number().int(),
+      attempts: z.number().int().min(1),
+    })
+    .optional(),
 });
 export type WebhookMessage = z.infer<typeof webhookMessageSchema>;

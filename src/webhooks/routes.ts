@@ -16,7 +16,7 @@ import {
 } from "../lib/openapi";
 import { accountIdParam } from "../lib/params";
 import { deliveryQuerySchema, listDeliveries } from "./deliveries";
-import { type ReplayRequest, replay } from "./replay";
+import { type ReplayRequest, replayWithinCaps } from "./replay";
 import {
   createBodySchema,
   deletedEndpointSchema,
@@ -278,7 +278,12 @@ export function registerWebhookRoutes(app: App): void {
       description:
         "Scope `webhooks:write`. `{event_ids: [≤ 100]}` or `{start, end?, event_type?}` (a window of at most 10,000 events, clamped to the " +
         "plan's retention; more is 400 naming `start`). Events the endpoint subscribes to are delivered again with " +
-        "the same `webhook-id`, as a new run of attempts. The endpoint must be enabled.",
+        "the same `webhook-id`, as a new run of attempts. The endpoint must be enabled. One replay per endpoint is in " +
+        "flight at a time (a second answers 429 with Retry-After until the first's deliveries had their first attempts), " +
+        "and an endpoint has at most 10,000 deliveries pending: a replay that would pass it answers 429. By ids, " +
+        "each id is looked for within a budget of 10,000 rows read (tracking events by the time their id names, " +
+        "others among the account's newest events); an id not found is skipped like an unknown one, and an older " +
+        "event is replayed by window.",
       tags,
       ...needs("webhooks:write"),
       request: {
@@ -297,6 +302,8 @@ export function registerWebhookRoutes(app: App): void {
     requireScope("webhooks:write"),
     async (c, { query, body }) => {
       const accountId = actingAccount(principalOf(c), query.account_id);
+      // Replayed deliveries are signed with the sealed secret: refuse before queueing any.
+      config(c.env, "SECRETS_KEY");
       const endpoint = await endpointOr404(c, accountId);
       const request = replayRequest(body, Date.now());
       if (endpoint.status !== "enabled") {
@@ -304,7 +311,7 @@ export function registerWebhookRoutes(app: App): void {
       }
       let queued: number;
       try {
-        queued = await replay(c.env, endpoint, request, Date.now());
+        queued = await replayWithinCaps(c.env, endpoint, request, Date.now());
       } catch (err) {
         if (err instanceof ApiError) throw err;
         throw new ApiError("unavailable", "the webhook queue did not accept the replay; retry", {

@@ -1,8 +1,10 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import { config } from "../config";
 import { type WebhookEndpointRow, webhookEndpoints } from "../db/webhooks";
 import type { Env } from "../env";
 import { ApiError } from "../lib/errors";
+import { isSealed, openSecret, sealSecret } from "../lib/secret-box";
 import { type Subscription, subscriptionOf } from "./match";
 import type { PatchBody, WebhookFilters } from "./schema";
 import { newEndpointId, newSecret } from "./signing";
@@ -88,7 +90,18 @@ export interface NewEndpoint {
   filters: WebhookFilters;
 }
 
-/** Creates an endpoint unless the account has 20 already (checked in the same statement). */
+/** The additional data a row's sealed secrets are bound to. */
+const secretContext = (accountId: string, id: string) => `webhook_endpoint:${accountId}:${id}`;
+
+/** Seals a signing secret for its row under SECRETS_KEY (500 configuration_error naming it when missing). */
+export function sealEndpointSecret(env: Env, accountId: string, id: string, secret: string): Promise<string> {
+  return sealSecret(config(env, "SECRETS_KEY"), secretContext(accountId, id), secret);
+}
+
+/**
+ * Creates an endpoint unless the account has 20 already (checked in the same statement). The row
+ * stores the secret sealed; the returned row carries it in plaintext, for the one answer that shows it.
+ */
 export async function createEndpoint(
   env: Env,
   accountId: string,
@@ -111,6 +124,7 @@ export async function createEndpoint(
     createdAt: now,
     updatedAt: now,
   };
+  const sealed = await sealEndpointSecret(env, accountId, row.id, row.secret);
   const { meta } = await env.DB.prepare(
     `INSERT INTO webhook_endpoints (account_id, id, url, description, event_types, filters, status, secret, created_at, updated_at)
      SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'enabled', ?7, ?8, ?8
@@ -123,7 +137,7 @@ export async function createEndpoint(
       row.description,
       row.eventTypes,
       row.filters,
-      row.secret,
+      sealed,
       now,
       MAX_ENDPOINTS_PER_ACCOUNT,
     )
@@ -184,27 +198,97 @@ export async function deleteEndpoint(env: Env, accountId: string, id: string): P
   return meta.changes > 0;
 }
 
-/** A new secret; the current one keeps signing for 24 hours beside it. */
+/**
+ * A new secret; the current one keeps signing for 24 hours beside it. Both are written sealed (a
+ * plaintext row from before encryption is sealed here). The update is conditional on the secret
+ * read, so two concurrent rotations cannot both keep the same previous secret. The returned row
+ * carries the new secret in plaintext.
+ */
 export async function rotateSecret(
   env: Env,
   accountId: string,
   id: string,
   now: number,
 ): Promise<WebhookEndpointRow | null> {
-  const secret = newSecret();
-  const row = await env.DB.prepare(
-    `UPDATE webhook_endpoints SET previous_secret = secret, previous_expires_at = ?3, secret = ?4, updated_at = ?5
-     WHERE account_id = ?1 AND id = ?2 RETURNING id`,
-  )
-    .bind(accountId, id, now + ROTATION_OVERLAP_MS, secret, now)
-    .first();
-  forgetAccount(accountId);
-  return row === null ? null : getEndpoint(env, accountId, id);
+  const key = config(env, "SECRETS_KEY");
+  const context = secretContext(accountId, id);
+  for (let round = 0; round < 3; round++) {
+    const current = await getEndpoint(env, accountId, id);
+    if (current === null) return null;
+    const secret = newSecret();
+    const previous = await sealSecret(key, context, await openSecret(key, context, current.secret));
+    const row = await env.DB.prepare(
+      `UPDATE webhook_endpoints SET previous_secret = ?3, previous_expires_at = ?4, secret = ?5, updated_at = ?6
+       WHERE account_id = ?1 AND id = ?2 AND secret = ?7 RETURNING id`,
+    )
+      .bind(
+        accountId,
+        id,
+        previous,
+        now + ROTATION_OVERLAP_MS,
+        await sealSecret(key, context, secret),
+        now,
+        current.secret,
+      )
+      .first();
+    forgetAccount(accountId);
+    if (row !== null) {
+      const updated = await getEndpoint(env, accountId, id);
+      return updated === null ? null : { ...updated, secret };
+    }
+  }
+  throw new ApiError("unavailable", "the endpoint's secret changed concurrently; retry", {
+    headers: { "Retry-After": "1" },
+  });
 }
 
-/** The secrets an attempt at `now` signs with: the current one, and the previous one during its overlap. */
-export function signingSecrets(row: WebhookEndpointRow, now: number): string[] {
-  return row.previousSecret !== null && row.previousExpiresAt !== null && row.previousExpiresAt > now
-    ? [row.secret, row.previousSecret]
-    : [row.secret];
+/** The secrets an attempt at `now` signs with, in plaintext: the current one, and the previous one during its overlap. */
+export async function signingSecrets(env: Env, row: WebhookEndpointRow, now: number): Promise<string[]> {
+  const stored =
+    row.previousSecret !== null && row.previousExpiresAt !== null && row.previousExpiresAt > now
+      ? [row.secret, row.previousSecret]
+      : [row.secret];
+  // A plaintext row (written before encryption) needs no key, so deliveries never stop on it.
+  if (stored.every((s) => !isSealed(s))) return stored;
+  const key = config(env, "SECRETS_KEY");
+  const context = secretContext(row.accountId, row.id);
+  return Promise.all(stored.map((s) => openSecret(key, context, s)));
+}
+
+/**
+ * Seals the signing secrets of rows written before encryption (plaintext `whsec_…`), at most
+ * `limit` rows per call; the scheduled work calls it until none is left. Each update is
+ * conditional on the plaintext it read.
+ */
+export async function sealPlaintextSecrets(env: Env, limit = 200): Promise<{ sealed: number }> {
+  if (env.SECRETS_KEY === undefined || env.SECRETS_KEY === "") return { sealed: 0 };
+  const { results } = await env.DB.prepare(
+    `SELECT account_id, id, secret, previous_secret FROM webhook_endpoints
+     WHERE secret NOT LIKE 'enc1.%' OR (previous_secret IS NOT NULL AND previous_secret NOT LIKE 'enc1.%') LIMIT ?1`,
+  )
+    .bind(limit)
+    .all<{ account_id: string; id: string; secret: string; previous_secret: string | null }>();
+  if (results.length === 0) return { sealed: 0 };
+  const statements: D1PreparedStatement[] = [];
+  for (const r of results) {
+    const key = config(env, "SECRETS_KEY");
+    const context = secretContext(r.account_id, r.id);
+    const seal = (v: string) => (isSealed(v) ? Promise.resolve(v) : sealSecret(key, context, v));
+    statements.push(
+      env.DB.prepare(
+        `UPDATE webhook_endpoints SET secret = ?3, previous_secret = ?4
+         WHERE account_id = ?1 AND id = ?2 AND secret = ?5 AND previous_secret IS ?6`,
+      ).bind(
+        r.account_id,
+        r.id,
+        await seal(r.secret),
+        r.previous_secret === null ? null : await seal(r.previous_secret),
+        r.secret,
+        r.previous_secret,
+      ),
+    );
+    forgetAccount(r.account_id);
+  }
+  await env.DB.batch(statements);
+  return { sealed: results.length };
 }

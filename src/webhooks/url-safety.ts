@@ -6,8 +6,15 @@
  *
  * IP literals are judged after WHATWG URL parsing, which already turns the decimal, hex, octal and
  * shortened IPv4 forms (`2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`) into dotted quads and
- * compresses IPv6. A name that resolves to a private address cannot be judged here (Workers have no
- * DNS API); on Cloudflare, a Worker's fetch cannot reach private networks in any case.
+ * compresses IPv6. A name that resolves to a private address cannot be judged in general (Workers
+ * have no DNS API), but the ones that say so are refused: the wildcard-DNS services that resolve a
+ * name to the address written in it (`127.0.0.1.nip.io`, `10-0-0-1.sslip.io`, `7f000001.nip.io`),
+ * names fixed to loopback (`localtest.me`, `lvh.me`), DNS-rebinding services, and any name whose
+ * labels spell a non-public IPv4 address. Beyond that, fetches leave through Cloudflare's public
+ * Internet only (`global_fetch_strictly_public` in wrangler.toml).
+ *
+ * Ports: https on 443 only, so a tenant cannot make mailtrail knock on `:22` or `:6379` of a public
+ * host; with WEBHOOK_ALLOW_INSECURE_URLS any scheme (http, https) and port.
  */
 
 export type UrlVerdict = { ok: true; url: string } | { ok: false; reason: string };
@@ -26,6 +33,8 @@ export function checkWebhookUrl(input: string, allowInsecure: boolean): UrlVerdi
     return { ok: false, reason: allowInsecure ? "url must be http or https" : "url must use https" };
   }
   if (url.hash !== "") return { ok: false, reason: "url must not have a fragment" };
+  // WHATWG URL drops the scheme's default port, so an https URL on 443 has port "".
+  if (!allowInsecure && url.port !== "") return { ok: false, reason: "url must use port 443" };
   if (!allowInsecure) {
     const why = nonPublicHost(url.hostname);
     if (why !== null) return { ok: false, reason: `url must point to a public host (${why})` };
@@ -49,6 +58,48 @@ export function nonPublicHost(hostname: string): string | null {
   ) {
     return "a reserved or local name";
   }
+  return nameResolvingPrivately(host);
+}
+
+/** Wildcard-DNS services: a name under them resolves to the IPv4 address its labels spell. */
+const WILDCARD_IP_DOMAINS =
+  /(^|\.)(nip\.io|sslip\.io|xip\.io|nip\.direct|traefik\.me|backname\.io|ip\.addr\.tools|localh\.st)$/;
+/** Names that resolve to loopback by design, and DNS-rebinding services (they answer what the name asks for). */
+const LOOPBACK_OR_REBINDING_DOMAINS =
+  /(^|\.)(localtest\.me|lvh\.me|vcap\.me|fuf\.me|lacolhost\.com|localhost\.direct|readme\.localtest\.me|1u\.ms|rbndr\.us|rebind\.network|lock\.cmpxchg8b\.com)$/;
+
+/**
+ * Why a DNS name is known to resolve to a non-public address, or null. Detects dotted
+ * (`a.b.c.d.`), dashed (`a-b-c-d`, also as a label's suffix `app-10-0-0-1`) and 8-hex-digit
+ * (`0a000001`) IPv4 spellings among its labels.
+ */
+function nameResolvingPrivately(host: string): string | null {
+  if (LOOPBACK_OR_REBINDING_DOMAINS.test(host)) return "a name that resolves to loopback or rebinds";
+  const labels = host.split(".");
+  const candidates: number[][] = [];
+  for (let i = 0; i + 4 <= labels.length; i++) {
+    const quad = parseDottedIpv4(labels.slice(i, i + 4).join("."));
+    if (quad) candidates.push(quad);
+  }
+  const wildcard = WILDCARD_IP_DOMAINS.test(host);
+  for (const label of labels) {
+    const dashed = /(?:^|-)(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})$/.exec(label);
+    if (dashed) {
+      const parts = dashed.slice(1).map(Number);
+      if (parts.every((p) => p <= 255)) candidates.push(parts);
+    }
+    const hex = /(?:^|-)([0-9a-f]{8})$/.exec(label);
+    if (hex && wildcard) {
+      const n = Number.parseInt(hex[1] ?? "", 16);
+      candidates.push([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+    }
+  }
+  for (const quad of candidates) {
+    const why = nonPublicIpv4(quad);
+    if (why !== null) return `a name that resolves to a ${why} address`;
+  }
+  // Under a wildcard service without a recognisable address: where it points cannot be told.
+  if (wildcard && candidates.length === 0) return "a wildcard-DNS name whose address cannot be checked";
   return null;
 }
 

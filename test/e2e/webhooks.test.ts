@@ -56,6 +56,7 @@ describe("webhooks through wrangler dev", () => {
     dev = await startWranglerDev({
       JWT_SECRET: jwtSecret,
       TRACKING_KEYS: randomBytes(32).toString("base64url"),
+      SECRETS_KEY: randomBytes(32).toString("base64url"),
       PUBLIC_BASE_URL: "{origin}",
       SNS_TOPIC_ARNS: `${TOPIC}=${ACCOUNT}`,
       SNS_CERT_HOST_PATTERN: "127\\.0\\.0\\.1",

@@ -112,13 +112,16 @@ describe("TRACKING_LIMITER: per client address on /o, /c, /u", () => {
     expect(browser.res.headers.get("content-type")).toContain("text/html");
   });
 
-  it("counts an IPv6 client by its /64", () => {
+  it("counts an IPv6 client by its /48: two /64s of one /48 share a bucket", () => {
     const key = (ip: string) =>
       clientAddressKey(new Request("https://x.test/", { headers: { "cf-connecting-ip": ip } }));
-    expect(key("2001:db8:0:12::1")).toBe("2001:db8:0:12::/64");
-    expect(key("2001:0db8:0000:0012:abcd:ef01:2345:6789")).toBe("2001:db8:0:12::/64");
-    expect(key("2001:db8::")).toBe("2001:db8:0:0::/64");
-    expect(key("::1")).toBe("0:0:0:0::/64");
+    expect(key("2001:db8:0:12::1")).toBe("2001:db8:0::/48");
+    expect(key("2001:db8:0:13::1")).toBe(key("2001:db8:0:12::1"));
+    expect(key("2001:db8:0:ffff:1:2:3:4")).toBe(key("2001:db8:0:12::1"));
+    expect(key("2001:db8:1:12::1")).not.toBe(key("2001:db8:0:12::1"));
+    expect(key("2001:0db8:0000:0012:abcd:ef01:2345:6789")).toBe("2001:db8:0::/48");
+    expect(key("2001:db8::")).toBe("2001:db8:0::/48");
+    expect(key("::1")).toBe("0:0:0::/48");
     expect(key("203.0.113.9")).toBe("203.0.113.9");
     expect(clientAddressKey(new Request("https://x.test/"))).toBe("unknown");
   });

@@ -3,11 +3,12 @@
  * queued with their network), then written by the real queue consumer into local D1, then read back
  * through GET /v1/events. Nothing is mocked.
  */
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
 import type { EventMessage, QueueMessage } from "../../src/pipeline/messages";
-import { writeBatch } from "../../src/queue/consumer";
+import { handleEventsBatch, writeBatch } from "../../src/queue/consumer";
 import { findClickBursts, storedClickRecord } from "../../src/tracking/burst-store";
 import { BURST_MARK_RETENTION_MS } from "../../src/tracking/bursts";
 import { consume, freshAccount } from "../helpers";
@@ -54,6 +55,36 @@ const clicksOf = async (account: string) =>
   (await eventsOf(account)).filter((e) => e.type === "email.clicked");
 
 describe("scanner bursts in the events consumer (SPEC §5)", () => {
+  it("2 links 0.6 s apart from one carrier ASN but two address prefixes: the stored click stays (finding 7)", async () => {
+    const account = freshAccount();
+    const first = shifted(await click(account, LINKS[0]!, COMCAST, { ip: "73.1.2.3" }), -5000);
+    await consume([first]);
+    expect(await clicksOf(account)).toHaveLength(1);
+    // Someone else behind the same carrier clicks another link of the same message 0.6 s later.
+    const second = shifted(await click(account, LINKS[1]!, COMCAST, { ip: "98.7.6.5" }), 0);
+    const moved = { ...second, event: { ...second.event, occurred_at: first.event.occurred_at + 600 } };
+    await consume([moved]);
+    expect((await clicksOf(account)).map((e) => e.tracking.url).sort()).toEqual([LINKS[0], LINKS[1]]);
+    expect(await marksOf(account)).toEqual([]);
+  });
+
+  it("a stored click more than 5 s before a later sweep is never deleted (finding 7)", async () => {
+    const account = freshAccount();
+    const person = shifted(await click(account, LINKS[0]!, AMAZON, { ip: "52.1.2.1" }), -30_000);
+    await consume([person]);
+    // A chained sweep from the same network reaches back to it: 1.8 s steps, arriving 5.4 s later.
+    const t = person.event.occurred_at;
+    const sweep = [];
+    for (const [i, url] of ["https://shop.example.com/x", LINKS[1]!, LINKS[2]!].entries()) {
+      const m = await click(account, url, AMAZON, { ip: "52.1.2.1" });
+      sweep.push({ ...m, event: { ...m.event, occurred_at: t + 1800 * (i + 1) } });
+    }
+    await consume(sweep.slice(0, 1));
+    await consume(sweep.slice(1));
+    const kept = await clicksOf(account);
+    expect(kept.map((e) => e.tracking.url)).toContain(LINKS[0]);
+  });
+
   it("3 links in 1 s from one network: none recorded", async () => {
     const account = freshAccount();
     const burst = [];
@@ -225,6 +256,54 @@ describe("scanner bursts in the events consumer (SPEC §5)", () => {
     await consume([c3], 2);
     expect(await clicksOf(account)).toEqual([]);
     expect(await marksOf(account)).toHaveLength(3);
+  });
+
+  it("a conflict on one recipient's clicks retries that group only: the rest of the batch is written (SPEC §18)", async () => {
+    const account = freshAccount();
+    const burst: EventMessage[] = [];
+    for (const [i, url] of LINKS.entries()) burst.push(shifted(await click(account, url, AMAZON), i * 300));
+    const [c1, c2, c3] = burst as [EventMessage, EventMessage, EventMessage];
+    // An unrelated account's bounce shares the batch with c3.
+    const other = freshAccount();
+    const bounce: EventMessage = {
+      type: "event",
+      event: {
+        ...c3.event,
+        id: `evt_bounce${Date.now().toString(16)}`,
+        account_id: other,
+        occurred_at: Date.now() - 10_000,
+        type: "email.bounced",
+        tracking: null,
+      },
+    };
+    let batches = 0;
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch") {
+          return async (statements: D1PreparedStatement[]) => {
+            batches += 1;
+            // Between this batch's read and its write, another batch drops c1 and c2 as a burst.
+            if (batches === 2) await consume([c1, c2]);
+            return target.batch(statements);
+          };
+        }
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const batch = createMessageBatch<unknown>("mailtrail-events", [
+      { id: "conflict-c3", timestamp: new Date(), attempts: 1, body: c3 },
+      { id: "conflict-bounce", timestamp: new Date(), attempts: 1, body: bounce },
+    ]);
+    const ctx = createExecutionContext();
+    await handleEventsBatch(batch, { ...(env as unknown as Env), DB: db });
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks).toEqual(["conflict-bounce"]);
+    expect(result.retryMessages.map((m: { msgId: string }) => m.msgId)).toEqual(["conflict-c3"]);
+    expect((await eventsOf(other)).map((e) => e.type)).toEqual(["email.bounced"]);
+    // The retried click meets the other batch's marks and is dropped with its burst.
+    await consume([c3], 2);
+    expect(await clicksOf(account)).toEqual([]);
   });
 
   it("the scheduled purge deletes marks older than their retention only", async () => {

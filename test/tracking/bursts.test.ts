@@ -13,9 +13,15 @@ const MS = "as8075";
 const HOME = "as7922";
 const T0 = 1_780_000_000_000;
 
-/** Clicks from a compact notation: [seconds after T0, link, network?]. */
-const clicks = (...spec: [number, string, string?][]): BurstClick[] =>
-  spec.map(([s, link, network], i) => ({ key: `k${i}`, at: T0 + s * 1000, link, network: network ?? MS }));
+/** Clicks from a compact notation: [seconds after T0, link, network?, prefix?] (one /24 by default). */
+const clicks = (...spec: [number, string, string?, string?][]): BurstClick[] =>
+  spec.map(([s, link, network, prefix], i) => ({
+    key: `k${i}`,
+    at: T0 + s * 1000,
+    link,
+    network: network ?? MS,
+    prefix: prefix ?? "ip4:40.94.89",
+  }));
 
 describe("burstKeys: which clicks of one message and recipient are a burst", () => {
   it.each([
@@ -34,6 +40,21 @@ describe("burstKeys: which clicks of one message and recipient are a burst", () 
     ["2 links 20 s apart (issue case)", clicks([0, "a"], [20, "b"]), []],
     ["2 links 1.5 s apart: a person opening two tabs", clicks([0, "a"], [1.5, "b"]), []],
     ["2 links 0.3 s apart: faster than a person", clicks([0, "a"], [0.3, "b"]), ["k0", "k1"]],
+    [
+      "2 links 0.6 s apart from one ASN but two prefixes: two people behind one carrier (finding 7)",
+      clicks([0, "a", HOME, "ip4:73.1.2"], [0.6, "b", HOME, "ip4:98.7.6"]),
+      [],
+    ],
+    [
+      "2 links 0.6 s apart from one ASN, prefix unknown: kept",
+      clicks([0, "a", HOME, ""], [0.6, "b", HOME, ""]).map((c) => ({ ...c, prefix: null })),
+      [],
+    ],
+    [
+      "3 links in 1 s from one ASN across prefixes: still a scanner sweep",
+      clicks([0, "a", MS, "ip4:40.94.89"], [0.4, "b", MS, "ip4:40.94.90"], [0.9, "c", MS, "ip4:40.94.91"]),
+      ["k0", "k1", "k2"],
+    ],
     ["3 links, each 1.8 s after the previous", clicks([0, "a"], [1.8, "b"], [3.6, "c"]), ["k0", "k1", "k2"]],
     ["3 links, 2.5 s apart: not chained", clicks([0, "a"], [2.5, "b"], [5, "c"]), []],
     [
@@ -115,6 +136,7 @@ describe("planBursts", () => {
     at: T0 + seconds * 1000,
     link,
     network,
+    prefix: "ip4:40.94.89",
   });
 
   it("drops the arriving part of a burst, removes the stored part and marks both", () => {
@@ -129,6 +151,23 @@ describe("planBursts", () => {
     expect(plan.drop).toEqual(["new-1", "new-2"]);
     expect(plan.remove).toEqual(["stored-1"]);
     expect(plan.mark.map((m) => m.key).sort()).toEqual(["n1", "n2", "s1"]);
+  });
+
+  it("never removes a stored click more than a few seconds older than the arriving ones (finding 7)", () => {
+    // A chained sweep: the stored click is 5.4 s before the batch's clicks; it stays, the rest drop.
+    const plan = planBursts({
+      stored: [
+        { click: c("s0", 0, "a"), item: "old" },
+        { click: c("s1", 1.8, "b"), item: "recent" },
+      ],
+      arriving: [
+        { click: c("n1", 3.6, "c"), item: "new-1" },
+        { click: c("n2", 5.4, "d"), item: "new-2" },
+      ],
+      marked: [],
+    });
+    expect(plan.drop).toEqual(["new-1", "new-2"]);
+    expect(plan.remove).toEqual(["recent"]);
   });
 
   it("keeps a person's clicks and marks nothing", () => {

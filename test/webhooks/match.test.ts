@@ -38,7 +38,23 @@ describe("matches", () => {
 describe("checkWebhookUrl", () => {
   it.each([
     ["https://hooks.example.org/x", true],
-    ["https://hooks.example.org:8443/x?y=1", true],
+    ["https://hooks.example.org:443/x?y=1", true],
+    ["https://hooks.example.org:8443/x", false],
+    ["https://hooks.example.org:22/x", false],
+    ["https://hooks.example.org:6379/x", false],
+    ["https://127.0.0.1.nip.io/x", false],
+    ["https://app.10.0.0.1.nip.io/x", false],
+    ["https://magic-127-0-0-1.nip.io/x", false],
+    ["https://7f000001.nip.io/x", false],
+    ["https://169-254-169-254.sslip.io/x", false],
+    ["https://192.168.0.1.xip.io/x", false],
+    ["https://nip.io/x", false],
+    ["https://8.8.8.8.nip.io/x", true],
+    ["https://localtest.me/x", false],
+    ["https://api.lvh.me/x", false],
+    ["https://7f000001.c0a80001.rbndr.us/x", false],
+    ["https://10.1.2.3.hooks.example.org/x", false],
+    ["https://hooks-2026.example.org/x", true],
     ["https://8.8.8.8/x", true],
     ["https://[2606:4700::1111]/x", true],
     ["http://hooks.example.org/x", false],
@@ -83,6 +99,8 @@ describe("checkWebhookUrl", () => {
 
   it("with insecure URLs allowed: http and private hosts pass, credentials never do", () => {
     expect(checkWebhookUrl("http://127.0.0.1:8080/x", true).ok).toBe(true);
+    expect(checkWebhookUrl("https://hooks.example.org:8443/x", true).ok).toBe(true);
+    expect(checkWebhookUrl("http://127.0.0.1.nip.io:8080/x", true).ok).toBe(true);
     expect(checkWebhookUrl("http://10.0.0.5/x", true).ok).toBe(true);
     expect(checkWebhookUrl("http://u:p@127.0.0.1/x", true).ok).toBe(false);
     expect(checkWebhookUrl("ftp://127.0.0.1/x", true).ok).toBe(false);

@@ -225,6 +225,10 @@ describe("webhook pipeline", () => {
   });
 
   describe("replay", () => {
+    /** What the slot's expiry would do later: the endpoint's replay slot is free again. */
+    const freeReplaySlot = (id: string) =>
+      env.DB.prepare("DELETE FROM leases WHERE name = ?").bind(`webhook-replay:${id}`).run();
+
     async function delivered() {
       const account = freshAccount();
       const name = hookName();
@@ -253,6 +257,13 @@ describe("webhook pipeline", () => {
       expect(await json(res)).toEqual({ queued: 1 });
       const [first] = await waitForCalls(name, 1);
       expect(first?.headers["webhook-id"]).toBe(sent.id);
+      // One replay per endpoint in flight (SPEC §18): a second one now is 429 until the slot frees.
+      const busy = await call("POST", `/v1/webhooks/${ep.id}/replay`, {
+        token,
+        body: { event_ids: [sent.id] },
+      });
+      expect(busy.status).toBe(429);
+      await freeReplaySlot(ep.id);
       // Again: a replay is an explicit re-delivery, so it is POSTed again, with the same id.
       await call("POST", `/v1/webhooks/${ep.id}/replay`, {
         token,
@@ -279,6 +290,7 @@ describe("webhook pipeline", () => {
       expect(await json(res)).toEqual({ queued: 2 });
       const calls = await waitForCalls(name, 2);
       expect(calls.map((c) => c.headers["webhook-id"]).sort()).toEqual([events[0]!.id, events[1]!.id].sort());
+      await freeReplaySlot(ep.id);
       const typed = await call("POST", `/v1/webhooks/${ep.id}/replay`, {
         token,
         body: { start, event_type: "email.delivered" },

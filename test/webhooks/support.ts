@@ -2,6 +2,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { inject } from "vitest";
+import type { Env } from "../../src/env";
 import type { EventRecord } from "../../src/events/record";
 import { type DeliveryOptions, handleWebhookBatch } from "../../src/webhooks/deliver";
 import type { WebhookMessage } from "../../src/webhooks/messages";
@@ -87,7 +88,7 @@ let batchSeq = 0;
 /** Runs the delivery consumer on messages, as Queues would deliver them, with the clock given. */
 export async function deliver(
   messages: WebhookMessage[],
-  options: DeliveryOptions & { attempts?: number; timestamp?: Date } = {},
+  options: DeliveryOptions & { attempts?: number; timestamp?: Date; env?: Env } = {},
 ) {
   batchSeq += 1;
   const batch = createMessageBatch<unknown>(
@@ -101,18 +102,27 @@ export async function deliver(
   );
   // The pool's queue result leaves out each retry's delay: record it on the way through.
   const delays = new Map<string, number | undefined>();
+  // When each message was settled (acknowledged or retried), on the real clock.
+  const settledAt = new Map<string, number>();
   for (const message of batch.messages) {
     const retry = message.retry.bind(message);
     message.retry = (opts?: QueueRetryOptions) => {
       delays.set(message.id, opts?.delaySeconds);
+      settledAt.set(message.id, Date.now());
       retry(opts);
+    };
+    const ack = message.ack.bind(message);
+    message.ack = () => {
+      settledAt.set(message.id, Date.now());
+      ack();
     };
   }
   const ctx = createExecutionContext();
-  await handleWebhookBatch(batch, env, options);
+  await handleWebhookBatch(batch, options.env ?? env, options);
   const result = await getQueueResult(batch, ctx);
   return {
     ...result,
+    settledAt,
     retryMessages: result.retryMessages.map((r: { msgId: string }) => ({
       ...r,
       delaySeconds: delays.get(r.msgId),

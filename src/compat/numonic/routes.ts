@@ -10,6 +10,7 @@ import type { EventDbRow } from "../../events/serialize";
 import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, DAY_MS, integerParam, limitParam } from "../../lib/params";
+import { totalKey } from "../../lib/totals";
 import { offsetPage } from "../../store";
 import { emailAddressSchema } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
@@ -118,6 +119,8 @@ export async function listNumonicEvents(
     emailId: null,
     limit,
     offset: (page - 1) * limit,
+    // Counted at most once a minute per account and type (SPEC §18), not on every page.
+    totalKey: totalKey(accountId, "numonic/events", [["type", types.join(",")]]),
   });
   return {
     body: {
@@ -163,7 +166,7 @@ export function registerNumonicRoutes(app: App): void {
         "ISP gave none). `page` (from 1, default 1) and `limit` (1-100, default 50) page the list; `total_pages` is " +
         "ceil(total / limit) and a page past it is empty. Rule between fields: `page × limit` at most 10,000 " +
         "(SPEC §18: a page reads the rows before it); beyond, 400 naming `page`. Events arriving while a client pages shift later pages " +
-        "(offset paging). Costs: a page reads the rows before it; `total` reads the window (BENCHMARKS.md). " +
+        "(offset paging). Costs: a page reads the rows before it; `total` reads the window, at most once a minute per account and type (it may lag by that much). " +
         "Errors are `{success: false, error: {code, message}}` with mailtrail's status codes.",
       tags,
       security,

@@ -16,6 +16,7 @@ import {
   splitList,
   timestampParam,
 } from "../../lib/params";
+import { totalKey, totalOnce } from "../../lib/totals";
 import { parseQuery } from "../../lib/validate";
 import { countMatches, PAGE_ROW_BUDGET, type ScanEnd as ScanResult, type ScanRow, scan } from "../../store";
 import { BOUNCE_CLASS_SQL, BOUNCE_CLASSES, isBounceClass } from "./bounce-class";
@@ -300,9 +301,13 @@ export async function openSparkPostPage(
   let totalCount = state?.total ?? 0;
   let countRowsRead = 0;
   if (state === null) {
-    const counted = await countMatches(env.DB, accountId, window, compiled.access, match);
-    totalCount = counted.total;
-    countRowsRead = counted.rowsRead;
+    // Once per chain (later pages carry it), and an initial page at most once a minute per account
+    // and query (SPEC §18).
+    totalCount = await totalOnce(totalKey(accountId, "sparkpost/events", [["f", fingerprint]]), async () => {
+      const counted = await countMatches(env.DB, accountId, window, compiled.access, match);
+      countRowsRead = counted.rowsRead;
+      return counted.total;
+    });
   }
   const walk = scan(env.DB, {
     accountId,

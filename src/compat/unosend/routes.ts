@@ -8,6 +8,7 @@ import type { EventDbRow } from "../../events/serialize";
 import { validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, DAY_MS, exactParam, integerParam, limitParam } from "../../lib/params";
+import { totalKey } from "../../lib/totals";
 import { offsetPage } from "../../store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
 import { MAX_OFFSET_END } from "../params";
@@ -118,6 +119,12 @@ export async function listUnosendEvents(
     emailId,
     limit,
     offset,
+    // Counted at most once a minute per account and query (SPEC §18), not on every page.
+    totalKey: totalKey(accountId, "unosend/events", [
+      ["days", String(days)],
+      ["types", types.join(",")],
+      ["email_id", emailId ?? ""],
+    ]),
   });
   return {
     body: {

@@ -14,7 +14,8 @@ import { type App, notFoundError, route } from "../../lib/openapi";
 import { clientAddressKey, withinLimit } from "../../lib/rate-limit";
 import { enqueue } from "../../pipeline/enqueue";
 import type { EventMessage } from "../../pipeline/messages";
-import { classifyRequest, engagementMessage, readSignals } from "../interaction";
+import { forgetAtEdge, rememberAtEdge, seenAtEdge } from "../edge-dedup";
+import { classifyRequest, engagementMessage, readSignals, replayEventId } from "../interaction";
 import { trackingKeyring } from "../keyring";
 import { openToken, type TrackingKeyring, tokenNonce } from "../token";
 import { tokenParam } from "./token-param";
@@ -35,9 +36,11 @@ export function servePixel(
   reqId: string,
 ): Response {
   const now = Date.now();
-  recordInBackground(request, env, ctx, reqId, async () => {
+  const tokenId = tokenNonce(token);
+  const replayId = tokenId ? replayEventId(tokenId, "email.opened", now) : null;
+  recordInBackground(request, env, ctx, reqId, replayId, async () => {
     const payload = await openToken(await trackingKeyring(env), token, "open");
-    const nonce = payload && tokenNonce(token);
+    const nonce = payload && tokenId;
     if (!payload || !nonce) return null;
     const signals = readSignals(request);
     const verdict = classifyRequest(payload, signals, now);
@@ -85,7 +88,7 @@ export async function serveClick(
   const nonce = tokenNonce(token);
   if (verdict.action === "record" && nonce) {
     const message = engagementMessage(payload, signals, verdict.bot, now, nonce);
-    recordInBackground(request, env, ctx, reqId, async () => message);
+    recordInBackground(request, env, ctx, reqId, message.event.id, async () => message);
   }
   return new Response(null, {
     status: 302,
@@ -124,23 +127,34 @@ export function serveHotPath(
 }
 
 /**
- * Sends an open's or click's event after the response; a failure is logged, never surfaced. Past
- * the client address's limit (TRACKING_LIMITER) nothing is opened or sent: the answer was already
- * the same GIF or redirect, and the queue never carries more than the limit from one address.
+ * Sends an open's or click's event after the response; a failure is logged, never surfaced. A
+ * repeat of an event this isolate already queued (same replay id: same token, type and bucket) is
+ * dropped first, before the limiter and the queue (SPEC §18). Past the client address's limit
+ * (TRACKING_LIMITER) nothing is opened or sent: the answer was already the same GIF or redirect,
+ * and the queue never carries more than the limit from one address.
  */
 function recordInBackground(
   request: Request,
   env: Env,
   ctx: ExecutionContext,
   reqId: string,
+  replayId: string | null,
   work: () => Promise<EventMessage | null>,
 ): void {
+  if (replayId !== null && seenAtEdge(replayId)) return;
   const send = async () => {
+    let remembered: string | null = null;
     try {
       if (!(await withinLimit(env.TRACKING_LIMITER, clientAddressKey(request)))) return;
       const message = await work();
-      if (message) await enqueue(env, [message]);
+      if (!message) return;
+      // Marked before the send, so concurrent repeats in this isolate do not queue it twice.
+      if (seenAtEdge(message.event.id)) return;
+      remembered = message.event.id;
+      rememberAtEdge(remembered);
+      await enqueue(env, [message]);
     } catch (err) {
+      if (remembered !== null) forgetAtEdge(remembered);
       const cause = err instanceof ApiError && err.cause !== undefined ? err.cause : err;
       log("error", "tracking event not recorded", { request_id: reqId, ...describeError(cause) });
     }

@@ -11,6 +11,7 @@ import { describeError, log } from "../../lib/log";
 import { type App, route, unavailableError } from "../../lib/openapi";
 import { clientAddressKey, TRACKING_RETRY_AFTER_SECONDS, withinLimit } from "../../lib/rate-limit";
 import { enqueue } from "../../pipeline/enqueue";
+import { forgetAtEdge, rememberAtEdge, seenAtEdge } from "../edge-dedup";
 import { unsubscribeMessage } from "../interaction";
 import { trackingKeyring } from "../keyring";
 import { invalidLinkPage, PAGE_HEADERS, tryAgainPage, unsubscribedPage, unsubscribePage } from "../pages";
@@ -111,9 +112,17 @@ export function registerUnsubscribeRoutes(app: App): void {
       }
       // The body is not required to say `List-Unsubscribe=One-Click`: a valid token is the authority,
       // and refusing a mail provider's slightly different POST would leave the person subscribed.
+      const message = unsubscribeMessage(payload, Date.now(), tokenNonce(params.token) ?? "");
+      // A retried POST of one this isolate already queued today is answered without queueing again
+      // (SPEC §18: repeats inside their replay bucket are dropped at the edge).
+      const repeat = seenAtEdge(message.event.id);
       try {
-        await enqueue(c.env, [unsubscribeMessage(payload, Date.now(), tokenNonce(params.token) ?? "")]);
+        if (!repeat) {
+          rememberAtEdge(message.event.id);
+          await enqueue(c.env, [message]);
+        }
       } catch (err) {
+        forgetAtEdge(message.event.id);
         if (wantsHtml(c) && err instanceof ApiError && err.type === "unavailable") {
           log("error", "unsubscribe not queued", {
             request_id: c.get("requestId"),
