@@ -41,9 +41,9 @@ describe("OpenAPI: compatibility surfaces and the export", () => {
       expect(op.security).toEqual([
         {
           bearer: [
-            method === "delete"
+            method === "delete" || (method === "post" && path.endsWith("/suppressions"))
               ? "suppressions:write"
-              : path.endsWith("/suppression")
+              : /\/suppressions?(\/|$)/.test(path)
                 ? "suppressions:read"
                 : "events:read",
           ],

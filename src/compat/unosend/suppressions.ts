@@ -8,7 +8,7 @@ import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, integerParam, limitParam } from "../../lib/params";
 import { SUPPRESSION_REASONS, type SuppressionReason } from "../../pipeline/messages";
-import { INVALID_EMAIL, normalizeEmail } from "../../suppressions/address";
+import { emailAddressSchema, normalizeEmail } from "../../suppressions/address";
 import { addManual, EVERY_TOPIC, entriesOf, removeEntries } from "../../suppressions/store";
 import { successFalseErrorSchema, surfaceErrorResponses } from "../errors";
 import { MAX_OFFSET_END } from "../params";
@@ -74,7 +74,7 @@ async function entryById(env: Parameters<typeof entriesOf>[0], accountId: string
 
 const createBody = z
   .object({
-    email: z.string().max(320),
+    email: emailAddressSchema.meta({ description: "the address to suppress; lowercased" }),
     reason: z.enum(SUPPRESSION_REASONS).optional().meta({ description: "default manual" }),
   })
   .strict()
@@ -94,7 +94,8 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       summary: "List suppressions (Unosend)",
       description:
         "Newest first, `page` from 1, `per_page` 1-100 (default 20), optional `reason`. `meta` gives `total`, " +
-        "`page`, `page_size` and `pages`. Offset paging serves the first 10,000 entries (§18); a page beyond is 400 naming `page`.",
+        "`page`, `page_size` and `pages`. Offset paging serves the first 10,000 entries (§18): `page × per_page` at most " +
+        "10,000; a page beyond is 400 naming `page`.",
       tags,
       security: [{ bearer: [] }],
       request: {
@@ -185,12 +186,10 @@ export function registerUnosendSuppressionRoutes(app: App): void {
     requireScope("suppressions:write"),
     async (c, { query, body }) => {
       const accountId = actingAccount(principalOf(c), query.account_id);
-      const email = normalizeEmail(body.email);
-      if (email === null) throw validationError("email", `email ${INVALID_EMAIL}`);
       const { entry, created } = await addManual(
         c.env,
         accountId,
-        email,
+        body.email,
         EVERY_TOPIC,
         Date.now(),
         body.reason ?? "manual",
