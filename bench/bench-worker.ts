@@ -15,6 +15,7 @@
 import { evaluateAccounts } from "../src/alerts/evaluate";
 import { openSparkPostPage, sparkPostQueryFrom } from "../src/compat/sparkpost/query";
 import type { Env } from "../src/env";
+import { createErasure, runErasure } from "../src/erasures/run";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
 import { parseQuery } from "../src/lib/validate";
@@ -24,6 +25,7 @@ import { getMetrics } from "../src/metrics/routes";
 import type { QueueMessage } from "../src/pipeline/messages";
 import { handleEventsBatch } from "../src/queue/consumer";
 import { rebuildLinkRollups, rebuildRollups } from "../src/store";
+import { processImportChunk } from "../src/suppressions/imports";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 
 interface BenchEnv extends Env {
@@ -481,6 +483,33 @@ async function benchRoute(
       }
       returned += step.value.length;
     }
+  }
+  if (route === "suppressions-job") {
+    // A suppression import's chunks, or an erasure, run to the end in this request, with every D1
+    // statement's meta and every KV operation counted (the suppressions phase).
+    const body = (await request.json()) as
+      | { kind: "import-chunk"; id: string }
+      | { kind: "erasure"; account: string; email: string };
+    const statements: StatementMeta[] = [];
+    const kv: KvLog = { reads: 0, writes: 0, deletes: 0, lists: 0 };
+    const captured = capturingEnv(env, statements, kv);
+    const started = performance.now();
+    let result: unknown = null;
+    // One chunk per request, as one JOBS_QUEUE message would run it.
+    if (body.kind === "import-chunk") result = await processImportChunk(captured, body.id);
+    else {
+      const row = await createErasure(captured, body.account, body.email, Date.now());
+      result = await runErasure(captured, row.id);
+    }
+    const ms = performance.now() - started;
+    return json({
+      ms,
+      result,
+      statements: statements.length,
+      rows_read: statements.reduce((n, s) => n + (s.rows_read ?? 0), 0),
+      rows_written: statements.reduce((n, s) => n + (s.rows_written ?? 0), 0),
+      kv,
+    });
   }
   return json({ error: "unknown bench route" }, 404);
 }

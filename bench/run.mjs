@@ -7,7 +7,7 @@
 //   npm run bench -- --self-test  no workerd: checks the generator, statistics, cost math and
 //                                 shard simulation on tiny data (seconds)
 //   npm run bench -- --classify   no workerd: classifier and burst precision/recall (bench/classify.mjs)
-//   options: --only hot,query,ingest,metrics,size,export,adversarial,webhooks-delivery   --events N   --keep (keep the temp dir)   --out FILE
+//   options: --only hot,query,ingest,metrics,size,export,adversarial,webhooks-delivery,suppressions   --events N   --keep (keep the temp dir)   --out FILE
 //   node bench/run.mjs --markdown [results.json]   the figures as Markdown tables, for BENCHMARKS.md
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -59,6 +59,7 @@ const SETTINGS = {
     ingest: { batchesPerKind: 5, mixMessages: 300 },
     webhooks: { steadyEvents: 100, rate: 20, burstEvents: 500 },
     metrics: { repeats: 20 },
+    suppressions: { rows: 20_000, erasureEvents: 10_000 },
   },
   full: {
     events: 1_000_000,
@@ -67,11 +68,12 @@ const SETTINGS = {
     ingest: { batchesPerKind: 50, mixMessages: 3000 },
     webhooks: { steadyEvents: 300, rate: 20, burstEvents: 2000 },
     metrics: { repeats: 100 },
+    suppressions: { rows: 1_000_000, erasureEvents: 10_000 },
   },
 }[MODE];
 if (args.events) SETTINGS.events = Number(args.events);
 const PHASES = new Set(
-  (args.only ?? "hot,query,ingest,metrics,size,export,adversarial,webhooks-delivery")
+  (args.only ?? "hot,query,ingest,metrics,size,export,adversarial,webhooks-delivery,suppressions")
     .split(",")
     .map((s) => s.trim()),
 );
@@ -309,6 +311,18 @@ try {
       say,
     });
     if (!results.webhooks_delivery.available) say(`  not available: ${results.webhooks_delivery.reason}`);
+  }
+
+  if (PHASES.has("suppressions")) {
+    say(`[${elapsed()}] phase: suppressions (import, export, erasure)`);
+    const { suppressionsPhase, renderSuppressions } = await import("./phases/suppressions.mjs");
+    results.suppressions = await suppressionsPhase({
+      app,
+      client,
+      secret: secrets.JWT_SECRET,
+      options: SETTINGS.suppressions,
+    });
+    for (const line of renderSuppressions(results.suppressions)) say(`  ${line}`);
   }
 
   if (results.dataset) {

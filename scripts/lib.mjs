@@ -13,10 +13,12 @@ export const DEMO_TOPIC_ARN = "arn:aws:sns:us-east-1:000000000000:mailtrail-demo
 export function ensureDevVars(port = 8787) {
   const b64url = (n) => randomBytes(n).toString("base64url");
   if (existsSync(DEV_VARS)) {
-    // A .dev.vars from before SECRETS_KEY existed gets one appended (nothing else is changed).
+    // A .dev.vars from before SECRETS_KEY or ERASURE_KEY existed gets them appended (nothing else changes).
     const text = readFileSync(DEV_VARS, "utf8");
-    if (!/^SECRETS_KEY=/m.test(text)) {
-      writeFileSync(DEV_VARS, `${text.replace(/\n?$/, "\n")}SECRETS_KEY=${b64url(32)}\n`, { mode: 0o600 });
+    const missing = ["SECRETS_KEY", "ERASURE_KEY"].filter((name) => !new RegExp(`^${name}=`, "m").test(text));
+    if (missing.length > 0) {
+      const added = missing.map((name) => `${name}=${b64url(32)}\n`).join("");
+      writeFileSync(DEV_VARS, `${text.replace(/\n?$/, "\n")}${added}`, { mode: 0o600 });
     }
     return false;
   }
@@ -24,7 +26,10 @@ export function ensureDevVars(port = 8787) {
     "# Local secrets for `wrangler dev`, written once by `npm run dev`. Never commit this file.",
     `JWT_SECRET=${b64url(36)}`,
     `TRACKING_KEYS=${b64url(32)}`,
+    // Webhook signing secrets are stored encrypted under SECRETS_KEY; erased addresses are kept
+    // only as HMACs under ERASURE_KEY (SPEC §2, §20). Both are base64url 32-byte keys.
     `SECRETS_KEY=${b64url(32)}`,
+    `ERASURE_KEY=${b64url(32)}`,
     `PUBLIC_BASE_URL=http://127.0.0.1:${port}`,
     `SNS_TOPIC_ARNS=${DEMO_TOPIC_ARN}=${DEMO_ACCOUNT}`,
     "SNS_CERT_HOST_PATTERN=127\\.0\\.0\\.1|localhost",

@@ -16,6 +16,7 @@ const TABLES = [
   "webhook_endpoints",
   "webhook_deliveries",
   "click_bursts",
+  "suppression_changes",
   "mailbox_domains",
   "alert_rules",
   "alerts",
@@ -27,7 +28,7 @@ const dir = path.join(import.meta.dirname, "..", "migrations");
 for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql"))) {
   const full = path.join(dir, file);
   const sql = readFileSync(full, "utf8");
-  const out = sql.replace(/CREATE TABLE `([a-z_]+)` \(([\s\S]*?)\n\);/g, (stmt, table) =>
+  const out = sql.replace(/CREATE TABLE `([a-z_]+)` \(([^;]*?)\n\);/g, (stmt, table) =>
     TABLES.includes(table) ? stmt.replace(/\n\);$/, "\n) WITHOUT ROWID;") : stmt,
   );
   if (out !== sql) {

@@ -7,6 +7,7 @@ import { registerAdminRoutes } from "./admin/routes";
 import { registerAlertRoutes } from "./alerts/routes";
 import type { AppEnv } from "./app-env";
 import { registerCompatRoutes } from "./compat/routes";
+import { registerErasureRoutes } from "./erasures/routes";
 import { registerEventExportRoute } from "./events/export";
 import { registerEventRoutes } from "./events/routes";
 import { isDependencyFailure, isTooLargeForD1 } from "./lib/dependency";
@@ -92,6 +93,7 @@ export function newApp(): App {
   registerReputationRoutes(app);
   registerSesRoutes(app);
   registerSuppressionRoutes(app);
+  registerErasureRoutes(app);
   registerTrackingRoutes(app);
   registerWebhookRoutes(app);
 

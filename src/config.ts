@@ -14,6 +14,21 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? null : v.trim()));
 
+/** A 32-byte key in base64url (SECRETS_KEY, ERASURE_KEY), decoded; the message never echoes it. */
+const key32 = (required: string) =>
+  z.string({ error: required }).transform((v, ctx) => {
+    const bytes = fromBase64url(v.trim().replace(/=+$/, ""));
+    if (bytes === null || bytes.length !== 32) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "is not 32 bytes of base64url (make one with: openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')",
+      });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
 const parsers = {
   // The key is the UTF-8 bytes of the string as given (SPEC §2): not trimmed.
   JWT_SECRET: z
@@ -105,18 +120,8 @@ const parsers = {
       .nullable()
       .transform((v) => v === "true"),
   ),
-  SECRETS_KEY: z.string({ error: "is required for webhooks" }).transform((v, ctx) => {
-    const bytes = fromBase64url(v.trim().replace(/=+$/, ""));
-    if (bytes === null || bytes.length !== 32) {
-      ctx.addIssue({
-        code: "custom",
-        message:
-          "is not 32 bytes of base64url (make one with: openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')",
-      });
-      return z.NEVER;
-    }
-    return bytes;
-  }),
+  SECRETS_KEY: key32("is required for webhooks"),
+  ERASURE_KEY: key32("is required for erasure"),
 } satisfies { [K in keyof Env]?: z.ZodType };
 
 /** Hosts no certificate pattern may admit: anything an attacker could register or serve from. */

@@ -6,6 +6,8 @@ export interface Env {
   /** Webhook deliveries (webhooks/enqueue.ts sends them, webhooks/deliver.ts reads them). */
   WEBHOOKS_QUEUE: Queue<unknown>;
   SUPPRESSIONS: KVNamespace;
+  /** Background work in steps (queue/jobs.ts): suppression imports, one chunk a message. */
+  JOBS_QUEUE: Queue<unknown>;
   /** Dead-lettered queue messages waiting for D1 (queue/parked.ts). */
   PARKED: R2Bucket;
   /** Per account on /v1 (auth/rate-limit.ts); absent: no limit (the benchmark's bare instances). */
@@ -25,4 +27,6 @@ export interface Env {
   WEBHOOK_ALLOW_INSECURE_URLS?: string;
   /** base64url 32-byte AES-GCM key; webhook signing secrets are stored sealed under it. */
   SECRETS_KEY?: string;
+  /** base64url 32-byte HMAC key for erased addresses (SPEC §20; suppressions/erasure-hash.ts). */
+  ERASURE_KEY?: string;
 }

@@ -2,6 +2,7 @@ import { newApp } from "./app";
 import type { Env } from "./env";
 import { handleEventsBatch } from "./queue/consumer";
 import { handleDeadLetters } from "./queue/dead-letter";
+import { handleJobsBatch } from "./queue/jobs";
 import { runScheduledWork } from "./scheduled";
 import { serveHotPath } from "./tracking/routes/open-click";
 import { handleWebhookBatch } from "./webhooks/deliver";
@@ -15,10 +16,13 @@ export default {
   async queue(batch, env, _ctx) {
     if (batch.queue.endsWith("-dlq")) await handleDeadLetters(batch, env);
     else if (batch.queue.endsWith("-webhooks")) await handleWebhookBatch(batch, env);
+    else if (batch.queue.endsWith("-jobs")) await handleJobsBatch(batch, env);
     else await handleEventsBatch(batch, env);
   },
   // Awaited rather than waitUntil'd: a failed purge or reconcile then marks the cron run failed.
+  // Number(): locally, the assets proxy's forwarded trigger (scripts/local-cron-fix.mjs, as the
+  // upstream fix does) hands scheduledTime over as a Date, which D1 refuses as a bound value.
   async scheduled(controller, env, _ctx) {
-    await runScheduledWork(env, controller.scheduledTime);
+    await runScheduledWork(env, Number(controller.scheduledTime));
   },
 } satisfies ExportedHandler<Env, unknown>;

@@ -1,12 +1,16 @@
 import { evaluateAlerts } from "./alerts/evaluate";
 import { purgeExpiredAlerts } from "./alerts/purge";
 import type { Env } from "./env";
+import { runPendingErasures } from "./erasures/run";
 import { describeError, log } from "./lib/log";
 import { purgeExpiredRollups } from "./metrics/purge-rollups";
 import { parkedStatus, replayParkedMessages } from "./queue/parked";
 import { purgeExpiredEvents } from "./retention/purge";
 import { purgeStaleRegistrations } from "./retention/purge-registrations";
 import { reconcileMirror } from "./retention/reconcile";
+import { purgeOldChanges, pushPendingChanges } from "./suppressions/changes";
+import { resumeStalledImports } from "./suppressions/imports";
+import { deleteExpired } from "./suppressions/store";
 import { purgeBurstMarks } from "./tracking/burst-store";
 import { purgeExpiredDeliveries } from "./webhooks/purge";
 import { sealPlaintextSecrets } from "./webhooks/store";
@@ -28,7 +32,16 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
     ["webhook deliveries purge", () => purgeExpiredDeliveries(env, now)],
     ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
     ["alert history purge (400 days)", () => purgeExpiredAlerts(env, now)],
+    // Before the reconcile: an expired entry leaves D1 and KV together, with its suppression.deleted.
+    ["suppression expiry", () => deleteExpired(env, env.DB, now)],
+    // Erasures a dying Worker left unfinished (SPEC §20: done within one scheduled cycle).
+    ["erasures", () => runPendingErasures(env)],
+    // Imports whose chunk messages were all lost (a failed send, retries exhausted): sent again.
+    ["stalled imports", () => resumeStalledImports(env, now)],
     ["mirror reconcile", () => reconcileMirror(env)],
+    // What a writer committed but could not push (a failed queue send, a Worker that died).
+    ["suppression changes push", async () => ({ pushed: await pushPendingChanges(env, env.DB) })],
+    ["suppression changes purge", () => purgeOldChanges(env.DB, now)],
     ["burst marks purge", () => purgeBurstMarks(env.DB, now)],
     // Rows written before secrets were encrypted (SPEC §14): sealed a bounded number per run.
     ["webhook secrets sealing", () => sealPlaintextSecrets(env)],

@@ -150,6 +150,7 @@ export function benchSecrets() {
     SNS_TOPIC_ARNS: "arn:aws:sns:us-east-1:000000000000:mailtrail-bench=acct_bench_ses",
     SNS_CERT_HOST_PATTERN: "127\\.0\\.0\\.1|localhost",
     BENCH_KEY: b64url(18),
+    ERASURE_KEY: b64url(32),
   };
 }
 

@@ -2,6 +2,7 @@ export * from "./accounts";
 export * from "./alerts";
 export * from "./click-bursts";
 export * from "./events";
+export * from "./jobs";
 export * from "./leases";
 export * from "./mailbox-domains";
 export * from "./message-ids";

@@ -2,7 +2,13 @@ import * as z from "zod";
 import { eventRecordSchema, registrationSchema, topicSchema } from "../db/event-record";
 
 /** Reasons of SPEC §10. */
-export const SUPPRESSION_REASONS = ["hard_bounce", "complaint", "unsubscribe", "manual"] as const;
+export const SUPPRESSION_REASONS = [
+  "hard_bounce",
+  "soft_bounce",
+  "complaint",
+  "unsubscribe",
+  "manual",
+] as const;
 export const suppressionReasonSchema = z.enum(SUPPRESSION_REASONS);
 export type SuppressionReason = z.infer<typeof suppressionReasonSchema>;
 

@@ -1,5 +1,6 @@
 import type * as z from "zod";
 import { DIMENSIONS, isList } from "../db/event-record";
+import { topicColumn } from "../db/suppressions";
 import type { Env } from "../env";
 import { domainOf } from "../events/record";
 import { toStoredFields } from "../events/serialize";
@@ -22,7 +23,9 @@ import {
   suppressionFromEventsStatement,
 } from "../store";
 import { isSimulatorAddress } from "../suppressions/address";
+import { createdChangeId, pushChangesLogged, recordCreated } from "../suppressions/changes";
 import { type AddressRef, markPending, syncMirror } from "../suppressions/mirror";
+import { softBounceStatements } from "../suppressions/soft-bounce";
 import { findClickBursts } from "../tracking/burst-store";
 import { fanOutNewEvents, type StoredEvent } from "../webhooks/fanout";
 
@@ -124,6 +127,9 @@ export async function handleEventsBatch(batch: MessageBatch<unknown>, env: Env):
         ...describeError(err),
       });
     }
+    // The batch's suppression.created changes (recorded in its transaction): pushed now, or by the
+    // scheduled work if this fails.
+    await pushChangesLogged(env, env.DB);
   }
 }
 
@@ -202,6 +208,20 @@ export async function writeBatch(
   for (const chunk of chunkByJsonSize(suppressionRows)) {
     statements.push(suppressionFromEventsStatement(db, chunk));
   }
+  // suppression.created for each entry an event created (SPEC §14), in the same transaction. The
+  // change id is derived from the event, so a redelivered event records nothing new.
+  if (suppressing.length > 0) {
+    const created = await Promise.all(
+      suppressing.map(async (e) => ({
+        accountId: e.event.account_id,
+        email: e.event.recipient,
+        topic: e.suppress?.inherit_topic === true ? null : topicColumn(e.suppress?.topic ?? null),
+        suppressedAt: e.event.occurred_at,
+        changeId: await createdChangeId(e.event.account_id, e.event.id),
+      })),
+    );
+    statements.push(recordCreated(db, created, Date.now()));
+  }
   const touched = suppressing.map((e) => ({ accountId: e.event.account_id, email: e.event.recipient }));
   // The mirror's journal, in the same transaction: the KV write below may fail, never silently.
   if (touched.length > 0) statements.push(markPending(env, touched, Date.now()));
@@ -233,6 +253,22 @@ export async function writeBatch(
   );
   if (learned) statements.push(learned);
 
+  // The soft_bounce rule (SPEC §10), after the events: addresses with a transient bounce in this batch.
+  const transient = new Map<string, [string, string]>();
+  for (const e of events) {
+    if (
+      e.event.type === "email.bounced" &&
+      e.event.bounce_type === "transient" &&
+      !isSimulatorAddress(e.event.recipient)
+    )
+      transient.set(`${e.event.account_id}\u0000${e.event.recipient}`, [
+        e.event.account_id,
+        e.event.recipient,
+      ]);
+  }
+  const softAt = statements.length + 2;
+  if (transient.size > 0) statements.push(...softBounceStatements(db, [...transient.values()], Date.now()));
+
   if (statements.length > 0) {
     let results: D1Result[];
     try {
@@ -246,6 +282,10 @@ export async function writeBatch(
       throw err;
     }
     for (const i of insertAt) inserted?.push(...((results[i]?.results ?? []) as StoredEvent[]));
+    if (transient.size > 0) {
+      for (const r of (results[softAt]?.results ?? []) as { account_id: string; email: string }[])
+        touched.push({ accountId: r.account_id, email: r.email });
+    }
   }
   return touched;
 }

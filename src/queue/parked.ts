@@ -1,6 +1,7 @@
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
 import { type QueueMessage, queueMessageSchema } from "../pipeline/messages";
+import { pushChangesLogged } from "../suppressions/changes";
 import { syncMirror } from "../suppressions/mirror";
 import type { StoredEvent } from "../webhooks/fanout";
 import { fanOutRetried, writeBatch } from "./consumer";
@@ -230,4 +231,5 @@ export async function syncMirrorLogged(
   } catch (err) {
     log("warn", "suppression mirror not updated; the reconcile will repair it", describeError(err));
   }
+  await pushChangesLogged(env, env.DB);
 }

@@ -3,8 +3,10 @@ import { log } from "../lib/log";
 import {
   type AddressRef,
   fitsKv,
+  isLive,
   MIRROR_PREFIX,
   type MirrorMetadata,
+  mirrorEntryOf,
   mirrorFingerprint,
   mirrorKey,
   parseMirrorKey,
@@ -210,6 +212,7 @@ interface SweepRow {
   topic: string;
   reason: string;
   suppressed_at: number;
+  expires_at: number | null;
 }
 
 /** Rows read per D1 statement of the sweep: twice a list page, so a page's addresses usually fit. */
@@ -232,7 +235,7 @@ async function compareSlice(env: Env, meter: Meter, budget: ReconcileBudget, at:
   const upper = page.list_complete || !lastKey ? null : lastKey.name.slice(prefix.length);
   meter.d1 += 1;
   const { results } = await env.DB.prepare(
-    `SELECT email, topic, reason, suppressed_at FROM suppressions
+    `SELECT email, topic, reason, suppressed_at, expires_at FROM suppressions
       WHERE account_id = ?1 AND email > ?2 ${upper === null ? "" : "AND email <= ?4"}
       ORDER BY email, topic LIMIT ?3`,
   )
@@ -251,14 +254,13 @@ async function compareSlice(env: Env, meter: Meter, budget: ReconcileBudget, at:
   const inRange = (email: string) => email > at.after && (end === null || email <= end);
 
   const expected = new Map<string, string>();
-  const lists = new Map<string, { topic: string | null; reason: string; suppressed_at: number }[]>();
+  const lists = new Map<string, ReturnType<typeof mirrorEntryOf>[]>();
+  const now = Date.now();
   for (const row of rows) {
+    // An expired entry (deleted by the next expiry run) is not in the mirror's value.
+    if (!isLive({ expires_at: row.expires_at }, now)) continue;
     const list = lists.get(row.email) ?? [];
-    list.push({
-      topic: row.topic === "" ? null : row.topic,
-      reason: row.reason,
-      suppressed_at: row.suppressed_at,
-    });
+    list.push(mirrorEntryOf(row));
     lists.set(row.email, list);
   }
   for (const [email, list] of lists) expected.set(email, mirrorFingerprint(JSON.stringify(list)));

@@ -8,10 +8,12 @@
  */
 export * from "./click-bursts";
 export * from "./deliveries";
+export * from "./erasure";
 export * from "./event-writes";
 export * from "./fragments";
 export * from "./link-rollups";
 export * from "./offset-page";
+export * from "./outcomes";
 export * from "./purge";
 export * from "./rollup-reads";
 export * from "./rollups";

@@ -1,10 +1,12 @@
+import { hashedKey } from "../db/suppressions";
 import type { Env } from "../env";
 import { blankEvent } from "../events/record";
 import { ApiError } from "../lib/errors";
 import { eventId } from "../lib/ids";
 import { enqueue } from "../pipeline/enqueue";
 import type { QueueMessage, SuppressionReason } from "../pipeline/messages";
-import { type MirrorEntry, mirrorKey, readMirrorEntries } from "./mirror";
+import { erasureHashes } from "./erasure-hash";
+import { isLive, type MirrorEntry, mirrorKey, readMirrorEntries } from "./mirror";
 
 /**
  * POST /v1/suppressions/check: the send-time lookup. It reads only the KV mirror (one multi-key get
@@ -19,13 +21,19 @@ export interface CheckResult {
 
 /**
  * The entry that suppresses a send: an every-topic entry first (it is the broader reason), else the
- * entry for the send's topic. A send without a topic is suppressed only by every-topic entries.
+ * entry for the send's topic. A send without a topic is suppressed only by every-topic entries. An
+ * entry past its expires_at no longer suppresses, to the millisecond (KV drops the key a little later).
  */
-export function suppressingEntry(entries: MirrorEntry[] | null, topic: string | null): MirrorEntry | null {
+export function suppressingEntry(
+  entries: MirrorEntry[] | null,
+  topic: string | null,
+  now = Date.now(),
+): MirrorEntry | null {
   if (!Array.isArray(entries)) return null;
+  const live = entries.filter((e) => isLive(e, now));
   return (
-    entries.find((e) => e.topic === null) ??
-    (topic === null ? undefined : entries.find((e) => e.topic === topic)) ??
+    live.find((e) => e.topic === null) ??
+    (topic === null ? undefined : live.find((e) => e.topic === topic)) ??
     null
   );
 }
@@ -37,18 +45,30 @@ export async function checkAddresses(
   emails: string[],
   topic: string | null,
 ): Promise<CheckResult[]> {
+  // An erased address is kept under its hash (SPEC §20): each address is looked up under both keys.
+  const hashes = await erasureHashes(env, emails);
+  const hashKey = (i: number) => {
+    const hash = hashes[i];
+    return hash === null || hash === undefined ? null : mirrorKey(accountId, hashedKey(hash));
+  };
   let mirror: Map<string, MirrorEntry[] | null>;
   try {
-    mirror = await readMirrorEntries(
-      env,
-      emails.map((email) => mirrorKey(accountId, email)),
-    );
+    mirror = await readMirrorEntries(env, [
+      ...emails.map((email) => mirrorKey(accountId, email)),
+      ...emails.flatMap((_, i) => hashKey(i) ?? []),
+    ]);
   } catch (err) {
     // Answering "not suppressed" on a failed read would let a send through: fail loudly instead.
     throw new ApiError("unavailable", "the suppression list could not be read; retry", { cause: err });
   }
-  return emails.map((email) => {
-    const entry = suppressingEntry(mirror.get(mirrorKey(accountId, email)) ?? null, topic);
+  const now = Date.now();
+  return emails.map((email, i) => {
+    const hk = hashKey(i);
+    const entries = [
+      ...(mirror.get(mirrorKey(accountId, email)) ?? []),
+      ...((hk === null ? null : mirror.get(hk)) ?? []),
+    ];
+    const entry = suppressingEntry(entries, topic, now);
     return { email, suppressed: entry !== null, reason: entry ? (entry.reason as SuppressionReason) : null };
   });
 }

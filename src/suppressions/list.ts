@@ -47,7 +47,7 @@ export async function listSuppressions(
 ): Promise<SuppressionPage> {
   const hash = await fingerprint(accountId, query.filters);
   const position = query.after === null ? null : decodeCursor(query.after, hash);
-  const rows = await listPage(env, accountId, query.filters, position, query.limit + 1);
+  const rows = await listPage(env.DB, accountId, query.filters, position, query.limit + 1);
   const { shown, has_more, next_cursor } = pageOf(rows, query.limit, (last) => encodeCursor(hash, last));
   return { object: "list", data: await Promise.all(shown.map(toSuppression)), has_more, next_cursor };
 }

@@ -27,6 +27,42 @@ export interface MirrorEntry {
   topic: string | null;
   reason: string;
   suppressed_at: number;
+  /** Epoch ms when the entry stops suppressing; absent: never (kept absent so older values stay equal). */
+  expires_at?: number;
+}
+
+/** A stored entry as the mirror holds it (the one place the value's shape is made). */
+export function mirrorEntryOf(row: {
+  topic: string;
+  reason: string;
+  suppressed_at: number;
+  expires_at: number | null;
+}): MirrorEntry {
+  return {
+    topic: topicOfColumn(row.topic),
+    reason: row.reason,
+    suppressed_at: row.suppressed_at,
+    ...(row.expires_at === null ? {} : { expires_at: row.expires_at }),
+  };
+}
+
+/** Whether an entry suppresses at `now` (an expired one stops at its expires_at, to the millisecond). */
+export const isLive = (entry: { expires_at?: number | null }, now: number) =>
+  entry.expires_at === undefined || entry.expires_at === null || entry.expires_at > now;
+
+/** KV's rule: an expiration must be at least 60 s ahead. */
+export const KV_MIN_EXPIRATION_MS = 60_000;
+
+/**
+ * The KV expiration (epoch seconds) of a mirror value: the latest expires_at when every entry
+ * expires (so KV drops the key when its last entry stops suppressing), none when one never does.
+ * KV refuses an expiration less than 60 s ahead: such a key gets exactly 60 s (its entries carry their
+ * own expires_at, which check honours to the millisecond).
+ */
+export function mirrorExpiration(list: MirrorEntry[], now: number): number | undefined {
+  if (list.length === 0 || list.some((e) => e.expires_at === undefined)) return undefined;
+  const last = Math.max(...list.map((e) => e.expires_at ?? 0));
+  return Math.ceil(Math.max(last, now + KV_MIN_EXPIRATION_MS) / 1000);
 }
 
 /** KV's key size limit: a longer key can be neither written nor read (a multi-key get would fail whole). */
@@ -59,12 +95,15 @@ interface SuppressionDbRow {
   topic: string;
   reason: string;
   suppressed_at: number;
+  expires_at: number | null;
 }
 
+/** The live entries of each address (an expired entry no longer suppresses, even before its deletion). */
 const ENTRIES_OF = `
-SELECT s.account_id, s.email, s.topic, s.reason, s.suppressed_at
+SELECT s.account_id, s.email, s.topic, s.reason, s.suppressed_at, s.expires_at
   FROM json_each(?1) AS p
   JOIN suppressions AS s ON s.account_id = json_extract(p.value, '$[0]') AND s.email = json_extract(p.value, '$[1]')
+ WHERE s.expires_at IS NULL OR s.expires_at > ?2
  ORDER BY s.account_id, s.email, s.topic`;
 
 /** D1's entries for each address, grouped by mirror key (every requested key present, maybe empty). */
@@ -78,14 +117,10 @@ export async function readEntries(env: Env, refs: AddressRef[]): Promise<Map<str
     pairs.push([ref.accountId, ref.email]);
   }
   if (pairs.length === 0) return byKey;
-  const { results } = await env.DB.prepare(ENTRIES_OF).bind(JSON.stringify(pairs)).all<SuppressionDbRow>();
-  for (const row of results) {
-    byKey.get(mirrorKey(row.account_id, row.email))?.push({
-      topic: topicOfColumn(row.topic),
-      reason: row.reason,
-      suppressed_at: row.suppressed_at,
-    });
-  }
+  const { results } = await env.DB.prepare(ENTRIES_OF)
+    .bind(JSON.stringify(pairs), Date.now())
+    .all<SuppressionDbRow>();
+  for (const row of results) byKey.get(mirrorKey(row.account_id, row.email))?.push(mirrorEntryOf(row));
   return byKey;
 }
 
@@ -148,6 +183,8 @@ DELETE FROM mirror_pending WHERE (account_id, email, token) IN (
 interface AddressState {
   ref: AddressRef;
   value: string | null;
+  /** KV expiration (epoch seconds) of the value, when every entry expires. */
+  expiration?: number | undefined;
   token: string | null;
 }
 
@@ -167,8 +204,9 @@ async function readState(
   }
   if (pairs.length === 0 && extra.length === 0) return state;
   const json = JSON.stringify(pairs);
+  const now = Date.now();
   const [entries, tokens] = await env.DB.batch([
-    env.DB.prepare(ENTRIES_OF).bind(json),
+    env.DB.prepare(ENTRIES_OF).bind(json, now),
     env.DB.prepare(PENDING_TOKENS).bind(json),
     ...extra,
   ]);
@@ -176,16 +214,15 @@ async function readState(
   for (const row of (entries?.results ?? []) as SuppressionDbRow[]) {
     const key = mirrorKey(row.account_id, row.email);
     const list = lists.get(key) ?? [];
-    list.push({
-      topic: row.topic === "" ? null : row.topic,
-      reason: row.reason,
-      suppressed_at: row.suppressed_at,
-    });
+    list.push(mirrorEntryOf(row));
     lists.set(key, list);
   }
   for (const [key, list] of lists) {
     const s = state.get(key);
-    if (s) s.value = mirrorValue(list);
+    if (s) {
+      s.value = mirrorValue(list);
+      s.expiration = mirrorExpiration(list, now);
+    }
   }
   for (const row of (tokens?.results ?? []) as PendingDbRow[]) {
     const s = state.get(mirrorKey(row.account_id, row.email));
@@ -222,6 +259,7 @@ export async function syncMirror(env: Env, refs: AddressRef[]): Promise<string[]
           else
             await env.SUPPRESSIONS.put(key, s.value, {
               metadata: { h: mirrorFingerprint(s.value) } satisfies MirrorMetadata,
+              ...(s.expiration === undefined ? {} : { expiration: s.expiration }),
             });
           written.push(s);
         } catch (err) {

@@ -12,8 +12,10 @@ import {
   eventsByKeyStatement,
   upsertDelivery,
 } from "../store";
+import { loadChanges } from "../suppressions/changes";
+import { toSuppression } from "../suppressions/schema";
 import { sendDeliveries } from "./enqueue";
-import { matches } from "./match";
+import { type MatchableEvent, matches } from "./match";
 import { type WebhookMessage, webhookMessageSchema } from "./messages";
 import { DELIVERY_WINDOW_MS, nextAttempt } from "./schedule";
 import { signatureHeader } from "./signing";
@@ -86,11 +88,49 @@ type Outcome =
   | { kind: "gone"; status: number }
   | { kind: "failed"; status: number | null; error: string; ours?: boolean };
 
+/**
+ * What one delivery carries: a stored event (§8), a suppression change (`sch_…` ids, data the
+ * §10 entry; suppressions/changes.ts) or an alert (`alt_…` ids, data the §19 alert; alerts/push.ts).
+ * Each is loaded at every attempt, so a removed one stops it.
+ */
+interface Subject extends MatchableEvent {
+  id: string;
+  /** ISO 8601: the envelope's `timestamp`. */
+  timestamp: string;
+  data: unknown;
+}
+
+const eventSubject = (event: EventDbRow): Subject => {
+  const data = toPublicEvent(event);
+  return { ...event, tags: data.tags, timestamp: data.occurred_at, data };
+};
+
+/** Ids of suppression changes, which the delivery consumer loads from suppression_changes. */
+export const isChangeId = (id: string) => id.startsWith("sch_");
+
+/** Ids of alerts (SPEC §19), which the delivery consumer loads from the control database's alerts. */
+const isAlertId = (id: string) => id.startsWith("alt_");
+
+const alertSubject = (a: AlertDbRow): Subject => {
+  const data = toPublicAlert(a);
+  // Endpoint filters are about events: an alert goes by its type alone (match.ts).
+  return {
+    id: a.id,
+    type: a.type,
+    topic: null,
+    campaign: null,
+    from_domain: null,
+    tags: [],
+    timestamp: data.occurred_at,
+    data,
+  };
+};
+
 interface Item {
   message: Message<unknown>;
   m: WebhookMessage;
   existing: DeliveryRow | null;
-  event: Deliverable | null;
+  event: Subject | null;
   endpoint: CachedEndpoint | null;
 }
 
@@ -110,45 +150,6 @@ interface Closing {
   m: WebhookMessage;
   statement: D1PreparedStatement;
 }
-
-/**
- * What one delivery carries: a stored event, or an alert (SPEC §19, `alt_…`), in the one envelope
- * `{type, timestamp, data}` with its id as `webhook-id`.
- */
-interface Deliverable {
-  id: string;
-  type: string;
-  /** What endpoint subscriptions look at (match.ts). */
-  matchable: EventDbRow | { type: string; topic: null; campaign: null; from_domain: null; tags: string };
-  envelope: () => { type: string; timestamp: string; data: unknown };
-}
-
-function eventDeliverable(e: EventDbRow): Deliverable {
-  return {
-    id: e.id,
-    type: e.type,
-    matchable: e,
-    envelope: () => {
-      const data = toPublicEvent(e);
-      return { type: data.type, timestamp: data.occurred_at, data };
-    },
-  };
-}
-
-function alertDeliverable(a: AlertDbRow): Deliverable {
-  return {
-    id: a.id,
-    type: a.type,
-    matchable: { type: a.type, topic: null, campaign: null, from_domain: null, tags: "[]" },
-    envelope: () => {
-      const data = toPublicAlert(a);
-      return { type: data.type, timestamp: data.occurred_at, data };
-    },
-  };
-}
-
-/** Alert deliveries name their alert by this prefix; every other id is an event's. */
-const isAlertId = (id: string) => id.startsWith("alt_");
 
 const key = (endpointId: string, occurredAt: number, eventId: string) =>
   `${endpointId}|${occurredAt}|${eventId}`;
@@ -289,7 +290,7 @@ export async function handleWebhookBatch(
           ? `the endpoint is disabled (${endpoint.row.disabledReason ?? "manual"})`
           : event === null
             ? "the event is no longer stored"
-            : !matches(endpoint.sub, event.matchable)
+            : !matches(endpoint.sub, event)
               ? "the endpoint no longer subscribes to this event"
               : null;
     if (stop === null) {
@@ -497,7 +498,7 @@ function attemptFairly(
 
 /** One POST, timed: an endpoint that took 5 s or more gets one slot per batch for the next minute. */
 async function attemptOne(env: Env, item: Item, clock: () => number, timeoutMs: number): Promise<Attempted> {
-  const event = item.event as Deliverable;
+  const event = item.event as Subject;
   const endpoint = item.endpoint as CachedEndpoint;
   const newRun = item.m.replay === true && item.message.attempts === 1 && item.m.continued !== true;
   const at = clock();
@@ -532,22 +533,26 @@ async function attemptOne(env: Env, item: Item, clock: () => number, timeoutMs: 
   };
 }
 
-/** One D1 round trip for the batch: each message's stored event and delivery row; endpoints from the cache. */
+/** One D1 round trip for the batch: each message's stored event or alert and delivery row; endpoints from the cache. */
 async function loadItems(
   env: Env,
   parsed: { message: Message<unknown>; m: WebhookMessage }[],
   now: number,
 ): Promise<Item[]> {
-  // Alerts (alt_…) are in the control database; every other id names a stored event.
+  // Suppression changes (sch_… ids) are loaded from their outbox; events from the store.
+  const changeKeys = parsed
+    .filter(({ m }) => isChangeId(m.event_id))
+    .map(({ m }) => ({ accountId: m.account_id, id: m.event_id }));
   const alertKeys = JSON.stringify(
     parsed.filter(({ m }) => isAlertId(m.event_id)).map(({ m }) => [m.account_id, m.occurred_at, m.event_id]),
   );
-  const [endpoints, [eventResult, deliveryResult, alertResult]] = await Promise.all([
+  const [endpoints, changes, [eventResult, deliveryResult, alertResult]] = await Promise.all([
     endpointsOf(
       env,
       parsed.map(({ m }) => m.account_id),
       now,
     ),
+    loadChanges(env.DB, changeKeys),
     // Async, so a binding that throws while preparing rejects here and never leaves the other read unhandled.
     (async () =>
       env.DB.batch([
@@ -561,31 +566,43 @@ async function loadItems(
           env.DB,
           parsed.map(({ m }) => m),
         ),
+        // Alerts (alt_…), by primary key.
         env.DB.prepare(
           `SELECT a.* FROM json_each(?1) AS k JOIN alerts AS a
              ON a.account_id = k.value->>0 AND a.occurred_at = k.value->>1 AND a.id = k.value->>2`,
         ).bind(alertKeys),
       ]))(),
   ]);
-  const eventsByKey = new Map<string, Deliverable>([
-    ...((eventResult?.results ?? []) as EventDbRow[]).map(
-      (e) => [key(e.account_id, e.occurred_at, e.id), eventDeliverable(e)] as const,
-    ),
-    ...((alertResult?.results ?? []) as AlertDbRow[]).map(
-      (a) => [key(a.account_id, a.occurred_at, a.id), alertDeliverable(a)] as const,
-    ),
-  ]);
+  const eventsByKey = new Map(
+    ((eventResult?.results ?? []) as EventDbRow[]).map((e) => [key(e.account_id, e.occurred_at, e.id), e]),
+  );
   const deliveriesByKey = new Map(
     ((deliveryResult?.results ?? []) as DeliveryStateRow[]).map((d) => [
       key(d.endpoint_id, d.event_occurred_at, d.event_id),
       d,
     ]),
   );
+  const subjects = new Map<string, Subject>();
+  for (const [k, e] of eventsByKey) subjects.set(k, eventSubject(e));
+  for (const a of (alertResult?.results ?? []) as AlertDbRow[])
+    subjects.set(key(a.account_id, a.occurred_at, a.id), alertSubject(a));
+  for (const c of changes.values()) {
+    subjects.set(key(c.accountId, c.occurredAt, c.id), {
+      id: c.id,
+      type: c.type,
+      topic: c.topic === "" ? null : c.topic,
+      campaign: null,
+      from_domain: null,
+      tags: [],
+      timestamp: new Date(c.occurredAt).toISOString(),
+      data: await toSuppression(c),
+    });
+  }
   return parsed.map(({ message, m }) => ({
     message,
     m,
     existing: deliveriesByKey.get(key(m.endpoint_id, m.occurred_at, m.event_id)) ?? null,
-    event: eventsByKey.get(key(m.account_id, m.occurred_at, m.event_id)) ?? null,
+    event: subjects.get(key(m.account_id, m.occurred_at, m.event_id)) ?? null,
     endpoint: endpoints.get(m.account_id)?.find((e) => e.row.id === m.endpoint_id) ?? null,
   }));
 }
@@ -668,13 +685,13 @@ function endpointFailure(env: Env, a: Attempted): D1PreparedStatement {
 async function attempt(
   env: Env,
   endpoint: WebhookEndpointRow,
-  event: Deliverable,
+  event: Subject,
   now: number,
   timeoutMs: number,
 ): Promise<Outcome> {
   const verdict = checkWebhookUrl(endpoint.url, config(env, "WEBHOOK_ALLOW_INSECURE_URLS"));
   if (!verdict.ok) return { kind: "failed", status: null, error: `not attempted: ${verdict.reason}` };
-  const body = JSON.stringify(event.envelope());
+  const body = JSON.stringify({ type: event.type, timestamp: event.timestamp, data: event.data });
   const timestamp = Math.floor(now / 1000);
   let secrets: string[];
   try {

@@ -3,11 +3,19 @@ import { ALERT_TYPES } from "../alerts/schema";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import { EVENT_TYPES, eventTypeSchema, tagSchema, topicSchema } from "../events/record";
 
-/** What an endpoint may subscribe to (SPEC §14): the §8 event types and the alert transitions of §19. */
-export const WEBHOOK_TYPES = [...EVENT_TYPES, ...ALERT_TYPES] as const;
-const webhookTypeSchema = z.enum(WEBHOOK_TYPES);
-
 /** Public shapes and request bodies of the webhook routes (SPEC §14). */
+
+/**
+ * What an endpoint may subscribe to: the §8 event types, and the changes pushed beside them
+ * (§14: suppression changes, whose data is the §10 entry, and the alert transitions of §19).
+ */
+export const WEBHOOK_EVENT_TYPES = [
+  ...EVENT_TYPES,
+  "suppression.created",
+  "suppression.deleted",
+  ...ALERT_TYPES,
+] as const;
+export const webhookEventTypeSchema = z.enum(WEBHOOK_EVENT_TYPES);
 
 export const filtersSchema = z
   .object({
@@ -30,9 +38,9 @@ export const filtersSchema = z
 export type WebhookFilters = z.output<typeof filtersSchema>;
 
 const eventTypesSchema = z
-  .array(webhookTypeSchema)
+  .array(webhookEventTypeSchema)
   .min(1)
-  .max(WEBHOOK_TYPES.length)
+  .max(WEBHOOK_EVENT_TYPES.length)
   .transform((types) => [...new Set(types)])
   .nullable()
   .meta({ description: "the event types delivered; null: every type" });
@@ -43,7 +51,7 @@ export const endpointSchema = z
     object: z.literal("webhook_endpoint"),
     url: z.string(),
     description: z.string().nullable(),
-    event_types: z.array(webhookTypeSchema).nullable(),
+    event_types: z.array(webhookEventTypeSchema).nullable(),
     filters: z.object({
       topic: z.string().optional(),
       campaign: z.string().optional(),
@@ -117,7 +125,7 @@ export const deliverySchema = z
   .object({
     id: z.string().meta({ description: "wdl_…, derived from the endpoint and the event" }),
     event_id: z.string(),
-    event_type: webhookTypeSchema,
+    event_type: webhookEventTypeSchema,
     status: z.enum(DELIVERY_STATUSES),
     attempts: z.number().int(),
     last_attempt_at: z.string(),

@@ -119,7 +119,7 @@ describe("the mirror converges under races (no reconcile involved)", () => {
     await consumer.blocked;
     expect(await d1Rows(account, email)).toHaveLength(1);
     // Meanwhile the API removes it: D1 and KV both say "not suppressed".
-    expect(await removeEntries(env, account, email, null)).toBe(1);
+    expect(await removeEntries(env, env.DB, account, email, null)).toBe(1);
     expect(await mirrorOf(account, email)).toBeNull();
     // Now the consumer's stale put lands; it must notice D1 changed and undo it.
     consumer.release();
@@ -134,9 +134,9 @@ describe("the mirror converges under races (no reconcile involved)", () => {
     const account = freshAccount();
     const { send } = await tokensFor(account);
     const email = "race-add@example.com";
-    await addManual(env, account, email, "news", Date.now());
+    await addManual(env, env.DB, account, email, "news", undefined, Date.now());
     const route = gatedKv();
-    const removing = removeEntries(route.env, account, email, null);
+    const removing = removeEntries(route.env, route.env.DB, account, email, null);
     await route.blocked; // D1 has no entry; the KV delete is held
     await bounce(env, account, email); // a hard bounce suppresses every topic: D1 then KV
     expect(await mirrorOf(account, email)).toHaveLength(1);
@@ -152,7 +152,7 @@ describe("the mirror converges under races (no reconcile involved)", () => {
     const { send } = await tokensFor(account);
     const email = "race-topics@example.com";
     const route = gatedKv();
-    const adding = addManual(route.env, account, email, "news", Date.now());
+    const adding = addManual(route.env, route.env.DB, account, email, "news", undefined, Date.now());
     await route.blocked; // KV about to receive [news] only
     await bounce(env, account, email); // D1 and KV: [every topic, news]
     route.release();
@@ -195,8 +195,8 @@ describe("a failed KV write is repaired by the next reconcile run", () => {
     const account = freshAccount();
     const { send } = await tokensFor(account);
     const email = "kv-down-remove@example.com";
-    await addManual(env, account, email, "", Date.now());
-    expect(await removeEntries(failingKvEnv(), account, email, null)).toBe(1);
+    await addManual(env, env.DB, account, email, "", undefined, Date.now());
+    expect(await removeEntries(failingKvEnv(), failingKvEnv().DB, account, email, null)).toBe(1);
     expect(await suppressedReasons(send, [email])).toEqual({ [email]: "manual" }); // stale
     await reconcileMirror(env, DEFAULT_RECONCILE_BUDGET, later());
     expect(await suppressedReasons(send, [email])).toEqual({ [email]: null });
@@ -221,7 +221,7 @@ describe("a failed KV write is repaired by the next reconcile run", () => {
 
   it("a successful write leaves no journal row behind", async () => {
     const account = freshAccount();
-    await addManual(env, account, "fine@example.com", "", Date.now());
+    await addManual(env, env.DB, account, "fine@example.com", "", undefined, Date.now());
     await bounce(env, account, "fine2@example.com");
     expect(await pendingRows(account)).toEqual([]);
     expect(await mirrorOf(account, "fine2@example.com")).not.toBeNull();

@@ -38,6 +38,8 @@ const DOCUMENTED_RULES: Record<string, Record<string, string>> = {
   unosendListEvents: { offset: "offset + limit" },
   unosendListEventsV1: { offset: "offset + limit" },
   sparkpostSearchMessageEvents: { ab_test_versions: "`ab_test_versions` requires `ab_tests`" },
+  // KV stores an expiring entry only at least 60 s ahead (SPEC §10).
+  addSuppression: { expires_at: "at least 60 s ahead" },
   // A plan is one of the deployment's PLANS.
   setAccountPlan: { plan: "PLANS" },
   // Either event ids or a window.

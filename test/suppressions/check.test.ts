@@ -205,6 +205,8 @@ describe("automatic suppressions from the consumer", () => {
         topic: null,
         email_id: "email_bounce-1",
         suppressed_at: "2026-04-09T10:30:09.000Z",
+        expires_at: null,
+        email_hash: null,
       },
     ]);
     expect(await suppressedReasons(send, ["hard@example.com"], "news")).toEqual({

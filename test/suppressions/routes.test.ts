@@ -18,6 +18,8 @@ describe("PUT /v1/suppressions/{email}", () => {
       topic: null,
       email_id: null,
       suppressed_at: expect.stringMatching(ISO),
+      expires_at: null,
+      email_hash: null,
     });
     expect(await d1Rows(account)).toEqual([
       expect.objectContaining({ email: "jane.doe@example.com", topic: "" }),

@@ -39,10 +39,9 @@ export async function suppressedReasons(token: string, emails: string[], topic?:
 }
 
 export const mirrorOf = (account: string, email: string) =>
-  env.SUPPRESSIONS.get<{ topic: string | null; reason: string; suppressed_at: number }[]>(
-    mirrorKey(account, email),
-    "json",
-  );
+  env.SUPPRESSIONS.get<
+    { topic: string | null; reason: string; suppressed_at: number; expires_at?: number }[]
+  >(mirrorKey(account, email), "json");
 
 export async function d1Rows(account: string, email?: string) {
   const { results } = await env.DB.prepare(

@@ -1,9 +1,6 @@
-import { count, desc, eq } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import * as z from "zod";
 import { getAccountPlan } from "../../accounts/plans";
 import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
-import { suppressions } from "../../db/suppressions";
 import type { Env } from "../../env";
 import type { EventType } from "../../events/record";
 import type { EventDbRow } from "../../events/serialize";
@@ -14,7 +11,7 @@ import { totalKey } from "../../lib/totals";
 import { offsetPage } from "../../store";
 import { emailAddressSchema } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
-import { removeEntries } from "../../suppressions/store";
+import { removeEntries, offsetPage as suppressionPage } from "../../suppressions/store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
 import { MAX_OFFSET_END } from "../params";
 
@@ -202,7 +199,8 @@ export function registerNumonicRoutes(app: App): void {
       summary: "List suppressed addresses (Numonic)",
       description:
         "Every suppression entry of the account, newest first, `{id, email, reason, suppressed_at}`. mailtrail's " +
-        "reasons are hard_bounce, complaint, unsubscribe and manual; an address unsubscribed from one topic has an " +
+        "reasons are hard_bounce, soft_bounce, complaint, unsubscribe and manual (an erased address has `email: null`); " +
+        "an address unsubscribed from one topic has an " +
         "entry per topic (each its own id). `page` from 1 (default 1), `limit` 1-100 (default 50). Rule between " +
         "fields: `page × limit` at most 10,000 (SPEC §18); beyond, 400 naming `page`.",
       tags,
@@ -218,7 +216,7 @@ export function registerNumonicRoutes(app: App): void {
               data: z.array(
                 z.object({
                   id: z.string(),
-                  email: z.string(),
+                  email: z.string().nullable().meta({ description: "null for an erased address (§20)" }),
                   reason: z.string(),
                   suppressed_at: z.string(),
                 }),
@@ -236,18 +234,7 @@ export function registerNumonicRoutes(app: App): void {
       const accountId = actingAccount(principalOf(c), query.account_id);
       const { page, limit } = query;
       checkPage(page, limit);
-      const db = drizzle(c.env.DB);
-      const mine = eq(suppressions.accountId, accountId);
-      const [rows, counted] = await db.batch([
-        db
-          .select()
-          .from(suppressions)
-          .where(mine)
-          .orderBy(desc(suppressions.suppressedAt), desc(suppressions.email), desc(suppressions.topic))
-          .limit(limit)
-          .offset((page - 1) * limit),
-        db.select({ total: count() }).from(suppressions).where(mine),
-      ]);
+      const { rows, total } = await suppressionPage(c.env.DB, accountId, (page - 1) * limit, limit);
       const data = await Promise.all(
         rows.map(async (row) => {
           const entry = await toSuppression(row);
@@ -262,7 +249,7 @@ export function registerNumonicRoutes(app: App): void {
       return c.json({
         success: true as const,
         data,
-        pagination: paginationOf(page, limit, counted[0]?.total ?? 0),
+        pagination: paginationOf(page, limit, total),
       });
     },
   );
@@ -297,7 +284,7 @@ export function registerNumonicRoutes(app: App): void {
     async (c, { params, query }) => {
       const { email } = params;
       const accountId = actingAccount(principalOf(c), query.account_id);
-      const removed = await removeEntries(c.env, accountId, email, null);
+      const removed = await removeEntries(c.env, c.env.DB, accountId, email, null);
       if (removed === 0) throw new ApiError("not_found", "No suppression entry found for this address");
       return c.json({ success: true as const, message: `Suppression removed for ${email}` });
     },

@@ -34,7 +34,7 @@ export function registerDeleteSuppressions(app: App): void {
     async (c, { params, query }) => {
       const accountId = accountFor(c, query.account_id);
       const topic = query.topic ?? null;
-      const deleted = await removeEntries(c.env, accountId, params.email, topic);
+      const deleted = await removeEntries(c.env, c.env.DB, accountId, params.email, topic);
       if (deleted === 0) throw notSuppressed(params.email, topic);
       return c.json({ deleted, email: params.email });
     },

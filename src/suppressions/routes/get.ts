@@ -26,7 +26,7 @@ export function registerGetSuppressions(app: App): void {
     requireScope("suppressions:read"),
     async (c, { params, query }) => {
       const accountId = accountFor(c, query.account_id);
-      const rows = await entriesOf(c.env, accountId, params.email);
+      const rows = await entriesOf(c.env, c.env.DB, accountId, params.email);
       if (rows.length === 0) throw notSuppressed(params.email);
       return c.json({ object: "list" as const, data: await Promise.all(rows.map(toSuppression)) });
     },

@@ -15,7 +15,7 @@ const listQuery = z.object({
   reason: z
     .enum(SUPPRESSION_REASONS, { error: `must be one of ${SUPPRESSION_REASONS.join(", ")}` })
     .optional()
-    .meta({ description: "hard_bounce, complaint, unsubscribe or manual" }),
+    .meta({ description: "hard_bounce, soft_bounce, complaint, unsubscribe or manual" }),
   topic: topicParam
     .optional()
     .meta({ description: "only entries for this topic (exact; every-topic entries are not included)" }),

@@ -16,7 +16,9 @@ export function registerPutSuppression(app: App): void {
       summary: "Suppress an address (reason manual)",
       description:
         "Adds an entry for `topic`, or for every topic without one. Idempotent: when the address already has " +
-        "an entry for that topic, it is returned unchanged (its original reason and time). The body is optional.",
+        "an entry for that topic, it is returned with its original reason and time; a given `expires_at` replaces " +
+        "its expiry (`null`: never expires). `expires_at` must be at least 60 s ahead (KV's minimum expiration). " +
+        "The body is optional.",
       tags,
       security: BEARER,
       request: {
@@ -30,7 +32,21 @@ export function registerPutSuppression(app: App): void {
     async (c, { params, query, body }) => {
       const accountId = accountFor(c, query.account_id, body.account_id);
       const topic = topicColumn(body.topic ?? null);
-      const { entry } = await addManual(c.env, accountId, params.email, topic, Date.now());
+      const expiresAt =
+        body.expires_at === undefined
+          ? undefined
+          : body.expires_at === null
+            ? null
+            : Date.parse(body.expires_at);
+      const { entry } = await addManual(
+        c.env,
+        c.env.DB,
+        accountId,
+        params.email,
+        topic,
+        expiresAt,
+        Date.now(),
+      );
       return c.json(await toSuppression(entry));
     },
   );
