@@ -1,15 +1,21 @@
-import { and, count, desc, eq } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
-import { type SuppressionRow, suppressions, topicOfColumn } from "../../db/suppressions";
+import type { SuppressionRow } from "../../db/suppressions";
+import type { Env } from "../../env";
 import { fromBase64url, toBase64url } from "../../lib/base64";
 import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, integerParam, limitParam } from "../../lib/params";
-import { SUPPRESSION_REASONS, type SuppressionReason } from "../../pipeline/messages";
+import { SUPPRESSION_REASONS } from "../../pipeline/messages";
 import { emailAddressSchema, normalizeEmail } from "../../suppressions/address";
-import { addManual, EVERY_TOPIC, entriesOf, removeEntries } from "../../suppressions/store";
+import { toSuppression } from "../../suppressions/schema";
+import {
+  addManual,
+  EVERY_TOPIC,
+  entriesOf,
+  removeEntries,
+  offsetPage as suppressionPage,
+} from "../../suppressions/store";
 import { successFalseErrorSchema, surfaceErrorResponses } from "../errors";
 import { MAX_OFFSET_END } from "../params";
 
@@ -17,7 +23,8 @@ import { MAX_OFFSET_END } from "../params";
  * Unosend's suppressions (SPEC §16, what `@unosend/node`'s `suppressions.*` call) over mailtrail's
  * suppression list. An entry's id here is reversible (`uns_` + base64url of its address and topic),
  * so `GET`/`DELETE /suppressions/{id}` are primary-key reads, not a search of the list; an address
- * (URL-encoded) is accepted in its place and names its every-topic entry.
+ * (URL-encoded) is accepted in its place and names its every-topic entry. An erased address's hashed
+ * entry (SPEC §20) shows `email: null`; its id carries the hashed key, never the address.
  */
 
 const UNOSEND = "/compat/unosend/v1";
@@ -25,6 +32,8 @@ const tags = ["compat: Unosend"];
 const errorSchema = successFalseErrorSchema("UnosendError");
 const MAX_PER_PAGE = 100;
 const DEFAULT_PER_PAGE = 20;
+
+const HASHED_KEY = /^#[0-9a-f]{64}$/;
 
 export const unosendSuppressionId = (row: Pick<SuppressionRow, "email" | "topic">) =>
   `uns_${toBase64url(new TextEncoder().encode(`${row.email}\n${row.topic}`))}`;
@@ -35,6 +44,8 @@ function keyOfId(id: string): { email: string; topic: string | null } | null {
     if (!bytes) return null;
     const [email, topic, ...rest] = new TextDecoder().decode(bytes).split("\n");
     if (rest.length > 0 || email === undefined || topic === undefined) return null;
+    // A hashed entry's key column (db/suppressions.ts hashedKey) is looked up as it is.
+    if (HASHED_KEY.test(email)) return { email, topic };
     const normal = normalizeEmail(email);
     return normal === null ? null : { email: normal, topic };
   }
@@ -45,7 +56,7 @@ function keyOfId(id: string): { email: string; topic: string | null } | null {
 const entrySchema = z
   .object({
     id: z.string().meta({ description: "uns_…: this surface's id of the entry (its address and topic)" }),
-    email: z.string(),
+    email: z.string().nullable().meta({ description: "null for an erased address's hashed entry (§20)" }),
     reason: z.enum(SUPPRESSION_REASONS),
     source_email_id: z.string().nullable(),
     metadata: z.object({ topic: z.string().nullable(), expires_at: z.string().nullable() }),
@@ -53,20 +64,22 @@ const entrySchema = z
   })
   .meta({ id: "UnosendSuppression" });
 
-function toEntry(row: SuppressionRow) {
+/** The §10 entry (suppressions/schema.ts) in Unosend's shape. */
+async function toEntry(row: SuppressionRow) {
+  const entry = await toSuppression(row);
   return {
     id: unosendSuppressionId(row),
-    email: row.email,
-    reason: row.reason as SuppressionReason,
-    source_email_id: row.emailId,
-    metadata: { topic: topicOfColumn(row.topic), expires_at: null },
-    created_at: new Date(row.suppressedAt).toISOString(),
+    email: entry.email,
+    reason: entry.reason,
+    source_email_id: entry.email_id,
+    metadata: { topic: entry.topic, expires_at: entry.expires_at },
+    created_at: entry.suppressed_at,
   };
 }
 
-async function entryById(env: Parameters<typeof entriesOf>[0], accountId: string, id: string) {
+async function entryById(env: Env, accountId: string, id: string) {
   const key = keyOfId(id);
-  const rows = key ? await entriesOf(env, accountId, key.email) : [];
+  const rows = key ? await entriesOf(env, env.DB, accountId, key.email) : [];
   const row = key ? rows.find((r) => r.topic === (key.topic ?? EVERY_TOPIC)) : undefined;
   if (!row) throw new ApiError("not_found", `no suppression ${id}`);
   return row;
@@ -134,26 +147,12 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       const page = query.page;
       if (page * perPage > MAX_OFFSET_END)
         throw validationError("page", `page reaches past the first ${MAX_OFFSET_END} entries`);
-      const reason = query.reason;
-      const db = drizzle(c.env.DB);
-      const where = and(
-        eq(suppressions.accountId, accountId),
-        ...(reason ? [eq(suppressions.reason, reason)] : []),
-      );
-      const [rows, counted] = await db.batch([
-        db
-          .select()
-          .from(suppressions)
-          .where(where)
-          .orderBy(desc(suppressions.suppressedAt), desc(suppressions.email), desc(suppressions.topic))
-          .limit(perPage)
-          .offset((page - 1) * perPage),
-        db.select({ total: count() }).from(suppressions).where(where),
-      ]);
-      const total = counted[0]?.total ?? 0;
+      const { rows, total } = await suppressionPage(c.env.DB, accountId, (page - 1) * perPage, perPage, {
+        reason: query.reason ?? null,
+      });
       return c.json({
         success: true as const,
-        data: rows.map(toEntry),
+        data: await Promise.all(rows.map(toEntry)),
         meta: { total, page, page_size: perPage, pages: Math.ceil(total / perPage) },
       });
     },
@@ -188,13 +187,15 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       const accountId = actingAccount(principalOf(c), query.account_id);
       const { entry, created } = await addManual(
         c.env,
+        c.env.DB,
         accountId,
         body.email,
         EVERY_TOPIC,
+        undefined,
         Date.now(),
         body.reason ?? "manual",
       );
-      return c.json({ success: true as const, data: toEntry(entry) }, created ? 201 : 200);
+      return c.json({ success: true as const, data: await toEntry(entry) }, created ? 201 : 200);
     },
   );
 
@@ -218,7 +219,10 @@ export function registerUnosendSuppressionRoutes(app: App): void {
     requireScope("suppressions:read"),
     async (c, { params, query }) => {
       const accountId = actingAccount(principalOf(c), query.account_id);
-      return c.json({ success: true as const, data: toEntry(await entryById(c.env, accountId, params.id)) });
+      return c.json({
+        success: true as const,
+        data: await toEntry(await entryById(c.env, accountId, params.id)),
+      });
     },
   );
 
@@ -250,7 +254,7 @@ export function registerUnosendSuppressionRoutes(app: App): void {
     async (c, { params, query }) => {
       const accountId = actingAccount(principalOf(c), query.account_id);
       const row = await entryById(c.env, accountId, params.id);
-      await removeEntries(c.env, accountId, row.email, row.topic);
+      await removeEntries(c.env, c.env.DB, accountId, row.email, row.topic);
       return c.json({ success: true as const, data: { id: params.id, deleted: true as const } });
     },
   );
