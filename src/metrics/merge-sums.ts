@@ -1,6 +1,12 @@
 import { addCounters, type Counters, type RollupRow, zeroCounters } from "./query";
 
-type Sums = { rows: RollupRow[]; totals: Counters | null; rowsRead: number };
+type Sums = {
+  rows: RollupRow[];
+  totals: Counters | null;
+  rowsRead: number;
+  /** Rollup rows one shard read (SPEC §18's budget holds per shard touched): the largest of the parts. */
+  scanned: number;
+};
 
 /**
  * The rollup sums of several shards (an account's stripes, or a placement and its previous one,
@@ -12,8 +18,10 @@ export function mergeRollupSums(parts: Sums[]): Sums {
   const rows = new Map<string, RollupRow & { label?: unknown; label_offset?: unknown }>();
   let totals: Counters | null = null;
   let rowsRead = 0;
+  let scanned = 0;
   for (const part of parts) {
     rowsRead += part.rowsRead;
+    scanned = Math.max(scanned, part.scanned);
     if (part.totals) {
       totals ??= zeroCounters();
       addCounters(totals, part.totals);
@@ -28,5 +36,5 @@ export function mergeRollupSums(parts: Sums[]): Sums {
       }
     }
   }
-  return { rows: [...rows.values()], totals, rowsRead };
+  return { rows: [...rows.values()], totals, rowsRead, scanned };
 }

@@ -6,8 +6,9 @@ import { sendingDomainKnown } from "../events/list";
 import { validationError } from "../lib/errors";
 import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
 import { accountShards, readDbs } from "../shards/route";
-import { sumRollups } from "../store";
+import { ROLLUP_ROWS_BUDGET, sumRollups } from "../store";
 import { ZoneOffsets } from "./buckets";
+import { registerLinkMetricsRoute } from "./links";
 import { mergeRollupSums } from "./merge-sums";
 import {
   addCounters,
@@ -46,6 +47,10 @@ const metricsSchema = z
 export type MetricsResponse = z.infer<typeof metricsSchema>;
 
 const DESCRIPTION = `Counts over time from rollups kept 400 days on every plan, long after raw events are purged.
+
+One request reads at most 10,000 rollup rows (SPEC §18): a window and grouping that would need more is a 400
+naming \`days\` (or \`start\`). By day, week or month in UTC without \`recipient_domain\` or \`mailbox_provider\`,
+whole UTC days are read from daily rollups (one row per day and dimension combination, not per 15 minutes).
 
 Buckets are aligned to \`tz\` exactly (rollups are stored per 15 minutes of UTC; every zone offset is a
 multiple of 15 minutes). The window is widened outwards to that 15-minute grid and clamped to the last
@@ -88,6 +93,12 @@ export async function getMetrics(
   const summed = mergeRollupSums(
     await Promise.all(readDbs(env, account).map(({ db }) => sumRollups(db, accountId, q, window, zone))),
   );
+  if (summed.scanned > ROLLUP_ROWS_BUDGET) {
+    throw validationError(
+      q.start !== undefined ? "start" : "days",
+      `this query needs more than ${ROLLUP_ROWS_BUDGET} rollup rows (SPEC §18); ask for a shorter window, or by day, week or month in UTC without recipient_domain or mailbox_provider (those read the daily rollups)`,
+    );
+  }
   const totals = q.group_by === "tag";
 
   // SQL summed each local bucket; its start comes from its earliest instant.
@@ -132,6 +143,7 @@ export async function getMetrics(
 }
 
 export function registerMetricsRoutes(app: App): void {
+  registerLinkMetricsRoute(app);
   route(
     app,
     {

@@ -2,8 +2,10 @@ import type * as z from "zod";
 import { DIMENSIONS, isList } from "../db/event-record";
 import { topicColumn } from "../db/suppressions";
 import type { Env } from "../env";
+import { domainOf } from "../events/record";
 import { toStoredFields } from "../events/serialize";
 import { describeError, log } from "../lib/log";
+import { learnProvidersStatement } from "../mailbox/learned";
 import {
   type EventMessage,
   type QueueMessage,
@@ -11,7 +13,7 @@ import {
   type RegisterMessage,
 } from "../pipeline/messages";
 import { groupByShard, type ShardGroup } from "../shards/batch";
-import { shardDb } from "../shards/bindings";
+import { boundShards, shardDb } from "../shards/bindings";
 import type { AccountShards } from "../shards/route";
 import {
   backfillStatements,
@@ -21,6 +23,7 @@ import {
   eventsByKey,
   recentOutcomes,
   registrationStatements,
+  removedClicksRollup,
   removedEventsRollup,
   suppressionFromEventsStatement,
 } from "../store";
@@ -314,7 +317,9 @@ async function writeShard(
   if (touched.length > 0) statements.push(markPending(db, touched, Date.now()));
 
   // Scanner bursts: take back what removed clicks counted in the rollups, then delete them.
-  if (bursts.removed.length > 0) statements.push(removedEventsRollup(db, bursts.removed));
+  if (bursts.removed.length > 0) {
+    statements.push(...removedEventsRollup(db, bursts.removed), removedClicksRollup(db, bursts.removed));
+  }
   statements.push(...bursts.statements);
   const insertAt: number[] = [];
   for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
@@ -323,6 +328,15 @@ async function writeShard(
     insertAt.push(statements.length + chunkStatements.insert);
     statements.push(...chunkStatements.statements);
   }
+
+  // What SES said of receiving servers, per recipient domain (SPEC §15 mailbox_provider).
+  const learnedDomains = arrived.flatMap((e) =>
+    e.mailbox_provider
+      ? [{ domain: domainOf(e.event.recipient) ?? "", provider: e.mailbox_provider }].filter((l) => l.domain)
+      : [],
+  );
+  const learned = learnProvidersStatement(db, learnedDomains, Date.now());
+  if (learned) statements.push(learned);
 
   // The soft_bounce rule (SPEC §10), after the events: addresses with a transient bounce in this
   // batch. An account read from this shard alone has its outcomes and its entries here, and is ruled
@@ -367,10 +381,33 @@ async function writeShard(
     }
   }
   inserted?.push(...stored);
+  if (learnedDomains.length > 0) await learnOnOtherShards(env, shard, learnedDomains);
   if (remote.length > 0) touched.push(...(await suppressOnHome(env, db, routes, remote, stored, retried)));
   if (transientElsewhere.size > 0)
     touched.push(...(await softBounceAcross(env, routes, [...transientElsewhere.values()])));
   return touched;
+}
+
+/**
+ * A recipient domain's mailbox provider is a fact about the domain, not the account (db/mailbox-
+ * domains.ts): every event shard keeps the table, so that metrics attribute a domain the same way
+ * whichever shard an account lives on (SPEC §17). This shard learned it in its transaction; the
+ * others get the same upsert (which writes only a new or moved domain). A failure is logged, not
+ * retried: the domain's next report teaches it again.
+ */
+async function learnOnOtherShards(
+  env: Env,
+  shard: number,
+  learned: Parameters<typeof learnProvidersStatement>[1],
+): Promise<void> {
+  const now = Date.now();
+  const settled = await Promise.allSettled(
+    boundShards(env)
+      .filter((i) => i !== shard)
+      .map((i) => learnProvidersStatement(shardDb(env, i), learned, now)?.run()),
+  );
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) log("warn", "mailbox providers not learned on every shard", describeError(failed.reason));
 }
 
 /**

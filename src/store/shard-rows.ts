@@ -12,6 +12,8 @@ const ACCOUNT_HOLDING_TABLES = [
   "messages",
   "message_ids",
   "metric_rollups",
+  "metric_rollups_day",
+  "link_rollups",
   "suppressions",
   "mirror_pending",
   // The account's suppression change outbox (kept 7 days) stays where it was recorded and is pushed from there.

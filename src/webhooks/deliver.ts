@@ -1,3 +1,4 @@
+import { type AlertDbRow, toPublicAlert } from "../alerts/schema";
 import { config } from "../config";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
@@ -91,8 +92,9 @@ type Outcome =
   | { kind: "failed"; status: number | null; error: string; ours?: boolean };
 
 /**
- * What one delivery carries: a stored event (§8), or a suppression change (`sch_…` ids, data the
- * §10 entry; suppressions/changes.ts). Both are loaded at every attempt, so a removed one stops it.
+ * What one delivery carries: a stored event (§8), a suppression change (`sch_…` ids, data the
+ * §10 entry; suppressions/changes.ts) or an alert (`alt_…` ids, data the §19 alert; alerts/push.ts).
+ * Each is loaded at every attempt, so a removed one stops it.
  */
 interface Subject extends MatchableEvent {
   id: string;
@@ -108,6 +110,24 @@ const eventSubject = (event: EventDbRow): Subject => {
 
 /** Ids of suppression changes, which the delivery consumer loads from suppression_changes. */
 export const isChangeId = (id: string) => id.startsWith("sch_");
+
+/** Ids of alerts (SPEC §19), which the delivery consumer loads from the control database's alerts. */
+const isAlertId = (id: string) => id.startsWith("alt_");
+
+const alertSubject = (a: AlertDbRow): Subject => {
+  const data = toPublicAlert(a);
+  // Endpoint filters are about events: an alert goes by its type alone (match.ts).
+  return {
+    id: a.id,
+    type: a.type,
+    topic: null,
+    campaign: null,
+    from_domain: null,
+    tags: [],
+    timestamp: data.occurred_at,
+    data,
+  };
+};
 
 interface Item {
   message: Message<unknown>;
@@ -521,9 +541,10 @@ async function attemptOne(env: Env, item: Item, clock: () => number, timeoutMs: 
 }
 
 /**
- * One D1 round trip per shard for the batch: each message's stored event and delivery row, on the
- * shard the fan-out named (`shard`), or else on every shard the account is read from (a message
- * queued before shards, or a replay); endpoints from the cache.
+ * One D1 round trip per shard for the batch: each message's stored event (or suppression change)
+ * and delivery row, on the shard the fan-out named (`shard`), or else on every shard the account is
+ * read from (a message queued before shards, or a replay); alerts from the control database (SPEC
+ * §17); endpoints from the cache.
  */
 async function loadItems(
   env: Env,
@@ -536,14 +557,31 @@ async function loadItems(
   );
   const byShard = new Map<number, WebhookMessage[]>();
   parsed.forEach(({ m }, i) => {
+    if (isAlertId(m.event_id)) return;
     for (const shard of candidates[i] ?? []) byShard.set(shard, [...(byShard.get(shard) ?? []), m]);
   });
-  const [endpoints, perShard] = await Promise.all([
+  // Alerts' delivery rows sit on the account's home shard (the first it is read from).
+  parsed.forEach(({ m }, i) => {
+    const home = candidates[i]?.[0];
+    if (isAlertId(m.event_id) && home !== undefined) byShard.set(home, [...(byShard.get(home) ?? []), m]);
+  });
+  const alertKeys = JSON.stringify(
+    parsed.filter(({ m }) => isAlertId(m.event_id)).map(({ m }) => [m.account_id, m.occurred_at, m.event_id]),
+  );
+  const [endpoints, alertResult, perShard] = await Promise.all([
     endpointsOf(
       env,
       parsed.map(({ m }) => m.account_id),
       now,
     ),
+    // Alerts (alt_…), by primary key, in the control database.
+    (async () =>
+      env.DB.prepare(
+        `SELECT a.* FROM json_each(?1) AS k JOIN alerts AS a
+           ON a.account_id = k.value->>0 AND a.occurred_at = k.value->>1 AND a.id = k.value->>2`,
+      )
+        .bind(alertKeys)
+        .all<AlertDbRow>())(),
     Promise.all(
       [...byShard].map(async ([shard, messages]) => {
         // Inside the async function, so a binding that throws while preparing rejects here.
@@ -557,7 +595,9 @@ async function loadItems(
           db.batch([
             eventsByKeyStatement(
               db,
-              messages.map((m) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
+              messages
+                .filter((m) => !isAlertId(m.event_id))
+                .map((m) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
             ),
             deliveriesByKeyStatement(db, messages),
           ]),
@@ -566,7 +606,9 @@ async function loadItems(
       }),
     ),
   ]);
-  const subjects = new Map<string, { subject: Subject; shard: number }>();
+  const subjects = new Map<string, { subject: Subject; shard: number | null }>();
+  for (const a of alertResult.results)
+    subjects.set(key(a.account_id, a.occurred_at, a.id), { subject: alertSubject(a), shard: null });
   const deliveriesByKey = new Map<string, { row: DeliveryStateRow; shard: number }>();
   for (const { shard, changes, eventResult, deliveryResult } of perShard) {
     for (const e of (eventResult?.results ?? []) as EventDbRow[])

@@ -242,6 +242,20 @@ const READS: [string, (s: Stored) => Promise<unknown>][] = [
     "GET /v1/metrics hourly by tag",
     (s) => allPages(s, `/v1/metrics?${window()}&interval=hour&group_by=tag`, () => null),
   ],
+  ["GET /v1/metrics/links", (s) => allPages(s, `/v1/metrics/links?${window()}&limit=50`, () => null)],
+  ["GET /v1/reputation", (s) => allPages(s, "/v1/reputation?days=30", () => null)],
+  ["Unosend metrics", (s) => allPages(s, "/compat/unosend/v1/metrics?days=30&group_by=campaign", () => null)],
+  [
+    "Unosend metrics/links",
+    (s) => allPages(s, "/compat/unosend/v1/metrics/links?days=30&limit=100", () => null),
+  ],
+  [
+    "Unosend suppressions, every page",
+    (s) =>
+      allPages(s, "/compat/unosend/v1/suppressions?per_page=2&page=1", (body, _p, page) =>
+        page < body.meta.pages ? `/compat/unosend/v1/suppressions?per_page=2&page=${page + 1}` : null,
+      ),
+  ],
   [
     "SparkPost events, every page",
     (s) =>
