@@ -12,17 +12,19 @@
  *
  * Every /__bench/ request must carry `x-bench-key: $BENCH_KEY` (a random value the runner sets).
  */
+import { evaluateAccounts } from "../src/alerts/evaluate";
 import { openSparkPostPage, sparkPostQueryFrom } from "../src/compat/sparkpost/query";
 import type { Env } from "../src/env";
 import { createErasure, runErasure } from "../src/erasures/run";
 import { listEvents } from "../src/events/routes";
 import worker from "../src/index";
 import { parseQuery } from "../src/lib/validate";
+import { getLinkMetrics, linksQuerySchema } from "../src/metrics/links";
 import { metricsQuerySchema } from "../src/metrics/query";
 import { getMetrics } from "../src/metrics/routes";
 import type { QueueMessage } from "../src/pipeline/messages";
 import { handleEventsBatch } from "../src/queue/consumer";
-import { rebuildRollups } from "../src/store";
+import { rebuildLinkRollups, rebuildRollups } from "../src/store";
 import { processImportChunk } from "../src/suppressions/imports";
 import { handleWebhookBatch } from "../src/webhooks/deliver";
 
@@ -423,8 +425,27 @@ async function benchRoute(
     // Rolls up the bulk-loaded events of one account (metrics phase), as the one-time back-fill would.
     const account = url.searchParams.get("account") ?? "";
     const started = performance.now();
-    const results = await env.DB.batch(rebuildRollups(env.DB, account));
+    const results = await env.DB.batch([
+      ...rebuildRollups(env.DB, account),
+      ...rebuildLinkRollups(env.DB, account),
+    ]);
     return json({ ms: performance.now() - started, meta: results.map((r) => r.meta) });
+  }
+
+  if (route === "links") {
+    // The real GET /v1/metrics/links work for an account.
+    const account = request.headers.get("x-bench-account") ?? "";
+    const links = await getLinkMetrics(env, account, parseQuery(linksQuerySchema, url.searchParams));
+    return json({ links: links.data.length, clicked: links.totals.clicked, rowsRead: links.rowsRead });
+  }
+
+  if (route === "evaluate-alerts") {
+    // One alert evaluation of one account (its default rules), as the cron runs it: rows read and time.
+    // `account` may list several (comma-separated): one page, as the cron evaluates 100 at a time.
+    const accounts = (url.searchParams.get("account") ?? "").split(",");
+    const started = performance.now();
+    const result = await evaluateAccounts(env, accounts, Date.now());
+    return json({ ms: performance.now() - started, ...result });
   }
 
   if (route === "metrics") {

@@ -17,6 +17,11 @@ const TABLES = [
   "webhook_deliveries",
   "click_bursts",
   "suppression_changes",
+  "mailbox_domains",
+  "alert_rules",
+  "alerts",
+  "link_rollups",
+  "metric_rollups_day",
 ];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 

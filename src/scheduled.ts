@@ -1,3 +1,5 @@
+import { evaluateAlerts } from "./alerts/evaluate";
+import { purgeExpiredAlerts } from "./alerts/purge";
 import type { Env } from "./env";
 import { runPendingErasures } from "./erasures/run";
 import { describeError, log } from "./lib/log";
@@ -22,11 +24,14 @@ export async function runScheduledWork(env: Env, now: number): Promise<void> {
   const tasks = [
     // First, so that what waited longest is written before anything else; its log line shows the backlog.
     ["parked replay", async () => ({ ...(await replayParkedMessages(env)), ...(await parkedStatus(env)) })],
+    // Early: an alert is due within 5 minutes of its data (SPEC §19); bounded by its own time budget.
+    ["alert evaluation", () => evaluateAlerts(env, now)],
     ["retention purge", () => purgeExpiredEvents(env, now)],
     // After the events: a registration goes once its email has no event left.
     ["registration purge", () => purgeStaleRegistrations(env, now)],
     ["webhook deliveries purge", () => purgeExpiredDeliveries(env, now)],
     ["metrics rollup purge (400 days)", () => purgeExpiredRollups(env, now)],
+    ["alert history purge (400 days)", () => purgeExpiredAlerts(env, now)],
     // Before the reconcile: an expired entry leaves D1 and KV together, with its suppression.deleted.
     ["suppression expiry", () => deleteExpired(env, env.DB, now)],
     // Erasures a dying Worker left unfinished (SPEC §20: done within one scheduled cycle).

@@ -30,6 +30,13 @@ export const METRICS_CASES = [
     params: { days: "30", interval: "week", group_by: "recipient_domain" },
   },
   { name: "400 days, monthly", params: { days: "400", interval: "month" } },
+  { name: "400 days, hourly", params: { days: "400", interval: "hour" } },
+];
+
+/** GET /v1/metrics/links cases (SPEC §15), on the same account. */
+export const LINK_CASES = [
+  { name: "links, 30 days", params: { days: "30" } },
+  { name: "links, 400 days", params: { days: "400" } },
 ];
 
 export async function metricsPhase({ app, client, secret, universe, values, options }) {
@@ -83,6 +90,67 @@ export async function metricsPhase({ app, client, secret, universe, values, opti
     });
   }
   caseBar.done();
+
+  const links = [];
+  for (const c of LINK_CASES) {
+    const qs = new URLSearchParams(c.params).toString();
+    const { data } = await client.call(`/__bench/links?${qs}`, {
+      extraHeaders: { "x-bench-account": largest },
+    });
+    const latencies = [];
+    for (let i = 0; i < repeats; i++) {
+      const res = await timedFetch(`${app.url}/v1/metrics/links?${qs}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      if (res.status !== 200)
+        throw new Error(`GET /v1/metrics/links?${qs} answered ${res.status}: ${res.text.slice(0, 300)}`);
+      latencies.push(res.ms);
+    }
+    const ms = summarize(latencies);
+    links.push({
+      name: c.name,
+      rows_read: data.rowsRead,
+      links: data.links,
+      clicked: data.clicked,
+      latency_ms: { p50: round(ms.p50), p99: round(ms.p99), n: ms.n },
+    });
+  }
+
+  // One alert evaluation per account (its two default rules over 24 h), as the cron runs it; the
+  // dataset's last day is the window, so each account reads its real density of rollups.
+  const evaluations = [];
+  for (const account of accounts) {
+    const { data } = await client.call(`/__bench/evaluate-alerts?account=${encodeURIComponent(account)}`, {
+      method: "POST",
+    });
+    evaluations.push(data);
+  }
+  // The same accounts as the cron evaluates them: one page of 100 (three D1 round trips).
+  const { data: page } = await client.call(
+    `/__bench/evaluate-alerts?account=${encodeURIComponent(accounts.slice(0, 100).join(","))}`,
+    { method: "POST" },
+  );
+  const evalMs = summarize(evaluations.map((e) => e.ms));
+  const evalRows = evaluations.map((e) => e.rowsRead);
+  const alerts = {
+    accounts: evaluations.length,
+    rows_read_mean: round(evalRows.reduce((a, b) => a + b, 0) / evalRows.length),
+    rows_read_max: Math.max(...evalRows),
+    ms_p50: round(evalMs.p50),
+    ms_p99: round(evalMs.p99),
+    // 10,000 accounts like these, evaluated in pages of 100 accounts (3 round trips a page).
+    projected_10k_rows_read: Math.round((evalRows.reduce((a, b) => a + b, 0) / evalRows.length) * 10_000),
+    projected_10k_seconds_one_by_one: round(
+      ((evaluations.reduce((a, e) => a + e.ms, 0) / evaluations.length) * 10_000) / 1000,
+    ),
+    page: {
+      accounts: Math.min(100, accounts.length),
+      ms: round(page.ms),
+      rows_read: page.rowsRead,
+      rules: page.rules,
+    },
+    projected_10k_seconds_paged: round(((page.ms / Math.min(100, accounts.length)) * 10_000) / 1000),
+  };
   return {
     account: largest,
     account_events: values[0].events,
@@ -91,5 +159,7 @@ export async function metricsPhase({ app, client, secret, universe, values, opti
     largest_account_rollup_rows: largestRows.results[0].n,
     rebuild_seconds: round(rollupMs / 1000),
     cases,
+    links,
+    alerts,
   };
 }

@@ -202,6 +202,90 @@ async function loadMetrics() {
   renderGroups(metrics);
 }
 
+const STATUS_TEXT = {
+  healthy: "Healthy",
+  warning: "Warning: at or above Amazon SES's review threshold",
+  at_risk: "At risk: at or above the rate at which Amazon SES may pause sending",
+  insufficient_volume: "Not enough mail to judge (fewer than 100 sent)",
+};
+const METRIC_TEXT = {
+  bounce_rate: "Bounce rate",
+  complaint_rate: "Complaint rate",
+  delivery_rate: "Delivery rate",
+  open_rate: "Open rate",
+  click_rate: "Click rate",
+};
+
+async function loadReputation() {
+  const rep = await api("/v1/reputation", { days: "7" });
+  const status = $("reputation-status");
+  status.dataset.status = rep.status;
+  status.replaceChildren(
+    el("b", {}, STATUS_TEXT[rep.status] ?? rep.status),
+    ` · ${fmt.format(rep.window.sent)} sent · bounce ${pct(rep.bounce_rate)} · complaints ${pct(rep.complaint_rate)}`,
+  );
+  $("providers").replaceChildren(
+    el("thead", {}, el("tr", {}, ...["Mailbox provider", "Sent", "Bounce rate", "Complaint rate"].map((h) => el("th", {}, h)))),
+    el(
+      "tbody",
+      {},
+      ...rep.by_mailbox_provider.map((p) =>
+        el(
+          "tr",
+          { "data-provider": p.mailbox_provider },
+          el("td", {}, p.mailbox_provider),
+          el("td", { class: "num" }, fmt.format(p.sent)),
+          el("td", { class: "num" }, pct(p.bounce_rate)),
+          // A provider without per-message complaints (Gmail) has no rate: say so, never show 0.
+          el("td", { class: "num" }, p.complaint_rate === null ? "no data" : pct(p.complaint_rate)),
+        ),
+      ),
+    ),
+  );
+  const rules = await api("/v1/alerts", {});
+  $("rules").replaceChildren(
+    el("thead", {}, el("tr", {}, ...["Rule", "Threshold", "Window", "State", "Last value"].map((h) => el("th", {}, h)))),
+    el(
+      "tbody",
+      {},
+      ...rules.data.map((r) =>
+        el(
+          "tr",
+          { "data-rule": r.id, "data-state": r.state },
+          el("td", {}, r.description ?? METRIC_TEXT[r.metric] ?? r.metric),
+          el("td", { class: "num" }, `${r.metric === "bounce_rate" || r.metric === "complaint_rate" ? ">" : "<"} ${pct(r.threshold)}`),
+          el("td", {}, r.window),
+          el("td", { class: `state-${r.state}` }, r.state === "firing" ? "Firing" : "OK"),
+          el("td", { class: "num" }, pct(r.last_value)),
+        ),
+      ),
+    ),
+  );
+  const histories = await Promise.all(rules.data.map((r) => api(`/v1/alerts/${r.id}/history`, { limit: "10" })));
+  const recent = histories
+    .flatMap((h) => h.data)
+    .sort((a, b) => (a.occurred_at < b.occurred_at ? 1 : -1))
+    .slice(0, 10);
+  $("alerts").replaceChildren(
+    el("thead", {}, el("tr", {}, ...["Time", "Alert", "Value", "Sent in window"].map((h) => el("th", {}, h)))),
+    el(
+      "tbody",
+      {},
+      ...recent.map((a) =>
+        el(
+          "tr",
+          { "data-alert": a.id, "data-type": a.type },
+          el("td", { title: a.occurred_at }, new Date(a.occurred_at).toLocaleString()),
+          el("td", {}, `${METRIC_TEXT[a.metric] ?? a.metric} ${a.type === "alert.triggered" ? "triggered" : "resolved"}`),
+          el("td", { class: "num" }, pct(a.value)),
+          el("td", { class: "num" }, fmt.format(a.window.sent)),
+        ),
+      ),
+      ...(recent.length === 0 ? [el("tr", {}, el("td", { colspan: 4, class: "empty" }, "No alerts yet."))] : []),
+    ),
+  );
+}
+
 function eventDetail(e) {
   if (e.type === "email.bounced") return [e.bounce_type, e.smtp_response].filter(Boolean).join(" · ");
   if (e.type === "email.complained") return e.complaint_type ?? "";
@@ -266,6 +350,7 @@ function show() {
   $("signout").hidden = !signedIn;
   if (signedIn) {
     run(loadMetrics);
+    run(loadReputation);
     run(() => loadEvents());
   }
 }

@@ -20,6 +20,7 @@ export const SCOPES = [
   "send",
   "webhooks:read",
   "webhooks:write",
+  "alerts:write",
   "admin",
 ] as const;
 export type Scope = (typeof SCOPES)[number];

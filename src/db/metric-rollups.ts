@@ -64,3 +64,101 @@ export const metricRollups = sqliteTable(
     }),
   ],
 );
+
+/**
+ * Coarse metrics rollups: one row per account, UTC day and combination of the dimensions but the
+ * recipient domain, with the same counters, written by the same statements as metric_rollups (one
+ * more statement per write, metrics/rollup.ts). A day, not an hour: at the densities measured
+ * (BENCHMARKS.md) an hour row holds few quarter-hour rows, so it saved little to read and cost as
+ * much to write; a day row folds a whole day. The recipient domain is the key's largest multiplier and
+ * most queries never need it. A query by day, week or month in UTC (the default zone) that neither
+ * groups nor filters by the recipient domain or the mailbox provider reads the whole UTC days of its
+ * window here and only the partial days at its edges from metric_rollups (metrics/query.ts). Kept
+ * 400 days with metric_rollups.
+ *
+ * Cost: WITHOUT ROWID, no secondary index; a batch's events sum per key before the write, so one row
+ * written per distinct (day, campaign, template, topic, sending domain, tag set) the batch touches:
+ * BENCHMARKS.md gives the share per event (all rollup tables together must stay under 1.0).
+ */
+export const metricRollupsDay = sqliteTable(
+  "metric_rollups_day",
+  {
+    accountId: text("account_id").notNull(),
+    /** Epoch ms of the UTC day. */
+    bucket: integer("bucket").notNull(),
+    campaign: text("campaign").notNull(),
+    templateId: text("template_id").notNull(),
+    topic: text("topic").notNull(),
+    fromDomain: text("from_domain").notNull(),
+    tags: text("tags").notNull(),
+    sent: counter("sent"),
+    delivered: counter("delivered"),
+    delayed: counter("delayed"),
+    bounced: counter("bounced"),
+    bouncedPermanent: counter("bounced_permanent"),
+    complained: counter("complained"),
+    unsubscribed: counter("unsubscribed"),
+    suppressed: counter("suppressed"),
+    failed: counter("failed"),
+    opened: counter("opened"),
+    openedByProxy: counter("opened_by_proxy"),
+    openedByPerson: counter("opened_by_person"),
+    uniqueOpened: counter("unique_opened"),
+    uniqueOpenedByPerson: counter("unique_opened_by_person"),
+    clicked: counter("clicked"),
+    uniqueClicked: counter("unique_clicked"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.accountId, t.bucket, t.campaign, t.templateId, t.topic, t.fromDomain, t.tags] }),
+  ],
+);
+
+/**
+ * Clicks per link (SPEC §15 GET /v1/metrics/links): one row per account, UTC day, link (url and
+ * link name) and the dimensions the links route filters by, with three counters. Kept 400 days
+ * like metric_rollups (purged with them).
+ *
+ * - A day, not a quarter hour: links are asked over days (1-400), and a 400-day answer must read
+ *   within §18's 10,000 rows; the window is widened to whole UTC days (the response says which).
+ * - `mailbox_provider` is resolved when the click is written (a consumer domain's provider, else the
+ *   one learned for the recipient's domain, else other), so the table needs no recipient domain.
+ * - Cost: WITHOUT ROWID, no secondary index; the consumer sums a batch's clicks per key, so at most
+ *   one row written per click and far fewer (clicks of one campaign's link on one day share a row).
+ *   Only clicks write here (a few per cent of events): BENCHMARKS.md gives rows per event.
+ */
+export const linkRollups = sqliteTable(
+  "link_rollups",
+  {
+    accountId: text("account_id").notNull(),
+    /** Epoch ms of the UTC day. */
+    day: integer("day").notNull(),
+    url: text("url").notNull(),
+    /** The link's name ('' when none). */
+    linkName: text("link_name").notNull(),
+    campaign: text("campaign").notNull(),
+    templateId: text("template_id").notNull(),
+    topic: text("topic").notNull(),
+    fromDomain: text("from_domain").notNull(),
+    tags: text("tags").notNull(),
+    mailboxProvider: text("mailbox_provider").notNull(),
+    clicked: counter("clicked"),
+    uniqueClicked: counter("unique_clicked"),
+    clickedByPerson: integer("clicked_by_person").notNull().default(0),
+  },
+  (t) => [
+    primaryKey({
+      columns: [
+        t.accountId,
+        t.day,
+        t.url,
+        t.linkName,
+        t.campaign,
+        t.templateId,
+        t.topic,
+        t.fromDomain,
+        t.tags,
+        t.mailboxProvider,
+      ],
+    }),
+  ],
+);

@@ -1,5 +1,7 @@
 /** Width of a rollup bucket. Every UTC offset in tzdb today is a multiple of 15 minutes. */
 export const ROLLUP_BUCKET_MS = 15 * 60_000;
+/** Width of a coarse rollup bucket (metric_rollups_day): a UTC day. */
+export const DAY_ROLLUP_MS = 24 * 60 * 60_000;
 
 /** The counters of SPEC §15, in the order they are stored, summed and answered. */
 export const METRIC_COUNTERS = [
@@ -32,4 +34,29 @@ export const ROLLUP_KEY_COLUMNS = [
   "from_domain",
   "recipient_domain",
   "tags",
+] as const;
+
+/** The key of the coarse daily rollups (db/metric-rollups.ts): no recipient domain. */
+export const DAY_ROLLUP_KEY_COLUMNS = [
+  "account_id",
+  "bucket",
+  "campaign",
+  "template_id",
+  "topic",
+  "from_domain",
+  "tags",
+] as const;
+
+/** The key of the link rollups (db/metric-rollups.ts). */
+export const LINK_ROLLUP_KEY_COLUMNS = [
+  "account_id",
+  "day",
+  "url",
+  "link_name",
+  "campaign",
+  "template_id",
+  "topic",
+  "from_domain",
+  "tags",
+  "mailbox_provider",
 ] as const;

@@ -114,6 +114,15 @@ export class ZoneOffsets {
     return `(CASE ${whens} ELSE ${this.offsets.at(-1)} END)`;
   }
 
+  /**
+   * Whether the zone is at UTC all along (UTC itself, or a zone without offset over the window):
+   * then every local day, week and month is a union of whole UTC days, which the coarse daily
+   * rollups answer.
+   */
+  alwaysUtc(): boolean {
+    return this.offsets.every((o) => o === 0);
+  }
+
   private indexAt(t: number): number {
     let lo = 0;
     let hi = this.changes.length - 1;

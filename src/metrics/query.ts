@@ -13,6 +13,8 @@ import {
   timestampParam,
   topicParam,
 } from "../lib/params";
+import { parseQuery } from "../lib/validate";
+import { MAILBOX_PROVIDERS } from "../mailbox/providers";
 import { canonicalTimeZone, INTERVALS, type Interval } from "./buckets";
 
 /**
@@ -23,11 +25,19 @@ import { canonicalTimeZone, INTERVALS, type Interval } from "./buckets";
 export const MAX_DAYS = 400;
 const DEFAULT_DAYS = 7;
 
-export const GROUP_BY = ["campaign", "template_id", "topic", "domain", "recipient_domain", "tag"] as const;
+export const GROUP_BY = [
+  "campaign",
+  "template_id",
+  "topic",
+  "domain",
+  "recipient_domain",
+  "mailbox_provider",
+  "tag",
+] as const;
 export type GroupBy = (typeof GROUP_BY)[number];
 
 /** The rollup column of each grouping (tag is expanded from the tag set). */
-export const GROUP_COLUMN: Record<Exclude<GroupBy, "tag">, string> = {
+export const GROUP_COLUMN: Record<Exclude<GroupBy, "tag" | "mailbox_provider">, string> = {
   campaign: "campaign",
   template_id: "template_id",
   topic: "topic",
@@ -83,6 +93,10 @@ export const metricsQuerySchema = z.object({
   tags: listParam(MAX_TAGS, tagParam)
     .optional()
     .meta({ description: `events carrying any of these tags (at most ${MAX_TAGS})` }),
+  mailbox_provider: z
+    .enum(MAILBOX_PROVIDERS, { error: `must be one of ${MAILBOX_PROVIDERS.join(", ")}` })
+    .optional()
+    .meta({ description: "the receiving mailbox provider (google, microsoft, yahoo, apple, other)" }),
   account_id: accountIdParam,
 });
 export type MetricsQuery = z.output<typeof metricsQuerySchema>;
@@ -91,6 +105,11 @@ export type MetricsQuery = z.output<typeof metricsQuerySchema>;
 export function checkMetricsQuery(q: MetricsQuery): MetricsQuery {
   checkWindowParams(q);
   return q;
+}
+
+/** A metrics query from query text, for the internal readers (reputation, alerts, Unosend, links). */
+export function parseMetricsParams(params: URLSearchParams): MetricsQuery {
+  return checkMetricsQuery(parseQuery(metricsQuerySchema, params));
 }
 
 export interface MetricsWindow {

@@ -4,8 +4,9 @@ import { METRIC_COUNTERS, type MetricCounter } from "../db/metrics";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
-import { sumRollups } from "../store";
+import { ROLLUP_ROWS_BUDGET, sumRollups } from "../store";
 import { ZoneOffsets } from "./buckets";
+import { registerLinkMetricsRoute } from "./links";
 import {
   addCounters,
   type Counters,
@@ -43,6 +44,10 @@ const metricsSchema = z
 export type MetricsResponse = z.infer<typeof metricsSchema>;
 
 const DESCRIPTION = `Counts over time from rollups kept 400 days on every plan, long after raw events are purged.
+
+One request reads at most 10,000 rollup rows (SPEC §18): a window and grouping that would need more is a 400
+naming \`days\` (or \`start\`). By day, week or month in UTC without \`recipient_domain\` or \`mailbox_provider\`,
+whole UTC days are read from daily rollups (one row per day and dimension combination, not per 15 minutes).
 
 Buckets are aligned to \`tz\` exactly (rollups are stored per 15 minutes of UTC; every zone offset is a
 multiple of 15 minutes). The window is widened outwards to that 15-minute grid and clamped to the last
@@ -83,6 +88,12 @@ export async function getMetrics(
   }
   const zone = new ZoneOffsets(q.tz, window.start, window.end);
   const summed = await sumRollups(env.DB, accountId, q, window, zone);
+  if (summed.scanned > ROLLUP_ROWS_BUDGET) {
+    throw validationError(
+      q.start !== undefined ? "start" : "days",
+      `this query needs more than ${ROLLUP_ROWS_BUDGET} rollup rows (SPEC §18); ask for a shorter window, or by day, week or month in UTC without recipient_domain or mailbox_provider (those read the daily rollups)`,
+    );
+  }
   const totals = q.group_by === "tag";
 
   // SQL summed each local bucket; its start comes from its earliest instant.
@@ -127,6 +138,7 @@ export async function getMetrics(
 }
 
 export function registerMetricsRoutes(app: App): void {
+  registerLinkMetricsRoute(app);
   route(
     app,
     {

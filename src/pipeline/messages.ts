@@ -42,6 +42,12 @@ export const queueMessageSchema = z.discriminatedUnion("type", [
      * consumer's burst detection. Stored beside the event, never part of the public event (§8).
      */
     network: z.string().max(64).nullable().optional(),
+    /**
+     * SES deliveries and bounces to a domain that is not a consumer domain: the provider that runs
+     * the receiving server, as SES's report names it (mailbox/providers.ts). The consumer remembers
+     * it for the recipient's domain (db/mailbox-domains.ts).
+     */
+    mailbox_provider: z.enum(["google", "microsoft", "yahoo", "apple"]).optional(),
   }),
   z.object({
     type: z.literal("register"),

@@ -2,8 +2,10 @@ import type * as z from "zod";
 import { DIMENSIONS, isList } from "../db/event-record";
 import { topicColumn } from "../db/suppressions";
 import type { Env } from "../env";
+import { domainOf } from "../events/record";
 import { toStoredFields } from "../events/serialize";
 import { describeError, log } from "../lib/log";
+import { learnProvidersStatement } from "../mailbox/learned";
 import {
   type EventMessage,
   type QueueMessage,
@@ -16,6 +18,7 @@ import {
   chunkByJsonSize,
   eventInsertStatements,
   registrationStatements,
+  removedClicksRollup,
   removedEventsRollup,
   suppressionFromEventsStatement,
 } from "../store";
@@ -224,7 +227,9 @@ export async function writeBatch(
   if (touched.length > 0) statements.push(markPending(env, touched, Date.now()));
 
   // Scanner bursts: take back what removed clicks counted in the rollups, then delete them.
-  if (bursts.removed.length > 0) statements.push(removedEventsRollup(db, bursts.removed));
+  if (bursts.removed.length > 0) {
+    statements.push(...removedEventsRollup(db, bursts.removed), removedClicksRollup(db, bursts.removed));
+  }
   statements.push(...bursts.statements);
   const insertAt: number[] = [];
   for (const chunk of chunkByJsonSize(events.map((e) => eventRow(e)))) {
@@ -233,6 +238,20 @@ export async function writeBatch(
     insertAt.push(statements.length + chunkStatements.insert);
     statements.push(...chunkStatements.statements);
   }
+
+  // What SES said of receiving servers, per recipient domain (SPEC §15 mailbox_provider).
+  const learned = learnProvidersStatement(
+    db,
+    arrived.flatMap((e) =>
+      e.mailbox_provider
+        ? [{ domain: domainOf(e.event.recipient) ?? "", provider: e.mailbox_provider }].filter(
+            (l) => l.domain,
+          )
+        : [],
+    ),
+    Date.now(),
+  );
+  if (learned) statements.push(learned);
 
   // The soft_bounce rule (SPEC §10), after the events: addresses with a transient bounce in this batch.
   const transient = new Map<string, [string, string]>();

@@ -48,9 +48,12 @@ export async function notificationToMessages(env: Env, msg: SnsNotification): Pr
       }
       event.tracking = { ...event.tracking, bot: verdict.bot };
     }
-    messages.push(
-      item.suppress ? { type: "event", event, suppress: item.suppress } : { type: "event", event },
-    );
+    messages.push({
+      type: "event",
+      event,
+      ...(item.suppress ? { suppress: item.suppress } : {}),
+      ...(item.mailbox_provider ? { mailbox_provider: item.mailbox_provider } : {}),
+    });
   }
   return { kind: "queued", messages };
 }

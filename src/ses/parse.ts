@@ -11,6 +11,7 @@ import {
 import { ApiError } from "../lib/errors";
 import { canonicalAddress } from "../lib/idna";
 import { eventId } from "../lib/ids";
+import { type KnownProvider, providerOfDomain, providerOfServer } from "../mailbox/providers";
 import type { SuppressEffect } from "../pipeline/messages";
 import { isSimulatorAddress } from "../suppressions/address";
 
@@ -22,6 +23,8 @@ import { isSimulatorAddress } from "../suppressions/address";
 export interface SesParsedItem {
   event: EventRecord;
   suppress?: SuppressEffect;
+  /** Deliveries and bounces: the provider that runs the receiving server, when SES's report names one. */
+  mailbox_provider?: KnownProvider;
 }
 
 /**
@@ -68,13 +71,21 @@ const bounceSchema = z.object({
   bounceSubType: text,
   bouncedRecipients: z.array(dsnRecipient),
   timestamp: text,
+  reportingMTA: text,
+  remoteMtaIp: text,
 });
 const complaintSchema = z.object({
   complainedRecipients: z.array(z.object({ emailAddress: z.string() })),
   complaintFeedbackType: text,
   timestamp: text,
 });
-const deliverySchema = z.object({ recipients: z.array(z.string()), smtpResponse: text, timestamp: text });
+const deliverySchema = z.object({
+  recipients: z.array(z.string()),
+  smtpResponse: text,
+  timestamp: text,
+  reportingMTA: text,
+  remoteMtaIp: text,
+});
 const delaySchema = z.object({ delayedRecipients: z.array(dsnRecipient), timestamp: text });
 const openSchema = z.object({ userAgent: text, ipAddress: text, timestamp: text });
 const clickSchema = openSchema.extend({
@@ -102,7 +113,7 @@ interface Plan {
   type: EventType;
   /** The type's own timestamp; mail.timestamp stands in when absent. */
   timestamp: string | null | undefined;
-  recipients: Array<{ address: string; fields?: Partial<EventRecord> }>;
+  recipients: Array<{ address: string; fields?: Partial<EventRecord>; server?: KnownProvider | null }>;
   fields?: Partial<EventRecord>;
   /** Applied to every recipient except the mailbox simulator's. */
   suppress?: SuppressEffect;
@@ -199,7 +210,15 @@ function planFor(
       return {
         type,
         timestamp: data.timestamp,
-        recipients: data.bouncedRecipients.map((r) => ({ address: r.emailAddress, fields: dsnFields(r) })),
+        recipients: data.bouncedRecipients.map((r) => ({
+          address: r.emailAddress,
+          fields: dsnFields(r),
+          server: providerOfServer({
+            smtpResponse: r.diagnosticCode,
+            remoteMtaIp: data.remoteMtaIp,
+            reportingMTA: data.reportingMTA,
+          }),
+        })),
         fields: { bounce_type: kind, bounce_classification: clip(data.bounceSubType, 128) },
         // Transient and undetermined bounces may recover: only a permanent one suppresses.
         ...(kind === "permanent" ? { suppress: { reason: "hard_bounce", topic: null } } : {}),
@@ -217,10 +236,11 @@ function planFor(
     }
     case "Delivery": {
       const data = block(record, "delivery", deliverySchema);
+      const server = providerOfServer(data);
       return {
         type,
         timestamp: data.timestamp,
-        recipients: data.recipients.map((address) => ({ address })),
+        recipients: data.recipients.map((address) => ({ address, server })),
         fields: {
           smtp_code: smtpReplyCode(data.smtpResponse),
           smtp_response: smtpResponseText(data.smtpResponse),
@@ -373,7 +393,11 @@ export async function parseSesMessage(
       ...entry.fields,
     };
     const suppress = isSimulatorAddress(recipient) ? undefined : plan.suppress;
-    items.push(suppress ? { event, suppress: { ...suppress } } : { event });
+    const item: SesParsedItem = suppress ? { event, suppress: { ...suppress } } : { event };
+    // Learned only for domains that are not a provider's own (those are known from the domain).
+    const domain = domainOf(recipient);
+    if (entry.server && domain && providerOfDomain(domain) === null) item.mailbox_provider = entry.server;
+    items.push(item);
   }
   if (items.length === 0) return { kind: "ignored", reason: `SES ${sesType} record names no recipient` };
 

@@ -12,6 +12,7 @@ import {
   registrationOf,
   storedWithIdOf,
 } from "./fragments";
+import { newClicksRollup } from "./link-rollups";
 import { MAP_EVENT_MESSAGE_IDS, MAP_REGISTERED_MESSAGE_IDS } from "./message-ids";
 import { backfillRollup, newEventsRollup } from "./rollups";
 
@@ -85,7 +86,7 @@ export function backfillStatements(
   accountId: string,
   emailId: string,
 ): D1PreparedStatement[] {
-  return [backfillRollup(db, accountId, emailId), db.prepare(BACKFILL_EVENTS).bind(accountId, emailId)];
+  return [...backfillRollup(db, accountId, emailId), db.prepare(BACKFILL_EVENTS).bind(accountId, emailId)];
 }
 
 // `network` is stored beside the event's fields for the consumer's burst detection (tracking/bursts.ts).
@@ -109,22 +110,24 @@ GROUP BY 1, 2
 ON CONFLICT DO NOTHING`;
 
 /**
- * A chunk of event rows (stored fields keyed by field name, plus `network`): the rollup of its first
- * arrivals (before the insert, which it must precede), the insert, the sending domains and the
- * Message-ID map. `insert` is the index of the statement whose results are the inserted events.
+ * A chunk of event rows (stored fields keyed by field name, plus `network`): the rollups of its
+ * first arrivals (quarter-hour, daily and link rollups, before the insert, which they must precede),
+ * the insert, the sending domains and the Message-ID map. `insert` is the index of the statement
+ * whose results are the inserted events.
  */
 export function eventInsertStatements(
   db: D1Database,
   chunk: string,
 ): { statements: D1PreparedStatement[]; insert: number } {
+  const rollups = [...newEventsRollup(db, chunk), newClicksRollup(db, chunk)];
   return {
     statements: [
-      newEventsRollup(db, chunk),
+      ...rollups,
       db.prepare(INSERT_EVENTS).bind(chunk),
       db.prepare(EVENT_DOMAINS).bind(chunk),
       db.prepare(MAP_EVENT_MESSAGE_IDS).bind(chunk),
     ],
-    insert: 1,
+    insert: rollups.length,
   };
 }
 

@@ -11,6 +11,7 @@ export * from "./deliveries";
 export * from "./erasure";
 export * from "./event-writes";
 export * from "./fragments";
+export * from "./link-rollups";
 export * from "./offset-page";
 export * from "./outcomes";
 export * from "./purge";

@@ -1,4 +1,4 @@
-import { ROLLUP_KEY_COLUMNS } from "../db/metrics";
+import { DAY_ROLLUP_KEY_COLUMNS, LINK_ROLLUP_KEY_COLUMNS, ROLLUP_KEY_COLUMNS } from "../db/metrics";
 
 /**
  * Every purge of a table that grows with mail is one budgeted walk (`budgetedWalk`) given the
@@ -171,10 +171,30 @@ export function expiredDeliveriesWalk(
 // metric rollups: an account's buckets before the cutoff, through the primary key
 
 export function expiredRollupsWalk(db: D1Database, cutoff: number): PurgeWalk<{ key: string }, true> {
-  const table = { name: "metric_rollups", key: ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" };
   const next =
     "SELECT account_id AS key FROM metric_rollups WHERE account_id > ?1 ORDER BY account_id LIMIT 1";
-  return rangeDeleteWalk(db, table, next, () => cutoff);
+  // An account's quarter-hour rollups, then its daily and link rollups (each of their rows has
+  // quarter-hour rows of the same account, so walking metric_rollups' accounts finds them all).
+  const tables = [
+    { name: "metric_rollups", key: ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
+    { name: "metric_rollups_day", key: DAY_ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
+    { name: "link_rollups", key: LINK_ROLLUP_KEY_COLUMNS, group: "account_id", time: "day" },
+  ].map((table) => rangeDeleteWalk<{ key: string }>(db, table, next, () => cutoff));
+  const first = tables[0] as PurgeWalk<{ key: string }, true>;
+  return {
+    next: first.next,
+    step: async (group, _from, limit) => {
+      let deleted = 0;
+      let statements = 0;
+      for (const walk of tables) {
+        const r = await walk.step(group, null, limit - deleted);
+        deleted += r.deleted;
+        statements += r.statements;
+        if (r.next !== null) return { deleted, statements, next: true as const };
+      }
+      return { deleted, statements, next: null };
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-import { METRIC_COUNTERS } from "../db/metrics";
+import { DAY_ROLLUP_MS, METRIC_COUNTERS } from "../db/metrics";
+import { consumerProviderSql } from "../mailbox/providers";
 import { labelSql, type ZoneOffsets } from "../metrics/buckets";
 import {
   type Counters,
@@ -8,9 +9,128 @@ import {
   type RollupRow,
 } from "../metrics/query";
 
+/** Rollup rows one metrics query reads at most (SPEC §18). */
+export const ROLLUP_ROWS_BUDGET = 10_000;
+
 /**
- * Reads of metric_rollups (db/metric-rollups.ts) for GET /v1/metrics.
+ * Reads of the metrics rollups (db/metric-rollups.ts) for GET /v1/metrics, the reputation and the
+ * alert rules: the quarter-hour rows, and the coarse daily rows for the whole UTC days of a UTC
+ * query that needs no recipient domain.
  */
+
+/**
+ * The mailbox provider of a rollup row (SPEC §15), from its recipient domain: a consumer domain's
+ * provider, else the one learned for the domain (db/mailbox-domains.ts, a key lookup), else other.
+ * Attributed at query time, so a domain's whole history follows what was learned of it.
+ */
+const PROVIDER_OF = (domain: string) =>
+  `COALESCE(${consumerProviderSql(domain)}, (SELECT md.provider FROM mailbox_domains AS md WHERE md.domain = ${domain}), 'other')`;
+
+export interface Statement {
+  sql: string;
+  params: (string | number)[];
+}
+
+/**
+ * The window's rollup rows, filtered, summed per local bucket of the zone and group in SQL (so
+ * only the answer's rows leave D1); and, for tag groupings (where an event counts in several
+ * groups), the totals from the ungrouped rows.
+ */
+export function buildMetricsStatements(
+  accountId: string,
+  q: MetricsQuery,
+  window: MetricsWindow,
+  zone: ZoneOffsets,
+): { rows: Statement; totals: Statement | null } {
+  // The filters, on a rollup table's own columns; each source below applies them.
+  const filters: string[] = [];
+  const filterParams: (string | number)[] = [];
+  const eq = (column: string, value: string | undefined) => {
+    if (value === undefined) return;
+    filters.push(`${column} = ?`);
+    filterParams.push(value);
+  };
+  eq("campaign", q.campaign);
+  eq("template_id", q.template_id);
+  eq("topic", q.topic);
+  eq("from_domain", q.domain);
+  if (q.mailbox_provider !== undefined) {
+    filters.push(`${PROVIDER_OF("recipient_domain")} = ?`);
+    filterParams.push(q.mailbox_provider);
+  }
+  if (q.tags) {
+    filters.push(
+      `EXISTS (SELECT 1 FROM json_each(tags) AS f WHERE f.value IN (${q.tags.map(() => "?").join(", ")}))`,
+    );
+    filterParams.push(...q.tags);
+  }
+  const providers = q.group_by === "mailbox_provider" || q.mailbox_provider !== undefined;
+  const columns = ["bucket", "campaign", "template_id", "topic", "from_domain", "tags", ...METRIC_COUNTERS];
+  // The whole UTC days of the window from the coarse rollups when nothing needs the recipient
+  // domain and the buckets are unions of whole UTC days (days, weeks, months in a zone at UTC all
+  // along); the partial days at the edges (and everything else) from the quarter-hour rollups.
+  const dayStart = Math.ceil(window.start / DAY_ROLLUP_MS) * DAY_ROLLUP_MS;
+  const dayEnd = Math.floor(window.end / DAY_ROLLUP_MS) * DAY_ROLLUP_MS;
+  const coarse =
+    !providers &&
+    q.group_by !== "recipient_domain" &&
+    q.interval !== "hour" &&
+    dayStart < dayEnd &&
+    zone.alwaysUtc();
+  const where = (range: string) => ["account_id = ?", range, ...filters].join(" AND ");
+  let source: string;
+  const params: (string | number)[] = [];
+  // At most ROLLUP_ROWS_BUDGET + 1 rollup rows are read (SPEC §18): `n` counts them, and a caller
+  // that sees more than the budget refuses the request instead of reading on.
+  const cap = `LIMIT ${ROLLUP_ROWS_BUDGET + 1}`;
+  if (coarse) {
+    source = `(SELECT ${columns.join(", ")} FROM metric_rollups_day WHERE ${where("bucket >= ? AND bucket < ?")}
+      UNION ALL
+      SELECT ${columns.join(", ")} FROM metric_rollups
+      WHERE ${where("((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?))")} ${cap}) AS r`;
+    params.push(accountId, dayStart, dayEnd, ...filterParams);
+    params.push(accountId, window.start, dayStart, dayEnd, window.end, ...filterParams);
+  } else {
+    const cols = [...columns, "recipient_domain"];
+    source = `(SELECT ${cols.join(", ")} FROM metric_rollups WHERE ${where("bucket >= ? AND bucket < ?")} ${cap}) AS r`;
+    params.push(accountId, window.start, window.end, ...filterParams);
+  }
+  const sums = METRIC_COUNTERS.map((c) => `SUM(r.${c}) AS ${c}`).join(", ");
+  const [label, labelOffset] = labelSql(zone, "r.bucket", q.interval);
+  const group =
+    q.group_by === undefined
+      ? "NULL"
+      : q.group_by === "tag"
+        ? "t.value"
+        : q.group_by === "mailbox_provider"
+          ? PROVIDER_OF("r.recipient_domain")
+          : `NULLIF(r.${GROUP_COLUMN[q.group_by]}, '')`;
+  const from = q.group_by === "tag" ? `${source} LEFT JOIN json_each(r.tags) AS t` : source;
+  return {
+    rows: {
+      sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp, ${sums},
+          COUNT(*) AS n
+        FROM ${from} GROUP BY 1, 2, 4`,
+      params,
+    },
+    totals: q.group_by === "tag" ? { sql: `SELECT ${sums}, COUNT(*) AS n FROM ${source}`, params } : null,
+  };
+}
+
+/** The statements of buildMetricsStatements, prepared on `db`, for a caller's own batch. */
+export function rollupStatements(
+  db: D1Database,
+  accountId: string,
+  q: MetricsQuery,
+  window: MetricsWindow,
+  zone: ZoneOffsets,
+): { rows: D1PreparedStatement; totals: D1PreparedStatement | null } {
+  const { rows, totals } = buildMetricsStatements(accountId, q, window, zone);
+  return {
+    rows: db.prepare(rows.sql).bind(...rows.params),
+    totals: totals ? db.prepare(totals.sql).bind(...totals.params) : null,
+  };
+}
 
 /**
  * The window's rollup rows, filtered, summed per local bucket of the zone and group in SQL (so
@@ -23,52 +143,19 @@ export async function sumRollups(
   q: MetricsQuery,
   window: MetricsWindow,
   zone: ZoneOffsets,
-): Promise<{ rows: RollupRow[]; totals: Counters | null; rowsRead: number }> {
-  const where = ["r.account_id = ?", "r.bucket >= ?", "r.bucket < ?"];
-  const params: (string | number)[] = [accountId, window.start, window.end];
-  const eq = (column: string, value: string | undefined) => {
-    if (value === undefined) return;
-    where.push(`r.${column} = ?`);
-    params.push(value);
-  };
-  eq("campaign", q.campaign);
-  eq("template_id", q.template_id);
-  eq("topic", q.topic);
-  eq("from_domain", q.domain);
-  if (q.tags) {
-    where.push(
-      `EXISTS (SELECT 1 FROM json_each(r.tags) AS f WHERE f.value IN (${q.tags.map(() => "?").join(", ")}))`,
-    );
-    params.push(...q.tags);
-  }
-  const sums = METRIC_COUNTERS.map((c) => `SUM(r.${c}) AS ${c}`).join(", ");
-  const [label, labelOffset] = labelSql(zone, "r.bucket", q.interval);
-  const group =
-    q.group_by === undefined
-      ? "NULL"
-      : q.group_by === "tag"
-        ? "t.value"
-        : `NULLIF(r.${GROUP_COLUMN[q.group_by]}, '')`;
-  const from =
-    q.group_by === "tag" ? "metric_rollups AS r LEFT JOIN json_each(r.tags) AS t" : "metric_rollups AS r";
-  const [rows, totals] = await Promise.all([
-    db
-      .prepare(
-        `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp, ${sums}
-        FROM ${from} WHERE ${where.join(" AND ")} GROUP BY 1, 2, 4`,
-      )
-      .bind(...params)
-      .all<RollupRow>(),
-    q.group_by === "tag"
-      ? db
-          .prepare(`SELECT ${sums} FROM metric_rollups AS r WHERE ${where.join(" AND ")}`)
-          .bind(...params)
-          .all<Counters>()
-      : null,
+): Promise<{ rows: RollupRow[]; totals: Counters | null; rowsRead: number; scanned: number }> {
+  const { rows, totals } = rollupStatements(db, accountId, q, window, zone);
+  const [rowsResult, totalsResult] = await Promise.all([
+    rows.all<RollupRow & { n: number }>(),
+    totals ? totals.all<Counters & { n: number }>() : null,
   ]);
   return {
-    rows: rows.results,
-    totals: totals ? (totals.results[0] ?? null) : null,
-    rowsRead: rows.meta.rows_read + (totals?.meta.rows_read ?? 0),
+    rows: rowsResult.results,
+    totals: totalsResult ? (totalsResult.results[0] ?? null) : null,
+    rowsRead: rowsResult.meta.rows_read + (totalsResult?.meta.rows_read ?? 0),
+    // Rollup rows read: the tag grouping's rows are expanded per tag, its totals are not.
+    scanned: totalsResult
+      ? (totalsResult.results[0]?.n ?? 0)
+      : rowsResult.results.reduce((s, r) => s + r.n, 0),
   };
 }

@@ -1,5 +1,12 @@
 import type { Dimension } from "../db/event-record";
-import { METRIC_COUNTERS, type MetricCounter, ROLLUP_BUCKET_MS, ROLLUP_KEY_COLUMNS } from "../db/metrics";
+import {
+  DAY_ROLLUP_KEY_COLUMNS,
+  DAY_ROLLUP_MS,
+  METRIC_COUNTERS,
+  type MetricCounter,
+  ROLLUP_BUCKET_MS,
+  ROLLUP_KEY_COLUMNS,
+} from "../db/metrics";
 import { col, fill, firstArrival, gap, jsonField as j, registrationOf } from "./fragments";
 
 /**
@@ -27,7 +34,18 @@ import { col, fill, firstArrival, gap, jsonField as j, registrationOf } from "./
  */
 
 const B = ROLLUP_BUCKET_MS;
-const KEY_COLUMNS = ROLLUP_KEY_COLUMNS;
+/**
+ * The two grains every statement below writes (db/metric-rollups.ts): the quarter-hour rows with
+ * every dimension, and the coarser UTC-day rows without the recipient domain, which answer most
+ * queries with far fewer rows read (store/rollup-reads.ts picks). Each statement is built per grain.
+ */
+type Grain = "quarter" | "day";
+const TABLE: Record<Grain, string> = { quarter: "metric_rollups", day: "metric_rollups_day" };
+const KEY_COLUMNS_OF: Record<Grain, readonly string[]> = {
+  quarter: ROLLUP_KEY_COLUMNS,
+  day: DAY_ROLLUP_KEY_COLUMNS,
+};
+const WIDTH: Record<Grain, number> = { quarter: B, day: DAY_ROLLUP_MS };
 /** The event dimensions in the rollup key (recipient_domain is derived from the recipient). */
 const KEY_DIMENSIONS: Dimension[] = ["campaign", "template_id", "topic", "from_domain", "tags"];
 
@@ -38,16 +56,16 @@ const recipientDomain = (a: string) =>
 const sortedTags = (tags: string) =>
   `(SELECT json_group_array(value) FROM (SELECT value FROM json_each(${tags}) ORDER BY value))`;
 
-/** The rollup key of the event row `a` (its columns named as in the events table). */
-function keyOf(a: string): string {
+/** The rollup key of the event row `a` (its columns named as in the events table) at a grain. */
+function keyOf(a: string, grain: Grain): string {
   return [
     `${a}.account_id`,
-    `${a}.occurred_at - ${a}.occurred_at % ${B}`,
+    `${a}.occurred_at - ${a}.occurred_at % ${WIDTH[grain]}`,
     `COALESCE(${a}.campaign, '')`,
     `COALESCE(${a}.template_id, '')`,
     `COALESCE(${a}.topic, '')`,
     `COALESCE(${a}.from_domain, '')`,
-    recipientDomain(a),
+    ...(grain === "quarter" ? [recipientDomain(a)] : []),
     sortedTags(`${a}.tags`),
   ].join(", ");
 }
@@ -94,29 +112,45 @@ const earliestStored = (a: string, matches: (x: string) => string, exclude = "")
      WHERE ${samePair("p", a)} AND ${matches("p")} AND ${before("p", a)}${exclude})`;
 
 /** One contribution row: the key of `a` and a value per counter (0 where not given). */
-function contribution(a: string, from: string, values: Partial<Record<MetricCounter, string>>, sign = 1) {
+type Contribution = (grain: Grain) => string;
+
+function contribution(
+  a: string,
+  from: string,
+  values: Partial<Record<MetricCounter, string>>,
+  sign = 1,
+): Contribution {
   const columns = METRIC_COUNTERS.map((c) => {
     const v = values[c];
     return v === undefined ? `0 AS ${c}` : `${sign} * COALESCE(${v}, 0) AS ${c}`;
   });
-  return `SELECT ${keyOf(a)}, ${columns.join(", ")} FROM ${from}`;
+  return (grain) => `SELECT ${keyOf(a, grain)}, ${columns.join(", ")} FROM ${from}`;
 }
 
-/** Sums contribution rows per key and adds them to the stored rows. */
-function upsert(ctes: string, contributions: string[]): string {
+/** Sums contribution rows per key and adds them to the stored rows: one statement per grain. */
+function upsert(ctes: string, contributions: Contribution[]): Record<Grain, string> {
   const sums = METRIC_COUNTERS.map((c) => `SUM(${c})`);
-  return `WITH ${ctes},
-contrib (${[...KEY_COLUMNS, ...METRIC_COUNTERS].join(", ")}) AS (
-  ${contributions.join("\n  UNION ALL\n  ")}
+  const one = (grain: Grain) => {
+    const key = KEY_COLUMNS_OF[grain];
+    return `WITH ${ctes},
+contrib (${[...key, ...METRIC_COUNTERS].join(", ")}) AS (
+  ${contributions.map((c) => c(grain)).join("\n  UNION ALL\n  ")}
 )
-INSERT INTO metric_rollups (${[...KEY_COLUMNS, ...METRIC_COUNTERS].join(", ")})
-SELECT ${KEY_COLUMNS.join(", ")}, ${sums.join(", ")}
+INSERT INTO ${TABLE[grain]} (${[...key, ...METRIC_COUNTERS].join(", ")})
+SELECT ${key.join(", ")}, ${sums.join(", ")}
 FROM contrib WHERE true
-GROUP BY ${KEY_COLUMNS.join(", ")}
+GROUP BY ${key.join(", ")}
 HAVING ${sums.map((s) => `${s} <> 0`).join(" OR ")}
-ON CONFLICT (${KEY_COLUMNS.join(", ")}) DO UPDATE SET
+ON CONFLICT (${key.join(", ")}) DO UPDATE SET
   ${METRIC_COUNTERS.map((c) => `${c} = ${c} + excluded.${c}`).join(",\n  ")}`;
+  };
+  return { quarter: one("quarter"), day: one("day") };
 }
+
+const both = (db: D1Database, sql: Record<Grain, string>, ...params: unknown[]): D1PreparedStatement[] => [
+  db.prepare(sql.quarter).bind(...params),
+  db.prepare(sql.day).bind(...params),
+];
 
 /** The stored events of the pairs (email_id, recipient) found in `src`, as candidates for a unique credit. */
 const pairEvents = (src: string, exclude = "") =>
@@ -172,9 +206,9 @@ const NEW_EVENTS = (() => {
   ]);
 })();
 
-/** Counts the first arrivals of a chunk of event rows; run it just before the chunk's insert. */
-export function newEventsRollup(db: D1Database, chunk: string): D1PreparedStatement {
-  return db.prepare(NEW_EVENTS).bind(chunk);
+/** Counts the first arrivals of a chunk of event rows; run them just before the chunk's insert. */
+export function newEventsRollup(db: D1Database, chunk: string): D1PreparedStatement[] {
+  return both(db, NEW_EVENTS, chunk);
 }
 
 /** Every contribution of the stored events `a` (plain and, where credited, unique). */
@@ -210,8 +244,8 @@ const BACKFILL = (() => {
  * contributions to the keys they will have. Run it just before the back-fill, after the message
  * upsert.
  */
-export function backfillRollup(db: D1Database, accountId: string, emailId: string): D1PreparedStatement {
-  return db.prepare(BACKFILL).bind(accountId, emailId);
+export function backfillRollup(db: D1Database, accountId: string, emailId: string): D1PreparedStatement[] {
+  return both(db, BACKFILL, accountId, emailId);
 }
 
 const REMOVED = (() => {
@@ -241,8 +275,8 @@ const REMOVED = (() => {
 export function removedEventsRollup(
   db: D1Database,
   keys: { account_id: string; occurred_at: number; id: string }[],
-): D1PreparedStatement {
-  return db.prepare(REMOVED).bind(JSON.stringify(keys));
+): D1PreparedStatement[] {
+  return both(db, REMOVED, JSON.stringify(keys));
 }
 
 const REBUILD = upsert("e AS (SELECT * FROM events WHERE account_id = ?1)", [
@@ -258,6 +292,7 @@ const REBUILD = upsert("e AS (SELECT * FROM events WHERE account_id = ?1)", [
 export function rebuildRollups(db: D1Database, accountId: string): D1PreparedStatement[] {
   return [
     db.prepare("DELETE FROM metric_rollups WHERE account_id = ?1").bind(accountId),
-    db.prepare(REBUILD).bind(accountId),
+    db.prepare("DELETE FROM metric_rollups_day WHERE account_id = ?1").bind(accountId),
+    ...both(db, REBUILD, accountId),
   ];
 }

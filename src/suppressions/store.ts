@@ -3,6 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { hashedKey, type SuppressionRow, suppressions } from "../db/suppressions";
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import type { SuppressionReason } from "../pipeline/messages";
 import { createdChangeId, pushChangesLogged, recordCreated, recordDeleted } from "./changes";
 import { erasureHashes } from "./erasure-hash";
 import { type AddressRef, markPending, syncMirror } from "./mirror";
@@ -70,6 +71,8 @@ export async function addManual(
   topic: string,
   expiresAt: number | null | undefined,
   now: number,
+  /** The reason a new entry records (the Unosend surface lets a client name it); `manual` by default. */
+  reason: SuppressionReason = "manual",
 ): Promise<{ entry: SuppressionRow; created: boolean }> {
   const key = "account_id = ?1 AND email = ?2 AND topic = ?3";
   const given = expiresAt !== undefined;
@@ -79,11 +82,11 @@ export async function addManual(
     db
       .prepare(
         `INSERT INTO suppressions (account_id, email, topic, reason, email_id, suppressed_at, expires_at)
-         VALUES (?1, ?2, ?3, 'manual', NULL, ?4, ?5)
+         VALUES (?1, ?2, ?3, ?7, NULL, ?4, ?5)
          ON CONFLICT DO UPDATE SET expires_at = excluded.expires_at WHERE ?6
          RETURNING suppressed_at`,
       )
-      .bind(accountId, email, topic, now, expiresAt ?? null, given ? 1 : 0),
+      .bind(accountId, email, topic, now, expiresAt ?? null, given ? 1 : 0, reason),
     db
       .prepare(
         `SELECT account_id, email, topic, reason, email_id, suppressed_at, expires_at, email_hash FROM suppressions
@@ -210,16 +213,24 @@ export async function listPage(
     .limit(limit);
 }
 
-/** Offset paging for the compatibility routes (§16, at most offset + limit ≤ 10,000 rows) and the live total. */
+/**
+ * Offset paging for the compatibility routes (§16, at most offset + limit ≤ 10,000 rows) and the live
+ * total; `reason` narrows both (Unosend's list filter).
+ */
 export async function offsetPage(
   db: D1Database,
   accountId: string,
   offset: number,
   limit: number,
+  filters: { reason?: string | null } = {},
   now = Date.now(),
 ): Promise<{ rows: SuppressionRow[]; total: number }> {
   const d = drizzle(db);
-  const mine = and(eq(suppressions.accountId, accountId), live(now));
+  const mine = and(
+    eq(suppressions.accountId, accountId),
+    live(now),
+    ...(filters.reason ? [eq(suppressions.reason, filters.reason)] : []),
+  );
   const [rows, counted] = await d.batch([
     d
       .select()

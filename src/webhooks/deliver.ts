@@ -1,3 +1,4 @@
+import { type AlertDbRow, toPublicAlert } from "../alerts/schema";
 import { config } from "../config";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
@@ -88,8 +89,9 @@ type Outcome =
   | { kind: "failed"; status: number | null; error: string; ours?: boolean };
 
 /**
- * What one delivery carries: a stored event (§8), or a suppression change (`sch_…` ids, data the
- * §10 entry; suppressions/changes.ts). Both are loaded at every attempt, so a removed one stops it.
+ * What one delivery carries: a stored event (§8), a suppression change (`sch_…` ids, data the
+ * §10 entry; suppressions/changes.ts) or an alert (`alt_…` ids, data the §19 alert; alerts/push.ts).
+ * Each is loaded at every attempt, so a removed one stops it.
  */
 interface Subject extends MatchableEvent {
   id: string;
@@ -105,6 +107,24 @@ const eventSubject = (event: EventDbRow): Subject => {
 
 /** Ids of suppression changes, which the delivery consumer loads from suppression_changes. */
 export const isChangeId = (id: string) => id.startsWith("sch_");
+
+/** Ids of alerts (SPEC §19), which the delivery consumer loads from the control database's alerts. */
+const isAlertId = (id: string) => id.startsWith("alt_");
+
+const alertSubject = (a: AlertDbRow): Subject => {
+  const data = toPublicAlert(a);
+  // Endpoint filters are about events: an alert goes by its type alone (match.ts).
+  return {
+    id: a.id,
+    type: a.type,
+    topic: null,
+    campaign: null,
+    from_domain: null,
+    tags: [],
+    timestamp: data.occurred_at,
+    data,
+  };
+};
 
 interface Item {
   message: Message<unknown>;
@@ -513,7 +533,7 @@ async function attemptOne(env: Env, item: Item, clock: () => number, timeoutMs: 
   };
 }
 
-/** One D1 round trip for the batch: each message's stored event and delivery row; endpoints from the cache. */
+/** One D1 round trip for the batch: each message's stored event or alert and delivery row; endpoints from the cache. */
 async function loadItems(
   env: Env,
   parsed: { message: Message<unknown>; m: WebhookMessage }[],
@@ -523,7 +543,10 @@ async function loadItems(
   const changeKeys = parsed
     .filter(({ m }) => isChangeId(m.event_id))
     .map(({ m }) => ({ accountId: m.account_id, id: m.event_id }));
-  const [endpoints, changes, [eventResult, deliveryResult]] = await Promise.all([
+  const alertKeys = JSON.stringify(
+    parsed.filter(({ m }) => isAlertId(m.event_id)).map(({ m }) => [m.account_id, m.occurred_at, m.event_id]),
+  );
+  const [endpoints, changes, [eventResult, deliveryResult, alertResult]] = await Promise.all([
     endpointsOf(
       env,
       parsed.map(({ m }) => m.account_id),
@@ -535,12 +558,19 @@ async function loadItems(
       env.DB.batch([
         eventsByKeyStatement(
           env.DB,
-          parsed.map(({ m }) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
+          parsed
+            .filter(({ m }) => !isAlertId(m.event_id))
+            .map(({ m }) => ({ account_id: m.account_id, occurred_at: m.occurred_at, id: m.event_id })),
         ),
         deliveriesByKeyStatement(
           env.DB,
           parsed.map(({ m }) => m),
         ),
+        // Alerts (alt_…), by primary key.
+        env.DB.prepare(
+          `SELECT a.* FROM json_each(?1) AS k JOIN alerts AS a
+             ON a.account_id = k.value->>0 AND a.occurred_at = k.value->>1 AND a.id = k.value->>2`,
+        ).bind(alertKeys),
       ]))(),
   ]);
   const eventsByKey = new Map(
@@ -554,6 +584,8 @@ async function loadItems(
   );
   const subjects = new Map<string, Subject>();
   for (const [k, e] of eventsByKey) subjects.set(k, eventSubject(e));
+  for (const a of (alertResult?.results ?? []) as AlertDbRow[])
+    subjects.set(key(a.account_id, a.occurred_at, a.id), alertSubject(a));
   for (const c of changes.values()) {
     subjects.set(key(c.accountId, c.occurredAt, c.id), {
       id: c.id,

@@ -27,6 +27,9 @@ export function subscriptionOf(row: Pick<WebhookEndpointRow, "eventTypes" | "fil
 /** Whether an endpoint wants an event: its type is subscribed and every given filter matches. */
 export function matches(sub: Subscription, event: MatchableEvent): boolean {
   if (sub.eventTypes !== null && !sub.eventTypes.has(event.type)) return false;
+  // Filters are about events (§8); an alert (§19) has none of their fields and goes by its type
+  // alone. A suppression change keeps them: its topic is the entry's (suppressions/changes.ts).
+  if (event.type.startsWith("alert.")) return true;
   const f = sub.filters;
   if (f.topic !== undefined && event.topic !== f.topic) return false;
   if (f.campaign !== undefined && event.campaign !== f.campaign) return false;

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { ALERT_TYPES } from "../alerts/schema";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import { EVENT_TYPES, eventTypeSchema, tagSchema, topicSchema } from "../events/record";
 
@@ -6,9 +7,14 @@ import { EVENT_TYPES, eventTypeSchema, tagSchema, topicSchema } from "../events/
 
 /**
  * What an endpoint may subscribe to: the §8 event types, and the changes pushed beside them
- * (§14: suppression changes, whose data is the §10 entry).
+ * (§14: suppression changes, whose data is the §10 entry, and the alert transitions of §19).
  */
-export const WEBHOOK_EVENT_TYPES = [...EVENT_TYPES, "suppression.created", "suppression.deleted"] as const;
+export const WEBHOOK_EVENT_TYPES = [
+  ...EVENT_TYPES,
+  "suppression.created",
+  "suppression.deleted",
+  ...ALERT_TYPES,
+] as const;
 export const webhookEventTypeSchema = z.enum(WEBHOOK_EVENT_TYPES);
 
 export const filtersSchema = z

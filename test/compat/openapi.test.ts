@@ -16,6 +16,12 @@ const EXPECTED = [
   ["delete", "/compat/numonic/api/v1/suppression/{email}"],
   ["get", "/compat/unosend/api/v1/events"],
   ["get", "/compat/unosend/v1/events"],
+  ["get", "/compat/unosend/v1/metrics"],
+  ["get", "/compat/unosend/v1/metrics/links"],
+  ["get", "/compat/unosend/v1/suppressions"],
+  ["post", "/compat/unosend/v1/suppressions"],
+  ["get", "/compat/unosend/v1/suppressions/{id}"],
+  ["delete", "/compat/unosend/v1/suppressions/{id}"],
 ] as const;
 
 describe("OpenAPI: compatibility surfaces and the export", () => {
@@ -35,9 +41,9 @@ describe("OpenAPI: compatibility surfaces and the export", () => {
       expect(op.security).toEqual([
         {
           bearer: [
-            method === "delete"
+            method === "delete" || (method === "post" && path.endsWith("/suppressions"))
               ? "suppressions:write"
-              : path.endsWith("/suppression")
+              : /\/suppressions?(\/|$)/.test(path)
                 ? "suppressions:read"
                 : "events:read",
           ],

@@ -88,13 +88,16 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("the dashboard shows seeded metrics an
     await new Promise<void>((resolve) => certServer?.listen(0, "127.0.0.1", resolve));
     certOrigin = `http://127.0.0.1:${(certServer.address() as AddressInfo).port}`;
 
-    dev = await startWranglerDev({
-      JWT_SECRET: secret,
-      TRACKING_KEYS: randomBytes(32).toString("base64url"),
-      PUBLIC_BASE_URL: "{origin}",
-      SNS_TOPIC_ARNS: `${TOPIC}=${ACCOUNT}`,
-      SNS_CERT_HOST_PATTERN: "^127\\.0\\.0\\.1$",
-    });
+    dev = await startWranglerDev(
+      {
+        JWT_SECRET: secret,
+        TRACKING_KEYS: randomBytes(32).toString("base64url"),
+        PUBLIC_BASE_URL: "{origin}",
+        SNS_TOPIC_ARNS: `${TOPIC}=${ACCOUNT}`,
+        SNS_CERT_HOST_PATTERN: "^127\\.0\\.0\\.1$",
+      },
+      { args: ["--test-scheduled"] },
+    ); // the alert evaluation runs in the scheduled work: /__scheduled runs it
     origin = dev.origin;
   }, 120_000);
 
@@ -120,7 +123,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("the dashboard shows seeded metrics an
   });
 
   it("charts and lists the seeded events", async () => {
-    const token = await new SignJWT({ scope: "send events:read" })
+    const token = await new SignJWT({ scope: "send events:read alerts:write" })
       .setProtectedHeader({ alg: "HS256" })
       .setSubject(ACCOUNT)
       .setIssuedAt()
@@ -219,6 +222,26 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("the dashboard shows seeded metrics an
     });
     expect(totals).toMatchObject({ opened_by_person: 2, opened_by_proxy: 1, unique_clicked: 1 });
 
+    // An alert rule that this small sample trips (2 permanent bounces of 7 sent), evaluated by the
+    // scheduled work on demand; the two default rules stay quiet under their 100 sent.
+    const rule = await api("/v1/alerts", {
+      method: "POST",
+      body: JSON.stringify({
+        metric: "bounce_rate",
+        threshold: 0.1,
+        window: "24h",
+        min_sent: 5,
+        description: "Small sample bounces",
+      }),
+    });
+    expect(rule.status).toBe(201);
+    const ruleId = ((await rule.json()) as { id: string }).id;
+    expect((await fetch(`${origin}/__scheduled?cron=*/5+*+*+*+*`)).status).toBe(200);
+    await until("the rule to fire", 30_000, async () => {
+      const r = (await (await api(`/v1/alerts/${ruleId}`)).json()) as { state: string };
+      return r.state === "firing" ? r : undefined;
+    });
+
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -261,6 +284,23 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("the dashboard shows seeded metrics an
     expect(await sumOf("opened_by_person")).toBe(2);
     expect(await sumOf("opened_by_proxy")).toBe(1);
     expect(await sumOf("clicked")).toBe(1);
+
+    // Reputation: too little mail to judge; the rules and the alert that fired.
+    await page.waitForSelector('#reputation-status[data-status="insufficient_volume"]');
+    expect(await page.textContent("#reputation-status")).toContain("7 sent");
+    expect(await page.textContent('#providers tr[data-provider="other"]')).toContain("28.6%");
+    await page.waitForSelector("#rules tr[data-rule]");
+    const rules = await page.$$eval("#rules tr[data-rule]", (rows) =>
+      rows.map((r) => [r.getAttribute("data-state"), r.textContent]),
+    );
+    expect(rules).toHaveLength(3);
+    expect(rules.filter(([state]) => state === "firing").map(([, text]) => text)).toEqual([
+      expect.stringContaining("Small sample bounces"),
+    ]);
+    await page.waitForSelector('#alerts tr[data-type="alert.triggered"]');
+    expect(await page.textContent('#alerts tr[data-type="alert.triggered"]')).toContain(
+      "Bounce rate triggered",
+    );
 
     // The events table: the newest events, with their types.
     await page.waitForSelector("#events tbody tr[data-event]");

@@ -2,6 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
+import { fromBase64url } from "../../src/lib/base64";
 import { mirrorKey } from "../../src/suppressions/mirror";
 import { BASE, call, consume, event, eventMessage, freshAccount, json, mintToken } from "../helpers";
 import { enc, suppressedReasons, tokensFor } from "../suppressions/support";
@@ -206,6 +207,18 @@ describe("POST /v1/erasures", () => {
     expect(byAddress.data).toHaveLength(2);
     const numonic = await json(await call("GET", "/compat/numonic/api/v1/suppression", { token: read }));
     expect(numonic.data.map((e: { email: string | null }) => e.email)).toEqual([null, null]);
+    const unosend = await json(await call("GET", "/compat/unosend/v1/suppressions", { token: read }));
+    expect(unosend.data.map((e: { email: string | null }) => e.email)).toEqual([null, null]);
+    for (const entry of unosend.data as { id: string }[]) {
+      // The id carries the hashed key, never the address, and reads the entry back.
+      expect(new TextDecoder().decode(fromBase64url(entry.id.slice("uns_".length)) ?? undefined)).toMatch(
+        new RegExp(`^#${hash}\n(news)?$`),
+      );
+      const one = await json(
+        await call("GET", `/compat/unosend/v1/suppressions/${entry.id}`, { token: read }),
+      );
+      expect(one.data).toEqual(expect.objectContaining({ id: entry.id, email: null }));
+    }
 
     // A second erasure changes nothing.
     const before = await env.DB.prepare(

@@ -139,6 +139,16 @@ export function labelOfBucket(bucket: string, interval: string): string {
 
 const recipientDomain = (r: string) => r.slice(r.lastIndexOf("@") + 1);
 
+/**
+ * The expected mailbox provider of a recipient in the metrics tests: consumer domains by their
+ * provider, the one company domain the tests teach as Microsoft-hosted, everything else other.
+ */
+export function mailboxProviderOf(recipient: string): string {
+  const domain = recipientDomain(recipient);
+  const consumer: Record<string, string> = { "gmail.com": "google", "yahoo.com": "yahoo" };
+  return consumer[domain] ?? (domain === "hosted-at-microsoft.example" ? "microsoft" : "other");
+}
+
 /** The groups an event counts in for a grouping. */
 export function groupsOf(e: EventJson, groupBy: string | null): (string | null)[] {
   switch (groupBy) {
@@ -150,6 +160,8 @@ export function groupsOf(e: EventJson, groupBy: string | null): (string | null)[
       return [e.from_domain];
     case "recipient_domain":
       return [recipientDomain(e.recipient)];
+    case "mailbox_provider":
+      return [mailboxProviderOf(e.recipient)];
     default:
       return [e[groupBy] ?? null];
   }

@@ -15,6 +15,8 @@ const PER_EMAIL_TABLES = [
   "messages",
   "message_ids",
   "metric_rollups",
+  "metric_rollups_day",
+  "link_rollups",
   "webhook_deliveries",
   "click_bursts",
 ] as const;

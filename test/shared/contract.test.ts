@@ -29,9 +29,12 @@ const DOCUMENTED_RULES: Record<string, Record<string, string>> = {
   listEvents: { domain: "has sent from" },
   exportEvents: { domain: "has sent from" },
   getMetrics: { domain: "has sent from" },
+  getLinkMetrics: { domain: "has sent from" },
+  getReputation: { domain: "has sent from" },
   // Offset paging reads the rows before the page (SPEC §18): page × limit, offset + limit.
   numonicListEvents: { page: "page × limit" },
   numonicListSuppressions: { page: "page × limit" },
+  unosendListSuppressions: { page: "page × per_page" },
   unosendListEvents: { offset: "offset + limit" },
   unosendListEventsV1: { offset: "offset + limit" },
   sparkpostSearchMessageEvents: { ab_test_versions: "`ab_test_versions` requires `ab_tests`" },

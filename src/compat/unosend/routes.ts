@@ -12,6 +12,8 @@ import { totalKey } from "../../lib/totals";
 import { offsetPage } from "../../store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
 import { MAX_OFFSET_END } from "../params";
+import { registerUnosendMetricsRoute } from "./metrics";
+import { registerUnosendSuppressionRoutes } from "./suppressions";
 
 /** Unosend's events API (SPEC §16) over mailtrail's events. */
 
@@ -164,6 +166,8 @@ const DESCRIPTION =
 
 export function registerUnosendRoutes(app: App): void {
   app.use(`${UNOSEND_PREFIX}/*`, surfaceErrors(successFalseMapper));
+  registerUnosendMetricsRoute(app);
+  registerUnosendSuppressionRoutes(app);
   for (const [path, operationId] of [
     [`${UNOSEND_PREFIX}/api/v1/events`, "unosendListEvents"],
     [`${UNOSEND_PREFIX}/v1/events`, "unosendListEventsV1"],
