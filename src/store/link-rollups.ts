@@ -1,4 +1,5 @@
 import { ID_DEDUPED_SQL } from "../db/event-record";
+import { LINK_ROLLUP_KEY_COLUMNS } from "../db/metrics";
 import { DAY_MS } from "../lib/params";
 import { consumerProviderSql } from "../mailbox/providers";
 
@@ -28,18 +29,8 @@ const sortedTags = (tags: string) =>
 const provider = (a: string) =>
   `COALESCE(${consumerProviderSql(domainOf(a))}, (SELECT md.provider FROM mailbox_domains AS md WHERE md.domain = ${domainOf(a)}), 'other')`;
 
-const KEY = [
-  "account_id",
-  "day",
-  "url",
-  "link_name",
-  "campaign",
-  "template_id",
-  "topic",
-  "from_domain",
-  "tags",
-  "mailbox_provider",
-] as const;
+/** The link rollups' key, declared once beside the table (db/metrics.ts). */
+const KEY = LINK_ROLLUP_KEY_COLUMNS;
 const COUNTERS = ["clicked", "unique_clicked", "clicked_by_person"] as const;
 
 function keyOf(a: string): string {
