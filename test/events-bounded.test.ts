@@ -2,14 +2,35 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { listEvents } from "../src/events/routes";
 import { PAGE_ROW_BUDGET, scanEvents } from "../src/store";
-import { call, consume, event, eventMessage, eventsDb, freshAccount, json, mintToken } from "./helpers";
+import {
+  call,
+  consume,
+  event,
+  eventMessage,
+  eventsDb,
+  freshAccount,
+  json,
+  mintToken,
+  rollUpHours,
+} from "./helpers";
 
 /** SPEC §9 "Bounded work": a page reads at most 10,000 rows, and paging never repeats or skips. */
 
 const HOUR = 3_600_000;
 
-/** Inserts events straight into D1 (the consumer is not what this file measures), 2,000 a statement. */
+/**
+ * Inserts events straight into D1 (the consumer is not what this file measures), 2,000 a statement,
+ * then rolls them up as the consumer would have (totals by type read the hourly rollups).
+ */
 async function bulkInsert(
+  account: string,
+  rows: { id: string; at: number; type: string; campaign?: string }[],
+) {
+  await insertRows(account, rows);
+  await rollUpHours(eventsDb(account), account);
+}
+
+async function insertRows(
   account: string,
   rows: { id: string; at: number; type: string; campaign?: string }[],
 ) {

@@ -2,11 +2,13 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env, exports } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { config } from "../src/config";
+import { HOUR_ROLLUP_MS } from "../src/db/metrics";
 import { blankEvent, type EventRecord } from "../src/events/record";
 import worker from "../src/index";
 import { uniqueEventId } from "../src/lib/ids";
 import type { QueueMessage, SuppressEffect } from "../src/pipeline/messages";
 import { rendezvousShard } from "../src/shards/hash";
+import { COUNTER_OF_TYPE } from "../src/store";
 
 export const BASE = "https://mailtrail.test";
 
@@ -109,4 +111,24 @@ export function eventShards(): D1Database[] {
 /** Runs `sql` on every event shard (a D1 outage simulated by renaming a table, and its repair). */
 export async function execOnShards(sql: string): Promise<void> {
   for (const db of eventShards()) await db.exec(sql);
+}
+
+/**
+ * The hourly account totals (metric_rollups_hour) of events a test inserted straight into D1, by
+ * type, as the consumer would have written them beside the events: totals and offset pages that
+ * only filter by type read them (src/store/hour-totals.ts). Replaces the account's hours on `db`.
+ */
+export async function rollUpHours(db: D1Database, accountId: string): Promise<void> {
+  const counters = Object.entries(COUNTER_OF_TYPE);
+  await db.batch([
+    db.prepare("DELETE FROM metric_rollups_hour WHERE account_id = ?").bind(accountId),
+    db
+      .prepare(
+        `INSERT INTO metric_rollups_hour (account_id, bucket, ${counters.map(([, c]) => c).join(", ")})
+         SELECT account_id, occurred_at - occurred_at % ${HOUR_ROLLUP_MS},
+                ${counters.map(([type]) => `SUM(type = '${type}')`).join(", ")}
+         FROM events WHERE account_id = ? GROUP BY 2`,
+      )
+      .bind(accountId),
+  ]);
 }

@@ -64,9 +64,11 @@ describe("totals", () => {
       limit: 50,
       offset,
       totalKey: totalKey(account, "numonic/events", [["type", "Delivery"]]),
+      byHours: false,
     });
-    const p1 = await offsetPage(eventsDb(account), account, query(0));
-    const p2 = await offsetPage(eventsDb(account), account, query(50));
+    const shards = [{ shard: 0, db: eventsDb(account) }];
+    const p1 = await offsetPage(shards, account, query(0));
+    const p2 = await offsetPage(shards, account, query(50));
     expect(p1.total).toBe(120);
     expect(p2.total).toBe(120);
     // The second page read only its rows, not the window again.

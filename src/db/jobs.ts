@@ -52,6 +52,11 @@ export const erasures = sqliteTable(
     createdAt: integer("created_at").notNull(),
     completedAt: integer("completed_at"),
   },
-  (t) => [index("erasures_status_idx").on(t.status, t.createdAt)],
+  (t) => [
+    index("erasures_status_idx").on(t.status, t.createdAt),
+    // Whether an erasure removed events since a window's start (erasures/since.ts): totals and offset
+    // pages that count by the hourly rollups ask it on each request.
+    index("erasures_account_idx").on(t.accountId, t.completedAt),
+  ],
 );
 export type ErasureRow = typeof erasures.$inferSelect;

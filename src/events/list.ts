@@ -2,9 +2,10 @@ import { getAccountPlan } from "../accounts/plans";
 import type { Env } from "../env";
 import { validationError } from "../lib/errors";
 import { totalKey, totalOnce } from "../lib/totals";
-import { countAcross, scanAcross, shardsToRead } from "../shards/across";
+import { scanAcross, shardsToRead } from "../shards/across";
 import { type AccountShards, accountShards, readDbs } from "../shards/route";
 import { countEvents, scanEvents } from "../store";
+import { typesOnly, windowTotal } from "./hour-reads";
 import {
   clampWindow,
   decodeCursor,
@@ -56,7 +57,8 @@ export async function listEvents(
 
   const window = clampWindow(requested, plan.retention_days, now);
   // The page reads at most PAGE_ROW_BUDGET rows and may come back short, with a cursor where it stopped.
-  // count=true is exact: one COUNT over the same access path, run beside the first page's scan.
+  // count=true is exact, run beside the first page's scan: by the hourly rollups when only event
+  // types filter, else one COUNT over the same access path.
   // Every shard holding the account's events (stripes, a previous placement) answers the page with
   // its own budget; the pages merge by (occurred_at, id), and the counts add up (SPEC §17).
   const shards = shardsToRead(account, query.filters.emailId);
@@ -69,7 +71,9 @@ export async function listEvents(
     : carried !== undefined
       ? Promise.resolve(carried)
       : totalOnce(totalKey(accountId, "events", [["f", fingerprint]]), async () => {
-          const counted = await countAcross(env, shards, (db) =>
+          // By the hourly rollups when only event types filter (rows: hours + edges' events), else
+          // the events' count (events/hour-reads.ts).
+          const counted = await windowTotal(env, shards, accountId, window, typesOnly(query.filters), (db) =>
             countEvents(db, accountId, query.filters, window),
           );
           countRowsRead = counted.rowsRead;

@@ -30,6 +30,10 @@ export function registerEventRoutes(app: App): void {
         "Exact-match filters, keyset pagination with `after`, and a window clamped silently to the plan's retention. " +
         "A page reads at most 10,000 rows: with a rare filter it may hold fewer than `limit` events (even none) " +
         "with `has_more: true`; keep paging with `next_cursor` until `has_more` is false. " +
+        "`count=true` is exact and counted on a chain's first page (at most once a minute per account and query; " +
+        "later pages carry it in the cursor): with `event_type` as the only filter it is read from the hourly " +
+        "event counts (one row per hour of the window, plus the events of its partial first and last hours); " +
+        "with any other filter, or after an erasure that removed events of the window, it counts the window's events. " +
         "Rules between fields (400 naming the parameter): `days` is not combined with `start`; `start` is not " +
         "after `end`; `after` repeats the window and filters of the page it came from (`limit` may change); " +
         "`domain` is a sending domain the account has sent from.",

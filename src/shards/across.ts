@@ -155,33 +155,3 @@ export async function* streamAcross<R extends { occurred_at: number; id: string 
     rowsRead: pages.reduce((n, p) => n + p.end.rowsRead, 0),
   };
 }
-
-/**
- * An offset page (Numonic's `page`, Unosend's `offset`) over several shards: each shard answers its
- * first `offset + limit` rows and its total, the rows merge newest first, the totals add up.
- */
-export async function offsetAcross<R extends { occurred_at: number; id: string }>(
-  env: Env,
-  shards: readonly number[],
-  offset: number,
-  limit: number,
-  page: (
-    db: D1Database,
-    offset: number,
-    limit: number,
-    shard: number,
-  ) => Promise<{ rows: R[]; total: number; rowsRead: number }>,
-): Promise<{ rows: R[]; total: number; rowsRead: number }> {
-  if (shards.length === 1) return page(shardDb(env, shards[0] ?? 0), offset, limit, shards[0] ?? 0);
-  const parts = await Promise.all(shards.map((shard) => page(shardDb(env, shard), 0, offset + limit, shard)));
-  const merged = mergeNewestFirst(
-    parts.map((p) => p.rows),
-    offset + limit,
-    (row) => ({ at: row.occurred_at, id: row.id }),
-  );
-  return {
-    rows: merged.slice(offset),
-    total: parts.reduce((n, p) => n + p.total, 0),
-    rowsRead: parts.reduce((n, p) => n + p.rowsRead, 0),
-  };
-}

@@ -11,6 +11,7 @@ export * from "./deliveries";
 export * from "./erasure";
 export * from "./event-writes";
 export * from "./fragments";
+export * from "./hour-totals";
 export * from "./link-rollups";
 export * from "./offset-page";
 export * from "./outcomes";

@@ -2,15 +2,14 @@ import * as z from "zod";
 import { getAccountPlan } from "../../accounts/plans";
 import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
 import type { Env } from "../../env";
+import { offsetEvents } from "../../events/hour-reads";
 import type { EventType } from "../../events/record";
 import type { EventDbRow } from "../../events/serialize";
 import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, DAY_MS, integerParam, limitParam } from "../../lib/params";
 import { shardTotalKey, totalKey } from "../../lib/totals";
-import { offsetAcross } from "../../shards/across";
 import { accountShards, homeDb, homeDbOf } from "../../shards/route";
-import { offsetPage } from "../../store";
 import { emailAddressSchema } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
 import { removeEntries, offsetPage as suppressionPage } from "../../suppressions/store";
@@ -113,28 +112,23 @@ export async function listNumonicEvents(
     : (Object.keys(NUMONIC_TYPES) as EventType[]);
   const plan = await getAccountPlan(env, accountId);
   const shards = [...(await accountShards(env, accountId)).read];
-  const { rows, total, rowsRead } = await offsetAcross(
-    env,
-    shards,
-    (page - 1) * limit,
+  const { rows, total, rowsRead, shardRowsRead, short } = await offsetEvents(env, shards, accountId, {
+    window: { start: now - plan.retention_days * DAY_MS, end: now },
+    types,
+    emailId: null,
     limit,
-    (db, offset, take, shard) =>
-      offsetPage(db, accountId, {
-        window: { start: now - plan.retention_days * DAY_MS, end: now },
-        types,
-        emailId: null,
-        limit: take,
-        offset,
-        // Counted at most once a minute per account, type and shard (SPEC §18), not on every page.
-        totalKey: shardTotalKey(totalKey(accountId, "numonic/events", [["type", types.join(",")]]), shard),
-      }),
-  );
+    offset: (page - 1) * limit,
+    // Counted at most once a minute per account, type and shard (SPEC §18), not on every page.
+    totalKey: totalKey(accountId, "numonic/events", [["type", types.join(",")]]),
+  });
   return {
     body: {
       success: true as const,
       data: { events: rows.map(toNumonicEvent), pagination: paginationOf(page, limit, total) },
     },
     rowsRead,
+    shardRowsRead,
+    short,
   };
 }
 
@@ -172,8 +166,15 @@ export function registerNumonicRoutes(app: App): void {
         "bounceSubType) are present on Bounce events only, `complaint_type` on Complaint events only (null when the " +
         "ISP gave none). `page` (from 1, default 1) and `limit` (1-100, default 50) page the list; `total_pages` is " +
         "ceil(total / limit) and a page past it is empty. Rule between fields: `page × limit` at most 10,000 " +
-        "(SPEC §18: a page reads the rows before it); beyond, 400 naming `page`. Events arriving while a client pages shift later pages " +
-        "(offset paging). Costs: a page reads the rows before it; `total` reads the window, at most once a minute per account and type (it may lag by that much). " +
+        "(SPEC §18); beyond, 400 naming `page`. Events arriving while a client pages shift later pages " +
+        "(offset paging). Costs: the page is located by the hourly event counts, not by reading the rows before it: " +
+        "it reads one row per hour of the window, the events of the current (partial) hour and those of the " +
+        "hour holding the page up to it. At most 10,000 D1 rows per shard (SPEC §18): when one hour holds so " +
+        "many events of other types that the page does not fit, the page holds the events found up to there, " +
+        "in order, fewer than `limit` (possibly none), with `total` still exact. `total` is counted at most once " +
+        "a minute per account and type (it may lag by that much), from the same hourly counts. After an " +
+        "erasure (`POST /v1/erasures`) that removed events of the window the page walks the rows before it " +
+        "instead, within the same budget. " +
         "Errors are `{success: false, error: {code, message}}` with mailtrail's status codes.",
       tags,
       security,

@@ -1,4 +1,4 @@
-import type { EventType } from "../../events/record";
+import { EVENT_TYPES, type EventType } from "../../events/record";
 import type { AccessPath } from "../../store";
 import { BOUNCE_CLASS_SQL } from "./bounce-class";
 import { SPARKPOST_TYPES, type SparkPostType } from "./event-map";
@@ -72,7 +72,8 @@ function normalizedSql(column: string, periods: boolean): string {
   return `(' ' || ${expr} || ' ')`;
 }
 
-const typesOf = (events: SparkPostType[]): EventType[] =>
+/** The mailtrail types of SparkPost `events` (policy_rejection is two of them; a type mailtrail lacks, none). */
+export const typesOf = (events: readonly SparkPostType[]): EventType[] =>
   Object.entries(SPARKPOST_TYPES)
     .filter(([, sp]) => events.includes(sp))
     .map(([type]) => type as EventType);
@@ -133,4 +134,14 @@ export function compileFilters(filters: SparkPostFilters): {
   else if (filters.recipients?.length === 1 && onlyRecipient !== undefined)
     access = { kind: "recipient", value: onlyRecipient };
   return { sql: where.length > 0 ? where.join(" AND ") : null, params: [], access };
+}
+
+/**
+ * The mailtrail types the search asks for when `events` is its only filter (every type without
+ * one), else null: then its total is counted by the hourly rollups (events/hour-reads.ts).
+ */
+export function onlyEventTypes(filters: SparkPostFilters): readonly EventType[] | null {
+  const { events, keywords, ...others } = filters;
+  if (Object.keys(keywords).length > 0 || Object.values(others).some((v) => v !== null)) return null;
+  return events === null ? EVENT_TYPES : typesOf(events);
 }

@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { getAccountPlan } from "../../accounts/plans";
 import type { Env } from "../../env";
+import { windowTotal } from "../../events/hour-reads";
 import { type CursorPosition, clampWindow, type Window } from "../../events/query";
 import { toPublicEvent } from "../../events/serialize";
 import { ApiError, validationError } from "../../lib/errors";
@@ -18,7 +19,7 @@ import {
 } from "../../lib/params";
 import { totalKey, totalOnce } from "../../lib/totals";
 import { parseQuery } from "../../lib/validate";
-import { countAcross, streamAcross } from "../../shards/across";
+import { streamAcross } from "../../shards/across";
 import { accountShards } from "../../shards/route";
 import { countMatches, PAGE_ROW_BUDGET, type ScanEnd as ScanResult, type ScanRow, scan } from "../../store";
 import { BOUNCE_CLASS_SQL, BOUNCE_CLASSES, isBounceClass } from "./bounce-class";
@@ -29,6 +30,7 @@ import {
   KEYWORD_FILTERS,
   type KeywordFilter,
   keywordsOf,
+  onlyEventTypes,
   type SparkPostFilters,
 } from "./filters";
 
@@ -307,8 +309,9 @@ export async function openSparkPostPage(
   if (state === null) {
     // Once per chain (later pages carry it), and an initial page at most once a minute per account
     // and query (SPEC §18); on every shard holding the account's events, summed (SPEC §17).
+    // By the hourly rollups when only `events` filters (events/hour-reads.ts).
     totalCount = await totalOnce(totalKey(accountId, "sparkpost/events", [["f", fingerprint]]), async () => {
-      const counted = await countAcross(env, shards, (db) =>
+      const counted = await windowTotal(env, shards, accountId, window, onlyEventTypes(query.filters), (db) =>
         countMatches(db, accountId, window, compiled.access, match),
       );
       countRowsRead = counted.rowsRead;

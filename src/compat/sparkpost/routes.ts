@@ -109,8 +109,11 @@ const MESSAGE_EVENTS_DESCRIPTION = [
   "\n\n**Paging**: `per_page` 1-10,000 (default 1,000); follow `links.next` (the path under",
   "`/compat/sparkpost`, every filter repeated, the next `cursor`) until `links` is `{}`. A page reads at",
   "most 10,000 rows of D1: with a rare filter it may hold fewer than `per_page` results (even none) and",
-  "still have `links.next`. `total_count` counts the whole window once, on the `initial` page; later pages",
-  "carry that figure. The body is streamed, so a 10,000-event page stays within the Worker's memory.",
+  "still have `links.next`. `total_count` is counted once, on the `initial` page (at most once a minute per",
+  "account and search); later pages carry that figure. With `events` as the only filter it is read from the",
+  "hourly event counts (one row per hour of the window, plus the events of its partial first and last",
+  "hours); with any other filter, or after an erasure that removed events of the window, it counts the",
+  "window's events. The body is streamed, so a 10,000-event page stays within the Worker's memory.",
 ].join(" ");
 
 export function registerSparkPostRoutes(app: App): void {

@@ -2,16 +2,16 @@ import * as z from "zod";
 import { getAccountPlan } from "../../accounts/plans";
 import { actingAccount, principalOf, requireScope } from "../../auth/middleware";
 import type { Env } from "../../env";
+import { offsetEvents } from "../../events/hour-reads";
 import { clampWindow } from "../../events/query";
 import type { EventType, Tracking } from "../../events/record";
 import type { EventDbRow } from "../../events/serialize";
 import { validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, DAY_MS, exactParam, integerParam, limitParam } from "../../lib/params";
-import { shardTotalKey, totalKey } from "../../lib/totals";
-import { offsetAcross, shardsToRead } from "../../shards/across";
+import { totalKey } from "../../lib/totals";
+import { shardsToRead } from "../../shards/across";
 import { accountShards } from "../../shards/route";
-import { offsetPage } from "../../store";
 import { successFalseErrorSchema, successFalseMapper, surfaceErrorResponses, surfaceErrors } from "../errors";
 import { MAX_OFFSET_END } from "../params";
 import { registerUnosendMetricsRoute } from "./metrics";
@@ -116,28 +116,23 @@ export async function listUnosendEvents(
   const plan = await getAccountPlan(env, accountId);
   const window = clampWindow({ start: now - days * DAY_MS, end: now }, plan.retention_days, now);
   const account = await accountShards(env, accountId);
-  const { rows, total, rowsRead } = await offsetAcross(
+  const { rows, total, rowsRead, shardRowsRead, short } = await offsetEvents(
     env,
     shardsToRead(account, emailId),
-    offset,
-    limit,
-    (db, skip, take, shard) =>
-      offsetPage(db, accountId, {
-        window,
-        types,
-        emailId,
-        limit: take,
-        offset: skip,
-        // Counted at most once a minute per account, query and shard (SPEC §18), not on every page.
-        totalKey: shardTotalKey(
-          totalKey(accountId, "unosend/events", [
-            ["days", String(days)],
-            ["types", types.join(",")],
-            ["email_id", emailId ?? ""],
-          ]),
-          shard,
-        ),
-      }),
+    accountId,
+    {
+      window,
+      types,
+      emailId,
+      limit,
+      offset,
+      // Counted at most once a minute per account, query and shard (SPEC §18), not on every page.
+      totalKey: totalKey(accountId, "unosend/events", [
+        ["days", String(days)],
+        ["types", types.join(",")],
+        ["email_id", emailId ?? ""],
+      ]),
+    },
   );
   return {
     body: {
@@ -149,6 +144,8 @@ export async function listUnosendEvents(
       },
     },
     rowsRead,
+    shardRowsRead,
+    short,
   };
 }
 
@@ -173,8 +170,14 @@ const DESCRIPTION =
   "response)}; complained {complaint_type}; unsubscribed {}. A value mailtrail lacks is null. `email.to` is the " +
   "event's recipient. `days` (1-90, default 7) looks back from now, clamped silently to the plan's retention; " +
   "`limit` 1-100 (default 50); `offset` from 0; `has_more` is offset + returned < total. Newest first. " +
-  "Rule between fields: `offset + limit` at most 10,000 (SPEC §18: a page reads the rows before it); beyond, " +
-  "400 naming `offset`. " +
+  "Rule between fields: `offset + limit` at most 10,000 (SPEC §18); beyond, 400 naming `offset`. " +
+  "Costs: without `email_id` the page is located by the hourly event counts, not by reading the rows before " +
+  "it: one row per hour of the window, the events of the window's partial first and last hours and those of " +
+  "the hour holding the page up to it. At most 10,000 D1 rows per shard (SPEC §18): when one hour holds so " +
+  "many events of other types that the page does not fit, `data` holds the events found up to there, in " +
+  "order, fewer than `limit` (possibly none), with `total` still exact. `total` is counted at most once a " +
+  "minute per account and query (it may lag by that much). After an erasure (`POST /v1/erasures`) that " +
+  "removed events of the window the page walks the rows before it instead, within the same budget. " +
   "Errors are `{success: false, error: {code, message}}` with mailtrail's status codes.";
 
 export function registerUnosendRoutes(app: App): void {
