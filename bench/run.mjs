@@ -539,6 +539,17 @@ function targets(r) {
       status: mq.latency_ms.p99 <= 50 ? "met" : "missed",
       detail: `p50 ${mq.latency_ms.p50} ms, p99 ${mq.latency_ms.p99} ms, ${mq.rows_read} rows read, on ${r.metrics.account} (${r.metrics.account_events} events)`,
     });
+    // SPEC §18: a metrics request reads at most 10,000 rollup rows (a refusal stops at the 10,001st).
+    const over = r.metrics.cases.filter((c) => c.rows_read > 10_001);
+    const refused = r.metrics.cases.filter((c) => c.refused);
+    out.push({
+      target: "every GET /v1/metrics case within the §18 budget (10,000 rollup rows)",
+      status: over.length === 0 ? "met" : "missed",
+      detail:
+        `max ${Math.max(...r.metrics.cases.map((c) => c.rows_read))} rows read over ${r.metrics.cases.length} cases` +
+        (refused.length ? `; refused (400): ${refused.map((c) => c.name).join(", ")}` : "; none refused") +
+        (over.length ? `; over: ${over.map((c) => `${c.name} ${c.rows_read}`).join(", ")}` : ""),
+    });
   }
   const gz = r.size?.bundle?.gzipBytes;
   if (gz) {
@@ -724,13 +735,28 @@ function render(r) {
     );
     parts.push(
       table(
-        ["striped page", "stripes", "returned", "rows read", "budget", "ok"],
+        [
+          "striped page",
+          "stripes",
+          "returned",
+          "rows read per shard",
+          "shards' sum",
+          "budget",
+          "control DB",
+          "ok",
+        ],
         x.page_cost.map((c) => [
           c.query,
           c.stripes,
           c.returned,
-          c.rows_read,
+          c.rows_read_per_shard
+            ? Object.entries(c.rows_read_per_shard)
+                .map(([shard, n]) => `${shard}: ${n}`)
+                .join(", ")
+            : "",
+          c.shard_rows_read ?? c.rows_read,
           c.budget,
+          c.control_rows_read ?? "",
           c.within ? "yes" : "NO",
         ]),
       ),

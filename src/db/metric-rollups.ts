@@ -114,6 +114,48 @@ export const metricRollupsDay = sqliteTable(
 );
 
 /**
+ * Hourly account totals: one row per account and UTC hour with every counter, no dimension, written
+ * by the same statements as metric_rollups (one more statement per write, store/rollups.ts). They
+ * bound what an unfiltered, ungrouped question costs, whatever the account's mix: a chart of the
+ * whole account over 400 days by the hour reads at most 9,600 rows (SPEC §18), a day or a month at
+ * most as many, in any zone whose offsets are whole hours over the window (UTC, the Americas,
+ * Europe, most of Asia); a zone at a half or quarter hour (Asia/Kolkata) reads the quarter hours.
+ * The totals of GET /v1/events and the compatibility routes when only the window and event types
+ * filter them, and the position of a deep offset page, come from here too (store/hour-totals.ts):
+ * within raw-event retention each counter is the number of stored events of its type in the hour.
+ *
+ * Cost: WITHOUT ROWID, no secondary index; the consumer sums a batch per key, so a batch writes one
+ * row per account and hour it touches: about 0.01 rows per event for an account sending steadily
+ * (a batch of 100 messages is mostly one hour of one account), at most 1 for a trickle. 400 days of
+ * one account are 9,600 rows of about 60 bytes.
+ */
+export const metricRollupsHour = sqliteTable(
+  "metric_rollups_hour",
+  {
+    accountId: text("account_id").notNull(),
+    /** Epoch ms of the UTC hour. */
+    bucket: integer("bucket").notNull(),
+    sent: counter("sent"),
+    delivered: counter("delivered"),
+    delayed: counter("delayed"),
+    bounced: counter("bounced"),
+    bouncedPermanent: counter("bounced_permanent"),
+    complained: counter("complained"),
+    unsubscribed: counter("unsubscribed"),
+    suppressed: counter("suppressed"),
+    failed: counter("failed"),
+    opened: counter("opened"),
+    openedByProxy: counter("opened_by_proxy"),
+    openedByPerson: counter("opened_by_person"),
+    uniqueOpened: counter("unique_opened"),
+    uniqueOpenedByPerson: counter("unique_opened_by_person"),
+    clicked: counter("clicked"),
+    uniqueClicked: counter("unique_clicked"),
+  },
+  (t) => [primaryKey({ columns: [t.accountId, t.bucket] })],
+);
+
+/**
  * Clicks per link (SPEC §15 GET /v1/metrics/links): one row per account, UTC day, link (url and
  * link name) and the dimensions the links route filters by, with three counters. Kept 400 days
  * like metric_rollups (purged with them).

@@ -2,6 +2,8 @@
 export const ROLLUP_BUCKET_MS = 15 * 60_000;
 /** Width of a coarse rollup bucket (metric_rollups_day): a UTC day. */
 export const DAY_ROLLUP_MS = 24 * 60 * 60_000;
+/** Width of an account-total rollup bucket (metric_rollups_hour): a UTC hour. */
+export const HOUR_ROLLUP_MS = 60 * 60_000;
 
 /** The counters of SPEC §15, in the order they are stored, summed and answered. */
 export const METRIC_COUNTERS = [
@@ -46,6 +48,9 @@ export const DAY_ROLLUP_KEY_COLUMNS = [
   "from_domain",
   "tags",
 ] as const;
+
+/** The key of the hourly account totals (db/metric-rollups.ts): no dimension at all. */
+export const HOUR_ROLLUP_KEY_COLUMNS = ["account_id", "bucket"] as const;
 
 /** The key of the link rollups (db/metric-rollups.ts). */
 export const LINK_ROLLUP_KEY_COLUMNS = [

@@ -123,6 +123,18 @@ export class ZoneOffsets {
     return this.offsets.every((o) => o === 0);
   }
 
+  /**
+   * Whether every offset of the zone over the window is a whole number of hours and every change
+   * falls on a whole UTC hour: then each UTC hour lies in one local hour, day, week and month, and
+   * the hourly account totals answer any interval (UTC, the Americas, Europe; not Asia/Kolkata).
+   */
+  wholeHours(): boolean {
+    return (
+      this.offsets.every((o) => o % HOUR_MS === 0) &&
+      this.changes.every((c) => !Number.isFinite(c) || c % HOUR_MS === 0)
+    );
+  }
+
   private indexAt(t: number): number {
     let lo = 0;
     let hi = this.changes.length - 1;

@@ -128,7 +128,7 @@ export function removedClicksRollup(
 }
 
 const REBUILD = upsert(
-  "e AS (SELECT * FROM events WHERE account_id = ?1 AND type = 'email.clicked')",
+  "e AS (SELECT * FROM events WHERE account_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3 AND type = 'email.clicked')",
   `SELECT ${keyOf("e")}, 1,
      NOT EXISTS (SELECT 1 FROM events AS p INDEXED BY events_email_idx
        WHERE p.account_id = e.account_id AND p.email_id = e.email_id AND p.recipient = e.recipient
@@ -140,9 +140,24 @@ const REBUILD = upsert(
 /** Recomputes an account's link rollups from its stored clicks (the one-time back-fill; the benchmark's bulk load). */
 export function rebuildLinkRollups(db: D1Database, accountId: string): D1PreparedStatement[] {
   return [
-    db.prepare("DELETE FROM link_rollups WHERE account_id = ?1").bind(accountId),
-    db.prepare(REBUILD).bind(accountId),
+    clearLinkRollups(db, accountId),
+    rebuildLinkRollupsRange(db, accountId, 0, Number.MAX_SAFE_INTEGER),
   ];
+}
+
+/** Deletes an account's link rollups, before a rebuild. */
+export function clearLinkRollups(db: D1Database, accountId: string): D1PreparedStatement {
+  return db.prepare("DELETE FROM link_rollups WHERE account_id = ?1").bind(accountId);
+}
+
+/** Adds the link rollups of an account's stored clicks in [start, end) (cut ranges on UTC days; see rebuildRollupsRange). */
+export function rebuildLinkRollupsRange(
+  db: D1Database,
+  accountId: string,
+  start: number,
+  end: number,
+): D1PreparedStatement {
+  return db.prepare(REBUILD).bind(accountId, start, end);
 }
 
 export interface LinkRow {

@@ -1,4 +1,9 @@
-import { DAY_ROLLUP_KEY_COLUMNS, LINK_ROLLUP_KEY_COLUMNS, ROLLUP_KEY_COLUMNS } from "../db/metrics";
+import {
+  DAY_ROLLUP_KEY_COLUMNS,
+  HOUR_ROLLUP_KEY_COLUMNS,
+  LINK_ROLLUP_KEY_COLUMNS,
+  ROLLUP_KEY_COLUMNS,
+} from "../db/metrics";
 
 /**
  * Every purge of a table that grows with mail is one budgeted walk (`budgetedWalk`) given the
@@ -173,11 +178,12 @@ export function expiredDeliveriesWalk(
 export function expiredRollupsWalk(db: D1Database, cutoff: number): PurgeWalk<{ key: string }, true> {
   const next =
     "SELECT account_id AS key FROM metric_rollups WHERE account_id > ?1 ORDER BY account_id LIMIT 1";
-  // An account's quarter-hour rollups, then its daily and link rollups (each of their rows has
+  // An account's quarter-hour rollups, then its daily, hourly-total and link rollups (each of their rows has
   // quarter-hour rows of the same account, so walking metric_rollups' accounts finds them all).
   const tables = [
     { name: "metric_rollups", key: ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
     { name: "metric_rollups_day", key: DAY_ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
+    { name: "metric_rollups_hour", key: HOUR_ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
     { name: "link_rollups", key: LINK_ROLLUP_KEY_COLUMNS, group: "account_id", time: "day" },
   ].map((table) => rangeDeleteWalk<{ key: string }>(db, table, next, () => cutoff));
   const first = tables[0] as PurgeWalk<{ key: string }, true>;

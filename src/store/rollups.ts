@@ -2,6 +2,8 @@ import type { Dimension } from "../db/event-record";
 import {
   DAY_ROLLUP_KEY_COLUMNS,
   DAY_ROLLUP_MS,
+  HOUR_ROLLUP_KEY_COLUMNS,
+  HOUR_ROLLUP_MS,
   METRIC_COUNTERS,
   type MetricCounter,
   ROLLUP_BUCKET_MS,
@@ -35,17 +37,24 @@ import { col, fill, firstArrival, gap, jsonField as j, registrationOf } from "./
 
 const B = ROLLUP_BUCKET_MS;
 /**
- * The two grains every statement below writes (db/metric-rollups.ts): the quarter-hour rows with
- * every dimension, and the coarser UTC-day rows without the recipient domain, which answer most
- * queries with far fewer rows read (store/rollup-reads.ts picks). Each statement is built per grain.
+ * The grains every statement below writes (db/metric-rollups.ts): the quarter-hour rows with every
+ * dimension, the coarser UTC-day rows without the recipient domain, and the hourly account totals
+ * without any dimension, which answer most queries with far fewer rows read (store/rollup-reads.ts
+ * picks). Each statement is built per grain.
  */
-type Grain = "quarter" | "day";
-const TABLE: Record<Grain, string> = { quarter: "metric_rollups", day: "metric_rollups_day" };
+type Grain = "quarter" | "day" | "hour";
+const GRAINS: readonly Grain[] = ["quarter", "day", "hour"];
+const TABLE: Record<Grain, string> = {
+  quarter: "metric_rollups",
+  day: "metric_rollups_day",
+  hour: "metric_rollups_hour",
+};
 const KEY_COLUMNS_OF: Record<Grain, readonly string[]> = {
   quarter: ROLLUP_KEY_COLUMNS,
   day: DAY_ROLLUP_KEY_COLUMNS,
+  hour: HOUR_ROLLUP_KEY_COLUMNS,
 };
-const WIDTH: Record<Grain, number> = { quarter: B, day: DAY_ROLLUP_MS };
+const WIDTH: Record<Grain, number> = { quarter: B, day: DAY_ROLLUP_MS, hour: HOUR_ROLLUP_MS };
 /** The event dimensions in the rollup key (recipient_domain is derived from the recipient). */
 const KEY_DIMENSIONS: Dimension[] = ["campaign", "template_id", "topic", "from_domain", "tags"];
 
@@ -58,9 +67,11 @@ const sortedTags = (tags: string) =>
 
 /** The rollup key of the event row `a` (its columns named as in the events table) at a grain. */
 function keyOf(a: string, grain: Grain): string {
+  const bucket = `${a}.occurred_at - ${a}.occurred_at % ${WIDTH[grain]}`;
+  if (grain === "hour") return [`${a}.account_id`, bucket].join(", ");
   return [
     `${a}.account_id`,
-    `${a}.occurred_at - ${a}.occurred_at % ${WIDTH[grain]}`,
+    bucket,
     `COALESCE(${a}.campaign, '')`,
     `COALESCE(${a}.template_id, '')`,
     `COALESCE(${a}.topic, '')`,
@@ -144,13 +155,15 @@ HAVING ${sums.map((s) => `${s} <> 0`).join(" OR ")}
 ON CONFLICT (${key.join(", ")}) DO UPDATE SET
   ${METRIC_COUNTERS.map((c) => `${c} = ${c} + excluded.${c}`).join(",\n  ")}`;
   };
-  return { quarter: one("quarter"), day: one("day") };
+  return { quarter: one("quarter"), day: one("day"), hour: one("hour") };
 }
 
-const both = (db: D1Database, sql: Record<Grain, string>, ...params: unknown[]): D1PreparedStatement[] => [
-  db.prepare(sql.quarter).bind(...params),
-  db.prepare(sql.day).bind(...params),
-];
+/** One statement per grain, bound to the same parameters. */
+const everyGrain = (
+  db: D1Database,
+  sql: Record<Grain, string>,
+  ...params: unknown[]
+): D1PreparedStatement[] => GRAINS.map((grain) => db.prepare(sql[grain]).bind(...params));
 
 /** The stored events of the pairs (email_id, recipient) found in `src`, as candidates for a unique credit. */
 const pairEvents = (src: string, exclude = "") =>
@@ -208,7 +221,7 @@ const NEW_EVENTS = (() => {
 
 /** Counts the first arrivals of a chunk of event rows; run them just before the chunk's insert. */
 export function newEventsRollup(db: D1Database, chunk: string): D1PreparedStatement[] {
-  return both(db, NEW_EVENTS, chunk);
+  return everyGrain(db, NEW_EVENTS, chunk);
 }
 
 /** Every contribution of the stored events `a` (plain and, where credited, unique). */
@@ -245,7 +258,7 @@ const BACKFILL = (() => {
  * upsert.
  */
 export function backfillRollup(db: D1Database, accountId: string, emailId: string): D1PreparedStatement[] {
-  return both(db, BACKFILL, accountId, emailId);
+  return everyGrain(db, BACKFILL, accountId, emailId);
 }
 
 const REMOVED = (() => {
@@ -276,12 +289,36 @@ export function removedEventsRollup(
   db: D1Database,
   keys: { account_id: string; occurred_at: number; id: string }[],
 ): D1PreparedStatement[] {
-  return both(db, REMOVED, JSON.stringify(keys));
+  return everyGrain(db, REMOVED, JSON.stringify(keys));
 }
 
-const REBUILD = upsert("e AS (SELECT * FROM events WHERE account_id = ?1)", [
-  contribution("e", "e", storedCounters("e")),
-]);
+const REBUILD = upsert(
+  "e AS (SELECT * FROM events WHERE account_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3)",
+  [contribution("e", "e", storedCounters("e"))],
+);
+
+/** Deletes an account's metric rollups of every grain, before a rebuild (rebuildRollups). */
+export function clearRollups(db: D1Database, accountId: string): D1PreparedStatement[] {
+  return GRAINS.map((grain) =>
+    db.prepare(`DELETE FROM ${TABLE[grain]} WHERE account_id = ?1`).bind(accountId),
+  );
+}
+
+/**
+ * Adds to an account's rollups the contributions of its stored events in [start, end): after
+ * clearRollups, ranges that cover the account's events once rebuild it (each range's rows fall in
+ * its own buckets when ranges are cut on UTC days; a unique credit looks at the pair's every stored
+ * event, whatever the range). A range bounds one statement's work, so a large account is rebuilt a
+ * day at a time.
+ */
+export function rebuildRollupsRange(
+  db: D1Database,
+  accountId: string,
+  start: number,
+  end: number,
+): D1PreparedStatement[] {
+  return everyGrain(db, REBUILD, accountId, start, end);
+}
 
 /**
  * Recomputes an account's rollups from its stored events: the one-time back-fill for events stored
@@ -290,9 +327,5 @@ const REBUILD = upsert("e AS (SELECT * FROM events WHERE account_id = ?1)", [
  * rollups, so only for accounts whose every counted event is still stored.
  */
 export function rebuildRollups(db: D1Database, accountId: string): D1PreparedStatement[] {
-  return [
-    db.prepare("DELETE FROM metric_rollups WHERE account_id = ?1").bind(accountId),
-    db.prepare("DELETE FROM metric_rollups_day WHERE account_id = ?1").bind(accountId),
-    ...both(db, REBUILD, accountId),
-  ];
+  return [...clearRollups(db, accountId), ...rebuildRollupsRange(db, accountId, 0, Number.MAX_SAFE_INTEGER)];
 }

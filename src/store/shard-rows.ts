@@ -13,6 +13,7 @@ const ACCOUNT_HOLDING_TABLES = [
   "message_ids",
   "metric_rollups",
   "metric_rollups_day",
+  "metric_rollups_hour",
   "link_rollups",
   "suppressions",
   "mirror_pending",

@@ -16,6 +16,7 @@ const PER_EMAIL_TABLES = [
   "message_ids",
   "metric_rollups",
   "metric_rollups_day",
+  "metric_rollups_hour",
   "link_rollups",
   "webhook_deliveries",
   "click_bursts",
