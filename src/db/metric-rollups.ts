@@ -156,6 +156,23 @@ export const metricRollupsHour = sqliteTable(
 );
 
 /**
+ * The account days on which the rollups folded a value (FOLD_CAP in db/metrics.ts): GET /v1/metrics
+ * answers `"folded": true` when its window holds one and it groups or filters by a folded dimension.
+ * Written by a trigger on metric_rollups_day (migrations/0010), when a day row of a folded value is
+ * first inserted, so only accounts past the cap ever write here: at most one row per account and
+ * day, none for an account that never folds. Kept 400 days with the rollups.
+ */
+export const rollupFolds = sqliteTable(
+  "rollup_folds",
+  {
+    accountId: text("account_id").notNull(),
+    /** Epoch ms of the UTC day. */
+    day: integer("day").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.accountId, t.day] })],
+);
+
+/**
  * Clicks per link (SPEC §15 GET /v1/metrics/links): one row per account, UTC day, link (url and
  * link name) and the dimensions the links route filters by, with three counters. Kept 400 days
  * like metric_rollups (purged with them).
