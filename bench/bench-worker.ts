@@ -63,10 +63,13 @@ function counting<T extends object>(target: T, onCall: (method: string, args: un
 }
 
 /** Every D1 binding of the env (DB and each event shard EVENTS_i, SPEC §17), each passed through `wrap`. */
-function d1Bindings(env: BenchEnv, wrap: (db: D1Database) => D1Database): Record<string, D1Database> {
+function d1Bindings(
+  env: BenchEnv,
+  wrap: (db: D1Database, binding: string) => D1Database,
+): Record<string, D1Database> {
   const out: Record<string, D1Database> = {};
   for (const [name, value] of Object.entries(env)) {
-    if ((name === "DB" || /^EVENTS_\d+$/.test(name)) && value) out[name] = wrap(value as D1Database);
+    if ((name === "DB" || /^EVENTS_\d+$/.test(name)) && value) out[name] = wrap(value as D1Database, name);
   }
   return out;
 }
@@ -97,6 +100,8 @@ function countedEnv(env: BenchEnv): BenchEnv {
 
 /** One executed statement as D1 reported it (null where the call shape returns no meta). */
 interface StatementMeta {
+  /** The D1 binding it ran on: DB (the control database) or EVENTS_i (an event shard). */
+  on: string;
   sql: string;
   rows_read: number | null;
   rows_written: number | null;
@@ -118,22 +123,24 @@ interface KvLog {
 function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog, measureAll = false): BenchEnv {
   const real = new WeakMap<object, D1PreparedStatement>();
   const sqlOf = new WeakMap<object, string>();
-  const record = (sql: string, meta: Partial<D1Meta> | null) =>
+  const bindingOf = new WeakMap<object, string>();
+  const record = (on: string, sql: string, meta: Partial<D1Meta> | null) =>
     log.push({
+      on,
       sql: sql.replace(/\s+/g, " ").trim().slice(0, 80),
       rows_read: meta?.rows_read ?? null,
       rows_written: meta?.rows_written ?? null,
       size_after: meta?.size_after ?? null,
       duration: meta?.duration ?? null,
     });
-  const wrapStatement = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
+  const wrapStatement = (stmt: D1PreparedStatement, sql: string, on: string): D1PreparedStatement => {
     const proxy = new Proxy(stmt, {
       get(t, prop) {
-        if (prop === "bind") return (...args: unknown[]) => wrapStatement(t.bind(...args), sql);
+        if (prop === "bind") return (...args: unknown[]) => wrapStatement(t.bind(...args), sql, on);
         if (prop === "all" || prop === "run")
           return async () => {
             const result = await t[prop]();
-            record(sql, result.meta);
+            record(on, sql, result.meta);
             return result;
           };
         // Measuring a request's rows read (/__bench/measure): first() and raw() give no meta, so they
@@ -141,14 +148,14 @@ function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog, measureAll
         if (measureAll && prop === "first")
           return async (column?: string) => {
             const result = await t.all<Record<string, unknown>>();
-            record(sql, result.meta);
+            record(on, sql, result.meta);
             const row = result.results[0] ?? null;
             return column === undefined ? row : row === null ? null : (row[column] ?? null);
           };
         if (measureAll && prop === "raw")
           return async (options?: { columnNames?: boolean }) => {
             const result = await t.all<Record<string, unknown>>();
-            record(sql, result.meta);
+            record(on, sql, result.meta);
             const rows = result.results.map((r) => Object.values(r));
             const names = Object.keys(result.results[0] ?? {});
             return options?.columnNames ? [names, ...rows] : rows;
@@ -156,7 +163,7 @@ function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog, measureAll
         if (prop === "first" || prop === "raw")
           return async (...args: unknown[]) => {
             const result = await (t[prop] as (...a: unknown[]) => Promise<unknown>)(...args);
-            record(sql, null);
+            record(on, sql, null);
             return result;
           };
         const value = Reflect.get(t, prop, t) as unknown;
@@ -165,17 +172,19 @@ function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog, measureAll
     });
     real.set(proxy, stmt);
     sqlOf.set(proxy, sql);
+    bindingOf.set(proxy, on);
     return proxy;
   };
-  const capture = (database: D1Database) =>
+  const capture = (database: D1Database, binding: string) =>
     new Proxy(database, {
       get(t, prop) {
-        if (prop === "prepare") return (sql: string) => wrapStatement(t.prepare(sql), sql);
+        if (prop === "prepare") return (sql: string) => wrapStatement(t.prepare(sql), sql, binding);
         if (prop === "batch")
           return async (statements: D1PreparedStatement[]) => {
             const results = await t.batch(statements.map((s) => real.get(s) ?? s));
             results.forEach((r, i) => {
-              record(sqlOf.get(statements[i] as object) ?? "?", r.meta);
+              const s = statements[i] as object;
+              record(bindingOf.get(s) ?? binding, sqlOf.get(s) ?? "?", r.meta);
             });
             return results;
           };
@@ -474,7 +483,10 @@ async function benchRoute(
     const account = request.headers.get("x-bench-account") ?? "";
     const statements: StatementMeta[] = [];
     const kv: KvLog = { reads: 0, writes: 0, deletes: 0, lists: 0 };
-    const page = await listEvents(capturingEnv(env, statements, kv), account, url.searchParams);
+    // x-bench-measure-all: first() and raw() run as all() so that every statement's rows are counted
+    // (the shards phase reports rows read per binding, the control database's included).
+    const measureAll = request.headers.get("x-bench-measure-all") === "1";
+    const page = await listEvents(capturingEnv(env, statements, kv, measureAll), account, url.searchParams);
     return json({
       count: page.data.length,
       has_more: page.has_more,

@@ -735,13 +735,28 @@ function render(r) {
     );
     parts.push(
       table(
-        ["striped page", "stripes", "returned", "rows read", "budget", "ok"],
+        [
+          "striped page",
+          "stripes",
+          "returned",
+          "rows read per shard",
+          "shards' sum",
+          "budget",
+          "control DB",
+          "ok",
+        ],
         x.page_cost.map((c) => [
           c.query,
           c.stripes,
           c.returned,
-          c.rows_read,
+          c.rows_read_per_shard
+            ? Object.entries(c.rows_read_per_shard)
+                .map(([shard, n]) => `${shard}: ${n}`)
+                .join(", ")
+            : "",
+          c.shard_rows_read ?? c.rows_read,
           c.budget,
+          c.control_rows_read ?? "",
           c.within ? "yes" : "NO",
         ]),
       ),
