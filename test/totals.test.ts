@@ -73,4 +73,34 @@ describe("totals", () => {
     expect(p2.rowsRead).toBeLessThan(p1.rowsRead);
     expect(p2.rowsRead).toBeLessThanOrEqual(101 + 2);
   });
+
+  it("the Numonic and Unosend suppression lists count their total at most once a minute per account and query", async () => {
+    const account = freshAccount();
+    const write = await mintToken(account, "suppressions:write suppressions:read");
+    const add = async (email: string, reason?: string) =>
+      expect(
+        (await call("POST", "/compat/unosend/v1/suppressions", { token: write, body: { email, reason } }))
+          .status,
+      ).toBe(201);
+    await add("ann@example.com");
+    await add("bob@example.com", "complaint");
+    const numonic = async () =>
+      json(await call("GET", "/compat/numonic/api/v1/suppression?limit=10", { token: write }));
+    const unosend = async (query = "") =>
+      json(await call("GET", `/compat/unosend/v1/suppressions?per_page=10${query}`, { token: write }));
+    expect((await numonic()).pagination.total).toBe(2);
+    expect((await unosend()).meta.total).toBe(2);
+    expect((await unosend("&reason=complaint")).meta.total).toBe(1);
+    // A third entry: the pages show it at once, the totals are not counted again within the minute.
+    await add("cat@example.com", "complaint");
+    const n = await numonic();
+    expect(n.data).toHaveLength(3);
+    expect(n.pagination.total).toBe(2);
+    const u = await unosend();
+    expect(u.data).toHaveLength(3);
+    expect(u.meta.total).toBe(2);
+    expect((await unosend("&reason=complaint")).meta.total).toBe(1);
+    // Another query (another reason) is its own total, counted now.
+    expect((await unosend("&reason=manual")).meta.total).toBe(1);
+  });
 });

@@ -3,6 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { hashedKey, type SuppressionRow, suppressions } from "../db/suppressions";
 import type { Env } from "../env";
 import { describeError, log } from "../lib/log";
+import { totalOnce } from "../lib/totals";
 import type { SuppressionReason } from "../pipeline/messages";
 import { createdChangeId, pushChangesLogged, recordCreated, recordDeleted } from "./changes";
 import { erasureHashes } from "./erasure-hash";
@@ -215,14 +216,16 @@ export async function listPage(
 
 /**
  * Offset paging for the compatibility routes (§16, at most offset + limit ≤ 10,000 rows) and the live
- * total; `reason` narrows both (Unosend's list filter).
+ * total; `reason` narrows both (Unosend's list filter). The total reads every entry of the account
+ * (an import may hold a million), so with `totalKey` it is counted at most once a minute per account
+ * and query (SPEC §18, lib/totals.ts) while the page itself is always read live.
  */
 export async function offsetPage(
   db: D1Database,
   accountId: string,
   offset: number,
   limit: number,
-  filters: { reason?: string | null } = {},
+  filters: { reason?: string | null; totalKey?: string | null } = {},
   now = Date.now(),
 ): Promise<{ rows: SuppressionRow[]; total: number }> {
   const d = drizzle(db);
@@ -231,7 +234,9 @@ export async function offsetPage(
     live(now),
     ...(filters.reason ? [eq(suppressions.reason, filters.reason)] : []),
   );
-  const [rows, counted] = await d.batch([
+  const countLive = async () =>
+    (await d.select({ total: count() }).from(suppressions).where(mine))[0]?.total ?? 0;
+  const [rows, total] = await Promise.all([
     d
       .select()
       .from(suppressions)
@@ -239,9 +244,9 @@ export async function offsetPage(
       .orderBy(desc(suppressions.suppressedAt), desc(suppressions.email), desc(suppressions.topic))
       .limit(limit)
       .offset(offset),
-    d.select({ total: count() }).from(suppressions).where(mine),
+    filters.totalKey ? totalOnce(filters.totalKey, countLive) : countLive(),
   ]);
-  return { rows, total: counted[0]?.total ?? 0 };
+  return { rows, total };
 }
 
 /**

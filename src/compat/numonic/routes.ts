@@ -9,7 +9,7 @@ import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, DAY_MS, integerParam, limitParam } from "../../lib/params";
 import { shardTotalKey, totalKey } from "../../lib/totals";
 import { offsetAcross } from "../../shards/across";
-import { accountShards, homeDbOf } from "../../shards/route";
+import { accountShards, homeDb, homeDbOf } from "../../shards/route";
 import { offsetPage } from "../../store";
 import { emailAddressSchema } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
@@ -212,7 +212,8 @@ export function registerNumonicRoutes(app: App): void {
         "reasons are hard_bounce, soft_bounce, complaint, unsubscribe and manual (an erased address has `email: null`); " +
         "an address unsubscribed from one topic has an " +
         "entry per topic (each its own id). `page` from 1 (default 1), `limit` 1-100 (default 50). Rule between " +
-        "fields: `page × limit` at most 10,000 (SPEC §18); beyond, 400 naming `page`.",
+        "fields: `page × limit` at most 10,000 (SPEC §18); beyond, 400 naming `page`. `total` is counted at most once " +
+        "a minute per account (it may lag the page by that much).",
       tags,
       security,
       request: {
@@ -244,11 +245,16 @@ export function registerNumonicRoutes(app: App): void {
       const accountId = actingAccount(principalOf(c), query.account_id);
       const { page, limit } = query;
       checkPage(page, limit);
+      const account = await accountShards(c.env, accountId);
       const { rows, total } = await suppressionPage(
-        await homeDbOf(c.env, accountId),
+        homeDb(c.env, account),
         accountId,
         (page - 1) * limit,
         limit,
+        {
+          // Counted at most once a minute per account (SPEC §18), not on every page.
+          totalKey: shardTotalKey(totalKey(accountId, "numonic/suppression", []), account.home),
+        },
       );
       const data = await Promise.all(
         rows.map(async (row) => {

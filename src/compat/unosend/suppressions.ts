@@ -6,8 +6,9 @@ import { fromBase64url, toBase64url } from "../../lib/base64";
 import { ApiError, validationError } from "../../lib/errors";
 import { type App, jsonContent, route } from "../../lib/openapi";
 import { accountIdParam, integerParam, limitParam } from "../../lib/params";
+import { shardTotalKey, totalKey } from "../../lib/totals";
 import { SUPPRESSION_REASONS } from "../../pipeline/messages";
-import { homeDbOf } from "../../shards/route";
+import { accountShards, homeDb, homeDbOf } from "../../shards/route";
 import { emailAddressSchema, normalizeEmail } from "../../suppressions/address";
 import { toSuppression } from "../../suppressions/schema";
 import {
@@ -109,7 +110,8 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       description:
         "Newest first, `page` from 1, `per_page` 1-100 (default 20), optional `reason`. `meta` gives `total`, " +
         "`page`, `page_size` and `pages`. Offset paging serves the first 10,000 entries (§18): `page × per_page` at most " +
-        "10,000; a page beyond is 400 naming `page`.",
+        "10,000; a page beyond is 400 naming `page`. `meta.total` is counted at most once a minute per account and " +
+        "`reason` (it may lag the page by that much).",
       tags,
       security: [{ bearer: [] }],
       request: {
@@ -148,13 +150,20 @@ export function registerUnosendSuppressionRoutes(app: App): void {
       const page = query.page;
       if (page * perPage > MAX_OFFSET_END)
         throw validationError("page", `page reaches past the first ${MAX_OFFSET_END} entries`);
+      const account = await accountShards(c.env, accountId);
+      const reason = query.reason ?? null;
       const { rows, total } = await suppressionPage(
-        await homeDbOf(c.env, accountId),
+        homeDb(c.env, account),
         accountId,
         (page - 1) * perPage,
         perPage,
         {
-          reason: query.reason ?? null,
+          reason,
+          // Counted at most once a minute per account and reason (SPEC §18), not on every page.
+          totalKey: shardTotalKey(
+            totalKey(accountId, "unosend/suppressions", [["reason", reason ?? ""]]),
+            account.home,
+          ),
         },
       );
       return c.json({
