@@ -23,6 +23,7 @@ const TABLES = [
   "link_rollups",
   "metric_rollups_day",
   "metric_rollups_hour",
+  "rollup_folds",
 ];
 const dir = path.join(import.meta.dirname, "..", "migrations");
 

@@ -3,6 +3,26 @@ import type { MetricCounter } from "./metrics";
 
 const counter = (name: MetricCounter) => integer(name).notNull().default(0);
 
+/** The SPEC §15 counters as columns (METRIC_COUNTERS), fresh builders for each table that holds them. */
+const counters = () => ({
+  sent: counter("sent"),
+  delivered: counter("delivered"),
+  delayed: counter("delayed"),
+  bounced: counter("bounced"),
+  bouncedPermanent: counter("bounced_permanent"),
+  complained: counter("complained"),
+  unsubscribed: counter("unsubscribed"),
+  suppressed: counter("suppressed"),
+  failed: counter("failed"),
+  opened: counter("opened"),
+  openedByProxy: counter("opened_by_proxy"),
+  openedByPerson: counter("opened_by_person"),
+  uniqueOpened: counter("unique_opened"),
+  uniqueOpenedByPerson: counter("unique_opened_by_person"),
+  clicked: counter("clicked"),
+  uniqueClicked: counter("unique_clicked"),
+});
+
 /**
  * Metrics rollups (SPEC §15): one row per account, 15-minute UTC bucket and combination of the
  * dimensions that GET /v1/metrics filters or groups by, with every counter as a column. Kept 400
@@ -32,22 +52,7 @@ export const metricRollups = sqliteTable(
     recipientDomain: text("recipient_domain").notNull(),
     /** The event's tags as a sorted JSON array; '[]' when none. */
     tags: text("tags").notNull(),
-    sent: counter("sent"),
-    delivered: counter("delivered"),
-    delayed: counter("delayed"),
-    bounced: counter("bounced"),
-    bouncedPermanent: counter("bounced_permanent"),
-    complained: counter("complained"),
-    unsubscribed: counter("unsubscribed"),
-    suppressed: counter("suppressed"),
-    failed: counter("failed"),
-    opened: counter("opened"),
-    openedByProxy: counter("opened_by_proxy"),
-    openedByPerson: counter("opened_by_person"),
-    uniqueOpened: counter("unique_opened"),
-    uniqueOpenedByPerson: counter("unique_opened_by_person"),
-    clicked: counter("clicked"),
-    uniqueClicked: counter("unique_clicked"),
+    ...counters(),
   },
   (t) => [
     primaryKey({
@@ -91,22 +96,7 @@ export const metricRollupsDay = sqliteTable(
     topic: text("topic").notNull(),
     fromDomain: text("from_domain").notNull(),
     tags: text("tags").notNull(),
-    sent: counter("sent"),
-    delivered: counter("delivered"),
-    delayed: counter("delayed"),
-    bounced: counter("bounced"),
-    bouncedPermanent: counter("bounced_permanent"),
-    complained: counter("complained"),
-    unsubscribed: counter("unsubscribed"),
-    suppressed: counter("suppressed"),
-    failed: counter("failed"),
-    opened: counter("opened"),
-    openedByProxy: counter("opened_by_proxy"),
-    openedByPerson: counter("opened_by_person"),
-    uniqueOpened: counter("unique_opened"),
-    uniqueOpenedByPerson: counter("unique_opened_by_person"),
-    clicked: counter("clicked"),
-    uniqueClicked: counter("unique_clicked"),
+    ...counters(),
   },
   (t) => [
     primaryKey({ columns: [t.accountId, t.bucket, t.campaign, t.templateId, t.topic, t.fromDomain, t.tags] }),
@@ -135,24 +125,26 @@ export const metricRollupsHour = sqliteTable(
     accountId: text("account_id").notNull(),
     /** Epoch ms of the UTC hour. */
     bucket: integer("bucket").notNull(),
-    sent: counter("sent"),
-    delivered: counter("delivered"),
-    delayed: counter("delayed"),
-    bounced: counter("bounced"),
-    bouncedPermanent: counter("bounced_permanent"),
-    complained: counter("complained"),
-    unsubscribed: counter("unsubscribed"),
-    suppressed: counter("suppressed"),
-    failed: counter("failed"),
-    opened: counter("opened"),
-    openedByProxy: counter("opened_by_proxy"),
-    openedByPerson: counter("opened_by_person"),
-    uniqueOpened: counter("unique_opened"),
-    uniqueOpenedByPerson: counter("unique_opened_by_person"),
-    clicked: counter("clicked"),
-    uniqueClicked: counter("unique_clicked"),
+    ...counters(),
   },
   (t) => [primaryKey({ columns: [t.accountId, t.bucket] })],
+);
+
+/**
+ * The account days on which the rollups folded a value (FOLD_CAP in db/metrics.ts): GET /v1/metrics
+ * answers `"folded": true` when its window holds one and it groups or filters by a folded dimension.
+ * Written by a trigger on metric_rollups_day (migrations/0010), when a day row of a folded value is
+ * first inserted, so only accounts past the cap ever write here: at most one row per account and
+ * day, none for an account that never folds. Kept 400 days with the rollups.
+ */
+export const rollupFolds = sqliteTable(
+  "rollup_folds",
+  {
+    accountId: text("account_id").notNull(),
+    /** Epoch ms of the UTC day. */
+    day: integer("day").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.accountId, t.day] })],
 );
 
 /**

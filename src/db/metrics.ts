@@ -5,6 +5,15 @@ export const DAY_ROLLUP_MS = 24 * 60 * 60_000;
 /** Width of an account-total rollup bucket (metric_rollups_hour): a UTC hour. */
 export const HOUR_ROLLUP_MS = 60 * 60_000;
 
+/**
+ * Folding (SPEC §15): past FOLD_CAP distinct values of a dimension per account and UTC day, the
+ * rollups count further values as FOLDED_VALUE (a tag set as `["(other)"]`). Campaigns, templates,
+ * topics and tag sets fold; sending domains (few and verified) and recipient domains do not.
+ */
+export const FOLD_CAP = 100;
+export const FOLDED_VALUE = "(other)";
+export const FOLDED_DIMENSIONS = ["campaign", "template_id", "topic", "tags"] as const;
+
 /** The counters of SPEC §15, in the order they are stored, summed and answered. */
 export const METRIC_COUNTERS = [
   "sent",

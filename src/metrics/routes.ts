@@ -1,12 +1,12 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
-import { METRIC_COUNTERS, type MetricCounter } from "../db/metrics";
+import { FOLD_CAP, FOLDED_VALUE, METRIC_COUNTERS, type MetricCounter } from "../db/metrics";
 import type { Env } from "../env";
 import { sendingDomainKnown } from "../events/list";
 import { validationError } from "../lib/errors";
 import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
 import { accountShards, readDbs } from "../shards/route";
-import { ROLLUP_ROWS_BUDGET, sumRollups } from "../store";
+import { foldedWithin, ROLLUP_ROWS_BUDGET, sumRollups } from "../store";
 import { ZoneOffsets } from "./buckets";
 import { registerLinkMetricsRoute } from "./links";
 import { mergeRollupSums } from "./merge-sums";
@@ -40,6 +40,9 @@ const metricsSchema = z
     interval: z.enum(["hour", "day", "week", "month"]),
     tz: z.string(),
     group_by: z.enum(GROUP_BY).nullable(),
+    folded: z.boolean().meta({
+      description: `true when the answer groups or filters by a campaign, template, topic or tag and the rollups of its window folded values past ${FOLD_CAP} per dimension, account and UTC day into "${FOLDED_VALUE}" (a tag set into ["${FOLDED_VALUE}"]): those events count in the "${FOLDED_VALUE}" group and match no filter on their own value`,
+    }),
     data: z.array(z.object({ bucket: z.string(), group: z.string().nullable(), ...countersShape })),
     totals: z.object({ ...countersShape, ...ratesShape }),
   })
@@ -49,8 +52,15 @@ export type MetricsResponse = z.infer<typeof metricsSchema>;
 const DESCRIPTION = `Counts over time from rollups kept 400 days on every plan, long after raw events are purged.
 
 One request reads at most 10,000 rollup rows (SPEC §18): a window and grouping that would need more is a 400
-naming \`days\` (or \`start\`). By day, week or month in UTC without \`recipient_domain\` or \`mailbox_provider\`,
-whole UTC days are read from daily rollups (one row per day and dimension combination, not per 15 minutes).
+naming \`days\` (or \`start\`). Without a filter or a grouping, in a zone whose offsets are whole hours (UTC, the
+Americas, Europe), whole UTC hours are read from hourly account totals: any interval over 400 days reads at
+most 9,600 rows. By day, week or month in UTC without \`recipient_domain\` or \`mailbox_provider\`, whole UTC
+days are read from daily rollups (one row per day and dimension combination, not per 15 minutes).
+
+Folding: past ${FOLD_CAP} distinct campaigns, templates, topics or tag sets of one account on one UTC day, further
+values are counted as \`"${FOLDED_VALUE}"\` (a tag set as \`["${FOLDED_VALUE}"]\`), so that one account's rollups stay
+bounded; \`folded\` is true when the answer groups or filters by one of those and its window holds a folded
+day. Totals and ungrouped answers are exact either way. Sending and recipient domains are not folded.
 
 Buckets are aligned to \`tz\` exactly (rollups are stored per 15 minutes of UTC; every zone offset is a
 multiple of 15 minutes). The window is widened outwards to that 15-minute grid and clamped to the last
@@ -90,9 +100,20 @@ export async function getMetrics(
   const zone = new ZoneOffsets(q.tz, window.start, window.end);
   // Every shard holding the account's rollups (stripes, a previous placement) sums its own; the
   // sums add up, a (bucket, group) present on several shards included (SPEC §17).
-  const summed = mergeRollupSums(
-    await Promise.all(readDbs(env, account).map(({ db }) => sumRollups(db, accountId, q, window, zone))),
-  );
+  // Folded values (SPEC §15) matter only to an answer by, or filtered on, a folded dimension.
+  const byFolded =
+    (q.group_by !== undefined && ["campaign", "template_id", "topic", "tag"].includes(q.group_by)) ||
+    q.campaign !== undefined ||
+    q.template_id !== undefined ||
+    q.topic !== undefined ||
+    q.tags !== undefined;
+  const dbs = readDbs(env, account);
+  const [sums, folds] = await Promise.all([
+    Promise.all(dbs.map(({ db }) => sumRollups(db, accountId, q, window, zone))),
+    byFolded ? Promise.all(dbs.map(({ db }) => foldedWithin(db, accountId, window.start, window.end))) : [],
+  ]);
+  const summed = mergeRollupSums(sums);
+  summed.rowsRead += folds.reduce((s, f) => s + f.rowsRead, 0);
   if (summed.scanned > ROLLUP_ROWS_BUDGET) {
     throw validationError(
       q.start !== undefined ? "start" : "days",
@@ -136,6 +157,7 @@ export async function getMetrics(
     interval: q.interval,
     tz: q.tz,
     group_by: q.group_by ?? null,
+    folded: folds.some((f) => f.folded),
     data,
     totals: { ...sum, ...ratesOf(sum) },
     rowsRead: summed.rowsRead,

@@ -184,6 +184,7 @@ export function expiredRollupsWalk(db: D1Database, cutoff: number): PurgeWalk<{ 
     { name: "metric_rollups", key: ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
     { name: "metric_rollups_day", key: DAY_ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
     { name: "metric_rollups_hour", key: HOUR_ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
+    { name: "rollup_folds", key: ["account_id", "day"], group: "account_id", time: "day" },
     { name: "link_rollups", key: LINK_ROLLUP_KEY_COLUMNS, group: "account_id", time: "day" },
   ].map((table) => rangeDeleteWalk<{ key: string }>(db, table, next, () => cutoff));
   const first = tables[0] as PurgeWalk<{ key: string }, true>;

@@ -133,6 +133,23 @@ export function buildMetricsStatements(
   };
 }
 
+/**
+ * Whether the rollups folded a value (FOLD_CAP, db/metrics.ts) on any UTC day of the account that
+ * [start, end) touches: one key range of rollup_folds, marked only on days that folded.
+ */
+export async function foldedWithin(
+  db: D1Database,
+  accountId: string,
+  start: number,
+  end: number,
+): Promise<{ folded: boolean; rowsRead: number }> {
+  const found = await db
+    .prepare("SELECT 1 AS found FROM rollup_folds WHERE account_id = ? AND day >= ? AND day < ? LIMIT 1")
+    .bind(accountId, start - (start % DAY_ROLLUP_MS), end)
+    .all();
+  return { folded: found.results.length > 0, rowsRead: found.meta.rows_read };
+}
+
 /** The statements of buildMetricsStatements, prepared on `db`, for a caller's own batch. */
 export function rollupStatements(
   db: D1Database,

@@ -2,6 +2,9 @@ import type { Dimension } from "../db/event-record";
 import {
   DAY_ROLLUP_KEY_COLUMNS,
   DAY_ROLLUP_MS,
+  FOLD_CAP,
+  FOLDED_DIMENSIONS,
+  FOLDED_VALUE,
   HOUR_ROLLUP_KEY_COLUMNS,
   HOUR_ROLLUP_MS,
   METRIC_COUNTERS,
@@ -138,19 +141,71 @@ function contribution(
   return (grain) => `SELECT ${keyOf(a, grain)}, ${columns.join(", ")} FROM ${from}`;
 }
 
+/** A folded dimension's "no value" (kept as it is, never counted) and its folded value. */
+const FOLD_OF: Record<(typeof FOLDED_DIMENSIONS)[number], { none: string; other: string }> = {
+  campaign: { none: "''", other: `'${FOLDED_VALUE}'` },
+  template_id: { none: "''", other: `'${FOLDED_VALUE}'` },
+  topic: { none: "''", other: `'${FOLDED_VALUE}'` },
+  tags: { none: "'[]'", other: `'${JSON.stringify([FOLDED_VALUE])}'` },
+};
+const dayOf = (a: string) => `${a}.bucket - ${a}.bucket % ${DAY_ROLLUP_MS}`;
+
+/**
+ * Folding (SPEC §15, FOLD_CAP in db/metrics.ts), as CTEs over `contrib`: for each folded dimension,
+ * `fold_<dim>` maps each (account, UTC day, value) of the contributions to the value it is counted
+ * under. The state is the day rollups themselves (no table written for it): a value already stored
+ * on that account's day keeps its name; a new one keeps it while the day holds fewer than FOLD_CAP
+ * values (new values ranked by name, so that every grain of a statement decides alike); the rest
+ * are counted as FOLDED_VALUE. A value once kept stays kept and one once folded stays folded (the
+ * count only grows), so a later removal or back-fill finds the row that counted it. Reads: the day
+ * rows of the account days the batch touches, once per statement; rows written: none.
+ */
+function foldCtes(): string {
+  const parts = [
+    `fold_days AS MATERIALIZED (SELECT DISTINCT c.account_id, ${dayOf("c")} AS day FROM contrib AS c)`,
+    `fold_kept AS MATERIALIZED (SELECT k.account_id, k.bucket AS day, ${FOLDED_DIMENSIONS.map((d) => `k.${d}`).join(", ")}
+  FROM fold_days AS d JOIN metric_rollups_day AS k ON k.account_id = d.account_id AND k.bucket = d.day)`,
+  ];
+  for (const d of FOLDED_DIMENSIONS) {
+    const { none, other } = FOLD_OF[d];
+    const kept = `(x.v = ${none} OR s.v IS NOT NULL)`;
+    parts.push(
+      `fold_seen_${d} AS MATERIALIZED (SELECT DISTINCT account_id, day, ${d} AS v FROM fold_kept WHERE ${d} <> ${none})`,
+      `fold_count_${d} AS MATERIALIZED (SELECT account_id, day, COUNT(*) AS n FROM fold_seen_${d} GROUP BY account_id, day)`,
+      `fold_${d} AS MATERIALIZED (SELECT x.account_id, x.day, x.v, CASE
+    WHEN ${kept} THEN x.v
+    WHEN ROW_NUMBER() OVER (PARTITION BY x.account_id, x.day, ${kept} ORDER BY x.v) + COALESCE(n.n, 0) <= ${FOLD_CAP} THEN x.v
+    ELSE ${other} END AS folded
+  FROM (SELECT DISTINCT c.account_id, ${dayOf("c")} AS day, c.${d} AS v FROM contrib AS c) AS x
+  LEFT JOIN fold_seen_${d} AS s ON s.account_id = x.account_id AND s.day = x.day AND s.v = x.v
+  LEFT JOIN fold_count_${d} AS n ON n.account_id = x.account_id AND n.day = x.day)`,
+    );
+  }
+  return parts.join(",\n");
+}
+const FOLD_CTES = foldCtes();
+
 /** Sums contribution rows per key and adds them to the stored rows: one statement per grain. */
 function upsert(ctes: string, contributions: Contribution[]): Record<Grain, string> {
-  const sums = METRIC_COUNTERS.map((c) => `SUM(${c})`);
+  const sums = METRIC_COUNTERS.map((c) => `SUM(c.${c})`);
   const one = (grain: Grain) => {
     const key = KEY_COLUMNS_OF[grain];
+    // The hourly totals have no dimension to fold; the other grains count a folded value under
+    // FOLDED_VALUE, by the same rule in every grain.
+    const folds = grain === "hour" ? [] : FOLDED_DIMENSIONS.filter((d) => key.includes(d));
+    const keyExprs = key.map((k) => ((folds as readonly string[]).includes(k) ? `f_${k}.folded` : `c.${k}`));
+    const joins = folds.map(
+      (d) =>
+        `JOIN fold_${d} AS f_${d} ON f_${d}.account_id = c.account_id AND f_${d}.day = ${dayOf("c")} AND f_${d}.v = c.${d}`,
+    );
     return `WITH ${ctes},
 contrib (${[...key, ...METRIC_COUNTERS].join(", ")}) AS (
   ${contributions.map((c) => c(grain)).join("\n  UNION ALL\n  ")}
-)
+)${folds.length ? `,\n${FOLD_CTES}` : ""}
 INSERT INTO ${TABLE[grain]} (${[...key, ...METRIC_COUNTERS].join(", ")})
-SELECT ${key.join(", ")}, ${sums.join(", ")}
-FROM contrib WHERE true
-GROUP BY ${key.join(", ")}
+SELECT ${keyExprs.join(", ")}, ${sums.join(", ")}
+FROM contrib AS c ${joins.join(" ")} WHERE true
+GROUP BY ${key.map((_, i) => i + 1).join(", ")}
 HAVING ${sums.map((s) => `${s} <> 0`).join(" OR ")}
 ON CONFLICT (${key.join(", ")}) DO UPDATE SET
   ${METRIC_COUNTERS.map((c) => `${c} = ${c} + excluded.${c}`).join(",\n  ")}`;

@@ -14,6 +14,7 @@ const ACCOUNT_HOLDING_TABLES = [
   "metric_rollups",
   "metric_rollups_day",
   "metric_rollups_hour",
+  "rollup_folds",
   "link_rollups",
   "suppressions",
   "mirror_pending",

@@ -408,7 +408,13 @@ describe("GET /v1/metrics equals GET /v1/events (property)", () => {
 
     // 400 days on, the rollups go too.
     await purgeExpiredRollups(env, NOW + 431 * DAY);
-    for (const table of ["metric_rollups", "metric_rollups_day", "metric_rollups_hour", "link_rollups"]) {
+    for (const table of [
+      "metric_rollups",
+      "metric_rollups_day",
+      "metric_rollups_hour",
+      "rollup_folds",
+      "link_rollups",
+    ]) {
       const rows = await eventsDb(account)
         .prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE account_id = ?`)
         .bind(account)

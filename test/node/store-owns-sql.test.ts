@@ -17,6 +17,7 @@ const PER_EMAIL_TABLES = [
   "metric_rollups",
   "metric_rollups_day",
   "metric_rollups_hour",
+  "rollup_folds",
   "link_rollups",
   "webhook_deliveries",
   "click_bursts",

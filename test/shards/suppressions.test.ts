@@ -20,7 +20,14 @@ async function place(account: string, shards: number[]) {
 
 /** Email ids of the account, `n` of them, landing on at least two different stripes of `k`. */
 function emailIdsOverStripes(prefix: string, n: number, k: number): string[] {
-  const ids = Array.from({ length: n }, (_, i) => `email_${prefix}_${i}`);
+  // The first n - 1 ids, then the first later one on another stripe than the first: never all on one
+  // stripe, whatever the (random) account id hashes to.
+  const ids = Array.from({ length: n - 1 }, (_, i) => `email_${prefix}_${i}`);
+  const first = stripeOf(ids[0] as string, k);
+  for (let i = n - 1; ids.length < n; i++) {
+    const id = `email_${prefix}_${i}`;
+    if (stripeOf(id, k) !== first) ids.push(id);
+  }
   expect(new Set(ids.map((id) => stripeOf(id, k))).size).toBeGreaterThan(1);
   return ids;
 }

@@ -1,1 +1,0 @@
-CREATE INDEX `erasures_account_idx` ON `erasures` (`account_id`,`completed_at`);
