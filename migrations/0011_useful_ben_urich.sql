@@ -1,0 +1,1 @@
+CREATE INDEX `erasures_account_idx` ON `erasures` (`account_id`,`completed_at`);
