@@ -1,4 +1,4 @@
-import { DAY_ROLLUP_MS, HOUR_ROLLUP_MS, METRIC_COUNTERS } from "../db/metrics";
+import { DAY_ROLLUP_MS, HOUR_ROLLUP_MS, METRIC_COUNTERS, ROLLUP_BUCKET_MS } from "../db/metrics";
 import { consumerProviderSql } from "../mailbox/providers";
 import { labelSql, type ZoneOffsets } from "../metrics/buckets";
 import {
@@ -92,20 +92,29 @@ export function buildMetricsStatements(
   // At most ROLLUP_ROWS_BUDGET + 1 rollup rows are read (SPEC §18): `n` counts them, and a caller
   // that sees more than the budget refuses the request instead of reading on.
   const cap = `LIMIT ${ROLLUP_ROWS_BUDGET + 1}`;
+  // The quarter hours at a window's edges, by their buckets: `bucket IN (…)` seeks each on the key,
+  // where two ranges joined by OR made SQLite walk every quarter-hour row of the account (measured:
+  // 25,241 rows read for 720 wanted). Computed integers, inlined (D1 binds at most 100 parameters).
+  const edges = (from: number, to: number, from2: number, to2: number) => {
+    const list: number[] = [];
+    for (let t = from; t < to; t += ROLLUP_BUCKET_MS) list.push(t);
+    for (let t = from2; t < to2; t += ROLLUP_BUCKET_MS) list.push(t);
+    return `bucket IN (${list.length ? list.join(", ") : "NULL"})`;
+  };
   if (totalsOnly) {
     const counters = ["bucket", ...METRIC_COUNTERS].join(", ");
     source = `(SELECT ${counters} FROM metric_rollups_hour WHERE account_id = ? AND bucket >= ? AND bucket < ?
       UNION ALL
       SELECT ${counters} FROM metric_rollups
-      WHERE account_id = ? AND ((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?)) ${cap}) AS r`;
-    params.push(accountId, hourStart, hourEnd, accountId, window.start, hourStart, hourEnd, window.end);
+      WHERE account_id = ? AND ${edges(window.start, hourStart, hourEnd, window.end)} ${cap}) AS r`;
+    params.push(accountId, hourStart, hourEnd, accountId);
   } else if (coarse) {
     source = `(SELECT ${columns.join(", ")} FROM metric_rollups_day WHERE ${where("bucket >= ? AND bucket < ?")}
       UNION ALL
       SELECT ${columns.join(", ")} FROM metric_rollups
-      WHERE ${where("((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?))")} ${cap}) AS r`;
+      WHERE ${where(edges(window.start, dayStart, dayEnd, window.end))} ${cap}) AS r`;
     params.push(accountId, dayStart, dayEnd, ...filterParams);
-    params.push(accountId, window.start, dayStart, dayEnd, window.end, ...filterParams);
+    params.push(accountId, ...filterParams);
   } else {
     const cols = [...columns, "recipient_domain"];
     source = `(SELECT ${cols.join(", ")} FROM metric_rollups WHERE ${where("bucket >= ? AND bucket < ?")} ${cap}) AS r`;
