@@ -1,6 +1,12 @@
 import * as z from "zod";
 import { actingAccount, principalOf, requireScope } from "../auth/middleware";
-import { FOLD_CAP, FOLDED_VALUE, METRIC_COUNTERS, type MetricCounter } from "../db/metrics";
+import {
+  FOLD_CAP,
+  FOLDED_DIMENSIONS,
+  FOLDED_VALUE,
+  METRIC_COUNTERS,
+  type MetricCounter,
+} from "../db/metrics";
 import type { Env } from "../env";
 import { sendingDomainKnown } from "../events/list";
 import { validationError } from "../lib/errors";
@@ -101,12 +107,10 @@ export async function getMetrics(
   // Every shard holding the account's rollups (stripes, a previous placement) sums its own; the
   // sums add up, a (bucket, group) present on several shards included (SPEC §17).
   // Folded values (SPEC §15) matter only to an answer by, or filtered on, a folded dimension.
-  const byFolded =
-    (q.group_by !== undefined && ["campaign", "template_id", "topic", "tag"].includes(q.group_by)) ||
-    q.campaign !== undefined ||
-    q.template_id !== undefined ||
-    q.topic !== undefined ||
-    q.tags !== undefined;
+  // The query's filters are named as the dimensions; `group_by=tag` groups the tag sets.
+  const byFolded = FOLDED_DIMENSIONS.some(
+    (d) => q[d] !== undefined || q.group_by === (d === "tags" ? "tag" : d),
+  );
   const dbs = readDbs(env, account);
   const [sums, folds] = await Promise.all([
     Promise.all(dbs.map(({ db }) => sumRollups(db, accountId, q, window, zone))),

@@ -1,6 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { fromBase64url } from "../../src/lib/base64";
 import { mirrorKey } from "../../src/suppressions/mirror";
@@ -15,7 +15,7 @@ import {
   json,
   mintToken,
 } from "../helpers";
-import { enc, suppressedReasons, tokensFor } from "../suppressions/support";
+import { enc, erase, suppressedReasons, tokensFor } from "../suppressions/support";
 
 /** SPEC §20: erasure removes every row of the address and keeps it suppressed under its HMAC. */
 
@@ -26,21 +26,6 @@ async function hmacHex(email: string): Promise<string> {
   const key = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(email)));
   return [...mac].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function erase(token: string, email: string) {
-  const res = await call("POST", "/v1/erasures", { token, body: { email } });
-  expect(res.status).toBe(202);
-  const created = await json(res);
-  let done: Record<string, any> = created;
-  await vi.waitFor(
-    async () => {
-      done = await json(await call("GET", `/v1/erasures/${created.id}`, { token }));
-      expect(done.status).toBe("completed");
-    },
-    { timeout: 10_000, interval: 100 },
-  );
-  return { created, done };
 }
 
 /** A count on the shard of the account (the first bound value, SPEC §17). */

@@ -4,7 +4,7 @@ import { DAY_MS } from "../../src/lib/params";
 import { runScheduledWork } from "../../src/scheduled";
 import { mirrorKey } from "../../src/suppressions/mirror";
 import { call, freshAccount, json, mintToken } from "../helpers";
-import { enc, mirrorOf, suppressedReasons, tokensFor } from "../suppressions/support";
+import { enc, erase, mirrorOf, suppressedReasons, tokensFor } from "../suppressions/support";
 import { hashedShard, otherShard, SHARDS, shardDbOf } from "./support";
 
 /**
@@ -23,21 +23,6 @@ const BRIEF = "brief@example.com";
 const FORGOTTEN = "forget.me@example.com";
 const KEPT = "kept@example.com";
 const NEVER = "never@example.com";
-
-async function erase(token: string, email: string) {
-  const res = await call("POST", "/v1/erasures", { token, body: { email } });
-  expect(res.status).toBe(202);
-  const created = await json(res);
-  let done: Record<string, any> = created;
-  await vi.waitFor(
-    async () => {
-      done = await json(await call("GET", `/v1/erasures/${created.id}`, { token }));
-      expect(done.status).toBe("completed");
-    },
-    { timeout: 10_000, interval: 100 },
-  );
-  return done;
-}
 
 /** What a client sees of the account's suppressions: the list, each address's entries, and check. */
 async function suppressionsView(account: string) {
@@ -95,7 +80,7 @@ describe("moving an account that holds an expiring and a hashed suppression", ()
     expect((await put(BRIEF, { expires_at: iso })).expires_at).toBe(iso);
     await put(KEPT, {});
     await put(FORGOTTEN, {});
-    const erased = await erase(write, FORGOTTEN);
+    const { done: erased } = await erase(write, FORGOTTEN);
     const hashedKey = `#${erased.email_hash}`;
 
     const rows = [

@@ -1,4 +1,5 @@
 import { env } from "cloudflare:workers";
+import { expect, vi } from "vitest";
 import { mirrorKey } from "../../src/suppressions/mirror";
 import { call, eventsDb, json, mintToken } from "../helpers";
 
@@ -68,4 +69,20 @@ export async function insertRow(
     )
     .bind(account, email, topic, reason, at)
     .run();
+}
+
+/** POST /v1/erasures (SPEC §20), waiting until the erasure has completed: the 202 body and the final one. */
+export async function erase(token: string, email: string) {
+  const res = await call("POST", "/v1/erasures", { token, body: { email } });
+  expect(res.status).toBe(202);
+  const created = await json(res);
+  let done: Record<string, any> = created;
+  await vi.waitFor(
+    async () => {
+      done = await json(await call("GET", `/v1/erasures/${created.id}`, { token }));
+      expect(done.status).toBe("completed");
+    },
+    { timeout: 10_000, interval: 100 },
+  );
+  return { created, done };
 }
