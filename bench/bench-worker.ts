@@ -499,32 +499,41 @@ async function benchRoute(
     });
   }
   if (route === "rebuild-rollups") {
-    // Rolls up the bulk-loaded events of one account (metrics phase), as the one-time back-fill would.
+    // Rolls up the bulk-loaded events of one account (metrics phase), as the one-time back-fill would,
+    // in short requests driven by bench/lib/rollups.mjs: `step=clear` clears the account's rollups on
+    // each of its shards and answers the UTC days its events span; then `day=<ms>` rebuilds one day.
+    // One request for a whale's whole window (233,753 events, ~17 s) blocked the local runtime's event
+    // loop so long that its keep-alive timers fired late, and it closed the client's connection.
     const account = url.searchParams.get("account") ?? "";
     const started = performance.now();
     const shards = readDbs(env, await accountShards(env, account));
-    // A day at a time: one batch over a whale's whole window (233,753 events at 1M) reset the local
-    // runtime's connection; the day's statements each stay small, and the upserts add up.
     const DAY = 86_400_000;
+    if (url.searchParams.get("step") === "clear") {
+      const days = new Set<number>();
+      const meta = [];
+      for (const { db } of shards) {
+        const span = await db
+          .prepare("SELECT MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events WHERE account_id = ?")
+          .bind(account)
+          .first<{ lo: number | null; hi: number | null }>();
+        const out = await db.batch([...clearRollups(db, account), clearLinkRollups(db, account)]);
+        meta.push(...out.map((r) => r.meta));
+        if (span?.lo == null || span.hi == null) continue;
+        for (let day = span.lo - (span.lo % DAY); day <= span.hi; day += DAY) days.add(day);
+      }
+      return json({ ms: performance.now() - started, days: [...days].sort((a, b) => a - b), meta });
+    }
+    const day = Number(url.searchParams.get("day"));
+    if (!Number.isSafeInteger(day) || day % DAY !== 0)
+      return json({ error: "day must be a UTC midnight in ms" }, 400);
     const results = (
       await Promise.all(
-        shards.map(async ({ db }) => {
-          const span = await db
-            .prepare("SELECT MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events WHERE account_id = ?")
-            .bind(account)
-            .first<{ lo: number | null; hi: number | null }>();
-          const out = await db.batch([...clearRollups(db, account), clearLinkRollups(db, account)]);
-          if (span?.lo == null || span.hi == null) return out;
-          for (let day = span.lo - (span.lo % DAY); day <= span.hi; day += DAY) {
-            out.push(
-              ...(await db.batch([
-                ...rebuildRollupsRange(db, account, day, day + DAY),
-                rebuildLinkRollupsRange(db, account, day, day + DAY),
-              ])),
-            );
-          }
-          return out;
-        }),
+        shards.map(({ db }) =>
+          db.batch([
+            ...rebuildRollupsRange(db, account, day, day + DAY),
+            rebuildLinkRollupsRange(db, account, day, day + DAY),
+          ]),
+        ),
       )
     ).flat();
     return json({ ms: performance.now() - started, meta: results.map((r) => r.meta) });

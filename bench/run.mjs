@@ -349,6 +349,10 @@ try {
   results.cost = costs(results);
   results.targets = targets(results);
   results.seconds = Math.round((Date.now() - t0) / 1000);
+  // Idempotent requests sent again after the local runtime closed their connection (client.mjs).
+  results.client_retries = client.retried;
+  if (client.retried.length > 0)
+    say(`  requests sent again after a lost connection: ${client.retried.join(", ")}`);
   writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
   console.log(render(results));
   say(`[${elapsed()}] wrote ${path.relative(process.cwd(), OUT)}`);

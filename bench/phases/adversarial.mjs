@@ -6,6 +6,7 @@
 // statement of its page walk). Reported per case: status, time, statements, rows read in all and by
 // the heaviest statement.
 import { mintToken } from "../../scripts/lib.mjs";
+import { rebuildRollups } from "../lib/rollups.mjs";
 
 const BUDGET = 10_000;
 const DAY_MS = 86_400_000;
@@ -48,7 +49,7 @@ export async function adversarialPhase({ client, secret, values }) {
 
   // The account's rollups, as the metrics phase builds them (a day at a time), so that the metrics,
   // links, reputation and Unosend metrics cases read real rows whichever phases ran before.
-  await client.call(`/__bench/rebuild-rollups?account=${encodeURIComponent(account)}`, { method: "POST" });
+  await rebuildRollups(client, account);
 
   const first = async (path, t) => {
     const page = await client.call(`/__bench/measure`, { method: "POST", body: { path, headers: auth(t) } });

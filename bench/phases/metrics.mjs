@@ -9,6 +9,7 @@
 import { mintToken } from "../../scripts/lib.mjs";
 import { timedFetch } from "../lib/client.mjs";
 import { progressBar } from "../lib/progress.mjs";
+import { rebuildRollups } from "../lib/rollups.mjs";
 import { round, summarize } from "../lib/stats.mjs";
 
 export const METRICS_CASES = [
@@ -53,10 +54,7 @@ export async function metricsPhase({ app, client, secret, universe, values, opti
   const bar = progressBar("  rolling up accounts", accounts.length);
   let rollupMs = 0;
   for (const account of accounts) {
-    const { data } = await client.call(`/__bench/rebuild-rollups?account=${encodeURIComponent(account)}`, {
-      method: "POST",
-    });
-    rollupMs += data.ms;
+    rollupMs += (await rebuildRollups(client, account)).ms;
     bar.tick();
   }
   bar.done();
