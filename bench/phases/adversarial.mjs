@@ -6,7 +6,6 @@
 // statement of its page walk). Reported per case: status, time, statements, rows read in all and by
 // the heaviest statement.
 import { mintToken } from "../../scripts/lib.mjs";
-import { rebuildRollups } from "../lib/rollups.mjs";
 
 const BUDGET = 10_000;
 const DAY_MS = 86_400_000;
@@ -46,10 +45,6 @@ export async function adversarialPhase({ client, secret, values }) {
     { sql: "SELECT id FROM webhook_endpoints WHERE account_id = ? LIMIT 1", params: [account] },
   ]);
   const endpointId = ep.results[0]?.id ?? "whk_000000000000000000000000";
-
-  // The account's rollups, as the metrics phase builds them (a day at a time), so that the metrics,
-  // links, reputation and Unosend metrics cases read real rows whichever phases ran before.
-  await rebuildRollups(client, account);
 
   const first = async (path, t) => {
     const page = await client.call(`/__bench/measure`, { method: "POST", body: { path, headers: auth(t) } });
