@@ -1,7 +1,7 @@
 import type { Env } from "../env";
 import { type MailboxProvider, NO_COMPLAINT_FEEDBACK } from "../mailbox/providers";
 import { ZoneOffsets } from "../metrics/buckets";
-import { metricsWindow, parseMetricsParams, type RollupRow } from "../metrics/query";
+import { metricsWindow, parseMetricsParams } from "../metrics/query";
 import { accountShards, readDbs } from "../shards/route";
 import { ROLLUP_ROWS_BUDGET, rollupStatements } from "../store";
 
@@ -80,7 +80,7 @@ export function windowCountersStatement(
   for (const [k, v] of Object.entries(filters)) if (v !== undefined) params.set(k, v);
   const q = parseMetricsParams(params);
   const window = metricsWindow(q, now);
-  const { rows: statement } = rollupStatements(
+  const { rows: statement, sum } = rollupStatements(
     db,
     accountId,
     q,
@@ -89,9 +89,8 @@ export function windowCountersStatement(
   );
   const read = (result: D1Result<unknown>): WindowResult => {
     const byName = new Map<MailboxProvider, ProviderCounters>();
-    let scanned = 0;
-    for (const row of result.results as (RollupRow & { n: number })[]) {
-      scanned += row.n;
+    const { rows, scanned } = sum(result);
+    for (const row of rows) {
       const name = (row.grp ?? "other") as MailboxProvider;
       const p = byName.get(name) ?? { mailbox_provider: name, ...zero() };
       p.sent += row.sent;

@@ -207,17 +207,19 @@ export async function sumLinkRollups(
     );
     values.push(...q.tags);
   }
+  // The rows, summed per link here rather than by a GROUP BY: D1 counts every row again as it
+  // leaves SQLite's sorter, which would spend half of §18's budget (see buildMetricsStatements).
   const result = await db
     .prepare(
-      `WITH r AS (SELECT url, link_name, clicked, unique_clicked, clicked_by_person FROM link_rollups
-                  WHERE ${where.join(" AND ")} LIMIT ${Math.floor(limit)})
-       SELECT url, link_name, SUM(clicked) AS clicked, SUM(unique_clicked) AS unique_clicked,
-              SUM(clicked_by_person) AS clicked_by_person, COUNT(*) AS n
-       FROM r GROUP BY url, link_name`,
+      `SELECT url, link_name, clicked, unique_clicked, clicked_by_person FROM link_rollups
+       WHERE ${where.join(" AND ")} LIMIT ${Math.floor(limit)}`,
     )
     .bind(...values)
-    .all<LinkRow>();
-  return { results: result.results, meta: { rows_read: result.meta.rows_read } };
+    .all<Omit<LinkRow, "n">>();
+  const { results } = mergeLinkSums([
+    { results: result.results.map((r) => ({ ...r, n: 1 })), meta: result.meta },
+  ]);
+  return { results, meta: { rows_read: result.meta.rows_read } };
 }
 
 /**

@@ -2,11 +2,13 @@ import { DAY_ROLLUP_MS, HOUR_ROLLUP_MS, METRIC_COUNTERS, ROLLUP_BUCKET_MS } from
 import { consumerProviderSql } from "../mailbox/providers";
 import { labelSql, type ZoneOffsets } from "../metrics/buckets";
 import {
+  addCounters,
   type Counters,
   GROUP_COLUMN,
   type MetricsQuery,
   type MetricsWindow,
   type RollupRow,
+  zeroCounters,
 } from "../metrics/query";
 
 /** Rollup rows one metrics query reads at most (SPEC §18). */
@@ -33,16 +35,18 @@ export interface Statement {
 }
 
 /**
- * The window's rollup rows, filtered, summed per local bucket of the zone and group in SQL (so
- * only the answer's rows leave D1); and, for tag groupings (where an event counts in several
- * groups), the totals from the ungrouped rows.
+ * The window's rollup rows, filtered, each with the local bucket of the zone it falls in and its
+ * group (a tag grouping: its tag set); groupRollupRows sums them. Not summed in SQL: a GROUP BY
+ * sorts the rows, and D1 counts each row again as it leaves the sorter (measured on the largest
+ * account: 716 rows read for 715 hourly rows ungrouped, 1,431 grouped), so §18's 10,000 rows read
+ * would hold only 5,000 rollup rows. Summing in the Worker keeps rows read equal to rows scanned.
  */
 export function buildMetricsStatements(
   accountId: string,
   q: MetricsQuery,
   window: MetricsWindow,
   zone: ZoneOffsets,
-): { rows: Statement; totals: Statement | null } {
+): Statement {
   // The filters, on a rollup table's own columns; each source below applies them.
   const filters: string[] = [];
   const filterParams: (string | number)[] = [];
@@ -120,26 +124,77 @@ export function buildMetricsStatements(
     source = `(SELECT ${cols.join(", ")} FROM metric_rollups WHERE ${where("bucket >= ? AND bucket < ?")} ${cap}) AS r`;
     params.push(accountId, window.start, window.end, ...filterParams);
   }
-  const sums = METRIC_COUNTERS.map((c) => `SUM(r.${c}) AS ${c}`).join(", ");
+  const counters = METRIC_COUNTERS.map((c) => `r.${c}`).join(", ");
   const [label, labelOffset] = labelSql(zone, "r.bucket", q.interval);
   const group =
     q.group_by === undefined
       ? "NULL"
       : q.group_by === "tag"
-        ? "t.value"
+        ? "r.tags"
         : q.group_by === "mailbox_provider"
           ? PROVIDER_OF("r.recipient_domain")
           : `NULLIF(r.${GROUP_COLUMN[q.group_by]}, '')`;
-  const from = q.group_by === "tag" ? `${source} LEFT JOIN json_each(r.tags) AS t` : source;
   return {
-    rows: {
-      sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp, ${sums},
-          COUNT(*) AS n
-        FROM ${from} GROUP BY 1, 2, 4`,
-      params,
-    },
-    totals: q.group_by === "tag" ? { sql: `SELECT ${sums}, COUNT(*) AS n FROM ${source}`, params } : null,
+    sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, r.bucket AS first, ${group} AS grp, ${counters}
+      FROM ${source}`,
+    params,
   };
+}
+
+/** One rollup row as buildMetricsStatements reads it: its local bucket, its group, its counters. */
+export interface LabelledRollupRow extends Counters {
+  label: number;
+  label_offset: number;
+  first: number;
+  grp: string | null;
+}
+
+/** A metrics read summed: per local bucket and group, the totals of a tag grouping, rows scanned. */
+export interface RollupSums {
+  rows: (RollupRow & { label: number; label_offset: number; n: number })[];
+  /** A tag grouping's totals (an event counts once here, in every tag's group above); else null. */
+  totals: Counters | null;
+  /** Rollup rows read (§18's budget), each once whatever its tags. */
+  scanned: number;
+}
+
+/**
+ * Sums the rows of buildMetricsStatements per local bucket (its label and offset: two buckets of a
+ * DST change may share a label) and group, each bucket starting at its earliest rollup bucket. A
+ * tag grouping counts a row in each of its tags (none: the null group) and sums the totals once.
+ */
+export function groupRollupRows(results: LabelledRollupRow[], byTag: boolean): RollupSums {
+  const groups = new Map<string, RollupSums["rows"][number]>();
+  const totals = byTag ? zeroCounters() : null;
+  const add = (row: LabelledRollupRow, grp: string | null) => {
+    const key = `${row.label}/${row.label_offset}/${grp === null ? "" : `=${grp}`}`;
+    let sum = groups.get(key);
+    if (!sum) {
+      sum = {
+        label: row.label,
+        label_offset: row.label_offset,
+        first: row.first,
+        grp,
+        n: 0,
+        ...zeroCounters(),
+      };
+      groups.set(key, sum);
+    }
+    addCounters(sum, row);
+    sum.first = Math.min(sum.first, row.first);
+    sum.n += 1;
+  };
+  for (const row of results) {
+    if (!byTag) {
+      add(row, row.grp);
+      continue;
+    }
+    addCounters(totals as Counters, row);
+    const tags = row.grp === null ? [] : (JSON.parse(row.grp) as string[]);
+    if (tags.length === 0) add(row, null);
+    for (const tag of tags) add(row, tag);
+  }
+  return { rows: [...groups.values()], totals, scanned: results.length };
 }
 
 /**
@@ -159,45 +214,30 @@ export async function foldedWithin(
   return { folded: found.results.length > 0, rowsRead: found.meta.rows_read };
 }
 
-/** The statements of buildMetricsStatements, prepared on `db`, for a caller's own batch. */
+/** The statement of buildMetricsStatements, prepared on `db` for a caller's own batch, and its summing. */
 export function rollupStatements(
   db: D1Database,
   accountId: string,
   q: MetricsQuery,
   window: MetricsWindow,
   zone: ZoneOffsets,
-): { rows: D1PreparedStatement; totals: D1PreparedStatement | null } {
-  const { rows, totals } = buildMetricsStatements(accountId, q, window, zone);
+): { rows: D1PreparedStatement; sum: (result: D1Result<unknown>) => RollupSums } {
+  const { sql, params } = buildMetricsStatements(accountId, q, window, zone);
   return {
-    rows: db.prepare(rows.sql).bind(...rows.params),
-    totals: totals ? db.prepare(totals.sql).bind(...totals.params) : null,
+    rows: db.prepare(sql).bind(...params),
+    sum: (result) => groupRollupRows(result.results as LabelledRollupRow[], q.group_by === "tag"),
   };
 }
 
-/**
- * The window's rollup rows, filtered, summed per local bucket of the zone and group in SQL (so
- * only the answer's rows leave D1); and, for tag groupings (where an event counts in several
- * groups), the totals from the ungrouped rows.
- */
+/** The window's rollups of one shard, summed per local bucket of the zone and group. */
 export async function sumRollups(
   db: D1Database,
   accountId: string,
   q: MetricsQuery,
   window: MetricsWindow,
   zone: ZoneOffsets,
-): Promise<{ rows: RollupRow[]; totals: Counters | null; rowsRead: number; scanned: number }> {
-  const { rows, totals } = rollupStatements(db, accountId, q, window, zone);
-  const [rowsResult, totalsResult] = await Promise.all([
-    rows.all<RollupRow & { n: number }>(),
-    totals ? totals.all<Counters & { n: number }>() : null,
-  ]);
-  return {
-    rows: rowsResult.results,
-    totals: totalsResult ? (totalsResult.results[0] ?? null) : null,
-    rowsRead: rowsResult.meta.rows_read + (totalsResult?.meta.rows_read ?? 0),
-    // Rollup rows read: the tag grouping's rows are expanded per tag, its totals are not.
-    scanned: totalsResult
-      ? (totalsResult.results[0]?.n ?? 0)
-      : rowsResult.results.reduce((s, r) => s + r.n, 0),
-  };
+): Promise<RollupSums & { rowsRead: number }> {
+  const { rows, sum } = rollupStatements(db, accountId, q, window, zone);
+  const result = await rows.all();
+  return { ...sum(result), rowsRead: result.meta.rows_read };
 }

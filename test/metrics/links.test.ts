@@ -142,7 +142,7 @@ describe("which rollups a metrics query reads", () => {
     const sqlOf = (query: string) => {
       const q = parseMetricsQuery(new URLSearchParams(query));
       const w = metricsWindow(q, now);
-      return buildMetricsStatements("acct", q, w, new ZoneOffsets(q.tz, w.start, w.end)).rows.sql;
+      return buildMetricsStatements("acct", q, w, new ZoneOffsets(q.tz, w.start, w.end)).sql;
     };
     expect(sqlOf("days=30&group_by=campaign")).toContain("metric_rollups_day");
     expect(sqlOf("days=400&interval=month&campaign=spring")).toContain("metric_rollups_day");

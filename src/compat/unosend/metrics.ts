@@ -12,7 +12,6 @@ import {
   GROUP_BY,
   metricsWindow,
   parseMetricsParams,
-  type RollupRow,
   zeroCounters,
 } from "../../metrics/query";
 import { accountShards, readDbs } from "../../shards/route";
@@ -74,23 +73,13 @@ export async function unosendMetrics(
   // Every shard the account is read from answers the same statements (SPEC §17); rows and totals add up.
   const zone = new ZoneOffsets("UTC", window.start, window.end);
   const perShard = await Promise.all(
-    readDbs(env, await accountShards(env, accountId)).map(({ db }) => {
-      const { rows, totals } = rollupStatements(db, accountId, query, window, zone);
-      return db.batch([rows, ...(totals ? [totals] : [])]);
+    readDbs(env, await accountShards(env, accountId)).map(async ({ db }) => {
+      const { rows, sum } = rollupStatements(db, accountId, query, window, zone);
+      return sum(await rows.all());
     }),
   );
-  const totals = perShard.some((answers) => answers.length > 1);
-  const result = { results: perShard.flatMap(([rows]) => rows?.results ?? []) };
-  const totalResult = totals ? { results: perShard.flatMap(([, t]) => t?.results ?? []) } : undefined;
   // §18's budget holds per shard: the most rollup rows one shard read.
-  const scanned = Math.max(
-    0,
-    ...perShard.map(([rows, t]) =>
-      t
-        ? ((t.results[0] as { n?: number } | undefined)?.n ?? 0)
-        : ((rows?.results ?? []) as { n: number }[]).reduce((s, r) => s + r.n, 0),
-    ),
-  );
+  const scanned = Math.max(0, ...perShard.map((s) => s.scanned));
   if (scanned > ROLLUP_ROWS_BUDGET) {
     throw validationError(
       "days",
@@ -99,13 +88,16 @@ export async function unosendMetrics(
   }
   const sum = zeroCounters();
   const groups = new Map<string | null, Counters>();
-  for (const row of (result?.results ?? []) as RollupRow[]) {
-    if (!totals) addCounters(sum, row);
-    const g = groups.get(row.grp) ?? zeroCounters();
-    addCounters(g, row);
-    groups.set(row.grp, g);
+  for (const shard of perShard) {
+    // A tag grouping counts an event in each of its tags: the total is the shard's own.
+    if (shard.totals) addCounters(sum, shard.totals);
+    for (const row of shard.rows) {
+      if (!shard.totals) addCounters(sum, row);
+      const g = groups.get(row.grp) ?? zeroCounters();
+      addCounters(g, row);
+      groups.set(row.grp, g);
+    }
   }
-  for (const totalRow of (totalResult?.results ?? []) as Counters[]) addCounters(sum, totalRow);
   return {
     success: true as const,
     data: {
