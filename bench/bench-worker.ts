@@ -361,12 +361,17 @@ async function benchRoute(
     const ms = performance.now() - started;
     const reads = log.map((s) => s.rows_read ?? 0);
     const head = res.status >= 400 ? new TextDecoder().decode(first) : null;
+    // SPEC §18's budget holds per database a request touches: rows read summed per D1 binding.
+    const perBinding: Record<string, number> = {};
+    for (const s of log) perBinding[s.on] = (perBinding[s.on] ?? 0) + (s.rows_read ?? 0);
     return json({
       status: res.status,
       ms,
       bytes,
       statements: log.length,
       rows_read: reads.reduce((a, b) => a + b, 0),
+      rows_read_by_binding: perBinding,
+      max_binding_rows_read: Math.max(0, ...Object.values(perBinding)),
       max_statement_rows_read: Math.max(0, ...reads),
       unmeasured_statements: log.filter((s) => s.rows_read === null).length,
       retry_after: res.headers.get("retry-after"),

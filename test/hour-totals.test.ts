@@ -157,6 +157,25 @@ describe("totals by the hourly rollups", () => {
     expect(sp.countRowsRead).toBeLessThan(inWindow);
   });
 
+  it("count several recipients through their index, not the window (SparkPost total_count)", async () => {
+    const w = { start: now - 20 * HOUR - 30 * 60_000, end: now - 10 * 60_000 };
+    const asked = ["user1@example.com", "user2@example.com", "nobody@example.com"];
+    const query = sparkPostQueryFrom(
+      new URLSearchParams(
+        `recipients=${asked.join(",")}&from=${new Date(w.start).toISOString()}&to=${new Date(w.end).toISOString()}`,
+      ),
+    );
+    const sp = await openSparkPostPage(e, account, query, now);
+    const inWindow = seeded.filter((s) => s.at >= w.start && s.at < w.end);
+    const expected = inWindow.filter((s) => asked.includes(s.recipient)).length;
+    expect(expected).toBeGreaterThan(0);
+    expect(sp.totalCount).toBe(expected);
+    // Each shard reads the asked recipients' events, its list of three and the row past each seek,
+    // never the window's rows.
+    expect(sp.countRowsRead).toBeLessThanOrEqual(expected + shards.length * (2 * asked.length + 2));
+    expect(sp.countRowsRead).toBeLessThan(inWindow.length / 2);
+  });
+
   it("fall back to the events' count after an erasure removed events in the window", async () => {
     const w = { start: now - 20 * HOUR - 30 * 60_000, end: now - 10 * 60_000 };
     const types: EventType[] = ["email.sent", "email.opened", "email.delivered"];

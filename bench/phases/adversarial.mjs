@@ -174,10 +174,11 @@ function summary(r) {
     ms: Math.round(r.ms),
     statements: r.statements,
     rows_read: r.rows_read,
+    rows_read_by_binding: r.rows_read_by_binding,
+    max_binding_rows_read: r.max_binding_rows_read,
     max_statement_rows_read: r.max_statement_rows_read,
     within_budget:
-      r.max_statement_rows_read <= BUDGET &&
-      (r.statements <= 1 || r.rows_read <= BUDGET || r.chunked === true),
+      r.max_statement_rows_read <= BUDGET && (r.max_binding_rows_read <= BUDGET || r.chunked === true),
     unmeasured: r.unmeasured_statements,
     error: r.error_head ? r.error_head.slice(0, 120) : null,
     heaviest: r.top?.[0]?.sql ?? null,
@@ -192,7 +193,7 @@ export function renderAdversarial(r) {
   for (const c of r.cases) {
     lines.push(
       `  ${c.name.padEnd(58)} ${String(c.status).padStart(3)} ${String(c.ms).padStart(6)} ms ${String(c.statements).padStart(4)} stmts ` +
-        `${String(c.rows_read).padStart(8)} rows (max ${c.max_statement_rows_read})${c.error ? `  ${c.error.replace(/\s+/g, " ").slice(0, 60)}` : ""}`,
+        `${String(c.rows_read).padStart(8)} rows (${c.max_binding_rows_read} on one database, max ${c.max_statement_rows_read} a statement)${c.error ? `  ${c.error.replace(/\s+/g, " ").slice(0, 60)}` : ""}`,
     );
   }
   return lines;
@@ -202,11 +203,11 @@ export function renderAdversarial(r) {
 export function markdownAdversarial(r) {
   const rows = r.cases.map(
     (c) =>
-      `| ${c.name} | ${c.status} | ${c.ms} | ${c.statements} | ${c.rows_read.toLocaleString("en-US")} | ${c.max_statement_rows_read.toLocaleString("en-US")} |`,
+      `| ${c.name} | ${c.status} | ${c.ms} | ${c.statements} | ${c.rows_read.toLocaleString("en-US")} | ${(c.max_binding_rows_read ?? c.rows_read).toLocaleString("en-US")} | ${c.max_statement_rows_read.toLocaleString("en-US")} |`,
   );
   return [
-    "| request | status | ms | D1 statements | rows read | heaviest statement |",
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    "| request | status | ms | D1 statements | rows read | on one database | heaviest statement |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows,
   ].join("\n");
 }

@@ -40,12 +40,19 @@ export const SCAN_CHUNK = 5_000;
 /** The first chunk of a match that reads a JSON array, before its cost per row is known (at most 12 rows read a row). */
 const PROBE_ROWS = 400;
 
+/** A string as an SQL literal, for lists inlined past D1's 100 bound parameters. */
+export const sqlLiteral = (value: string) => `'${value.replaceAll("'", "''")}'`;
+
 /** Where a scan walks: the primary key (time) or one filter's index (accessPathSql). */
 export type AccessPath =
   | { kind: "time" }
   | { kind: "email_id"; value: string }
   | { kind: "recipient"; value: string }
-  | { kind: "message_id"; value: string };
+  | { kind: "message_id"; value: string }
+  // Counts only (countMatches): several values, each a seek on its index (inlined literals: D1
+  // binds at most 100 parameters).
+  | { kind: "recipients"; values: readonly string[] }
+  | { kind: "email_ids"; values: readonly string[] };
 
 export interface ScanRequest {
   accountId: string;
@@ -327,6 +334,16 @@ export function accessPathSql(accountId: string, path: AccessPath): { index: str
       return {
         index: " INDEXED BY events_recipient_idx",
         seek: { sql: "recipient = ?", params: [path.value] },
+      };
+    case "recipients":
+      return {
+        index: " INDEXED BY events_recipient_idx",
+        seek: { sql: `recipient IN (${path.values.map(sqlLiteral).join(", ")})`, params: [] },
+      };
+    case "email_ids":
+      return {
+        index: " INDEXED BY events_email_idx",
+        seek: { sql: `email_id IN (${path.values.map(sqlLiteral).join(", ")})`, params: [] },
       };
     case "message_id":
       return {

@@ -1,5 +1,5 @@
 import { EVENT_TYPES, type EventType } from "../../events/record";
-import type { AccessPath } from "../../store";
+import { type AccessPath, sqlLiteral } from "../../store";
 import { BOUNCE_CLASS_SQL } from "./bounce-class";
 import { SPARKPOST_TYPES, type SparkPostType } from "./event-map";
 
@@ -85,15 +85,17 @@ export const typesOf = (events: readonly SparkPostType[]): EventType[] =>
  * per statement. Quotes are doubled (SQLite's only escape); values with control characters never
  * get here (the parser refuses them).
  */
-export const sqlLiteral = (value: string) => `'${value.replaceAll("'", "''")}'`;
 
 /** The filters as an SQL predicate, and the access path the scan should use. */
 export function compileFilters(filters: SparkPostFilters): {
   sql: string | null;
   params: (string | number)[];
   access: AccessPath;
+  /** total_count's path: several transmissions or recipients are seeks, each bounded by its events. */
+  countAccess: AccessPath;
 } {
-  if (filters.impossible !== null) return { sql: "0", params: [], access: { kind: "time" } };
+  if (filters.impossible !== null)
+    return { sql: "0", params: [], access: { kind: "time" }, countAccess: { kind: "time" } };
   const where: string[] = [];
   // `CASE x WHEN … THEN 1` rather than `x IN (…)`: SQLite answers an IN list of three or more by
   // probing an ephemeral table, and D1 counts each probe as a row read (a count doubled its reads).
@@ -133,7 +135,14 @@ export function compileFilters(filters: SparkPostFilters): {
     access = { kind: "email_id", value: onlyEmail };
   else if (filters.recipients?.length === 1 && onlyRecipient !== undefined)
     access = { kind: "recipient", value: onlyRecipient };
-  return { sql: where.length > 0 ? where.join(" AND ") : null, params: [], access };
+  // The page walks the window by time (bounded by the page's budget); its total counts only the
+  // asked transmissions' or recipients' events through their index, not the window (SPEC §18).
+  let countAccess: AccessPath = access;
+  if (access.kind === "time" && filters.transmissionIds && filters.transmissionIds.length > 1)
+    countAccess = { kind: "email_ids", values: filters.transmissionIds };
+  else if (access.kind === "time" && filters.recipients && filters.recipients.length > 1)
+    countAccess = { kind: "recipients", values: filters.recipients };
+  return { sql: where.length > 0 ? where.join(" AND ") : null, params: [], access, countAccess };
 }
 
 /**

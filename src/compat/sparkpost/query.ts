@@ -312,12 +312,15 @@ export async function openSparkPostPage(
     // By the hourly rollups when only `events` filters (events/hour-reads.ts).
     totalCount = await totalOnce(totalKey(accountId, "sparkpost/events", [["f", fingerprint]]), async () => {
       const counted = await windowTotal(env, shards, accountId, window, onlyEventTypes(query.filters), (db) =>
-        countMatches(db, accountId, window, compiled.access, match),
+        countMatches(db, accountId, window, compiled.countAccess, match),
       );
       countRowsRead = counted.rowsRead;
       return counted.total;
     });
   }
+  // The count's rows come out of the page's budget (SPEC §18: the request's rows per shard), keeping
+  // at least half of it for the page when a count was costlier.
+  const pageBudget = budget - Math.min(countRowsRead, Math.floor(budget / 2));
   const walk = streamAcross(env, shards, query.perPage, (db) =>
     scan(db, {
       accountId,
@@ -327,7 +330,7 @@ export async function openSparkPostPage(
       columns: `${BOUNCE_CLASS_SQL} AS _bounce_class`,
       from: state?.position ?? null,
       limit: query.perPage,
-      budget,
+      budget: pageBudget,
     }),
   );
   async function* chunks(): AsyncGenerator<string[], ScanResult> {
