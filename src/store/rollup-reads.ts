@@ -35,11 +35,11 @@ export interface Statement {
 }
 
 /**
- * The window's rollup rows, filtered, each with the local bucket of the zone it falls in and its
- * group (a tag grouping: its tag set); groupRollupRows sums them. Not summed in SQL: a GROUP BY
- * sorts the rows, and D1 counts each row again as it leaves the sorter (measured on the largest
- * account: 716 rows read for 715 hourly rows ungrouped, 1,431 grouped), so §18's 10,000 rows read
- * would hold only 5,000 rollup rows. Summing in the Worker keeps rows read equal to rows scanned.
+ * The window's rollup rows, filtered, with the local bucket of the zone each falls in and its group
+ * (a tag grouping: its tag set); groupRollupRows sums them per local bucket and group. Unordered
+ * groupings are not summed in SQL: a GROUP BY sorts its rows, and D1 counts each row again as it
+ * leaves the sorter (measured on the largest account: 716 rows read for 715 hourly rows ungrouped,
+ * 1,431 grouped), so §18's 10,000 rows read would hold only 5,000 rollup rows.
  */
 export function buildMetricsStatements(
   accountId: string,
@@ -95,7 +95,12 @@ export function buildMetricsStatements(
   const params: (string | number)[] = [];
   // At most ROLLUP_ROWS_BUDGET + 1 rollup rows are read (SPEC §18): `n` counts them, and a caller
   // that sees more than the budget refuses the request instead of reading on.
-  const cap = `LIMIT ${ROLLUP_ROWS_BUDGET + 1}`;
+  // Summed in SQL where the rows can arrive in the grouping's order (every rollup table's key begins
+  // with the bucket, then the campaign): an ORDER BY the key inside the capped subquery lets the
+  // GROUP BY below stream without a sorter, so D1 counts each row once (measured: 5,168 rows read
+  // for 5,166 day rows, 10,334 through a sorter). Other groupings leave SQL a row each.
+  const ordered = q.group_by === undefined || q.group_by === "campaign";
+  const cap = `${ordered ? `ORDER BY bucket${q.group_by === "campaign" ? ", campaign" : ""} ` : ""}LIMIT ${ROLLUP_ROWS_BUDGET + 1}`;
   // The quarter hours at a window's edges, by their buckets: `bucket IN (…)` seeks each on the key,
   // where two ranges joined by OR made SQLite walk every quarter-hour row of the account (measured:
   // 25,241 rows read for 720 wanted). Computed integers, inlined (D1 binds at most 100 parameters).
@@ -124,7 +129,6 @@ export function buildMetricsStatements(
     source = `(SELECT ${cols.join(", ")} FROM metric_rollups WHERE ${where("bucket >= ? AND bucket < ?")} ${cap}) AS r`;
     params.push(accountId, window.start, window.end, ...filterParams);
   }
-  const counters = METRIC_COUNTERS.map((c) => `r.${c}`).join(", ");
   const [label, labelOffset] = labelSql(zone, "r.bucket", q.interval);
   const group =
     q.group_by === undefined
@@ -134,19 +138,25 @@ export function buildMetricsStatements(
         : q.group_by === "mailbox_provider"
           ? PROVIDER_OF("r.recipient_domain")
           : `NULLIF(r.${GROUP_COLUMN[q.group_by]}, '')`;
+  const head = `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp`;
   return {
-    sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, r.bucket AS first, ${group} AS grp, ${counters}
-      FROM ${source}`,
+    sql: ordered
+      ? `${head}, ${METRIC_COUNTERS.map((c) => `SUM(r.${c}) AS ${c}`).join(", ")}, COUNT(*) AS n
+        FROM ${source} GROUP BY r.bucket${q.group_by === "campaign" ? ", r.campaign" : ""}`
+      : `${head.replace("MIN(r.bucket)", "r.bucket")}, ${METRIC_COUNTERS.map((c) => `r.${c}`).join(", ")}, 1 AS n
+        FROM ${source}`,
     params,
   };
 }
 
-/** One rollup row as buildMetricsStatements reads it: its local bucket, its group, its counters. */
+/** A row of buildMetricsStatements: a rollup bucket's sums (or one rollup row), its local bucket, its group. */
 export interface LabelledRollupRow extends Counters {
   label: number;
   label_offset: number;
   first: number;
   grp: string | null;
+  /** Rollup rows summed into it. */
+  n: number;
 }
 
 /** A metrics read summed: per local bucket and group, the totals of a tag grouping, rows scanned. */
@@ -182,7 +192,7 @@ export function groupRollupRows(results: LabelledRollupRow[], byTag: boolean): R
     }
     addCounters(sum, row);
     sum.first = Math.min(sum.first, row.first);
-    sum.n += 1;
+    sum.n += row.n;
   };
   for (const row of results) {
     if (!byTag) {
@@ -194,7 +204,7 @@ export function groupRollupRows(results: LabelledRollupRow[], byTag: boolean): R
     if (tags.length === 0) add(row, null);
     for (const tag of tags) add(row, tag);
   }
-  return { rows: [...groups.values()], totals, scanned: results.length };
+  return { rows: [...groups.values()], totals, scanned: results.reduce((n, r) => n + r.n, 0) };
 }
 
 /**
