@@ -52,6 +52,26 @@ async function place(account: string, shards: number[]) {
   ).toBe(200);
 }
 
+/** Events straight into a shard, 2,000 a statement (far faster than through the consumer). */
+async function insertEvents(
+  db: D1Database,
+  account: string,
+  rows: { id: string; at: number; type: EventType }[],
+  emailId: string,
+  recipient: string,
+) {
+  for (let i = 0; i < rows.length; i += 2000) {
+    await db
+      .prepare(
+        `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient)
+         SELECT ?1, json_extract(value, '$.at'), json_extract(value, '$.id'), json_extract(value, '$.type'), ?3, ?4
+         FROM json_each(?2)`,
+      )
+      .bind(account, JSON.stringify(rows.slice(i, i + 2000)), emailId, recipient)
+      .run();
+  }
+}
+
 interface Seeded {
   at: number;
   type: EventType;
@@ -228,17 +248,7 @@ describe("offset pages located by the hourly rollups", () => {
       }));
       rows.push(...mine);
       const db = shardDbOf(shard);
-      for (let i = 0; i < mine.length; i += 2000) {
-        await db
-          .prepare(
-            `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient)
-             SELECT ?1, json_extract(value, '$.at'), json_extract(value, '$.id'), json_extract(value, '$.type'),
-                    'email_deep_${shard}', 'deep@example.com'
-             FROM json_each(?2)`,
-          )
-          .bind(account, JSON.stringify(mine.slice(i, i + 2000)))
-          .run();
-      }
+      await insertEvents(db, account, mine, `email_deep_${shard}`, "deep@example.com");
       await rollUpHours(db, account);
     }
     rows.sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : -1));
@@ -302,17 +312,7 @@ describe("offset pages located by the hourly rollups", () => {
       type: (i % 1000 === 500 ? "email.complained" : "email.opened") as EventType,
     }));
     const db = eventsDb(dense);
-    for (let i = 0; i < mine.length; i += 2000) {
-      await db
-        .prepare(
-          `INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient)
-           SELECT ?1, json_extract(value, '$.at'), json_extract(value, '$.id'), json_extract(value, '$.type'),
-                  'email_dense', 'dense@example.com'
-           FROM json_each(?2)`,
-        )
-        .bind(dense, JSON.stringify(mine.slice(i, i + 2000)))
-        .run();
-    }
+    await insertEvents(db, dense, mine, "email_dense", "dense@example.com");
     await rollUpHours(db, dense);
     const complaints = mine.filter((r) => r.type === "email.complained").map((r) => r.id);
     // The first page of 15 complaints needs 14,500 rows walked: the budget stops it at 10.

@@ -138,13 +138,12 @@ export function buildMetricsStatements(
         : q.group_by === "mailbox_provider"
           ? PROVIDER_OF("r.recipient_domain")
           : `NULLIF(r.${GROUP_COLUMN[q.group_by]}, '')`;
-  const head = `SELECT ${label} AS label, ${labelOffset} AS label_offset, MIN(r.bucket) AS first, ${group} AS grp`;
+  // Grouped by the bucket, each group's bucket is its first; unordered, each row is its own.
+  const counters = METRIC_COUNTERS.map((c) => (ordered ? `SUM(r.${c}) AS ${c}` : `r.${c}`)).join(", ");
   return {
-    sql: ordered
-      ? `${head}, ${METRIC_COUNTERS.map((c) => `SUM(r.${c}) AS ${c}`).join(", ")}, COUNT(*) AS n
-        FROM ${source} GROUP BY r.bucket${q.group_by === "campaign" ? ", r.campaign" : ""}`
-      : `${head.replace("MIN(r.bucket)", "r.bucket")}, ${METRIC_COUNTERS.map((c) => `r.${c}`).join(", ")}, 1 AS n
-        FROM ${source}`,
+    sql: `SELECT ${label} AS label, ${labelOffset} AS label_offset, r.bucket AS first, ${group} AS grp, ${counters},
+        ${ordered ? "COUNT(*)" : "1"} AS n FROM ${source}
+        ${ordered ? `GROUP BY r.bucket${q.group_by === "campaign" ? ", r.campaign" : ""}` : ""}`,
     params,
   };
 }

@@ -1,4 +1,5 @@
 import type { EventType } from "../../events/record";
+import { sqlLiteral } from "../../store";
 
 /**
  * SparkPost's bounce classification codes (support.sparkpost.com "Bounce Classification Codes"),
@@ -118,8 +119,7 @@ export const BOUNCE_CLASS_RULES: Rule[] = [
   { class: 40, types: BOUNCED, why: "a bounce without a type" },
 ];
 
-const literal = (s: string) => `'${s.replaceAll("'", "''")}'`;
-const list = (values: readonly string[]) => values.map(literal).join(", ");
+const list = (values: readonly string[]) => values.map(sqlLiteral).join(", ");
 
 /**
  * smtp_response with the punctuation that may precede an enhanced status code (`550-5.1.1`,
@@ -131,13 +131,13 @@ const STATUS_TEXT =
 
 function statusSql(codes: string[]): string {
   return codes
-    .flatMap((code) => ["4", "5"].map((cls) => `instr(${STATUS_TEXT}, ${literal(` ${cls}.${code}`)}) > 0`))
+    .flatMap((code) => ["4", "5"].map((cls) => `instr(${STATUS_TEXT}, ${sqlLiteral(` ${cls}.${code}`)}) > 0`))
     .join(" OR ");
 }
 
 function ruleSql(rule: Rule): string {
   const parts = [`type IN (${list(rule.types)})`];
-  if (rule.bounceType) parts.push(`bounce_type = ${literal(rule.bounceType)}`);
+  if (rule.bounceType) parts.push(`bounce_type = ${sqlLiteral(rule.bounceType)}`);
   if (rule.subtypes) parts.push(`bounce_classification IN (${list(rule.subtypes)})`);
   if (rule.notPermanent) parts.push("COALESCE(bounce_type, '') <> 'permanent'");
   if (rule.status) parts.push(`(${statusSql(rule.status)})`);
