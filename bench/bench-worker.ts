@@ -103,6 +103,7 @@ interface StatementMeta {
   /** The D1 binding it ran on: DB (the control database) or EVENTS_i (an event shard). */
   on: string;
   sql: string;
+  inserts: string | null;
   rows_read: number | null;
   rows_written: number | null;
   size_after: number | null;
@@ -128,6 +129,8 @@ function capturingEnv(env: BenchEnv, log: StatementMeta[], kv: KvLog, measureAll
     log.push({
       on,
       sql: sql.replace(/\s+/g, " ").trim().slice(0, 80),
+      // The table an INSERT writes (a rollup statement's INSERT follows its long WITH clause).
+      inserts: /INSERT INTO (\w+)/.exec(sql)?.[1] ?? null,
       rows_read: meta?.rows_read ?? null,
       rows_written: meta?.rows_written ?? null,
       size_after: meta?.size_after ?? null,

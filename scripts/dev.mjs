@@ -128,7 +128,7 @@ if (await waitForHealth()) {
   });
   const lines = [
     "",
-    "mailtrail is running on " + ORIGIN,
+    `mailtrail is running on ${ORIGIN}`,
     `demo account: ${DEMO_ACCOUNT} (plan scale)`,
     `API token (7 days; mint another with \`npm run token\`):`,
     `  ${token}`,

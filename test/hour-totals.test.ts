@@ -142,7 +142,7 @@ describe("totals by the hourly rollups", () => {
       for (const types of typeSets) {
         const want = await exactCount(w, types);
         expect(want).toBeGreaterThan(0);
-        const byHours = await windowTotal(e, shards, account, w, types, () => {
+        const byHours = await windowTotal(e, shards, account, w, { types, where: null }, () => {
           throw new Error("the exact count is the fallback only");
         });
         expect(byHours).toMatchObject({ total: want, byHours: true });
@@ -208,8 +208,8 @@ describe("totals by the hourly rollups", () => {
     const hours = await Promise.all(shards.map((s) => countByHours(shardDbOf(s), account, w, types)));
     expect(hours.reduce((n, c) => n + c.total, 0)).toBeGreaterThan(before - erased);
     // The totals count the events instead.
-    const total = await windowTotal(e, shards, account, w, types, (db) =>
-      countMatches(db, account, w, { kind: "time" }, typeMatch(types)),
+    const total = await windowTotal(e, shards, account, w, { types, where: null }, (db, range) =>
+      countMatches(db, account, range, { kind: "time" }, typeMatch(types)),
     );
     expect(total).toMatchObject({ total: before - erased, byHours: false });
     const page = await listEvents(
@@ -223,7 +223,9 @@ describe("totals by the hourly rollups", () => {
     expect(page.total).toBe(before - erased);
     // A window that starts after the erasure completed counts by the hours again.
     const later = { start: Date.now() + 1, end: Date.now() + 2 * HOUR };
-    expect((await windowTotal(e, shards, account, later, types, () => Promise.reject())).byHours).toBe(true);
+    expect(
+      (await windowTotal(e, shards, account, later, { types, where: null }, () => Promise.reject())).byHours,
+    ).toBe(true);
   });
 });
 

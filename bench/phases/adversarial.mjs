@@ -45,6 +45,15 @@ export async function adversarialPhase({ client, secret, values }) {
     { sql: "SELECT id FROM webhook_endpoints WHERE account_id = ? LIMIT 1", params: [account] },
   ]);
   const endpointId = ep.results[0]?.id ?? "whk_000000000000000000000000";
+  // The account's most recent campaign and its word, for totals filtered by a rollup dimension.
+  const [camp] = await client.sql([
+    {
+      sql: "SELECT campaign FROM events WHERE account_id = ? AND campaign IS NOT NULL ORDER BY occurred_at DESC LIMIT 1",
+      params: [account],
+    },
+  ]);
+  const campaign = camp.results[0]?.campaign ?? "none";
+  const campaignWord = campaign.split(/[ \-_]+/)[0] ?? "none";
 
   const first = async (path, t) => {
     const page = await client.call(`/__bench/measure`, { method: "POST", body: { path, headers: auth(t) } });
@@ -78,6 +87,26 @@ export async function adversarialPhase({ client, secret, values }) {
     [
       "SparkPost campaigns with 10 keywords",
       `/compat/sparkpost/api/v1/events/message?from=${since}&campaigns=${words(10)}`,
+      read,
+    ],
+    [
+      "GET /v1/events count=true, one campaign (30 days)",
+      `/v1/events?days=30&limit=100&count=true&campaign=${encodeURIComponent(campaign)}`,
+      read,
+    ],
+    [
+      "GET /v1/events count=true, 10 tags (30 days)",
+      `/v1/events?days=30&limit=100&count=true&tags=${list(10, (i) => `t${i}`)}`,
+      read,
+    ],
+    [
+      "SparkPost campaigns keyword of a real campaign",
+      `/compat/sparkpost/api/v1/events/message?from=${since}&campaigns=${encodeURIComponent(campaignWord)}`,
+      read,
+    ],
+    [
+      "SparkPost subjects with 10 keywords",
+      `/compat/sparkpost/api/v1/events/message?from=${since}&subjects=${words(10)}`,
       read,
     ],
     [

@@ -25,6 +25,8 @@ async function runBatches(client, app, kind, batches, bar) {
   let rollupRowsWritten = 0;
   let sqlMs = 0;
   let rollupSqlMs = 0;
+  /** Rollup rows written per table (the table a WITH statement inserts into). */
+  const rollupByTable = {};
   let rowsRead = 0;
   let kvWrites = 0;
   let kvReads = 0;
@@ -43,6 +45,8 @@ async function runBatches(client, app, kind, batches, bar) {
       // The metrics rollup statements (src/metrics/rollup.ts) are the consumer's only WITH statements.
       if (s.sql.startsWith("WITH ")) {
         rollupRowsWritten += s.rows_written ?? 0;
+        const table = s.inserts ?? "other";
+        rollupByTable[table] = (rollupByTable[table] ?? 0) + (s.rows_written ?? 0);
         rollupSqlMs += s.duration ?? 0;
       }
       sqlMs += s.duration ?? 0;
@@ -68,6 +72,9 @@ async function runBatches(client, app, kind, batches, bar) {
     rows_written_per_unit: round(rowsWritten / unit),
     rollup_rows_written: rollupRowsWritten,
     rollup_rows_written_per_unit: round(rollupRowsWritten / unit),
+    rollup_rows_written_per_unit_by_table: Object.fromEntries(
+      Object.entries(rollupByTable).map(([table, rows]) => [table, round(rows / unit)]),
+    ),
     // D1's own execution time (meta.duration) of every statement, and the rollup statements' share.
     sql_ms_per_batch: round(sqlMs / batches.length),
     rollup_sql_share: sqlMs > 0 ? round(rollupSqlMs / sqlMs) : null,

@@ -2,7 +2,16 @@ import type { Env } from "../env";
 import { erasedEventsSince } from "../erasures/since";
 import { countAcross } from "../shards/across";
 import { shardDb } from "../shards/bindings";
-import { countByHours, type OffsetPage, type OffsetQuery, offsetPage } from "../store";
+import {
+  countByHours,
+  countByRollups,
+  type OffsetPage,
+  type OffsetQuery,
+  offsetPage,
+  type Range,
+  rollupEquals,
+  rollupTagsAnyOf,
+} from "../store";
 import type { EventFilters } from "./query";
 import { EVENT_TYPES, type EventType } from "./record";
 
@@ -13,32 +22,78 @@ import { EVENT_TYPES, type EventType } from "./record";
  */
 
 /**
+ * How a total may be counted without reading the window's events: `types` alone (the hourly
+ * rollups), or `types` and a filter on the dimensions the metrics rollups hold
+ * (store/rollup-totals.ts). Null: only the events' own count answers it.
+ */
+export interface TotalByRollups {
+  types: readonly EventType[];
+  /** An SQL boolean over a rollup row's columns; null when only the types filter. */
+  where: string | null;
+}
+
+/**
  * The total of a window's events on the shards the account is read from, summed (SPEC §17, §18):
  * from the hourly rollups (store/hour-totals.ts: a row per hour plus the partial edge hours' events)
- * when only the window and event types filter it, and otherwise, or while an erasure may have
- * removed events counted there (erasures/since.ts), by `exact`, each shard's count of its events.
- * Both give the same number; the first reads hours instead of events.
+ * when only the window and event types filter it, from the day and quarter-hour rollups when the
+ * other filters are their dimensions (store/rollup-totals.ts), and otherwise, or while an erasure
+ * may have removed events they still count (erasures/since.ts), by `exact`, each shard's count of
+ * its events in a range. All give the same number; the rollups read rows per hour or key instead
+ * of rows per event.
  */
 export async function windowTotal(
   env: Env,
   shards: readonly number[],
   accountId: string,
-  window: { start: number; end: number },
-  /** The types counted when nothing but them and the window filters; null: other filters too. */
-  types: readonly EventType[] | null,
-  exact: (db: D1Database, shard: number) => Promise<{ total: number; rowsRead: number }>,
+  window: Range,
+  byRollups: TotalByRollups | null,
+  exact: (db: D1Database, range: Range) => Promise<{ total: number; rowsRead: number }>,
 ): Promise<{ total: number; rowsRead: number; byHours: boolean }> {
-  const byHours = types !== null && !(await erasedEventsSince(env, accountId, window.start));
-  const counted = await countAcross(env, shards, (db, shard) =>
-    byHours ? countByHours(db, accountId, window, types) : exact(db, shard),
-  );
+  const rollups = byRollups !== null && !(await erasedEventsSince(env, accountId, window.start));
+  let byHours = rollups;
+  const counted = await countAcross(env, shards, async (db) => {
+    if (!rollups) return exact(db, window);
+    if (byRollups.where === null) return countByHours(db, accountId, window, byRollups.types);
+    const tried = await countByRollups(
+      db,
+      accountId,
+      window,
+      { ...byRollups, where: byRollups.where },
+      (range) => exact(db, range),
+    );
+    if (tried.total !== null) return { total: tried.total, rowsRead: tried.rowsRead };
+    // A folded value or too many rollup rows: this shard counts its events (its rollup reads count too).
+    byHours = false;
+    const events = await exact(db, window);
+    return { total: events.total, rowsRead: tried.rowsRead + events.rowsRead };
+  });
   return { ...counted, byHours };
 }
 
-/** GET /v1/events's filters when only event types narrow them (null types: every type), else null. */
-export function typesOnly(filters: EventFilters): readonly EventType[] | null {
-  const { types, ...others } = filters;
-  return Object.values(others).every((v) => v === null) ? (types ?? EVENT_TYPES) : null;
+/** GET /v1/events's filters as the rollups hold them (types and dimensions), else null. */
+export function eventTotalByRollups(filters: EventFilters): TotalByRollups | null {
+  const { types, topic, templateId, campaign, domain, tags, ...others } = filters;
+  // Recipients, emails and Message-IDs are counted through their own index; a recipient domain is
+  // held by the quarter-hour rows only (a window's worth of them), so it counts its events.
+  if (Object.values(others).some((v) => v !== null)) return null;
+  const where: string[] = [];
+  for (const [column, value] of [
+    ["topic", topic],
+    ["template_id", templateId],
+    ["campaign", campaign],
+    ["from_domain", domain],
+  ] as const) {
+    if (value === null) continue;
+    const sql = rollupEquals(column, value);
+    if (sql === null) return null;
+    where.push(sql);
+  }
+  if (tags !== null) {
+    const sql = rollupTagsAnyOf(tags);
+    if (sql === null) return null;
+    where.push(sql);
+  }
+  return { types: types ?? EVENT_TYPES, where: where.length > 0 ? where.join(" AND ") : null };
 }
 
 /**

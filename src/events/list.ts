@@ -4,8 +4,8 @@ import { validationError } from "../lib/errors";
 import { totalKey, totalOnce } from "../lib/totals";
 import { scanAcross, shardsToRead } from "../shards/across";
 import { type AccountShards, accountShards, readDbs } from "../shards/route";
-import { countEvents, scanEvents } from "../store";
-import { typesOnly, windowTotal } from "./hour-reads";
+import { countEvents, PAGE_ROW_BUDGET, scanEvents } from "../store";
+import { eventTotalByRollups, windowTotal } from "./hour-reads";
 import {
   clampWindow,
   decodeCursor,
@@ -57,8 +57,8 @@ export async function listEvents(
 
   const window = clampWindow(requested, plan.retention_days, now);
   // The page reads at most PAGE_ROW_BUDGET rows and may come back short, with a cursor where it stopped.
-  // count=true is exact, run beside the first page's scan: by the hourly rollups when only event
-  // types filter, else one COUNT over the same access path.
+  // count=true is exact, counted before the first page's scan: by the rollups when only event types
+  // and rollup dimensions filter, else one COUNT over the same access path.
   // Every shard holding the account's events (stripes, a previous placement) answers the page with
   // its own budget; the pages merge by (occurred_at, id), and the counts add up (SPEC §17).
   const shards = shardsToRead(account, query.filters.emailId);
@@ -71,20 +71,29 @@ export async function listEvents(
     : carried !== undefined
       ? Promise.resolve(carried)
       : totalOnce(totalKey(accountId, "events", [["f", fingerprint]]), async () => {
-          // By the hourly rollups when only event types filter (rows: hours + edges' events), else
-          // the events' count (events/hour-reads.ts).
-          const counted = await windowTotal(env, shards, accountId, window, typesOnly(query.filters), (db) =>
-            countEvents(db, accountId, query.filters, window),
+          // By the rollups when only event types and rollup dimensions filter (rows: hours or
+          // rollup keys, plus the edges' events), else the events' count (events/hour-reads.ts).
+          const counted = await windowTotal(
+            env,
+            shards,
+            accountId,
+            window,
+            eventTotalByRollups(query.filters),
+            (db, range) => countEvents(db, accountId, query.filters, range),
           );
           countRowsRead = counted.rowsRead;
           return counted.total;
         });
-  const [scan, total] = await Promise.all([
-    scanAcross(env, shards, query.limit, (db) =>
-      scanEvents(db, accountId, query.filters, window, cursor?.position ?? null, { limit: query.limit }),
-    ),
-    counting,
-  ]);
+  // The count's rows come out of the page's budget (SPEC §18: the request's rows per shard), keeping
+  // at least half of it for the page, as SparkPost's first page does; so the count runs first.
+  const total = await counting;
+  const rowBudget = PAGE_ROW_BUDGET - Math.min(countRowsRead ?? 0, Math.floor(PAGE_ROW_BUDGET / 2));
+  const scan = await scanAcross(env, shards, query.limit, (db) =>
+    scanEvents(db, accountId, query.filters, window, cursor?.position ?? null, {
+      limit: query.limit,
+      rowBudget,
+    }),
+  );
   const more = scan.hasMore && scan.next !== null;
 
   return {

@@ -17,5 +17,6 @@ export * from "./offset-page";
 export * from "./outcomes";
 export * from "./purge";
 export * from "./rollup-reads";
+export * from "./rollup-totals";
 export * from "./rollups";
 export * from "./scan";

@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import bounceTransient from "../../../shared/fixtures/ses/event-publishing/bounce-transient.json?raw";
 import delivery from "../../../shared/fixtures/ses/event-publishing/delivery.json?raw";

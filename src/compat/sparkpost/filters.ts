@@ -1,3 +1,4 @@
+import type { TotalByRollups } from "../../events/hour-reads";
 import { EVENT_TYPES, type EventType } from "../../events/record";
 import { type AccessPath, sqlLiteral } from "../../store";
 import { BOUNCE_CLASS_SQL } from "./bounce-class";
@@ -86,6 +87,19 @@ export const typesOf = (events: readonly SparkPostType[]): EventType[] =>
  * get here (the parser refuses them).
  */
 
+/** A keyword filter's values over `column` (the field's events column, or a rollup's): some value all of whose words are the field's. */
+function keywordSql(name: KeywordFilter, values: readonly string[], column: string): string {
+  const { periods } = KEYWORD_FILTERS[name];
+  const field = normalizedSql(column, periods);
+  const anyValue = values.map(
+    (v) =>
+      `(${keywordsOf(v, periods)
+        .map((w) => `instr(${field}, ${sqlLiteral(` ${w} `)}) > 0`)
+        .join(" AND ")})`,
+  );
+  return `(${anyValue.join(" OR ")})`;
+}
+
 /** The filters as an SQL predicate, and the access path the scan should use. */
 export function compileFilters(filters: SparkPostFilters): {
   sql: string | null;
@@ -116,18 +130,8 @@ export function compileFilters(filters: SparkPostFilters): {
     );
   inList("message_id", filters.messageIds);
   inList("email_id", filters.transmissionIds);
-  for (const [name, values] of Object.entries(filters.keywords) as [KeywordFilter, string[]][]) {
-    const { column, periods } = KEYWORD_FILTERS[name];
-    const field = normalizedSql(column, periods);
-    // Some value all of whose words are among the field's.
-    const anyValue = values.map(
-      (v) =>
-        `(${keywordsOf(v, periods)
-          .map((w) => `instr(${field}, ${sqlLiteral(` ${w} `)}) > 0`)
-          .join(" AND ")})`,
-    );
-    where.push(`(${anyValue.join(" OR ")})`);
-  }
+  for (const [name, values] of Object.entries(filters.keywords) as [KeywordFilter, string[]][])
+    where.push(keywordSql(name, values, KEYWORD_FILTERS[name].column));
   let access: AccessPath = { kind: "time" };
   const [onlyEmail] = filters.transmissionIds ?? [];
   const [onlyRecipient] = filters.recipients ?? [];
@@ -145,12 +149,29 @@ export function compileFilters(filters: SparkPostFilters): {
   return { sql: where.length > 0 ? where.join(" AND ") : null, params: [], access, countAccess };
 }
 
+/** The keyword filters whose field the metrics rollups hold, and its rollup column. */
+const ROLLUP_KEYWORDS: Partial<Record<KeywordFilter, string>> = {
+  campaigns: "campaign",
+  templates: "template_id",
+  sending_domains: "from_domain",
+};
+
 /**
- * The mailtrail types the search asks for when `events` is its only filter (every type without
- * one), else null: then its total is counted by the hourly rollups (events/hour-reads.ts).
+ * total_count's filters as the rollups hold them (events/hour-reads.ts): the asked types (every type
+ * without `events`) and, for keywords on campaigns, templates and sending domains, their match over
+ * a rollup row's column. Null when another filter narrows the search: its events are counted.
  */
-export function onlyEventTypes(filters: SparkPostFilters): readonly EventType[] | null {
+export function totalByRollups(filters: SparkPostFilters): TotalByRollups | null {
   const { events, keywords, ...others } = filters;
-  if (Object.keys(keywords).length > 0 || Object.values(others).some((v) => v !== null)) return null;
-  return events === null ? EVENT_TYPES : typesOf(events);
+  if (Object.values(others).some((v) => v !== null)) return null;
+  const where: string[] = [];
+  for (const [name, values] of Object.entries(keywords) as [KeywordFilter, string[]][]) {
+    const column = ROLLUP_KEYWORDS[name];
+    if (column === undefined) return null;
+    where.push(keywordSql(name, values, column));
+  }
+  return {
+    types: events === null ? EVENT_TYPES : typesOf(events),
+    where: where.length > 0 ? where.join(" AND ") : null,
+  };
 }

@@ -30,8 +30,8 @@ import {
   KEYWORD_FILTERS,
   type KeywordFilter,
   keywordsOf,
-  onlyEventTypes,
   type SparkPostFilters,
+  totalByRollups,
 } from "./filters";
 
 /** GET /compat/sparkpost/api/v1/events/message: parameters, cursor and the streamed page (SPEC §16). */
@@ -309,10 +309,15 @@ export async function openSparkPostPage(
   if (state === null) {
     // Once per chain (later pages carry it), and an initial page at most once a minute per account
     // and query (SPEC §18); on every shard holding the account's events, summed (SPEC §17).
-    // By the hourly rollups when only `events` filters (events/hour-reads.ts).
+    // By the rollups when only `events` and keywords on rollup dimensions filter (events/hour-reads.ts).
     totalCount = await totalOnce(totalKey(accountId, "sparkpost/events", [["f", fingerprint]]), async () => {
-      const counted = await windowTotal(env, shards, accountId, window, onlyEventTypes(query.filters), (db) =>
-        countMatches(db, accountId, window, compiled.countAccess, match),
+      const counted = await windowTotal(
+        env,
+        shards,
+        accountId,
+        window,
+        totalByRollups(query.filters),
+        (db, range) => countMatches(db, accountId, range, compiled.countAccess, match),
       );
       countRowsRead = counted.rowsRead;
       return counted.total;
