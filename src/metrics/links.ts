@@ -7,7 +7,7 @@ import { validationError } from "../lib/errors";
 import { type App, commonErrors, jsonContent, route } from "../lib/openapi";
 import { DAY_MS, limitParam } from "../lib/params";
 import { accountShards, readDbs } from "../shards/route";
-import { mergeLinkSums, sumLinkRollups } from "../store";
+import { mergeLinkSums, ROLLUP_ROWS_BUDGET, sumLinkRollups } from "../store";
 import { MAX_DAYS, metricsQuerySchema, metricsWindow } from "./query";
 
 /**
@@ -17,7 +17,8 @@ import { MAX_DAYS, metricsQuerySchema, metricsWindow } from "./query";
  * window and filters that would need more are a 400 naming the window (a shorter one answers).
  */
 
-export const ROWS_BUDGET = 10_000;
+/** Link rows one query reads at most: the request's 10,000 rows less its look-ups (store/rollup-reads.ts). */
+export const ROWS_BUDGET = ROLLUP_ROWS_BUDGET;
 
 export const linksQuerySchema = metricsQuerySchema
   .pick({
@@ -123,8 +124,9 @@ const DESCRIPTION = `Clicks per link over a window, from rollups kept 400 days o
 The window (\`start\`, \`end\`, \`days\` 1-400; default the last 7 days) is widened outwards to whole UTC days
 and clamped to the last 400 days; \`window\` says what was counted. Filters as in GET /v1/metrics.
 \`unique_clicked\` counts each (email_id, recipient) once per link; \`clicked_by_person\` leaves out mailbox
-proxies. \`totals\` cover every link of the window, whatever \`limit\`. A window that would read more than
-10,000 rollup rows is a 400 naming \`days\` (or \`start\`).`;
+proxies. \`totals\` cover every link of the window, whatever \`limit\`. A request reads at most 10,000 D1 rows
+(SPEC §18): a window that would need more than 9,990 rollup rows (the rest is left for its look-ups) is a 400
+naming \`days\` (or \`start\`).`;
 
 export function registerLinkMetricsRoute(app: App): void {
   route(

@@ -57,7 +57,7 @@ export type MetricsResponse = z.infer<typeof metricsSchema>;
 
 const DESCRIPTION = `Counts over time from rollups kept 400 days on every plan, long after raw events are purged.
 
-One request reads at most 10,000 rollup rows (SPEC §18): a window and grouping that would need more is a 400
+One request reads at most 10,000 D1 rows (SPEC §18), 9,990 of them rollup rows: a window and grouping that would need more is a 400
 naming \`days\` (or \`start\`). Without a filter or a grouping, in a zone whose offsets are whole hours (UTC, the
 Americas, Europe), whole UTC hours are read from hourly account totals: any interval over 400 days reads at
 most 9,600 rows. By day, week or month in UTC without \`recipient_domain\` or \`mailbox_provider\`, whole UTC

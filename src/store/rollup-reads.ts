@@ -11,8 +11,16 @@ import {
   zeroCounters,
 } from "../metrics/query";
 
-/** Rollup rows one metrics query reads at most (SPEC §18). */
-export const ROLLUP_ROWS_BUDGET = 10_000;
+/** D1 rows one request reads at most on a shard (SPEC §18). */
+export const REQUEST_ROWS_BUDGET = 10_000;
+/**
+ * Rows a rollup read leaves for the request's look-ups on the same shard (the fold check, learned
+ * mailbox domains), so that a refusal, which reads one rollup row past the budget to see it, still
+ * reads at most REQUEST_ROWS_BUDGET.
+ */
+export const LOOKUP_ROWS = 10;
+/** Rollup rows one metrics query reads at most (SPEC §18): 9,990. */
+export const ROLLUP_ROWS_BUDGET = REQUEST_ROWS_BUDGET - LOOKUP_ROWS;
 
 /**
  * Reads of the metrics rollups (db/metric-rollups.ts) for GET /v1/metrics, the reputation and the
