@@ -10,7 +10,7 @@ import { decodeCursor, filterFingerprint, parseEventQuery } from "../src/events/
 import type { EventType } from "../src/events/record";
 import { purgeExpiredEvents } from "../src/retention/purge";
 import { accountShards } from "../src/shards/route";
-import { countEvents, countMatches, rollupSplit, rollupTagsAnyOf } from "../src/store";
+import { countEvents, countMatches, pageBudgetAfterCount, rollupSplit, rollupTagsAnyOf } from "../src/store";
 import { call, consume, event, eventMessage, eventsDb, freshAccount, mintToken } from "./helpers";
 import { shardDbOf } from "./shards/support";
 
@@ -215,7 +215,14 @@ describe("totals by the day and quarter-hour rollups", () => {
 });
 
 describe("a first page with count=true", () => {
-  it("takes the count's rows out of its budget, keeping at least half of it (SPEC §18)", async () => {
+  it("leaves the page what the count left of the budget, and half of it after a count past the budget (SPEC §18)", () => {
+    expect(pageBudgetAfterCount(10_000, 0)).toBe(10_000);
+    expect(pageBudgetAfterCount(10_000, 6_392)).toBe(3_608);
+    expect(pageBudgetAfterCount(10_000, 10_000)).toBe(0);
+    expect(pageBudgetAfterCount(10_000, 233_754)).toBe(5_000);
+  });
+
+  it("takes the count's rows out of its budget, keeping half of it after a count past it (SPEC §18)", async () => {
     const account = freshAccount("rbud");
     const now = Date.now();
     // 12,000 events, one a second: a count the rollups cannot answer (a recipient domain) reads them all.

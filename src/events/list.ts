@@ -4,7 +4,7 @@ import { validationError } from "../lib/errors";
 import { totalKey, totalOnce } from "../lib/totals";
 import { scanAcross, shardsToRead } from "../shards/across";
 import { type AccountShards, accountShards, readDbs } from "../shards/route";
-import { countEvents, PAGE_ROW_BUDGET, scanEvents } from "../store";
+import { countEvents, PAGE_ROW_BUDGET, pageBudgetAfterCount, scanEvents } from "../store";
 import { eventTotalByRollups, windowTotal } from "./hour-reads";
 import {
   clampWindow,
@@ -84,10 +84,10 @@ export async function listEvents(
           countRowsRead = counted.rowsRead;
           return counted.total;
         });
-  // The count's rows come out of the page's budget (SPEC §18: the request's rows per shard), keeping
-  // at least half of it for the page, as SparkPost's first page does; so the count runs first.
+  // The count's rows come out of the page's budget (SPEC §18: the request's rows per shard), as on
+  // SparkPost's first page (store/scan.ts pageBudgetAfterCount); so the count runs first.
   const total = await counting;
-  const rowBudget = PAGE_ROW_BUDGET - Math.min(countRowsRead ?? 0, Math.floor(PAGE_ROW_BUDGET / 2));
+  const rowBudget = pageBudgetAfterCount(PAGE_ROW_BUDGET, countRowsRead ?? 0);
   const scan = await scanAcross(env, shards, query.limit, (db) =>
     scanEvents(db, accountId, query.filters, window, cursor?.position ?? null, {
       limit: query.limit,

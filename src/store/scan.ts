@@ -37,6 +37,16 @@ export const PAGE_ROW_BUDGET = 10_000;
  * 10,000-row page without a match returns 9,999 rows. Memory holds one chunk.
  */
 export const SCAN_CHUNK = 5_000;
+
+/**
+ * The rows a first page may read after its total was counted (SPEC §18: a request's rows per
+ * shard): what the count left of the budget. A count that alone read more than the budget (the
+ * events' own count, for a filter no rollup holds) leaves the page half of it, so that the page is
+ * still of use; the request is past the budget either way.
+ */
+export function pageBudgetAfterCount(budget: number, countRowsRead: number): number {
+  return countRowsRead <= budget ? budget - countRowsRead : Math.floor(budget / 2);
+}
 /** The first chunk of a match that reads a JSON array, before its cost per row is known (at most 12 rows read a row). */
 const PROBE_ROWS = 400;
 

@@ -21,7 +21,14 @@ import { totalKey, totalOnce } from "../../lib/totals";
 import { parseQuery } from "../../lib/validate";
 import { streamAcross } from "../../shards/across";
 import { accountShards } from "../../shards/route";
-import { countMatches, PAGE_ROW_BUDGET, type ScanEnd as ScanResult, type ScanRow, scan } from "../../store";
+import {
+  countMatches,
+  PAGE_ROW_BUDGET,
+  pageBudgetAfterCount,
+  type ScanEnd as ScanResult,
+  type ScanRow,
+  scan,
+} from "../../store";
 import { BOUNCE_CLASS_SQL, BOUNCE_CLASSES, isBounceClass } from "./bounce-class";
 import { KNOWN_SPARKPOST_TYPES, type SparkPostType, toSparkPostEvent } from "./event-map";
 import {
@@ -323,9 +330,9 @@ export async function openSparkPostPage(
       return counted.total;
     });
   }
-  // The count's rows come out of the page's budget (SPEC §18: the request's rows per shard), keeping
-  // at least half of it for the page when a count was costlier.
-  const pageBudget = budget - Math.min(countRowsRead, Math.floor(budget / 2));
+  // The count's rows come out of the page's budget (SPEC §18: the request's rows per shard; store/scan.ts
+  // pageBudgetAfterCount).
+  const pageBudget = pageBudgetAfterCount(budget, countRowsRead);
   const walk = streamAcross(env, shards, query.perPage, (db) =>
     scan(db, {
       accountId,
