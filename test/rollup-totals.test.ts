@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { listNumonicEvents } from "../src/compat/numonic/routes";
 import { keywordMatches } from "../src/compat/sparkpost/filters";
 import { openSparkPostPage, sparkPostQueryFrom } from "../src/compat/sparkpost/query";
 import type { Env } from "../src/env";
@@ -7,8 +8,9 @@ import { eventTotalByRollups, windowTotal } from "../src/events/hour-reads";
 import { listEvents } from "../src/events/list";
 import { decodeCursor, filterFingerprint, parseEventQuery } from "../src/events/query";
 import type { EventType } from "../src/events/record";
+import { purgeExpiredEvents } from "../src/retention/purge";
 import { accountShards } from "../src/shards/route";
-import { countEvents, rollupSplit, rollupTagsAnyOf } from "../src/store";
+import { countEvents, countMatches, rollupSplit, rollupTagsAnyOf } from "../src/store";
 import { call, consume, event, eventMessage, eventsDb, freshAccount, mintToken } from "./helpers";
 import { shardDbOf } from "./shards/support";
 
@@ -284,5 +286,54 @@ describe("rollup totals (pure)", () => {
     expect(rollupTagsAnyOf(['say "hi"'])).toBeNull();
     expect(rollupTagsAnyOf(["back\\slash"])).toBeNull();
     expect(rollupTagsAnyOf([""])).toBeNull();
+  });
+});
+
+describe("after a plan change lengthens the retention", () => {
+  it("totals and offset pages count the events the shorter plan's purge removed as gone, though the rollups still count them", async () => {
+    const account = freshAccount("rplan");
+    const now = Date.now();
+    // On the default 3-day plan: 30 deliveries 5 days ago and 20 a day ago, through the consumer.
+    const records = [
+      ...Array.from({ length: 30 }, (_, i) => ({ at: now - 5 * DAY - i * MINUTE, campaign: "spring-sale" })),
+      ...Array.from({ length: 20 }, (_, i) => ({ at: now - DAY - i * MINUTE, campaign: "spring-sale" })),
+    ].map((r, i) =>
+      event({
+        account_id: account,
+        type: "email.delivered",
+        email_id: `email_p${i}`,
+        occurred_at: r.at,
+        campaign: r.campaign,
+      }),
+    );
+    await consume(records.map((r) => eventMessage(r)));
+    // The scheduled purge removes the 5-day-old events (older than 3 days); their rollups stay.
+    await purgeExpiredEvents(e, now);
+    const admin = await mintToken("operator", "admin");
+    const upgraded = await call("PUT", `/v1/accounts/${account}`, { token: admin, body: { plan: "scale" } });
+    expect(upgraded.status).toBe(200);
+
+    const window = { start: now - 7 * DAY, end: now };
+    // What is stored: the 20 recent events.
+    const shards = [...(await accountShards(e, account)).read];
+    const stored = await Promise.all(
+      shards.map((s) => countMatches(shardDbOf(s), account, window, { kind: "time" }, null)),
+    );
+    expect(stored.reduce((n, c) => n + c.total, 0)).toBe(20);
+    for (const filters of ["event_type=email.delivered", "campaign=spring-sale"]) {
+      const page = await listEvents(
+        e,
+        account,
+        new URLSearchParams(`days=7&${filters}&count=true&limit=5`),
+        now,
+      );
+      expect(page.total, filters).toBe(20);
+      expect(page.window.clamped).toBe(false);
+    }
+    const numonic = await listNumonicEvents(e, account, { type: "Delivery", page: 2, limit: 5 }, now);
+    expect(numonic.body.data.pagination.total).toBe(20);
+    expect(numonic.body.data.events).toHaveLength(5);
+    // The page is the stored events' second five, newest first.
+    expect(numonic.body.data.events.map((ev) => ev.id)).toEqual(records.slice(35, 40).map((r) => r.id));
   });
 });

@@ -244,3 +244,19 @@ export async function recentAlerts(env: Env, accountId: string, limit: number) {
     .all<AlertDbRow>();
   return results.map(toPublicAlert);
 }
+
+/** The account's stored alerts among `ids` (a webhook replay by id; SPEC §14): each one's key and type. */
+export async function alertsByIds(
+  env: Env,
+  accountId: string,
+  ids: readonly string[],
+): Promise<{ id: string; occurred_at: number; type: string }[]> {
+  if (ids.length === 0) return [];
+  // The account's alerts (its key prefix; few: transitions, kept 400 days), the ids looked up among them.
+  const { results } = await env.DB.prepare(
+    `SELECT id, occurred_at, type FROM alerts WHERE account_id = ?1 AND id IN (SELECT value FROM json_each(?2))`,
+  )
+    .bind(accountId, JSON.stringify(ids))
+    .all<{ id: string; occurred_at: number; type: string }>();
+  return results;
+}

@@ -1,3 +1,4 @@
+import { eventsCompleteFrom } from "../accounts/plans";
 import type { Env } from "../env";
 import { erasedEventsSince } from "../erasures/since";
 import { countAcross } from "../shards/across";
@@ -49,25 +50,51 @@ export async function windowTotal(
   byRollups: TotalByRollups | null,
   exact: (db: D1Database, range: Range) => Promise<{ total: number; rowsRead: number }>,
 ): Promise<{ total: number; rowsRead: number; byHours: boolean }> {
-  const rollups = byRollups !== null && !(await erasedEventsSince(env, accountId, window.start));
+  const trust = byRollups === null ? null : await rollupsTrusted(env, accountId, window.start);
+  const rollups = trust !== null;
   let byHours = rollups;
+  // The part of the window before the events are complete (a plan change's gap) counts its events.
+  const cut = trust === null ? window.end : Math.min(Math.max(trust.from, window.start), window.end);
+  const head = { start: window.start, end: cut };
+  const rest = { start: cut, end: window.end };
   const counted = await countAcross(env, shards, async (db) => {
-    if (!rollups) return exact(db, window);
-    if (byRollups.where === null) return countByHours(db, accountId, window, byRollups.types);
-    const tried = await countByRollups(
-      db,
-      accountId,
-      window,
-      { ...byRollups, where: byRollups.where },
-      (range) => exact(db, range),
-    );
-    if (tried.total !== null) return { total: tried.total, rowsRead: tried.rowsRead };
-    // A folded value or too many rollup rows: this shard counts its events (its rollup reads count too).
-    byHours = false;
-    const events = await exact(db, window);
-    return { total: events.total, rowsRead: tried.rowsRead + events.rowsRead };
+    if (byRollups === null || !rollups) return exact(db, window);
+    const before = head.start < head.end ? await exact(db, head) : { total: 0, rowsRead: 0 };
+    const after = async (): Promise<{ total: number; rowsRead: number }> => {
+      if (rest.start >= rest.end) return { total: 0, rowsRead: 0 };
+      if (byRollups.where === null) return countByHours(db, accountId, rest, byRollups.types);
+      const tried = await countByRollups(
+        db,
+        accountId,
+        rest,
+        { ...byRollups, where: byRollups.where },
+        (range) => exact(db, range),
+      );
+      if (tried.total !== null) return { total: tried.total, rowsRead: tried.rowsRead };
+      // A folded value or too many rollup rows: this shard counts its events (its rollup reads count too).
+      byHours = false;
+      const events = await exact(db, rest);
+      return { total: events.total, rowsRead: tried.rowsRead + events.rowsRead };
+    };
+    const counted = await after();
+    return { total: before.total + counted.total, rowsRead: before.rowsRead + counted.rowsRead };
   });
   return { ...counted, byHours };
+}
+
+/**
+ * Whether the rollups count exactly the account's stored events of a window starting at `start`,
+ * and from when: null while an erasure may have removed events they still count (erasures/since.ts,
+ * SPEC §20); else `from`, the time since which the stored events are complete (a plan change that
+ * lengthened the retention leaves the purge's earlier removals before it; accounts/plans.ts), or
+ * `start` itself. Two look-ups in the control database.
+ */
+async function rollupsTrusted(env: Env, accountId: string, start: number): Promise<{ from: number } | null> {
+  const [erased, completeFrom] = await Promise.all([
+    erasedEventsSince(env, accountId, start),
+    eventsCompleteFrom(env, accountId),
+  ]);
+  return erased ? null : { from: Math.max(start, completeFrom ?? start) };
 }
 
 /** GET /v1/events's filters as the rollups hold them (types and dimensions), else null. */
@@ -99,7 +126,7 @@ export function eventTotalByRollups(filters: EventFilters): TotalByRollups | nul
 /**
  * An offset page (Numonic's `page`, Unosend's `offset`) of the account's events on `shards`
  * (store/offset-page.ts): located by the hourly rollups on the time path unless an erasure may
- * have removed events since the window's start.
+ * have removed events since the window's start, or a plan change left a gap in the window.
  */
 export async function offsetEvents(
   env: Env,
@@ -107,7 +134,9 @@ export async function offsetEvents(
   accountId: string,
   query: Omit<OffsetQuery, "byHours">,
 ): Promise<OffsetPage> {
-  const byHours = query.emailId === null && !(await erasedEventsSince(env, accountId, query.window.start));
+  // The rollups place the page only where they count the stored events from the window's start on.
+  const trust = query.emailId === null ? await rollupsTrusted(env, accountId, query.window.start) : null;
+  const byHours = trust !== null && trust.from <= query.window.start;
   return offsetPage(
     shards.map((shard) => ({ shard, db: shardDb(env, shard) })),
     accountId,

@@ -145,6 +145,26 @@ export async function loadChanges(
   return out;
 }
 
+/**
+ * The account's stored changes among `ids` (a webhook replay by id; SPEC §14), kept CHANGE_RETENTION_MS:
+ * each one's key, type and topic (what an endpoint's subscription looks at). Seeks on (account_id, id).
+ */
+export async function changesByIds(
+  db: D1Database,
+  accountId: string,
+  ids: readonly string[],
+): Promise<{ id: string; occurred_at: number; type: string; topic: string }[]> {
+  if (ids.length === 0) return [];
+  const { results } = await db
+    .prepare(
+      `SELECT id, occurred_at, type, topic FROM suppression_changes
+        WHERE account_id = ?1 AND id IN (SELECT value FROM json_each(?2))`,
+    )
+    .bind(accountId, JSON.stringify(ids))
+    .all<{ id: string; occurred_at: number; type: string; topic: string }>();
+  return results;
+}
+
 /** Pending changes pushed per round (a D1 read, the queue sends, one update). */
 const PUSH_CHUNK = 500;
 

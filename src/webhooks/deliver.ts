@@ -112,7 +112,7 @@ const eventSubject = (event: EventDbRow): Subject => {
 export const isChangeId = (id: string) => id.startsWith("sch_");
 
 /** Ids of alerts (SPEC §19), which the delivery consumer loads from the control database's alerts. */
-const isAlertId = (id: string) => id.startsWith("alt_");
+export const isAlertId = (id: string) => id.startsWith("alt_");
 
 const alertSubject = (a: AlertDbRow): Subject => {
   const data = toPublicAlert(a);

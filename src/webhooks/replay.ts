@@ -1,4 +1,5 @@
 import { getAccountPlan } from "../accounts/plans";
+import { alertsByIds } from "../alerts/store";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
 import { ApiError, validationError } from "../lib/errors";
@@ -7,17 +8,21 @@ import { DAY_MS } from "../lib/params";
 import { mergeNewestFirst } from "../shards/across";
 import { type AccountShards, accountShards, readDbs } from "../shards/route";
 import { countPendingDeliveries, eventsByIds, eventsInWindowOldestFirst } from "../store";
+import { changesByIds } from "../suppressions/changes";
 import { replayIdWindow } from "../tracking/interaction";
+import { isAlertId, isChangeId } from "./deliver";
 import { sendDeliveries } from "./enqueue";
 import type { StoredEvent } from "./fanout";
-import { matches, subscriptionOf } from "./match";
+import { type MatchableEvent, matches, subscriptionOf } from "./match";
 import { MAX_REPLAY_WINDOW_EVENTS } from "./schema";
 
 /**
  * POST /v1/webhooks/{id}/replay: stored events delivered again to one endpoint, with the same
  * `webhook-id`, as a new run of attempts (a new 72-hour window). Only events the endpoint
  * subscribes to now (its event_types and filters) are queued; unknown or purged ids are skipped,
- * and `queued` says how many went. Both forms read only within the plan's retention.
+ * and `queued` says how many went. Both forms read events only within the plan's retention. By
+ * ids, alerts (`alt_…`) and suppression changes (`sch_…`) are replayed too (SPEC §14: their
+ * webhook-id is stable "across retries and replays"), for as long as they are kept.
  */
 
 export type ReplayRequest =
@@ -92,6 +97,46 @@ export async function pendingDeliveries(
   return counts.reduce((sum, n) => sum + n, 0);
 }
 
+/** One thing a replay delivers again: its key, the shard holding it, what a subscription looks at. */
+interface Replayed {
+  id: string;
+  occurred_at: number;
+  shard?: number | undefined;
+  matchable: MatchableEvent;
+}
+
+/**
+ * The alerts and suppression changes among replayed ids, as their fan-outs matched them: an alert
+ * by its type alone, a change by its type and its entry's topic (alerts/push.ts,
+ * suppressions/changes.ts). Alerts are in the control database (kept 400 days), changes on the
+ * account's shards (kept 7 days); an id not found is skipped, like an event's.
+ */
+async function notificationsByIds(
+  env: Env,
+  accountId: string,
+  shards: { shard: number; db: D1Database }[],
+  ids: readonly string[],
+): Promise<Replayed[]> {
+  const none = { topic: null, campaign: null, from_domain: null, tags: [] };
+  const [alerts, changes] = await Promise.all([
+    alertsByIds(env, accountId, ids.filter(isAlertId)),
+    Promise.all(
+      shards.map(async ({ shard, db }) =>
+        (await changesByIds(db, accountId, ids.filter(isChangeId))).map((c) => ({ ...c, shard })),
+      ),
+    ),
+  ]);
+  return [
+    ...alerts.map((a) => ({ id: a.id, occurred_at: a.occurred_at, matchable: { ...none, type: a.type } })),
+    ...changes.flat().map((c) => ({
+      id: c.id,
+      occurred_at: c.occurred_at,
+      shard: c.shard,
+      matchable: { ...none, type: c.type, topic: c.topic === "" ? null : c.topic },
+    })),
+  ];
+}
+
 export async function replay(
   env: Env,
   endpoint: WebhookEndpointRow,
@@ -112,23 +157,29 @@ export async function replay(
     )
       .reverse()
       .slice(0, take);
+  // Alerts (alt_…) and suppression changes (sch_…) replayed by id, each as its first delivery was.
+  let notifications: Replayed[] = [];
   if (request.kind === "ids") {
     // Bounded (SPEC §18): tracking ids by their bucket, the rest among the newest 10,000 events
     // (per shard it touches).
+    const eventIds = request.eventIds.filter((id) => !isAlertId(id) && !isChangeId(id));
     const hints = new Map<string, { start: number; end: number }>();
-    for (const id of request.eventIds) {
+    for (const id of eventIds) {
       const w = replayIdWindow(id);
       if (w && w.end > earliest && w.start <= now) hints.set(id, w);
     }
     const found = await Promise.all(
       shards.map(async ({ shard, db }) =>
-        (await eventsByIds(db, endpoint.accountId, earliest, request.eventIds, hints)).map((e) => ({
-          ...e,
-          shard,
-        })),
+        eventIds.length === 0
+          ? []
+          : (await eventsByIds(db, endpoint.accountId, earliest, eventIds, hints)).map((e) => ({
+              ...e,
+              shard,
+            })),
       ),
     );
     events = oldestFirst(found, Number.MAX_SAFE_INTEGER);
+    notifications = await notificationsByIds(env, endpoint.accountId, shards, request.eventIds);
   } else {
     const start = Math.max(request.start, earliest);
     const perShard = await Promise.all(
@@ -153,16 +204,21 @@ export async function replay(
     events = results;
   }
   const sub = subscriptionOf(endpoint);
-  const deliveries = events
-    .filter((e) => matches(sub, e))
-    .map((e) => ({
+  const replayed: Replayed[] = [
+    ...events.map((e) => ({ id: e.id, occurred_at: e.occurred_at, shard: e.shard, matchable: e })),
+    ...notifications,
+  ];
+  const deliveries = replayed
+    .filter((r) => matches(sub, r.matchable))
+    .sort((a, b) => a.occurred_at - b.occurred_at)
+    .map((r) => ({
       body: {
         type: "deliver" as const,
-        account_id: e.account_id,
+        account_id: endpoint.accountId,
         endpoint_id: endpoint.id,
-        event_id: e.id,
-        occurred_at: e.occurred_at,
-        ...(e.shard !== undefined ? { shard: e.shard } : {}),
+        event_id: r.id,
+        occurred_at: r.occurred_at,
+        ...(r.shard !== undefined ? { shard: r.shard } : {}),
         replay: true,
       },
     }));

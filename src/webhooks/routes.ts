@@ -283,7 +283,8 @@ export function registerWebhookRoutes(app: App): void {
         "and an endpoint has at most 10,000 deliveries pending: a replay that would pass it answers 429. By ids, " +
         "each id is looked for within a budget of 10,000 rows read (tracking events by the time their id names, " +
         "others among the account's newest events); an id not found is skipped like an unknown one, and an older " +
-        "event is replayed by window.",
+        "event is replayed by window. `event_ids` may also name alerts (`alt_…`, kept 400 days) and suppression " +
+        "changes (`sch_…`, kept 7 days), delivered again with their own `webhook-id` when the endpoint subscribes to their type.",
       tags,
       ...needs("webhooks:write"),
       request: {

@@ -298,3 +298,66 @@ describe("alert evaluation (scheduled)", () => {
     expect(await received(name)).toHaveLength(0);
   }, 60_000);
 });
+
+describe("replay by id of alerts and suppression changes (SPEC §14)", () => {
+  it("delivers an alert and a suppression change again with their own webhook-id, signed, and skips what the endpoint does not take", async () => {
+    const account = freshAccount("replaynotes");
+    const name = hookName();
+    const ep = await createEndpoint(account, {
+      url: hookUrl(name),
+      event_types: ["alert.triggered", "suppression.created"],
+    });
+    // An alert: 100 sent and 20 permanent bounces fire the default bounce rule.
+    await send(account, 100);
+    await send(account, 20, bounce);
+    await evaluateAlerts(env, Date.now());
+    // A suppression change: an address added by hand.
+    const supp = await mintToken(account, "suppressions:write suppressions:read");
+    const added = await call("PUT", "/v1/suppressions/gone@example.com", { token: supp });
+    expect(added.status).toBe(200);
+    const first = await waitForCalls(name, 2);
+    const ids = first.map((c) => c.headers["webhook-id"] as string).sort();
+    expect(ids[0]).toMatch(/^alt_[0-9a-f]{24}$/);
+    expect(ids[1]).toMatch(/^sch_/);
+    const bodies = new Map(first.map((c) => [c.headers["webhook-id"], verify(ep.secret, c as never)]));
+
+    const write = await mintToken(account, "webhooks:write");
+    const res = await call("POST", `/v1/webhooks/${ep.id}/replay`, {
+      token: write,
+      // An unknown alert id and another account's-looking change id are skipped like unknown events.
+      body: { event_ids: [...ids, "alt_000000000000000000000000", "sch_unknown"] },
+    });
+    expect(res.status).toBe(202);
+    expect(await json(res)).toEqual({ queued: 2 });
+    const all = await waitForCalls(name, 4);
+    await quiet();
+    expect(await received(name)).toHaveLength(4);
+    for (const again of all.slice(2)) {
+      const id = again.headers["webhook-id"] as string;
+      expect(ids).toContain(id);
+      // The same notification, signed again: data unchanged, a new attempt's timestamp.
+      expect(verify(ep.secret, again as never).data).toEqual(bodies.get(id)?.data);
+    }
+
+    // Another account's endpoint cannot replay them: its ids are not found there.
+    const other = freshAccount("replayother");
+    const otherName = hookName();
+    const otherEp = await createEndpoint(other, { url: hookUrl(otherName), event_types: null });
+    const stranger = await call("POST", `/v1/webhooks/${otherEp.id}/replay`, {
+      token: await mintToken(other, "webhooks:write"),
+      body: { event_ids: ids },
+    });
+    expect(await json(stranger)).toEqual({ queued: 0 });
+
+    // An endpoint that takes suppression changes only replays the change alone.
+    const changesOnly = await createEndpoint(account, {
+      url: hookUrl(hookName()),
+      event_types: ["suppression.created"],
+    });
+    const onlyChange = await call("POST", `/v1/webhooks/${changesOnly.id}/replay`, {
+      token: write,
+      body: { event_ids: ids },
+    });
+    expect(await json(onlyChange)).toEqual({ queued: 1 });
+  }, 90_000);
+});
