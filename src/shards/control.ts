@@ -10,22 +10,34 @@ import { boundShards } from "./bindings";
  * database is also the control one; these wrappers take the answer from DB instead.
  */
 
-/** A walk over accounts whose groups carry the plan read from the control database. */
-export function withControlPlan<G extends { key: string; plan: string | null }, P>(
-  env: Env,
+/**
+ * A walk whose groups are completed from the control database as they are reached: `fill` reads
+ * what the shard does not hold (one key look-up per group) and its fields replace the group's.
+ */
+function withControl<G extends { key: string }, P>(
   walk: PurgeWalk<G, P>,
+  fill: (group: G) => Promise<Partial<G>>,
 ): PurgeWalk<G, P> {
   return {
     ...walk,
     next: async (after) => {
       const group = await walk.next(after);
-      if (!group) return null;
-      const row = await env.DB.prepare("SELECT plan FROM accounts WHERE id = ?")
-        .bind(group.key)
-        .first<{ plan: string }>();
-      return { ...group, plan: row?.plan ?? null };
+      return group ? { ...group, ...(await fill(group)) } : null;
     },
   };
+}
+
+/** A walk over accounts whose groups carry, from the control database, each account's plan. */
+export function withControlPlan<G extends { key: string; plan: string | null }, P>(
+  env: Env,
+  walk: PurgeWalk<G, P>,
+): PurgeWalk<G, P> {
+  return withControl(walk, async (group) => {
+    const row = await env.DB.prepare("SELECT plan FROM accounts WHERE id = ?")
+      .bind(group.key)
+      .first<{ plan: string }>();
+    return { plan: row?.plan ?? null } as Partial<G>;
+  });
 }
 
 /** A walk over webhook endpoints whose groups say, from the control database, whether each still exists. */
@@ -33,19 +45,14 @@ export function withControlEndpoint<G extends { key: string; live: number; plan:
   env: Env,
   walk: PurgeWalk<G, P>,
 ): PurgeWalk<G, P> {
-  return {
-    ...walk,
-    next: async (after) => {
-      const group = await walk.next(after);
-      if (!group) return null;
-      const row = await env.DB.prepare(
-        "SELECT a.plan AS plan FROM webhook_endpoints AS w LEFT JOIN accounts AS a ON a.id = w.account_id WHERE w.id = ?",
-      )
-        .bind(group.key)
-        .first<{ plan: string | null }>();
-      return { ...group, live: row ? 1 : 0, plan: row?.plan ?? null };
-    },
-  };
+  return withControl(walk, async (group) => {
+    const row = await env.DB.prepare(
+      "SELECT a.plan AS plan FROM webhook_endpoints AS w LEFT JOIN accounts AS a ON a.id = w.account_id WHERE w.id = ?",
+    )
+      .bind(group.key)
+      .first<{ plan: string | null }>();
+    return { live: row ? 1 : 0, plan: row?.plan ?? null } as Partial<G>;
+  });
 }
 
 /**
