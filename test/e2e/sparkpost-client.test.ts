@@ -3,8 +3,8 @@
  * /compat/sparkpost under `wrangler dev`: its `origin` option takes a base URL with a path, so
  * `origin: <dev>/compat/sparkpost` makes it call /compat/sparkpost/api/v1/events/message with the
  * JWT as its bare API key, exactly as it calls api.sparkpost.com. Events are written straight into
- * the local D1 before the server starts; the client searches, follows links.next with its own
- * `get`, and sees errors in SparkPost's shape.
+ * the local D1 before the server starts, with the rollups the consumer would write beside them; the
+ * client searches, follows links.next with its own `get`, and sees errors in SparkPost's shape.
  */
 import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
@@ -28,6 +28,28 @@ const SparkPost = createRequire(import.meta.url)("sparkpost") as new (
 const ACCOUNT = `acct_sp_${randomBytes(4).toString("hex")}`;
 
 const sqlText = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/**
+ * The metrics rollups of an account's seeded events, as the queue consumer writes them beside each
+ * event (SPEC §15): quarter-hour, day and hourly rows of its delivered and bounced counts. Totals
+ * filtered by campaign read them (src/store/rollup-totals.ts), so events written straight into D1
+ * need them too.
+ */
+function rollupsOf(account: string): string {
+  const counters =
+    "SUM(type = 'email.delivered'), SUM(type = 'email.bounced'), SUM(bounce_type IS 'permanent')";
+  const dims = (width: number) =>
+    `account_id, occurred_at - occurred_at % ${width}, COALESCE(campaign, ''), '', '', COALESCE(from_domain, '')`;
+  const where = `FROM events WHERE account_id = ${sqlText(account)}`;
+  return [
+    `INSERT INTO metric_rollups (account_id, bucket, campaign, template_id, topic, from_domain, recipient_domain, tags, delivered, bounced, bounced_permanent)
+     SELECT ${dims(900_000)}, substr(recipient, instr(recipient, '@') + 1), '[]', ${counters} ${where} GROUP BY 1, 2, 3, 4, 5, 6, 7;`,
+    `INSERT INTO metric_rollups_day (account_id, bucket, campaign, template_id, topic, from_domain, tags, delivered, bounced, bounced_permanent)
+     SELECT ${dims(86_400_000)}, '[]', ${counters} ${where} GROUP BY 1, 2, 3, 4, 5, 6;`,
+    `INSERT INTO metric_rollups_hour (account_id, bucket, delivered, bounced, bounced_permanent)
+     SELECT account_id, occurred_at - occurred_at % 3600000, ${counters} ${where} GROUP BY 1, 2;`,
+  ].join("\n");
+}
 
 describe("the sparkpost npm client against /compat/sparkpost", () => {
   const secret = randomBytes(36).toString("base64url");
@@ -69,7 +91,7 @@ describe("the sparkpost npm client against /compat/sparkpost", () => {
             `(${sqlText(r.account)}, ${r.at}, ${sqlText(r.id)}, ${sqlText(r.type)}, 'email_1', 'user@example.com', ` +
             `${sqlText(r.campaign)}, ${r.type === "email.bounced" ? "'permanent', 'NoEmail', 550, '550 5.1.1 unknown'" : "NULL, NULL, NULL, NULL"})`,
         )
-        .join(", ")};`,
+        .join(", ")};\n${rollupsOf(account)}`,
     }));
     dev = await startWranglerDev(
       { JWT_SECRET: secret, TRACKING_KEYS: randomBytes(32).toString("base64url") },
