@@ -12,13 +12,17 @@ export interface AccountPlan {
   retention_days: number;
 }
 
-/** The account's plan and retention; an account with no row has DEFAULT_PLAN (SPEC §11). */
-export async function getAccountPlan(env: Env, accountId: string): Promise<AccountPlan> {
-  const row = await drizzle(env.DB)
-    .select({ plan: accounts.plan })
+/** The account's row in the control database (none: DEFAULT_PLAN, events complete): one key read. */
+const accountRow = (env: Env, accountId: string) =>
+  drizzle(env.DB)
+    .select({ plan: accounts.plan, completeFrom: accounts.eventsCompleteFrom })
     .from(accounts)
     .where(eq(accounts.id, accountId))
     .get();
+
+/** The account's plan and retention; an account with no row has DEFAULT_PLAN (SPEC §11). */
+export async function getAccountPlan(env: Env, accountId: string): Promise<AccountPlan> {
+  const row = await accountRow(env, accountId);
   return { id: accountId, ...effectivePlan(env, row?.plan ?? null) };
 }
 
@@ -33,12 +37,7 @@ export async function setAccountPlan(
   if (retention === undefined) {
     throw validationError("plan", `plan must be one of ${Object.keys(all).join(", ")}`);
   }
-  const d = drizzle(env.DB);
-  const row = await d
-    .select({ plan: accounts.plan, completeFrom: accounts.eventsCompleteFrom })
-    .from(accounts)
-    .where(eq(accounts.id, accountId))
-    .get();
+  const row = await accountRow(env, accountId);
   // A longer retention reaches back past what the shorter one's purge may have removed: the events
   // are complete only from the old cutoff on (db/accounts.ts events_complete_from), never earlier
   // than a cutoff recorded before.
@@ -47,7 +46,7 @@ export async function setAccountPlan(
     retention > before
       ? Math.max(row?.completeFrom ?? 0, now - before * DAY_MS)
       : (row?.completeFrom ?? null);
-  await d
+  await drizzle(env.DB)
     .insert(accounts)
     .values({ id: accountId, plan, createdAt: now, updatedAt: now, eventsCompleteFrom: completeFrom })
     .onConflictDoUpdate({
@@ -67,11 +66,7 @@ export async function eventsCompleteFrom(
   accountId: string,
   now = Date.now(),
 ): Promise<number | null> {
-  const row = await drizzle(env.DB)
-    .select({ plan: accounts.plan, completeFrom: accounts.eventsCompleteFrom })
-    .from(accounts)
-    .where(eq(accounts.id, accountId))
-    .get();
+  const row = await accountRow(env, accountId);
   if (!row || row.completeFrom === null) return null;
   const earliest = now - effectivePlan(env, row.plan).retention_days * DAY_MS;
   return row.completeFrom > earliest ? row.completeFrom : null;

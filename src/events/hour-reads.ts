@@ -51,35 +51,44 @@ export async function windowTotal(
   exact: (db: D1Database, range: Range) => Promise<{ total: number; rowsRead: number }>,
 ): Promise<{ total: number; rowsRead: number; byHours: boolean }> {
   const trust = byRollups === null ? null : await rollupsTrusted(env, accountId, window.start);
-  const rollups = trust !== null;
-  let byHours = rollups;
+  if (byRollups === null || trust === null) {
+    const counted = await countAcross(env, shards, (db) => exact(db, window));
+    return { ...counted, byHours: false };
+  }
   // The part of the window before the events are complete (a plan change's gap) counts its events.
-  const cut = trust === null ? window.end : Math.min(Math.max(trust.from, window.start), window.end);
-  const head = { start: window.start, end: cut };
-  const rest = { start: cut, end: window.end };
+  const cut = Math.min(trust.from, window.end);
+  let byHours = true;
   const counted = await countAcross(env, shards, async (db) => {
-    if (byRollups === null || !rollups) return exact(db, window);
-    const before = head.start < head.end ? await exact(db, head) : { total: 0, rowsRead: 0 };
-    const after = async (): Promise<{ total: number; rowsRead: number }> => {
-      if (rest.start >= rest.end) return { total: 0, rowsRead: 0 };
-      if (byRollups.where === null) return countByHours(db, accountId, rest, byRollups.types);
-      const tried = await countByRollups(
-        db,
-        accountId,
-        rest,
-        { ...byRollups, where: byRollups.where },
-        (range) => exact(db, range),
-      );
-      if (tried.total !== null) return { total: tried.total, rowsRead: tried.rowsRead };
-      // A folded value or too many rollup rows: this shard counts its events (its rollup reads count too).
-      byHours = false;
-      const events = await exact(db, rest);
-      return { total: events.total, rowsRead: tried.rowsRead + events.rowsRead };
-    };
-    const counted = await after();
-    return { total: before.total + counted.total, rowsRead: before.rowsRead + counted.rowsRead };
+    const [head, rest] = await Promise.all([
+      cut > window.start ? exact(db, { start: window.start, end: cut }) : { total: 0, rowsRead: 0 },
+      cut < window.end
+        ? countRest(db, accountId, { start: cut, end: window.end }, byRollups, exact)
+        : { total: 0, rowsRead: 0, byRollups: true },
+    ]);
+    if (!rest.byRollups) byHours = false;
+    return { total: head.total + rest.total, rowsRead: head.rowsRead + rest.rowsRead };
   });
   return { ...counted, byHours };
+}
+
+/**
+ * One shard's count of a range the rollups may answer: the hourly totals for types alone, the day
+ * and quarter-hour rollups for their dimensions, or its events when those cannot (a folded value,
+ * too many rollup rows; the rollup reads count too).
+ */
+async function countRest(
+  db: D1Database,
+  accountId: string,
+  range: Range,
+  byRollups: TotalByRollups,
+  exact: (db: D1Database, range: Range) => Promise<{ total: number; rowsRead: number }>,
+): Promise<{ total: number; rowsRead: number; byRollups: boolean }> {
+  const { types, where } = byRollups;
+  if (where === null) return { ...(await countByHours(db, accountId, range, types)), byRollups: true };
+  const tried = await countByRollups(db, accountId, range, { types, where }, (edge) => exact(db, edge));
+  if (tried.total !== null) return { total: tried.total, rowsRead: tried.rowsRead, byRollups: true };
+  const events = await exact(db, range);
+  return { total: events.total, rowsRead: tried.rowsRead + events.rowsRead, byRollups: false };
 }
 
 /**
