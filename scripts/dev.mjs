@@ -84,6 +84,12 @@ SELECT account_id, bucket - bucket % 86400000, campaign, template_id, topic, fro
   SUM(sent), SUM(delivered), SUM(opened), SUM(opened_by_person), SUM(unique_opened), SUM(unique_opened_by_person)
 FROM metric_rollups WHERE account_id = '${DEMO_ACCOUNT}' GROUP BY 1, 2, 3, 4, 5, 6, 7
   ON CONFLICT DO NOTHING;
+INSERT INTO metric_rollups_day_domains (account_id, bucket, from_domain, recipient_domain,
+  sent, delivered, opened, opened_by_person, unique_opened, unique_opened_by_person)
+SELECT account_id, bucket - bucket % 86400000, from_domain, recipient_domain,
+  SUM(sent), SUM(delivered), SUM(opened), SUM(opened_by_person), SUM(unique_opened), SUM(unique_opened_by_person)
+FROM metric_rollups WHERE account_id = '${DEMO_ACCOUNT}' GROUP BY 1, 2, 3, 4
+  ON CONFLICT DO NOTHING;
 INSERT INTO metric_rollups_hour (account_id, bucket,
   sent, delivered, opened, opened_by_person, unique_opened, unique_opened_by_person)
 SELECT account_id, bucket - bucket % 3600000,

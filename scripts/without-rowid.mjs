@@ -22,6 +22,7 @@ const TABLES = [
   "alerts",
   "link_rollups",
   "metric_rollups_day",
+  "metric_rollups_day_domains",
   "metric_rollups_hour",
   "rollup_folds",
 ];

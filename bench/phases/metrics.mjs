@@ -53,7 +53,13 @@ export async function metricsPhase({ app, client, secret, universe, values, roll
   const accounts = universe.accounts.map((a) => a.id);
   // Across every event shard (SPEC §17): one count row per shard, summed.
   const summed = (r) => ({ ...r, results: [{ n: r.results.reduce((s, x) => s + x.n, 0) }] });
-  const TABLES = ["metric_rollups", "metric_rollups_day", "metric_rollups_hour", "link_rollups"];
+  const TABLES = [
+    "metric_rollups",
+    "metric_rollups_day",
+    "metric_rollups_day_domains",
+    "metric_rollups_hour",
+    "link_rollups",
+  ];
   const [events, ...tableRows] = (
     await client.sql([
       { sql: "SELECT COUNT(*) AS n FROM events", on: "events" },

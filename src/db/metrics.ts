@@ -47,6 +47,17 @@ export const ROLLUP_KEY_COLUMNS = [
   "tags",
 ] as const;
 
+/**
+ * The key of the daily recipient-domain rollups (db/metric-rollups.ts): the sending and the
+ * recipient domain, nothing else.
+ */
+export const DAY_DOMAINS_ROLLUP_KEY_COLUMNS = [
+  "account_id",
+  "bucket",
+  "from_domain",
+  "recipient_domain",
+] as const;
+
 /** The key of the coarse daily rollups (db/metric-rollups.ts): no recipient domain. */
 export const DAY_ROLLUP_KEY_COLUMNS = [
   "account_id",

@@ -1,4 +1,5 @@
 import {
+  DAY_DOMAINS_ROLLUP_KEY_COLUMNS,
   DAY_ROLLUP_KEY_COLUMNS,
   HOUR_ROLLUP_KEY_COLUMNS,
   LINK_ROLLUP_KEY_COLUMNS,
@@ -178,11 +179,17 @@ export function expiredDeliveriesWalk(
 export function expiredRollupsWalk(db: D1Database, cutoff: number): PurgeWalk<{ key: string }, true> {
   const next =
     "SELECT account_id AS key FROM metric_rollups WHERE account_id > ?1 ORDER BY account_id LIMIT 1";
-  // An account's quarter-hour rollups, then its daily, hourly-total and link rollups (each of their rows has
+  // An account's quarter-hour rollups, then its daily, daily-domain, hourly-total and link rollups (each of their rows has
   // quarter-hour rows of the same account, so walking metric_rollups' accounts finds them all).
   const tables = [
     { name: "metric_rollups", key: ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
     { name: "metric_rollups_day", key: DAY_ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
+    {
+      name: "metric_rollups_day_domains",
+      key: DAY_DOMAINS_ROLLUP_KEY_COLUMNS,
+      group: "account_id",
+      time: "bucket",
+    },
     { name: "metric_rollups_hour", key: HOUR_ROLLUP_KEY_COLUMNS, group: "account_id", time: "bucket" },
     { name: "rollup_folds", key: ["account_id", "day"], group: "account_id", time: "day" },
     { name: "link_rollups", key: LINK_ROLLUP_KEY_COLUMNS, group: "account_id", time: "day" },

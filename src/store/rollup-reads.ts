@@ -25,8 +25,9 @@ export const ROLLUP_ROWS_BUDGET = REQUEST_ROWS_BUDGET - LOOKUP_ROWS;
 /**
  * Reads of the metrics rollups (db/metric-rollups.ts) for GET /v1/metrics, the reputation and the
  * alert rules: the quarter-hour rows; the hourly account totals for the whole UTC hours of a query
- * with no filter and no grouping in a zone of whole hours; and the coarse daily rows for the whole
- * UTC days of a UTC query that needs no recipient domain.
+ * with no filter and no grouping in a zone of whole hours; the coarse daily rows for the whole UTC
+ * days of a UTC query that needs no recipient domain; and the daily domain rows for the whole UTC
+ * days of one that needs the recipient domain and no other dimension but the sending domain.
  */
 
 /**
@@ -36,6 +37,9 @@ export const ROLLUP_ROWS_BUDGET = REQUEST_ROWS_BUDGET - LOOKUP_ROWS;
  */
 const PROVIDER_OF = (domain: string) =>
   `COALESCE(${consumerProviderSql(domain)}, (SELECT md.provider FROM mailbox_domains AS md WHERE md.domain = ${domain}), 'other')`;
+
+/** The groupings the daily domain rows answer (metric_rollups_day_domains holds these columns alone). */
+const DOMAIN_GROUPS: ReadonlySet<string> = new Set(["mailbox_provider", "recipient_domain", "domain"]);
 
 export interface Statement {
   sql: string;
@@ -98,6 +102,21 @@ export function buildMetricsStatements(
     q.interval !== "hour" &&
     dayStart < dayEnd &&
     zone.alwaysUtc();
+  // What needs the recipient domain (a provider or recipient-domain grouping, a provider filter) and
+  // no dimension but the sending domain besides: the whole UTC days of a UTC query by day, week or
+  // month from the daily domain rows (GET /v1/reputation, most alert rules), the partial days at the
+  // edges from the quarter-hour rows.
+  const byDomains =
+    !totalsOnly &&
+    (providers || q.group_by === "recipient_domain") &&
+    (q.group_by === undefined || DOMAIN_GROUPS.has(q.group_by)) &&
+    q.campaign === undefined &&
+    q.template_id === undefined &&
+    q.topic === undefined &&
+    q.tags === undefined &&
+    q.interval !== "hour" &&
+    dayStart < dayEnd &&
+    zone.alwaysUtc();
   const where = (range: string) => ["account_id = ?", range, ...filters].join(" AND ");
   let source: string;
   const params: (string | number)[] = [];
@@ -129,6 +148,23 @@ export function buildMetricsStatements(
     source = `(SELECT ${columns.join(", ")} FROM metric_rollups_day WHERE ${where("bucket >= ? AND bucket < ?")}
       UNION ALL
       SELECT ${columns.join(", ")} FROM metric_rollups
+      WHERE ${where(edges(window.start, dayStart, dayEnd, window.end))} ${cap}) AS r`;
+    params.push(accountId, dayStart, dayEnd, ...filterParams);
+    params.push(accountId, ...filterParams);
+  } else if (byDomains) {
+    // The domain rows hold no other dimension: blanks in their columns, which nothing here reads.
+    const blanks = [
+      "bucket",
+      "'' AS campaign",
+      "'' AS template_id",
+      "'' AS topic",
+      "from_domain",
+      "'[]' AS tags",
+    ];
+    source = `(SELECT ${[...blanks, ...METRIC_COUNTERS, "recipient_domain"].join(", ")} FROM metric_rollups_day_domains
+      WHERE ${where("bucket >= ? AND bucket < ?")}
+      UNION ALL
+      SELECT ${[...columns, "recipient_domain"].join(", ")} FROM metric_rollups
       WHERE ${where(edges(window.start, dayStart, dayEnd, window.end))} ${cap}) AS r`;
     params.push(accountId, dayStart, dayEnd, ...filterParams);
     params.push(accountId, ...filterParams);

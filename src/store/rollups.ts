@@ -1,5 +1,6 @@
 import type { Dimension } from "../db/event-record";
 import {
+  DAY_DOMAINS_ROLLUP_KEY_COLUMNS,
   DAY_ROLLUP_KEY_COLUMNS,
   DAY_ROLLUP_MS,
   FOLD_CAP,
@@ -42,23 +43,31 @@ import { COUNTER_OF_TYPE } from "./hour-totals";
 const B = ROLLUP_BUCKET_MS;
 /**
  * The grains every statement below writes (db/metric-rollups.ts): the quarter-hour rows with every
- * dimension, the coarser UTC-day rows without the recipient domain, and the hourly account totals
- * without any dimension, which answer most queries with far fewer rows read (store/rollup-reads.ts
- * picks). Each statement is built per grain.
+ * dimension, the coarser UTC-day rows without the recipient domain, the UTC-day rows of the sending
+ * and recipient domains alone, and the hourly account totals without any dimension, which answer
+ * most queries with far fewer rows read (store/rollup-reads.ts picks). Each statement is built per
+ * grain.
  */
-type Grain = "quarter" | "day" | "hour";
-const GRAINS: readonly Grain[] = ["quarter", "day", "hour"];
+type Grain = "quarter" | "day" | "domains" | "hour";
+const GRAINS: readonly Grain[] = ["quarter", "day", "domains", "hour"];
 const TABLE: Record<Grain, string> = {
   quarter: "metric_rollups",
   day: "metric_rollups_day",
+  domains: "metric_rollups_day_domains",
   hour: "metric_rollups_hour",
 };
 const KEY_COLUMNS_OF: Record<Grain, readonly string[]> = {
   quarter: ROLLUP_KEY_COLUMNS,
   day: DAY_ROLLUP_KEY_COLUMNS,
+  domains: DAY_DOMAINS_ROLLUP_KEY_COLUMNS,
   hour: HOUR_ROLLUP_KEY_COLUMNS,
 };
-const WIDTH: Record<Grain, number> = { quarter: B, day: DAY_ROLLUP_MS, hour: HOUR_ROLLUP_MS };
+const WIDTH: Record<Grain, number> = {
+  quarter: B,
+  day: DAY_ROLLUP_MS,
+  domains: DAY_ROLLUP_MS,
+  hour: HOUR_ROLLUP_MS,
+};
 /** The event dimensions in the rollup key (recipient_domain is derived from the recipient). */
 const KEY_DIMENSIONS: Dimension[] = ["campaign", "template_id", "topic", "from_domain", "tags"];
 
@@ -73,6 +82,8 @@ const sortedTags = (tags: string) =>
 function keyOf(a: string, grain: Grain): string {
   const bucket = `${a}.occurred_at - ${a}.occurred_at % ${WIDTH[grain]}`;
   if (grain === "hour") return [`${a}.account_id`, bucket].join(", ");
+  if (grain === "domains")
+    return [`${a}.account_id`, bucket, `COALESCE(${a}.from_domain, '')`, recipientDomain(a)].join(", ");
   return [
     `${a}.account_id`,
     bucket,
@@ -184,9 +195,9 @@ function upsert(ctes: string, contributions: Contribution[]): Record<Grain, stri
   const sums = METRIC_COUNTERS.map((c) => `SUM(c.${c})`);
   const one = (grain: Grain) => {
     const key = KEY_COLUMNS_OF[grain];
-    // The hourly totals have no dimension to fold; the other grains count a folded value under
-    // FOLDED_VALUE, by the same rule in every grain.
-    const folds = grain === "hour" ? [] : FOLDED_DIMENSIONS.filter((d) => key.includes(d));
+    // The hourly totals and the domain rows have no dimension to fold; the other grains count a
+    // folded value under FOLDED_VALUE, by the same rule in every grain.
+    const folds = FOLDED_DIMENSIONS.filter((d) => key.includes(d));
     const keyExprs = key.map((k) => ((folds as readonly string[]).includes(k) ? `f_${k}.folded` : `c.${k}`));
     const joins = folds.map(
       (d) =>
@@ -204,7 +215,7 @@ HAVING ${sums.map((s) => `${s} <> 0`).join(" OR ")}
 ON CONFLICT (${key.join(", ")}) DO UPDATE SET
   ${METRIC_COUNTERS.map((c) => `${c} = ${c} + excluded.${c}`).join(",\n  ")}`;
   };
-  return { quarter: one("quarter"), day: one("day"), hour: one("hour") };
+  return { quarter: one("quarter"), day: one("day"), domains: one("domains"), hour: one("hour") };
 }
 
 /** One statement per grain, bound to the same parameters. */

@@ -13,6 +13,7 @@ const ACCOUNT_HOLDING_TABLES = [
   "message_ids",
   "metric_rollups",
   "metric_rollups_day",
+  "metric_rollups_day_domains",
   "metric_rollups_hour",
   "rollup_folds",
   "link_rollups",

@@ -134,35 +134,56 @@ describe("GET /v1/metrics/links", () => {
 });
 
 describe("which rollups a metrics query reads", () => {
-  it("the hourly totals when nothing filters or groups in a zone of whole hours, the coarse daily rows for whole UTC days by day, week or month in UTC, the quarter-hour rows at the edges and otherwise", async () => {
+  it("the hourly totals when nothing filters or groups in a zone of whole hours, the coarse daily rows for whole UTC days by day, week or month in UTC, the daily domain rows when it needs the recipient domain and nothing else but the sending domain, the quarter-hour rows at the edges and otherwise", async () => {
     const { metricsWindow, parseMetricsParams: parseMetricsQuery } = await import("../../src/metrics/query");
     const { buildMetricsStatements } = await import("../../src/store");
     const { ZoneOffsets } = await import("../../src/metrics/buckets");
     const now = Date.parse("2026-04-05T12:07:00Z");
-    const sqlOf = (query: string) => {
+    /** The rollup tables a query's statement reads, sorted. */
+    const tablesOf = (query: string) => {
       const q = parseMetricsQuery(new URLSearchParams(query));
       const w = metricsWindow(q, now);
-      return buildMetricsStatements("acct", q, w, new ZoneOffsets(q.tz, w.start, w.end)).sql;
+      const { sql } = buildMetricsStatements("acct", q, w, new ZoneOffsets(q.tz, w.start, w.end));
+      return [...new Set([...sql.matchAll(/FROM (metric_rollups\w*)/g)].map((m) => m[1]))].sort();
     };
-    expect(sqlOf("days=30&group_by=campaign")).toContain("metric_rollups_day");
-    expect(sqlOf("days=400&interval=month&campaign=spring")).toContain("metric_rollups_day");
+    const QUARTER = "metric_rollups";
+    const DAY = "metric_rollups_day";
+    const DOMAINS = "metric_rollups_day_domains";
+    const HOUR = "metric_rollups_hour";
+    expect(tablesOf("days=30&group_by=campaign")).toEqual([QUARTER, DAY]);
+    expect(tablesOf("days=400&interval=month&campaign=spring")).toEqual([QUARTER, DAY]);
     for (const unfiltered of [
       "days=400&interval=month",
       "days=400&interval=hour",
       "days=30&interval=hour&tz=America/New_York",
       "days=30&interval=week&tz=Europe/Paris",
     ]) {
-      expect(sqlOf(unfiltered)).toContain("metric_rollups_hour");
-      expect(sqlOf(unfiltered)).not.toContain("metric_rollups_day");
+      expect(tablesOf(unfiltered), unfiltered).toEqual([QUARTER, HOUR]);
+    }
+    // The recipient domain and nothing else but the sending domain, in UTC days, weeks or months.
+    for (const byDomain of [
+      "days=30&group_by=recipient_domain",
+      "days=30&group_by=mailbox_provider",
+      "days=30&mailbox_provider=google",
+      "days=30&interval=month&group_by=mailbox_provider&domain=news.acme.com",
+      "days=30&group_by=domain&mailbox_provider=microsoft",
+      "days=7&interval=week&group_by=recipient_domain&mailbox_provider=yahoo",
+    ]) {
+      expect(tablesOf(byDomain), byDomain).toEqual([QUARTER, DOMAINS]);
     }
     // A zone at a half hour, a filter or a grouping: never the account totals.
-    expect(sqlOf("days=30&interval=day&tz=Asia/Kolkata")).not.toContain("metric_rollups_hour");
-    expect(sqlOf("days=30&interval=hour&campaign=spring")).not.toContain("metric_rollups_hour");
-    expect(sqlOf("days=30&group_by=topic")).not.toContain("metric_rollups_hour");
-    expect(sqlOf("days=30&interval=hour")).not.toContain("metric_rollups_day");
-    expect(sqlOf("days=30&tz=America/New_York&group_by=campaign")).not.toContain("metric_rollups_day");
-    expect(sqlOf("days=30&group_by=recipient_domain")).not.toContain("metric_rollups_day");
-    expect(sqlOf("days=30&mailbox_provider=google")).not.toContain("metric_rollups_day");
+    expect(tablesOf("days=30&interval=day&tz=Asia/Kolkata")).toEqual([QUARTER]);
+    expect(tablesOf("days=30&interval=hour&campaign=spring")).toEqual([QUARTER]);
+    expect(tablesOf("days=30&group_by=topic")).toEqual([QUARTER, DAY]);
+    expect(tablesOf("days=30&interval=hour&group_by=topic")).toEqual([QUARTER]);
+    expect(tablesOf("days=30&tz=America/New_York&group_by=campaign")).toEqual([QUARTER]);
+    // The recipient domain with another dimension, by the hour, outside UTC, or within one day.
+    expect(tablesOf("days=30&group_by=mailbox_provider&campaign=spring")).toEqual([QUARTER]);
+    expect(tablesOf("days=30&group_by=recipient_domain&tags=vip")).toEqual([QUARTER]);
+    expect(tablesOf("days=30&group_by=campaign&mailbox_provider=google")).toEqual([QUARTER]);
+    expect(tablesOf("days=30&interval=hour&group_by=mailbox_provider")).toEqual([QUARTER]);
+    expect(tablesOf("days=30&tz=Europe/Paris&group_by=mailbox_provider")).toEqual([QUARTER]);
+    expect(tablesOf("days=1&group_by=mailbox_provider")).toEqual([QUARTER]);
   });
 });
 

@@ -411,6 +411,7 @@ describe("GET /v1/metrics equals GET /v1/events (property)", () => {
     for (const table of [
       "metric_rollups",
       "metric_rollups_day",
+      "metric_rollups_day_domains",
       "metric_rollups_hour",
       "rollup_folds",
       "link_rollups",

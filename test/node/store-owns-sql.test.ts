@@ -16,6 +16,7 @@ const PER_EMAIL_TABLES = [
   "message_ids",
   "metric_rollups",
   "metric_rollups_day",
+  "metric_rollups_day_domains",
   "metric_rollups_hour",
   "rollup_folds",
   "link_rollups",

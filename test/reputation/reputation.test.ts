@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { EventRecord } from "../../src/events/record";
 import { statusOf } from "../../src/reputation/reputation";
-import { call, consume, event, eventMessage, freshAccount, json, mintToken } from "../helpers";
+import { ROLLUP_ROWS_BUDGET, rebuildRollups } from "../../src/store";
+import { call, consume, event, eventMessage, eventsDb, freshAccount, json, mintToken } from "../helpers";
 
 const HOUR = 3_600_000;
 
@@ -101,6 +102,77 @@ describe("GET /v1/reputation", () => {
       bounce_rate: null,
       status: "insufficient_volume",
       by_mailbox_provider: [],
+    });
+  });
+
+  it("answers 30 days of an account with more quarter-hour rows than one request reads, from the daily domain rows (SPEC §18, §19)", async () => {
+    const account = freshAccount();
+    const now = Date.now();
+    const DAY = 24 * HOUR;
+    const QUARTER = 15 * 60_000;
+    const DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "corp.example"];
+    // 12,000 events over the 20 days that end two days ago, each with its own quarter hour, recipient
+    // domain and campaign (12,000 quarter-hour rows, 80 daily domain rows); every 50th a permanent
+    // bounce. Written straight into D1, then rolled up by the consumer's own statements.
+    const db = eventsDb(account);
+    await db
+      .prepare(
+        `WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < 11999)
+         INSERT INTO events (account_id, occurred_at, id, type, email_id, recipient, from_domain, campaign, bounce_type)
+         SELECT ?1, ?2 - (i % 1920) * ${QUARTER}, printf('evt_rep%06d', i),
+                CASE WHEN i % 50 = 0 THEN 'email.bounced' ELSE 'email.sent' END, printf('email_rep%06d', i),
+                'p' || i || '@' || CASE (i / 1920) % 4 ${DOMAINS.map((d, n) => `WHEN ${n} THEN '${d}'`).join(" ")} END,
+                'mail.acme.test', 'c' || (i / 1920), CASE WHEN i % 50 = 0 THEN 'permanent' END
+         FROM k`,
+      )
+      .bind(account, now - 2 * DAY - 1_000)
+      .run();
+    await db.batch(rebuildRollups(db, account));
+    const quarterRows = await db
+      .prepare("SELECT COUNT(*) AS n FROM metric_rollups WHERE account_id = ?")
+      .bind(account)
+      .first<{ n: number }>();
+    expect(quarterRows?.n).toBeGreaterThan(ROLLUP_ROWS_BUDGET);
+
+    const want = DOMAINS.map((_, n) => {
+      const ids = Array.from({ length: 12_000 }, (_, i) => i).filter((i) => Math.floor(i / 1920) % 4 === n);
+      const bounced = ids.filter((i) => i % 50 === 0).length;
+      return { sent: ids.length - bounced, bounced };
+    });
+    const token = await mintToken(account, "events:read");
+    const res = await call("GET", "/v1/reputation?days=30", { token });
+    expect(res.status).toBe(200);
+    const body = await json(res);
+    const sent = want.reduce((n, w) => n + w.sent, 0);
+    const rate = (a: number, b: number) => Math.round((a / b) * 1e6) / 1e6;
+    expect(body).toMatchObject({
+      window: { sent },
+      bounce_rate: rate(
+        want.reduce((n, w) => n + w.bounced, 0),
+        sent,
+      ),
+    });
+    // Per provider, as the route orders them (most sent first, then by name); no deliveries, so no
+    // complaint rate anywhere.
+    const provider = ["google", "yahoo", "microsoft", "other"];
+    expect(body.by_mailbox_provider).toEqual(
+      want
+        .map((w, n) => ({
+          mailbox_provider: provider[n] as string,
+          sent: w.sent,
+          bounce_rate: rate(w.bounced, w.sent),
+          complaint_rate: null,
+        }))
+        .sort((a, b) => b.sent - a.sent || (a.mailbox_provider < b.mailbox_provider ? -1 : 1)),
+    );
+    // The same question by the metrics route, grouped by provider over the month, agrees.
+    const metrics = await call("GET", "/v1/metrics?days=30&interval=month&group_by=mailbox_provider", {
+      token,
+    });
+    expect(metrics.status).toBe(200);
+    expect((await json(metrics)).totals).toMatchObject({
+      sent,
+      bounced_permanent: want.reduce((n, w) => n + w.bounced, 0),
     });
   });
 });
