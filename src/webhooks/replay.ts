@@ -2,6 +2,8 @@ import { getAccountPlan } from "../accounts/plans";
 import { alertsByIds } from "../alerts/store";
 import type { WebhookEndpointRow } from "../db/webhooks";
 import type { Env } from "../env";
+import { windowTotal } from "../events/hour-reads";
+import { EVENT_TYPES, type EventType } from "../events/record";
 import { ApiError, validationError } from "../lib/errors";
 import { releaseLease, renewLease, takeLease } from "../lib/lease";
 import { DAY_MS } from "../lib/params";
@@ -137,6 +139,44 @@ async function notificationsByIds(
   ];
 }
 
+/**
+ * A window replay's refusal without reading its events (SPEC §18): the hourly rollups count the
+ * window's events of its types (events/hour-reads.ts windowTotal: a row per hour plus the edge
+ * hours' events), and more than MAX_REPLAY_WINDOW_EVENTS is `400` naming `start`. Where they cannot
+ * answer (an erasure or a plan change's gap in the window) nothing is refused here: the read of the
+ * window's events, capped at one past the limit, refuses it as before. A 30-day window of the
+ * largest account read the 10,001st event and 10,004 rows to refuse; now its hourly rows.
+ */
+async function refuseWindowPastCap(
+  env: Env,
+  accountId: string,
+  shards: readonly { shard: number }[],
+  window: { start: number; end: number },
+  eventTypes: readonly string[] | null,
+): Promise<void> {
+  if (window.start >= window.end) return;
+  let answered = true;
+  const counted = await windowTotal(
+    env,
+    shards.map((s) => s.shard),
+    accountId,
+    window,
+    { types: (eventTypes as EventType[] | null) ?? EVENT_TYPES, where: null },
+    async () => {
+      answered = false;
+      return { total: 0, rowsRead: 0 };
+    },
+  );
+  if (answered && counted.total > MAX_REPLAY_WINDOW_EVENTS) throw tooManyToReplay();
+}
+
+function tooManyToReplay(): ApiError {
+  return validationError(
+    "start",
+    `the window holds more than ${MAX_REPLAY_WINDOW_EVENTS.toLocaleString("en-US")} events; replay a shorter one`,
+  );
+}
+
 export async function replay(
   env: Env,
   endpoint: WebhookEndpointRow,
@@ -182,6 +222,13 @@ export async function replay(
     notifications = await notificationsByIds(env, endpoint.accountId, shards, request.eventIds);
   } else {
     const start = Math.max(request.start, earliest);
+    await refuseWindowPastCap(
+      env,
+      endpoint.accountId,
+      shards,
+      { start, end: request.end },
+      request.eventTypes,
+    );
     const perShard = await Promise.all(
       shards.map(async ({ shard, db }) =>
         (
@@ -195,12 +242,7 @@ export async function replay(
       ),
     );
     const results = oldestFirst(perShard, MAX_REPLAY_WINDOW_EVENTS + 1);
-    if (results.length > MAX_REPLAY_WINDOW_EVENTS) {
-      throw validationError(
-        "start",
-        `the window holds more than ${MAX_REPLAY_WINDOW_EVENTS.toLocaleString("en-US")} events; replay a shorter one`,
-      );
-    }
+    if (results.length > MAX_REPLAY_WINDOW_EVENTS) throw tooManyToReplay();
     events = results;
   }
   const sub = subscriptionOf(endpoint);
