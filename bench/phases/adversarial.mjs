@@ -38,9 +38,11 @@ export async function adversarialPhase({ client, secret, values }) {
     {
       sql: "SELECT id FROM events WHERE account_id = ? ORDER BY occurred_at LIMIT 100",
       params: [account],
+      on: `account:${account}`,
     },
   ]);
   const oldest100 = ids.results.map((r) => r.id);
+  if (oldest100.length === 0) throw new Error(`adversarial: no events of ${account} found on its shard`);
   const [ep] = await client.sql([
     { sql: "SELECT id FROM webhook_endpoints WHERE account_id = ? LIMIT 1", params: [account] },
   ]);
@@ -50,10 +52,12 @@ export async function adversarialPhase({ client, secret, values }) {
     {
       sql: "SELECT campaign FROM events WHERE account_id = ? AND campaign IS NOT NULL ORDER BY occurred_at DESC LIMIT 1",
       params: [account],
+      on: `account:${account}`,
     },
   ]);
-  const campaign = camp.results[0]?.campaign ?? "none";
-  const campaignWord = campaign.split(/[ \-_]+/)[0] ?? "none";
+  const campaign = camp.results[0]?.campaign;
+  if (!campaign) throw new Error(`adversarial: no campaign of ${account} found on its shard`);
+  const campaignWord = campaign.split(/[ \-_]+/)[0] ?? campaign;
 
   const first = async (path, t) => {
     const page = await client.call(`/__bench/measure`, { method: "POST", body: { path, headers: auth(t) } });
