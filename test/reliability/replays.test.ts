@@ -86,6 +86,8 @@ describe("replayed tracking tokens", () => {
 
   it("records one unsubscribe per token per day: a retried one-click POST neither doubles it nor restores a removed suppression", async () => {
     const account = freshAccount();
+    // The day's bucket must not end between the first POST and its retries (UTC midnight).
+    await freshBucket(REPLAY_BUCKET_MS["email.unsubscribed"]);
     const token = await tokenFor("unsubscribe", { account_id: account, recipient: "leaver@example.com" });
     const [first] = await requestTimes(`/u/${token}`, 1, oneClick);
     await consume([first]);

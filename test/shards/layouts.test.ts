@@ -132,7 +132,10 @@ function neutral(s: Stored, value: unknown): unknown {
     .replace(/"(sup|wdl)_[0-9a-f]+"/g, '"$1"')
     .replace(/"(\d{4}-\d\d-\d\dT[\d:.]+Z)"/g, (all, iso: string) =>
       Date.parse(iso) >= startedAt ? '"RECENT"' : all,
-    );
+    )
+    // A window the server takes from its own clock (reputation's `days`, Unosend's `period`) starts
+    // on the quarter hour or the UTC day before it: a boundary may pass between two layouts' reads.
+    .replace(/"start":"\d{4}-\d\d-\d\dT[\d:.]+Z"/g, '"start":"WINDOW"');
   return JSON.parse(text);
 }
 
@@ -164,9 +167,17 @@ beforeAll(async () => {
   for (const layout of LAYOUTS) stored.push(await store(layout));
 }, 120_000);
 
+/**
+ * The explicit window of the metrics reads: 20 days to the next whole hour after the seeding, fixed
+ * once, so that the three layouts' reads ask the same question even when an hour passes between them.
+ */
+let fixedWindow: string | undefined;
 const window = () => {
-  const end = new Date(Math.ceil(Date.now() / 3_600_000) * 3_600_000).toISOString();
-  return `start=${new Date(Date.parse(end) - 20 * 86_400_000).toISOString()}&end=${end}`;
+  if (fixedWindow === undefined) {
+    const end = new Date(Math.ceil(Date.now() / 3_600_000) * 3_600_000).toISOString();
+    fixedWindow = `start=${new Date(Date.parse(end) - 20 * 86_400_000).toISOString()}&end=${end}`;
+  }
+  return fixedWindow;
 };
 
 /** Every read route: a name and how to read it whole for one stored layout. */
