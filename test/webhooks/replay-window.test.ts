@@ -6,6 +6,7 @@ import { accountShards } from "../../src/shards/route";
 import { replay } from "../../src/webhooks/replay";
 import { getEndpoint } from "../../src/webhooks/store";
 import { eventsBindingOf, eventsDb, freshAccount, rollUpHours } from "../helpers";
+import { measuringEnv } from "../shards/support";
 import { createEndpoint, hookName, hookUrl } from "./support";
 
 /**
@@ -18,43 +19,17 @@ import { createEndpoint, hookName, hookUrl } from "./support";
 const e = env as unknown as Env;
 const HOUR = 3_600_000;
 
-/** The env with the account's event shard summing D1's rows_read of every statement run on it. */
+/** The env with every D1 binding summing D1's rows_read, and the rows read on the account's shard. */
 function countingEnv(accountId: string) {
-  const total = { rowsRead: 0 };
-  const base = eventsDb(accountId);
-  const wrap = (stmt: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(stmt, {
-      get(t, prop) {
-        if (prop === "bind") return (...args: unknown[]) => wrap(t.bind(...args));
-        if (prop === "all" || prop === "run" || prop === "raw" || prop === "first")
-          return async (...args: unknown[]) => {
-            if (prop === "all" || prop === "run") {
-              const r = await (t[prop] as () => Promise<D1Result>)();
-              total.rowsRead += r.meta.rows_read;
-              return r;
-            }
-            const r = await t.all();
-            total.rowsRead += r.meta.rows_read;
-            return (t[prop] as (...a: unknown[]) => unknown)(...args);
-          };
-        const v = Reflect.get(t, prop, t);
-        return typeof v === "function" ? v.bind(t) : v;
+  const measured = measuringEnv(e);
+  return {
+    env: measured.env,
+    total: {
+      get rowsRead() {
+        return measured.rowsRead.get(eventsBindingOf(accountId)) ?? 0;
       },
-    });
-  const db = new Proxy(base, {
-    get(t, prop) {
-      if (prop === "prepare") return (sql: string) => wrap(t.prepare(sql));
-      if (prop === "batch")
-        return async (statements: D1PreparedStatement[]) => {
-          const results = await t.batch(statements);
-          for (const r of results) total.rowsRead += r.meta.rows_read;
-          return results;
-        };
-      const v = Reflect.get(t, prop, t);
-      return typeof v === "function" ? v.bind(t) : v;
     },
-  });
-  return { env: { ...e, [eventsBindingOf(accountId)]: db } as Env, total };
+  };
 }
 
 /** `n` sent events, one every 3 seconds back from `newest`, straight into D1 with their hourly rollups. */
